@@ -1,0 +1,27 @@
+-- requeue_inprogress.lua: move a batch of a node's in-progress jobs back to the queue.
+--
+-- Run at start (a node's own leftovers), at clean shutdown, and by any live node for a
+-- node whose heartbeat lease has expired. Callers repeat it while jobs remain; each
+-- batch is atomic, so two nodes recovering the same dead node never move a job twice.
+--
+-- KEYS[1]  inprogress:<q>:<node>
+-- KEYS[2]  queue:<q>
+-- KEYS[3]  (optional) verk:node:<node>, the node's lease: when given and present, the
+--          node is alive and nothing is moved
+-- ARGV[1]  N, the most jobs to move in this batch
+--
+-- Returns: {moved, remaining}; moved is -1 when the lease exists. The oldest jobs (the
+-- list's tail) move first and land at the queue's consuming end, so they run next.
+
+if KEYS[3] and redis.call('EXISTS', KEYS[3]) == 1 then
+  return {-1, redis.call('LLEN', KEYS[1])}
+end
+local n = tonumber(ARGV[1])
+local items = redis.call('LRANGE', KEYS[1], -n, -1)
+local count = #items
+if count == 0 then
+  return {0, 0}
+end
+redis.call('RPUSH', KEYS[2], unpack(items))
+redis.call('LTRIM', KEYS[1], 0, -count - 1)
+return {count, redis.call('LLEN', KEYS[1])}

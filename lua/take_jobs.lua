@@ -1,0 +1,27 @@
+-- take_jobs.lua: move up to N pending jobs of a queue into a node's in-progress list.
+--
+-- The reliable fetch: a job is never only in flight; it leaves queue:<q> and enters
+-- inprogress:<q>:<node> in one step. Job texts are moved as opaque strings (never
+-- decoded: cjson would turn [] into {} and mangle big integers).
+--
+-- KEYS[1]  queue:<q>              pending jobs; enqueue LPUSHes, so the oldest is rightmost
+-- KEYS[2]  inprogress:<q>:<node>  this node's unacknowledged jobs
+-- ARGV[1]  N, the most jobs to take (1..1000)
+--
+-- Returns: the job texts taken, oldest first (an empty array when the queue is empty).
+-- They enter the in-progress list at its head, so its tail holds the oldest (as BLMOVE
+-- RIGHT LEFT would leave them), which keeps LREM -1 acks short.
+
+local n = tonumber(ARGV[1])
+local items = redis.call('LRANGE', KEYS[1], -n, -1)
+local count = #items
+if count == 0 then
+  return {}
+end
+redis.call('LTRIM', KEYS[1], 0, -count - 1)
+local oldest_first = {}
+for i = count, 1, -1 do
+  oldest_first[#oldest_first + 1] = items[i]
+end
+redis.call('LPUSH', KEYS[2], unpack(oldest_first))
+return oldest_first

@@ -1,0 +1,160 @@
+"""``verk-actors start``: run a node in the foreground until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from verk_actors.client import Client
+from verk_actors.embedded import DEFAULT_DATA_DIR, EmbeddedRedis
+from verk_actors.messages import GetStatus, VerkStatus
+from verk_actors.redis_conn import redact_url
+from verk_actors.registry import WorkerRegistry
+from verk_actors.settings import QueueSpec, Settings
+from verk_actors.system import (
+    configure_launcher_logging,
+    start_actor_system,
+    start_node,
+    stop_node,
+)
+
+log = logging.getLogger("verk_actors.cli")
+
+HEALTH_EVERY = 2.0
+HEALTH_TIMEOUT = 10.0
+DEMO_MODULE = "verk_actors.demo"
+
+
+def add_parser(commands: Any) -> None:
+    """Add ``start`` to the subcommands."""
+    parser = commands.add_parser(
+        "start",
+        help="run a node until SIGINT/SIGTERM",
+        description=(
+            "Run a node in the foreground. Without --redis-url (or VERK_REDIS_URL) it "
+            "starts an embedded Valkey server keeping its data in --data-dir."
+        ),
+    )
+    parser.add_argument("--redis-url", help="Redis URL (env VERK_REDIS_URL); rediss:// for TLS")
+    parser.add_argument(
+        "--queue",
+        action="append",
+        metavar="NAME=CONCURRENCY",
+        help="a queue and how many jobs of it run at once (repeatable; default default=25)",
+    )
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        metavar="MODULE",
+        help="module whose Worker classes this node runs (repeatable)",
+    )
+    parser.add_argument("--node-id", help="stable node id (default: generated at each start)")
+    parser.add_argument("--admin-port", type=int, help="Thespian admin port (default: a free one)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help="where the embedded server keeps its data (default ./verk-data)",
+    )
+    parser.add_argument("--shutdown-timeout", type=float, help="seconds running jobs get at stop")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING... (default INFO)")
+    parser.add_argument(
+        "--demo", action="store_true", help="also enqueue a few demo jobs (verk_actors.demo)"
+    )
+    parser.set_defaults(run=run)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Settings from ``VERK_*`` variables, overridden by flags."""
+    overrides: dict[str, Any] = {
+        "redis_url": args.redis_url,
+        "node_id": args.node_id,
+        "shutdown_timeout": args.shutdown_timeout,
+    }
+    if args.queue:
+        overrides["queues"] = tuple(QueueSpec.parse(q) for q in args.queue)
+    settings = Settings.from_env(**overrides)
+    imports = list(settings.imports) + list(args.imports or [])
+    if args.demo and DEMO_MODULE not in imports:
+        imports.append(DEMO_MODULE)
+    return settings.with_changes(imports=tuple(dict.fromkeys(imports)))
+
+
+def enqueue_demo(url: str) -> None:
+    """Enqueue a few demo jobs: some that work, one that fails once, one scheduled."""
+    with Client(url=url) as client:
+        for n in range(1, 11):
+            client.enqueue("DemoWorker", n, 200_000 * n)
+        client.enqueue("FlakyDemoWorker", "flaky-1")
+        due = time.time() + 3
+        client.enqueue_at(due, "ScheduledDemoWorker", due)
+    log.info("demo: enqueued 10 DemoWorker jobs, 1 FlakyDemoWorker, 1 ScheduledDemoWorker in 3 s")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start the node and keep it running until a signal says stop."""
+    configure_launcher_logging(args.log_level.upper())
+    settings = settings_from(args)
+    registry = WorkerRegistry.from_modules(settings.imports)
+    embedded: EmbeddedRedis | None = None
+    if not args.redis_url and not os.environ.get("VERK_REDIS_URL"):
+        embedded = EmbeddedRedis(args.data_dir)
+        url = embedded.start()
+        settings = settings.with_changes(redis_url=url)
+        log.info(
+            "no Redis configured: started an embedded Valkey server at %s (data and "
+            "persistence in %s); enqueue to it with VERK_REDIS_URL=%s",
+            url,
+            embedded.data_dir,
+            url,
+        )
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    asys = start_actor_system(args.admin_port, log_level=args.log_level.upper())
+    try:
+        root, started = start_node(asys, settings, launcher_pid=os.getpid())
+        log.info(
+            "node %s running: queues %s, Redis %s, workers %s",
+            started.node_id,
+            ", ".join(f"{q.name}={q.concurrency}" for q in settings.queues),
+            redact_url(settings.redis_url),
+            ", ".join(n for n in registry.names() if "." not in n) or "(none imported)",
+        )
+        if args.demo:
+            enqueue_demo(settings.redis_url)
+        code = watch(asys, root, stop)
+        if code == 0:
+            log.info("stopping: running jobs get up to %g s", settings.shutdown_timeout)
+            stopped = stop_node(asys, root, settings)
+            if stopped is None:
+                log.warning("the node did not confirm its stop; in-progress jobs stay in Redis")
+            else:
+                log.info("stopped; %d unfinished jobs went back to their queues", stopped.requeued)
+        return code
+    finally:
+        asys.shutdown()
+        if embedded is not None:
+            embedded.stop()
+
+
+def watch(asys: Any, root: Any, stop: threading.Event) -> int:
+    """Wait for a stop signal, checking that the node answers; 1 if it stopped answering."""
+    misses = 0
+    while not stop.wait(HEALTH_EVERY):
+        reply = asys.ask(root, GetStatus(), HEALTH_TIMEOUT)
+        if isinstance(reply, VerkStatus) and reply.running:
+            misses = 0
+            continue
+        misses += 1
+        if misses >= 2:
+            log.error("the node stopped answering (%r); exiting so it can be restarted", reply)
+            return 1
+    return 0

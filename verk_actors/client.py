@@ -1,0 +1,247 @@
+"""Enqueueing from plain Python code: ``Client`` and the module-level shortcuts.
+
+::
+
+    from verk_actors import Client
+    client = Client(url="redis://localhost:6379/0")
+    jid = client.enqueue(HardWorker, "bob", 5)
+    client.enqueue_in(60, "HardWorker", "later")      # by name, as Sidekiq does
+
+Jobs are written in Sidekiq's format, so a Sidekiq server can run them too.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import attrs
+import redis
+
+from verk_actors import keys
+from verk_actors.errors import InvalidJobError, RedisUnavailableError
+from verk_actors.job import Job, new_job
+from verk_actors.redis_conn import connect, redact_url
+from verk_actors.settings import DEFAULT_REDIS_URL
+from verk_actors.worker import worker_name
+
+QUEUES_REFRESH = 60.0
+"""Seconds a client trusts that a queue it has added is still in the ``queues`` set."""
+
+ENQUEUE_MANY_CHUNK = 1000
+
+
+def to_timestamp(when: datetime | float | int) -> float:
+    """Unix seconds from a datetime (naive = local time) or a number."""
+    if isinstance(when, datetime):
+        return when.timestamp()
+    if isinstance(when, bool) or not isinstance(when, int | float):
+        raise InvalidJobError(f"a run time must be a datetime or unix seconds, got {when!r}")
+    return float(when)
+
+
+def to_seconds(delay: timedelta | float | int) -> float:
+    """Seconds from a timedelta or a number."""
+    if isinstance(delay, timedelta):
+        return delay.total_seconds()
+    if isinstance(delay, bool) or not isinstance(delay, int | float):
+        raise InvalidJobError(f"a delay must be a timedelta or seconds, got {delay!r}")
+    return float(delay)
+
+
+class Client:
+    """Writes jobs to Redis. Safe to keep and reuse; one per thread or process."""
+
+    def __init__(self, redis_client: redis.Redis | None = None, *, url: str | None = None) -> None:
+        self.url = url or os.environ.get("VERK_REDIS_URL") or DEFAULT_REDIS_URL
+        self._owns = redis_client is None
+        self.redis = redis_client if redis_client is not None else connect(self.url, name="verk:client")
+        self._queues_seen: dict[str, float] = {}
+
+    def close(self) -> None:
+        """Close the connection if this client opened it."""
+        if self._owns:
+            self.redis.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- building jobs ---------------------------------------------------------------
+
+    def build(
+        self,
+        worker: type | str,
+        args: Sequence[Any],
+        *,
+        queue: str | None = None,
+        retry: bool | int | None = None,
+        jid: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Job:
+        """A checked job for ``worker`` (a Worker class or a class name)."""
+        if not isinstance(worker, type | str):
+            raise InvalidJobError(f"worker must be a Worker class or a class name, got {worker!r}")
+        default_queue = getattr(worker, "queue", None) if isinstance(worker, type) else None
+        default_retry = getattr(worker, "retry", None) if isinstance(worker, type) else None
+        return new_job(
+            worker_name(worker),
+            args,
+            queue=queue or (default_queue if isinstance(default_queue, str) else None) or "default",
+            now=time.time(),
+            retry=retry if retry is not None else (default_retry if default_retry is not None else True),
+            jid=jid,
+            extra=extra,
+        )
+
+    # --- writing them ------------------------------------------------------------------
+
+    def push(self, jobs: Sequence[Job]) -> None:
+        """LPUSH jobs to their queues (and SADD the queues) in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        now = time.monotonic()
+        by_queue: dict[str, list[str]] = {}
+        for job in jobs:
+            assert job.queue is not None
+            by_queue.setdefault(job.queue, []).append(job.to_json())
+        announced = [
+            q for q in by_queue if now - self._queues_seen.get(q, -QUEUES_REFRESH) >= QUEUES_REFRESH
+        ]
+        for queue in announced:
+            pipe.sadd(keys.QUEUES, queue)
+        for queue, texts in by_queue.items():
+            pipe.lpush(keys.queue_key(queue), *texts)
+        self._execute(pipe)
+        for queue in announced:
+            self._queues_seen[queue] = now
+
+    def schedule(self, job: Job, at: float) -> None:
+        """ZADD a job to ``schedule`` to be enqueued at ``at`` (unix seconds)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zadd(keys.SCHEDULE, {job.to_json(): at})
+        self._execute(pipe)
+
+    def _execute(self, pipe: redis.client.Pipeline) -> None:
+        try:
+            pipe.execute()
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            raise RedisUnavailableError(
+                f"could not write to Redis at {redact_url(self.url)}: {exc}; nothing was "
+                "enqueued, try again when Redis is reachable"
+            ) from exc
+        except redis.ResponseError as exc:
+            raise RedisUnavailableError(
+                f"Redis at {redact_url(self.url)} refused the write: {exc}"
+            ) from exc
+
+    # --- the public verbs --------------------------------------------------------------
+
+    def enqueue(self, worker: type | str, *args: Any, **options: Any) -> str:
+        """Enqueue one job to run now; returns its jid.
+
+        Options: ``queue``, ``retry`` (True, False or a number), ``jid``, ``extra``
+        (more job fields, e.g. ``{"timeout": 30}``).
+        """
+        job = self.build(worker, args, **options)
+        self.push([job])
+        assert job.jid is not None
+        return job.jid
+
+    def enqueue_at(
+        self, when: datetime | float, worker: type | str, *args: Any, **options: Any
+    ) -> str:
+        """Enqueue one job to run at ``when`` (a datetime or unix seconds)."""
+        at = to_timestamp(when)
+        job = self.build(worker, args, **options)
+        if at <= time.time():
+            self.push([job])
+        else:
+            self.schedule(attrs.evolve(job, enqueued_at=None), at)
+        assert job.jid is not None
+        return job.jid
+
+    def enqueue_in(
+        self, delay: timedelta | float, worker: type | str, *args: Any, **options: Any
+    ) -> str:
+        """Enqueue one job to run after ``delay`` (a timedelta or seconds)."""
+        return self.enqueue_at(time.time() + to_seconds(delay), worker, *args, **options)
+
+    def enqueue_many(
+        self, worker: type | str, args_list: Iterable[Sequence[Any]], **options: Any
+    ) -> list[str]:
+        """Enqueue many jobs of one worker (one round trip per 1,000); returns their jids."""
+        if "jid" in options:
+            raise InvalidJobError("enqueue_many makes one jid per job; do not pass jid")
+        jids: list[str] = []
+        chunk: list[Job] = []
+        for args in args_list:
+            job = self.build(worker, args, **options)
+            chunk.append(job)
+            if len(chunk) >= ENQUEUE_MANY_CHUNK:
+                self.push(chunk)
+                jids.extend(j.jid or "" for j in chunk)
+                chunk = []
+        if chunk:
+            self.push(chunk)
+            jids.extend(j.jid or "" for j in chunk)
+        return jids
+
+
+def _client(redis_client: redis.Redis | None, url: str | None) -> Client:
+    return Client(redis_client, url=url)
+
+
+def enqueue(
+    worker: type | str,
+    *args: Any,
+    redis_client: redis.Redis | None = None,
+    url: str | None = None,
+    **options: Any,
+) -> str:
+    """Enqueue one job (see ``Client.enqueue``); connects to ``url`` or ``VERK_REDIS_URL``."""
+    with _client(redis_client, url) as client:
+        return client.enqueue(worker, *args, **options)
+
+
+def enqueue_at(
+    when: datetime | float,
+    worker: type | str,
+    *args: Any,
+    redis_client: redis.Redis | None = None,
+    url: str | None = None,
+    **options: Any,
+) -> str:
+    """Enqueue one job to run at ``when`` (see ``Client.enqueue_at``)."""
+    with _client(redis_client, url) as client:
+        return client.enqueue_at(when, worker, *args, **options)
+
+
+def enqueue_in(
+    delay: timedelta | float,
+    worker: type | str,
+    *args: Any,
+    redis_client: redis.Redis | None = None,
+    url: str | None = None,
+    **options: Any,
+) -> str:
+    """Enqueue one job to run after ``delay`` (see ``Client.enqueue_in``)."""
+    with _client(redis_client, url) as client:
+        return client.enqueue_in(delay, worker, *args, **options)
+
+
+def enqueue_many(
+    worker: type | str,
+    args_list: Iterable[Sequence[Any]],
+    *,
+    redis_client: redis.Redis | None = None,
+    url: str | None = None,
+    **options: Any,
+) -> list[str]:
+    """Enqueue many jobs of one worker (see ``Client.enqueue_many``)."""
+    with _client(redis_client, url) as client:
+        return client.enqueue_many(worker, args_list, **options)

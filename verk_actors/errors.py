@@ -1,0 +1,59 @@
+"""Every error verk_actors raises or reports, under one root.
+
+::
+
+    VerkError
+    ├── ConfigurationError        bad settings, queue specs, Redis URLs, imports
+    ├── RedisUnavailableError     Redis could not be reached or answered an error
+    ├── ActorSystemError          the actor system cannot run verk_actors as asked
+    └── JobError                  something about one job
+        ├── InvalidJobError       refused at enqueue: bad args, queue, class or time
+        ├── MalformedJobError     a job text read from Redis that is not a usable job
+        ├── UnknownWorkerError    the job names a class that is not a registered worker
+        ├── JobTimeoutError       the job ran past its time limit
+        └── WorkerDiedError       the worker process died while running the job
+
+Each message says what was wrong and what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class VerkError(Exception):
+    """The root of every verk_actors error."""
+
+
+class ConfigurationError(VerkError):
+    """A setting, queue spec, URL or import list cannot be used."""
+
+
+class RedisUnavailableError(VerkError):
+    """Redis could not be reached, or refused a command."""
+
+
+class ActorSystemError(VerkError):
+    """The Thespian actor system cannot run verk_actors the way it was asked to."""
+
+
+class JobError(VerkError):
+    """Something is wrong with one job."""
+
+
+class InvalidJobError(JobError):
+    """A job was refused at enqueue time; nothing was written to Redis."""
+
+
+class MalformedJobError(JobError):
+    """A job text read from Redis is not valid JSON, not an object, or has no class."""
+
+
+class UnknownWorkerError(JobError):
+    """A job names a class that is not a registered worker."""
+
+
+class JobTimeoutError(JobError):
+    """A job ran past its time limit and was interrupted."""
+
+
+class WorkerDiedError(JobError):
+    """The worker process died (killed, crashed, out of memory) while running a job."""

@@ -1,0 +1,225 @@
+"""The job: a frozen value with Sidekiq's field names and a lossless JSON round trip.
+
+A job read from Redis keeps its exact text in ``original_json`` so that it can be
+removed from a list or set by its stored bytes (CONTRACT.md). Fields we do not know
+(Sidekiq's ``tags``, ``bid``, Verk's ``finished_at``...) live in ``extra`` and are
+written back unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from verk_actors.errors import InvalidJobError, MalformedJobError
+
+KNOWN_FIELDS = (
+    "class",
+    "args",
+    "retry",
+    "queue",
+    "jid",
+    "created_at",
+    "enqueued_at",
+    "max_retry_count",
+    "retry_count",
+    "failed_at",
+    "retried_at",
+    "error_class",
+    "error_message",
+    "error_backtrace",
+)
+
+MAX_QUEUE_NAME = 200
+
+
+def new_jid() -> str:
+    """A new job id: 24 hex characters, as Sidekiq makes them."""
+    return secrets.token_hex(12)
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON as Sidekiq writes it (UTF-8 kept, no NaN)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+@attrs.frozen
+class Job:
+    """One job, as stored in Redis (Sidekiq's wire format)."""
+
+    class_name: str
+    args: list[Any] = attrs.field(factory=list)
+    jid: str | None = None
+    queue: str | None = None
+    retry: bool | int | None = None
+    created_at: Any = None
+    enqueued_at: Any = None
+    max_retry_count: int | None = None
+    retry_count: int | None = None
+    failed_at: Any = None
+    retried_at: Any = None
+    error_class: str | None = None
+    error_message: str | None = None
+    error_backtrace: Any = None
+    extra: Mapping[str, Any] = attrs.field(factory=dict)
+    original_json: str | None = attrs.field(default=None, eq=False, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of this job; fields that are None are left out."""
+        out: dict[str, Any] = {"class": self.class_name, "args": list(self.args)}
+        for name, value in (
+            ("retry", self.retry),
+            ("queue", self.queue),
+            ("jid", self.jid),
+            ("created_at", self.created_at),
+            ("enqueued_at", self.enqueued_at),
+            ("max_retry_count", self.max_retry_count),
+            ("retry_count", self.retry_count),
+            ("failed_at", self.failed_at),
+            ("retried_at", self.retried_at),
+            ("error_class", self.error_class),
+            ("error_message", self.error_message),
+            ("error_backtrace", self.error_backtrace),
+        ):
+            if value is not None:
+                out[name] = value
+        for name, value in self.extra.items():
+            out.setdefault(name, value)
+        return out
+
+    def to_json(self) -> str:
+        """The job as compact JSON text."""
+        return dumps(self.to_dict())
+
+
+def _int_or_none(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return int(value)
+
+
+def _decode_args(raw: Any) -> list[Any]:
+    if raw is None:
+        return []
+    if isinstance(raw, str):
+        # Verk 1.4+ writes args as a JSON string holding an array.
+        try:
+            raw = json.loads(raw)
+        except ValueError as exc:
+            raise MalformedJobError(
+                f'job "args" is a string that is not JSON ({exc}); '
+                "args must be a JSON array, or a string holding one"
+            ) from exc
+    if not isinstance(raw, list):
+        raise MalformedJobError(
+            f'job "args" is a JSON {type(raw).__name__}, not an array; '
+            "enqueue args as a list"
+        )
+    return raw
+
+
+def decode_job(text: str | bytes) -> Job:
+    """Parse a job text read from Redis; raise MalformedJobError saying what is wrong."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise MalformedJobError(f"job text is not UTF-8 ({exc})") from exc
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise MalformedJobError(f"job text is not valid JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise MalformedJobError(
+            f"job JSON is a {type(data).__name__}, not an object with a \"class\" field"
+        )
+    class_name = data.get("class")
+    if not isinstance(class_name, str) or not class_name:
+        raise MalformedJobError('job JSON has no "class" field naming a worker')
+    retry = data.get("retry")
+    if not isinstance(retry, bool | int):
+        retry = None
+    queue = data.get("queue")
+    jid = data.get("jid")
+    return Job(
+        class_name=class_name,
+        args=_decode_args(data.get("args")),
+        jid=jid if isinstance(jid, str) else (str(jid) if jid is not None else None),
+        queue=queue if isinstance(queue, str) and queue else None,
+        retry=retry,
+        created_at=data.get("created_at"),
+        enqueued_at=data.get("enqueued_at"),
+        max_retry_count=_int_or_none(data.get("max_retry_count")),
+        retry_count=_int_or_none(data.get("retry_count")),
+        failed_at=data.get("failed_at"),
+        retried_at=data.get("retried_at"),
+        error_class=_str_or_none(data.get("error_class")),
+        error_message=_str_or_none(data.get("error_message")),
+        error_backtrace=data.get("error_backtrace"),
+        extra={k: v for k, v in data.items() if k not in KNOWN_FIELDS},
+        original_json=text,
+    )
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def check_queue_name(queue: Any) -> str:
+    """Return ``queue`` if it can name a queue, else raise InvalidJobError."""
+    if not isinstance(queue, str) or not queue:
+        raise InvalidJobError(f"queue name must be a non-empty string, got {queue!r}")
+    if len(queue) > MAX_QUEUE_NAME or any(ch.isspace() or not ch.isprintable() for ch in queue):
+        raise InvalidJobError(
+            f"queue name {queue!r} is not usable: use at most {MAX_QUEUE_NAME} printable "
+            "characters without spaces"
+        )
+    return queue
+
+
+def new_job(
+    class_name: str,
+    args: Sequence[Any],
+    *,
+    queue: str,
+    now: float,
+    retry: bool | int | None = True,
+    jid: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Job:
+    """A job ready to enqueue; raise InvalidJobError (before touching Redis) if it is not."""
+    if not isinstance(class_name, str) or not class_name:
+        raise InvalidJobError(
+            f"worker class must be a non-empty string or a Worker class, got {class_name!r}"
+        )
+    if isinstance(args, str | bytes | Mapping) or not isinstance(args, Sequence):
+        raise InvalidJobError(f"job args must be a list or tuple, got {type(args).__name__}")
+    if retry is not None and not isinstance(retry, bool | int):
+        raise InvalidJobError(f"retry must be true, false or a number of retries, got {retry!r}")
+    clashing = sorted(set(extra or {}) & set(KNOWN_FIELDS))
+    if clashing:
+        raise InvalidJobError(f"extra job fields may not override {', '.join(clashing)}")
+    job = Job(
+        class_name=class_name,
+        args=list(args),
+        jid=jid or new_jid(),
+        queue=check_queue_name(queue),
+        retry=retry,
+        created_at=now,
+        enqueued_at=now,
+        extra=dict(extra or {}),
+    )
+    try:
+        job.to_json()
+    except (TypeError, ValueError) as exc:
+        raise InvalidJobError(
+            f"job args must be JSON values (str, int, float, bool, None, list, dict): {exc}"
+        ) from exc
+    return job

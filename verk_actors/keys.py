@@ -1,0 +1,51 @@
+"""Every Redis key name verk_actors uses, in one place (see CONTRACT.md)."""
+
+from __future__ import annotations
+
+QUEUES = "queues"
+SCHEDULE = "schedule"
+RETRY = "retry"
+DEAD = "dead"
+NODES = "verk_nodes"
+STAT_PROCESSED = "stat:processed"
+STAT_FAILED = "stat:failed"
+
+
+def queue_key(queue: str) -> str:
+    """The list of pending jobs of ``queue``."""
+    return f"queue:{queue}"
+
+
+def inprogress_key(queue: str, node_id: str) -> str:
+    """The list of jobs of ``queue`` taken by ``node_id`` and not yet acknowledged."""
+    return f"inprogress:{queue}:{node_id}"
+
+
+def node_lease_key(node_id: str) -> str:
+    """The heartbeat lease of a node: present while the node is alive."""
+    return f"verk:node:{node_id}"
+
+
+def node_queues_key(node_id: str) -> str:
+    """The set of queues whose in-progress lists ``node_id`` may hold."""
+    return f"verk:node:{node_id}:queues"
+
+
+def processed_day_key(day: str) -> str:
+    """Per-day (UTC, ``yyyy-mm-dd``) count of executions."""
+    return f"{STAT_PROCESSED}:{day}"
+
+
+def failed_day_key(day: str) -> str:
+    """Per-day (UTC, ``yyyy-mm-dd``) count of failed executions."""
+    return f"{STAT_FAILED}:{day}"
+
+
+def processed_queue_key(queue: str) -> str:
+    """Per-queue count of executions."""
+    return f"{STAT_PROCESSED}:{queue}"
+
+
+def failed_queue_key(queue: str) -> str:
+    """Per-queue count of failed executions."""
+    return f"{STAT_FAILED}:{queue}"

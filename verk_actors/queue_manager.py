@@ -1,0 +1,284 @@
+"""``QueueManager``: one queue's Redis side on this node.
+
+It takes jobs from ``queue:<q>`` into ``inprogress:<q>:<node>`` for the
+WorkersManager (many at once when there is a backlog; when the queue is empty it
+waits on a blocking ``BLMOVE`` watched with ``ThespianWatch``, so an enqueue is
+picked up at once), records outcomes (ack, retry, dead, requeue), and at start and
+stop gives this node's leftover in-progress jobs back to the queue.
+
+Nothing is lost when Redis is away: jobs stay in Redis, outcomes not yet written are
+kept and written again (with backoff) until Redis takes them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from thespian.actors import ThespianWatch, WatchMessage
+
+from verk_actors.base import VerkActor
+from verk_actors.messages import (
+    AttachWorkersManager,
+    ChildFailed,
+    ChildReady,
+    DequeueJobs,
+    InitQueueManager,
+    JobsDequeued,
+    PollBlocking,
+    QueueManagerStopped,
+    RecordOutcomes,
+    RetryRedis,
+    StopQueueManager,
+)
+from verk_actors.queue_store import REDIS_ERRORS, Pending, QueueStore
+from verk_actors.redis_conn import redact_url
+
+log = logging.getLogger(__name__)
+
+IDLE_POLL = 0.05
+"""Seconds between polls of an empty queue where no socket can be watched."""
+
+MAX_BACKOFF = 10.0
+
+
+class QueueManager(VerkActor):
+    """The Redis side of one queue: take, ack, fail, requeue."""
+
+    def __init__(self, capabilities: dict[str, Any] | None = None) -> None:
+        super().__init__(capabilities)
+        self.store: QueueStore | None = None
+        self.init: InitQueueManager | None = None
+        self.ready = False
+        self.inflight: dict[int, bytes] = {}
+        self.buffer: list[tuple[int, bytes]] = []
+        self.next_ref = 1
+        self.demand = 0
+        self.pending = Pending()
+        self.workers_manager: Any = None
+        self.wait_fd: int | None = None
+        self.backoff = 0.0
+        self.retry_armed = False
+        self.stopped = False
+
+    # Every return path hands Thespian the socket to watch while a BLMOVE is out.
+    def receiveMessage(self, message: Any, sender: Any) -> Any:
+        super().receiveMessage(message, sender)
+        if self.wait_fd is not None:
+            return ThespianWatch([self.wait_fd])
+        return None
+
+    # --- start -------------------------------------------------------------------------
+
+    def receiveMsg_InitQueueManager(self, message: InitQueueManager, sender: Any) -> None:
+        self.init = message
+        try:
+            self.store = QueueStore(message.settings, message.queue, message.node_id)
+        except Exception as exc:
+            self.send(sender, ChildFailed(type(exc).__name__, str(exc)))
+            raise
+        self.send(sender, ChildReady(os.getpid()))
+        self._connect()
+
+    def _connect(self) -> None:
+        assert self.store is not None and self.init is not None
+        try:
+            self.store.register()
+            recovered = self.store.recover_leftovers()
+        except REDIS_ERRORS as exc:
+            self._redis_down("start", exc)
+            return
+        if recovered:
+            log.info(
+                "queue %s: gave %d jobs left in progress by node %s back to the queue",
+                self.init.queue,
+                recovered,
+                self.init.node_id,
+            )
+        self.ready = True
+        self.backoff = 0.0
+        self._work()
+
+    def _redis_down(self, doing: str, exc: BaseException) -> None:
+        assert self.init is not None
+        self.backoff = min(max(self.backoff * 2, 0.1), MAX_BACKOFF)
+        log.warning(
+            "queue %s: Redis at %s unavailable while %s (%s: %s); retrying in %.1f s",
+            self.init.queue,
+            redact_url(self.init.settings.redis_url),
+            doing,
+            type(exc).__name__,
+            exc,
+            self.backoff,
+        )
+        if not self.retry_armed:
+            self.retry_armed = True
+            self.after(self.backoff, RetryRedis())
+
+    def receiveMsg_RetryRedis(self, message: RetryRedis, sender: Any) -> None:
+        self.retry_armed = False
+        if self.stopped:
+            return
+        if not self.ready:
+            self._connect()
+        else:
+            self._work()
+
+    # --- from the WorkersManager --------------------------------------------------------
+
+    def receiveMsg_AttachWorkersManager(self, message: AttachWorkersManager, sender: Any) -> None:
+        self.workers_manager = sender
+        self.demand = 0
+        if self.inflight or self.buffer:
+            # A new WorkersManager knows nothing of jobs handed to the one before it.
+            texts = [text for _, text in self.buffer] + list(self.inflight.values())
+            self.pending.requeued.extend(texts)
+            self.inflight.clear()
+            self.buffer.clear()
+        self._work()
+
+    def receiveMsg_DequeueJobs(self, message: DequeueJobs, sender: Any) -> None:
+        self.workers_manager = sender
+        self.demand = max(message.max_jobs, 0)
+        self._work()
+
+    def receiveMsg_RecordOutcomes(self, message: RecordOutcomes, sender: Any) -> None:
+        self.workers_manager = sender
+        for ref in message.acked:
+            text = self.inflight.pop(ref, None)
+            if text is not None:
+                self.pending.acked.append(text)
+        for ref, record in message.failed:
+            text = self.inflight.pop(ref, None)
+            if text is not None:
+                self.pending.failed.append((text, record.target, record.score, record.text))
+        for ref in message.requeued:
+            text = self.inflight.pop(ref, None)
+            if text is not None:
+                self.pending.requeued.append(text)
+        if message.dequeue:
+            self.demand = message.dequeue
+        self._work()
+
+    # --- the work loop -------------------------------------------------------------------
+
+    def _work(self) -> None:
+        """Write pending outcomes, hand out jobs if some are wanted, else wait for one."""
+        if not self.ready or self.store is None or self.stopped:
+            return
+        if self.buffer and self.demand:
+            self._deliver([])
+        take = self.demand if self.wait_fd is None else 0
+        if not self.pending and not take:
+            return
+        taken, error = self.store.write(self.pending, take)
+        if taken:
+            self._deliver(taken)
+        if error is not None:
+            if isinstance(error, REDIS_ERRORS):
+                self._redis_down("writing job outcomes", error)
+            else:
+                log.error(
+                    "queue %s: Redis refused a write (%s: %s); it is kept and tried again",
+                    self.store.queue,
+                    type(error).__name__,
+                    error,
+                )
+                self._redis_down("writing job outcomes", error)
+            return
+        self.backoff = 0.0
+        if self.demand and not taken:
+            self._start_wait()
+
+    def _deliver(self, texts: list[bytes]) -> None:
+        jobs = self.buffer
+        self.buffer = []
+        for text in texts:
+            jobs.append((self.next_ref, text))
+            self.next_ref += 1
+        if not self.demand or self.workers_manager is None:
+            self.buffer = jobs
+            return
+        handed, self.buffer = jobs[: self.demand], jobs[self.demand :]
+        for ref, text in handed:
+            self.inflight[ref] = text
+        self.demand = 0
+        self.send(self.workers_manager, JobsDequeued(tuple(handed)))
+
+    def _start_wait(self) -> None:
+        assert self.store is not None
+        if not self.can_watch:
+            self.after(IDLE_POLL, PollBlocking())
+            return
+        try:
+            self.wait_fd = self.store.start_wait()
+        except REDIS_ERRORS as exc:
+            self.wait_fd = None
+            self._redis_down("waiting for jobs", exc)
+
+    def receiveMsg_PollBlocking(self, message: PollBlocking, sender: Any) -> None:
+        self._work()
+
+    def receiveMsg_WatchMessage(self, message: WatchMessage, sender: Any) -> None:
+        if self.wait_fd is None or self.wait_fd not in message.ready or self.store is None:
+            return
+        self.wait_fd = None
+        try:
+            job = self.store.finish_wait()
+        except REDIS_ERRORS as exc:
+            self._redis_down("waiting for jobs", exc)
+            return
+        if job is not None:
+            more = self.demand - 1
+            self._deliver([job])
+            if more > 0:
+                taken, error = self.store.write(Pending(), more)
+                if taken:
+                    self.demand = len(taken)
+                    self._deliver(taken)
+                if error is not None:
+                    self._redis_down("taking jobs", error)
+                    return
+        self._work()
+
+    # --- stop ----------------------------------------------------------------------------
+
+    def receiveMsg_StopQueueManager(self, message: StopQueueManager, sender: Any) -> None:
+        requeued = self._give_back()
+        self.stopped = True
+        self.send(message.reply_to, QueueManagerStopped(requeued))
+
+    def _give_back(self) -> int:
+        """Write what is pending and give every job still in progress back to the queue."""
+        store = self.store
+        if store is None:
+            return 0
+        self.wait_fd = None
+        store.cancel_wait()
+        self.pending.requeued.extend(text for _, text in self.buffer)
+        self.pending.requeued.extend(self.inflight.values())
+        self.buffer.clear()
+        self.inflight.clear()
+        requeued = 0
+        try:
+            handed_back = len(self.pending.requeued)
+            _, error = store.write(self.pending, 0)
+            if error is not None:
+                raise error
+            requeued = handed_back + store.recover_leftovers()
+        except Exception as exc:
+            log.error(
+                "queue %s: could not give in-progress jobs back at stop (%s: %s); they "
+                "stay in %s and return when this node id starts again or its lease expires",
+                store.queue,
+                type(exc).__name__,
+                exc,
+                f"inprogress:{store.queue}:{store.node_id}",
+            )
+        return requeued
+
+    def stopping(self) -> None:
+        if self.store is not None:
+            self.store.close()
+            self.store = None

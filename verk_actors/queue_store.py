@@ -1,0 +1,187 @@
+"""The Redis side of one queue on one node, without actors: what QueueManager calls.
+
+Two connections: one for commands, one that waits (``BLMOVE``) for the next job when
+the queue is empty, so an idle node reacts to an enqueue at once without polling.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+import attrs
+import redis
+from redis.connection import Connection
+
+from verk_actors import keys
+from verk_actors.redis_conn import connect
+from verk_actors.scripts import Scripts
+from verk_actors.settings import Settings
+
+log = logging.getLogger(__name__)
+
+REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+"""Errors that mean Redis is out of reach for now (as opposed to a refused command)."""
+
+WAIT_SECONDS = 2
+"""Seconds one BLMOVE waits before it is issued again."""
+
+RECOVERY_BATCH = 1000
+
+
+def utc_day(now: float | None = None) -> str:
+    """``yyyy-mm-dd`` in UTC, as Sidekiq names its per-day counters."""
+    return time.strftime("%Y-%m-%d", time.gmtime(now))
+
+
+@attrs.define
+class Pending:
+    """Outcomes not yet written to Redis (kept until a write succeeds)."""
+
+    acked: list[bytes] = attrs.field(factory=list)
+    failed: list[tuple[bytes, str, float, str]] = attrs.field(factory=list)
+    requeued: list[bytes] = attrs.field(factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.acked or self.failed or self.requeued)
+
+
+class QueueStore:
+    """One queue's jobs on one node, in Redis."""
+
+    def __init__(self, settings: Settings, queue: str, node_id: str) -> None:
+        self.settings = settings
+        self.queue = queue
+        self.node_id = node_id
+        self.client = connect(settings.redis_url, name=f"verk:{node_id}:{queue}")
+        self.scripts = Scripts(self.client)
+        self._waiter = connect(
+            settings.redis_url, name=f"verk:{node_id}:{queue}:wait", socket_timeout=None
+        )
+        self._wait_conn: Connection | None = None
+
+    def register(self) -> None:
+        """Note in Redis that this node may hold in-progress jobs of this queue."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.sadd(keys.NODES, self.node_id)
+        pipe.sadd(keys.node_queues_key(self.node_id), self.queue)
+        pipe.sadd(keys.QUEUES, self.queue)
+        pipe.execute()
+
+    def recover_leftovers(self) -> int:
+        """Move every job this node left in progress back to the queue."""
+        total = 0
+        while True:
+            moved, remaining = self.scripts.requeue_inprogress(
+                self.client, self.queue, self.node_id, RECOVERY_BATCH
+            )
+            total += max(moved, 0)
+            if remaining <= 0 or moved <= 0:
+                return total
+
+    def write(self, pending: Pending, take: int) -> tuple[list[bytes], Exception | None]:
+        """Write ``pending`` outcomes and take up to ``take`` jobs, in one round trip.
+
+        Returns the jobs taken and the first error. Each part of ``pending`` is emptied
+        only if its write succeeded, so what failed is written again next time.
+        """
+        now = time.time()
+        day = utc_day(now)
+        pipe = self.client.pipeline(transaction=False)
+        parts: list[str] = []
+        if pending.acked:
+            self.scripts.ack_jobs(pipe, self.queue, self.node_id, day, pending.acked)
+            parts.append("acked")
+        if pending.failed:
+            self.scripts.fail_jobs(
+                pipe,
+                self.queue,
+                self.node_id,
+                day,
+                pending.failed,
+                now=now,
+                dead_timeout=self.settings.dead_timeout,
+                dead_max_jobs=self.settings.dead_max_jobs,
+            )
+            parts.append("failed")
+        if pending.requeued:
+            self.scripts.requeue_jobs(pipe, self.queue, self.node_id, pending.requeued)
+            parts.append("requeued")
+        if take > 0:
+            self.scripts.take_jobs(pipe, self.queue, self.node_id, take)
+            parts.append("take")
+        if not parts:
+            return [], None
+        try:
+            results = pipe.execute(raise_on_error=False)
+        except REDIS_ERRORS as exc:
+            return [], exc
+        error: Exception | None = None
+        taken: list[bytes] = []
+        for part, result in zip(parts, results, strict=True):
+            if isinstance(result, Exception):
+                error = error or result
+                continue
+            if part == "take":
+                taken = list(result)
+            else:
+                getattr(pending, part).clear()
+        return taken, error
+
+    def requeue(self, texts: Sequence[bytes]) -> int:
+        """Give jobs still in progress back to the queue, the first given to run first."""
+        if not texts:
+            return 0
+        return self.scripts.requeue_jobs(self.client, self.queue, self.node_id, texts)
+
+    # --- the blocking wait -------------------------------------------------------------
+
+    def start_wait(self) -> int:
+        """Send a BLMOVE for one job; return the socket to watch for its answer."""
+        if self._wait_conn is None:
+            self._wait_conn = self._waiter.connection_pool.get_connection()
+        conn = self._wait_conn
+        conn.send_command(
+            "BLMOVE",
+            keys.queue_key(self.queue),
+            keys.inprogress_key(self.queue, self.node_id),
+            "RIGHT",
+            "LEFT",
+            WAIT_SECONDS,
+        )
+        sock = conn._sock
+        if sock is None:
+            raise redis.ConnectionError("wait connection closed right after sending")
+        return int(sock.fileno())
+
+    def finish_wait(self) -> bytes | None:
+        """Read the BLMOVE answer (the socket is readable): a job, or None on timeout."""
+        conn = self._wait_conn
+        if conn is None:
+            return None
+        try:
+            reply = conn.read_response()
+        except BaseException:
+            self.cancel_wait()
+            raise
+        return reply if isinstance(reply, bytes) else None
+
+    def wait_has_data(self) -> bool:
+        """True if the answer is already buffered by redis-py (no socket event will come)."""
+        conn = self._wait_conn
+        return conn is not None and bool(conn.can_read(timeout=0))
+
+    def cancel_wait(self) -> None:
+        """Drop the waiting connection. A job it moved meanwhile stays in progress and
+        is given back by the next ``recover_leftovers``."""
+        conn, self._wait_conn = self._wait_conn, None
+        if conn is not None:
+            conn.disconnect()
+            self._waiter.connection_pool.release(conn)
+
+    def close(self) -> None:
+        """Close both connections."""
+        self.cancel_wait()
+        self.client.close()
+        self._waiter.close()

@@ -1,0 +1,328 @@
+"""``VerkRoot``: the root supervisor of a node, and the door embedding code talks to.
+
+Children: ``schedule_manager`` (ScheduleManager), then one ``queue:<name>``
+(QueueSupervisor) per queue, added and removed at runtime. Strategy:
+**one_for_one**, at most 5 restarts in 30 s: queues are independent, so a queue
+that keeps crashing is restarted alone; past the limit the root stops the node
+(the launcher sees it and exits non-zero, for systemd or Kubernetes to act).
+
+Messages it answers (each gets exactly one reply; errors come as RequestFailed):
+``ConfigureVerk`` → VerkStarted, ``Enqueue`` → Enqueued, ``AddQueue`` → QueueAdded,
+``RemoveQueue`` → QueueRemoved, ``GetStatus`` → VerkStatus, ``StopVerk`` → VerkStopped.
+
+On Thespian's in-process base (what a bare ``ActorSystem()`` starts) nothing runs in
+the background, so VerkRoot refuses ``ConfigureVerk`` there with an error saying how
+to start a real system, unless ``Settings.allow_in_process`` is set (unit tests).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+from typing import Any
+
+from thespian.actors import ThespianWatch, WatchMessage
+
+from verk_actors.client import Client
+from verk_actors.errors import ActorSystemError, ConfigurationError, VerkError
+from verk_actors.messages import (
+    AddQueue,
+    CheckLauncher,
+    ConfigureVerk,
+    Enqueue,
+    Enqueued,
+    GetStatus,
+    InitQueueSupervisor,
+    InitScheduleManager,
+    QueueAdded,
+    QueueRemoved,
+    QueueStatus,
+    QueueStopped,
+    RemoveQueue,
+    RequestFailed,
+    StopQueue,
+    StopVerk,
+    VerkStarted,
+    VerkStatus,
+    VerkStopped,
+)
+from verk_actors.queue_supervisor import QueueSupervisor
+from verk_actors.redis_conn import check_url, redact_url
+from verk_actors.schedule_manager import ScheduleManager
+from verk_actors.settings import QueueSpec, Settings
+from verk_actors.supervisor import Child, Strategy, Supervisor
+
+log = logging.getLogger(__name__)
+
+SCHEDULE_MANAGER = "schedule_manager"
+QUEUE_PREFIX = "queue:"
+LAUNCHER_POLL = 1.0
+
+IN_PROCESS_REFUSAL = (
+    "VerkRoot runs jobs in the background, which Thespian's in-process base (what a bare "
+    "ActorSystem() starts) cannot do: start a real system first, e.g. "
+    "ActorSystem('multiprocTCPBase', {'Admin Port': 19500}), or use "
+    "verk_actors.system.start_actor_system(); set Settings(allow_in_process=True) only "
+    "in unit tests that drive timers themselves"
+)
+
+
+def generate_node_id() -> str:
+    """A node id unique to this start: host name and random hex."""
+    host = socket.gethostname().split(".")[0] or "node"
+    return f"{host}-{secrets.token_hex(4)}"
+
+
+def failed(request: object, exc: BaseException) -> RequestFailed:
+    """The reply to ``request`` when ``exc`` stopped it."""
+    return RequestFailed(type(request).__name__, type(exc).__name__, str(exc))
+
+
+class VerkRoot(Supervisor):
+    """Root of the tree: one ScheduleManager and one QueueSupervisor per queue."""
+
+    strategy = Strategy.ONE_FOR_ONE
+    max_restarts = 5
+    restart_window = 30.0
+
+    def __init__(self, capabilities: dict[str, Any] | None = None) -> None:
+        super().__init__(capabilities)
+        self.settings: Settings | None = None
+        self.node_id = ""
+        self.queue_specs: dict[str, QueueSpec] = {}
+        self.client: Client | None = None
+        self.removals: dict[str, Any] = {}
+        self.stop_reply: Any = None
+        self.stop_waiting: set[str] = set()
+        self.stop_requeued = 0
+        self.launcher_pid: int | None = None
+        self.launcher_fd: int | None = None
+
+    def describe(self) -> str:
+        return f"node {self.node_id}" if self.node_id else "VerkRoot"
+
+    def receiveMessage(self, message: Any, sender: Any) -> Any:
+        super().receiveMessage(message, sender)
+        if self.launcher_fd is not None:
+            return ThespianWatch([self.launcher_fd])
+        return None
+
+    # --- configuration --------------------------------------------------------------------
+
+    def receiveMsg_ConfigureVerk(self, message: ConfigureVerk, sender: Any) -> None:
+        try:
+            self._configure(message)
+        except VerkError as exc:
+            self.send(sender, failed(message, exc))
+            return
+        self.send(sender, VerkStarted(self.node_id, tuple(self.queue_specs)))
+
+    def _configure(self, message: ConfigureVerk) -> None:
+        settings = message.settings
+        if self.in_process and not settings.allow_in_process:
+            raise ActorSystemError(IN_PROCESS_REFUSAL)
+        if self.settings is not None:
+            raise ConfigurationError(
+                f"this VerkRoot already runs node {self.node_id}; create another VerkRoot "
+                "for another node"
+            )
+        check_url(settings.redis_url)
+        self.settings = settings
+        self.node_id = settings.node_id or generate_node_id()
+        self.client = Client(url=settings.redis_url)
+        self.start_child(SCHEDULE_MANAGER, ScheduleManager)
+        for spec in settings.queues:
+            self.queue_specs[spec.name] = spec
+            self.start_child(QUEUE_PREFIX + spec.name, QueueSupervisor)
+        log.info(
+            "node %s started: queues %s; Redis %s",
+            self.node_id,
+            ", ".join(f"{q.name}({q.concurrency})" for q in settings.queues),
+            redact_url(settings.redis_url),
+        )
+        if message.launcher_pid:
+            self._watch_launcher(message.launcher_pid)
+
+    def init_message(self, child: Child) -> object:
+        assert self.settings is not None
+        if child.name == SCHEDULE_MANAGER:
+            return InitScheduleManager(self.settings, self.node_id)
+        spec = self.queue_specs[child.name[len(QUEUE_PREFIX) :]]
+        return InitQueueSupervisor(self.settings, spec, self.node_id)
+
+    # --- enqueue --------------------------------------------------------------------------
+
+    def receiveMsg_Enqueue(self, message: Enqueue, sender: Any) -> None:
+        if self.client is None:
+            self.send(
+                sender,
+                failed(message, ConfigurationError("send ConfigureVerk to VerkRoot first")),
+            )
+            return
+        try:
+            if message.at is None:
+                jid = self.client.enqueue(
+                    message.worker,
+                    *message.args,
+                    queue=message.queue,
+                    retry=message.retry,
+                    jid=message.jid,
+                    extra=dict(message.extra),
+                )
+            else:
+                jid = self.client.enqueue_at(
+                    message.at,
+                    message.worker,
+                    *message.args,
+                    queue=message.queue,
+                    retry=message.retry,
+                    jid=message.jid,
+                    extra=dict(message.extra),
+                )
+        except VerkError as exc:
+            self.send(sender, failed(message, exc))
+            return
+        self.send(sender, Enqueued(jid))
+
+    # --- queues at runtime ----------------------------------------------------------------
+
+    def receiveMsg_AddQueue(self, message: AddQueue, sender: Any) -> None:
+        try:
+            if self.settings is None:
+                raise ConfigurationError("send ConfigureVerk to VerkRoot first")
+            spec = QueueSpec.checked(message.name, message.concurrency)
+            if spec.name in self.queue_specs:
+                raise ConfigurationError(f"queue {spec.name!r} already runs on this node")
+        except VerkError as exc:
+            self.send(sender, failed(message, exc))
+            return
+        self.queue_specs[spec.name] = spec
+        self.start_child(QUEUE_PREFIX + spec.name, QueueSupervisor)
+        log.info("node %s: queue %s added (%d workers)", self.node_id, spec.name, spec.concurrency)
+        self.send(sender, QueueAdded(spec.name))
+
+    def receiveMsg_RemoveQueue(self, message: RemoveQueue, sender: Any) -> None:
+        child = self.child(QUEUE_PREFIX + message.name)
+        if child is None or child.address is None or message.name in self.removals:
+            self.send(
+                sender,
+                failed(
+                    message,
+                    ConfigurationError(f"queue {message.name!r} does not run on this node"),
+                ),
+            )
+            return
+        assert self.settings is not None
+        self.removals[message.name] = sender
+        self.send(child.address, StopQueue(self.settings.shutdown_timeout))
+
+    def receiveMsg_QueueStopped(self, message: QueueStopped, sender: Any) -> None:
+        if message.queue in self.removals:
+            reply_to = self.removals.pop(message.queue)
+            self.queue_specs.pop(message.queue, None)
+            self.stop_child(QUEUE_PREFIX + message.queue)
+            log.info(
+                "node %s: queue %s removed; %d unfinished jobs went back to it",
+                self.node_id,
+                message.queue,
+                message.requeued,
+            )
+            self.send(reply_to, QueueRemoved(message.queue, message.requeued))
+        if message.queue in self.stop_waiting:
+            self.stop_waiting.discard(message.queue)
+            self.stop_requeued += message.requeued
+            self._finish_stop()
+
+    # --- status and stop ------------------------------------------------------------------
+
+    def receiveMsg_GetStatus(self, message: GetStatus, sender: Any) -> None:
+        queues = tuple(
+            QueueStatus(
+                spec.name,
+                spec.concurrency,
+                getattr(self.child(QUEUE_PREFIX + spec.name), "restarts", 0),
+            )
+            for spec in self.queue_specs.values()
+        )
+        self.send(
+            sender, VerkStatus(self.node_id, self.settings is not None and not self.giving_up, queues)
+        )
+
+    def receiveMsg_StopVerk(self, message: StopVerk, sender: Any) -> None:
+        if self.settings is None:
+            self.send(sender, VerkStopped(0))
+            return
+        self.stop_reply = sender
+        for name in self.queue_specs:
+            child = self.child(QUEUE_PREFIX + name)
+            if child is not None and child.address is not None:
+                self.stop_waiting.add(name)
+                self.send(child.address, StopQueue(self.settings.shutdown_timeout))
+        log.info(
+            "node %s stopping: waiting up to %g s for running jobs",
+            self.node_id,
+            self.settings.shutdown_timeout,
+        )
+        self._finish_stop()
+
+    def _finish_stop(self) -> None:
+        if self.stop_reply is None or self.stop_waiting:
+            return
+        for name in list(self.queue_specs):
+            self.stop_child(QUEUE_PREFIX + name)
+        self.stop_child(SCHEDULE_MANAGER)
+        log.info(
+            "node %s stopped; %d unfinished jobs went back to their queues",
+            self.node_id,
+            self.stop_requeued,
+        )
+        self.send(self.stop_reply, VerkStopped(self.stop_requeued))
+        self.stop_reply = None
+
+    # --- the launcher -----------------------------------------------------------------------
+
+    def _watch_launcher(self, pid: int) -> None:
+        self.launcher_pid = pid
+        if self.can_watch and hasattr(os, "pidfd_open"):
+            try:
+                self.launcher_fd = os.pidfd_open(pid)
+                return
+            except OSError:
+                self.launcher_fd = None
+        self.after(LAUNCHER_POLL, CheckLauncher())
+
+    def receiveMsg_WatchMessage(self, message: WatchMessage, sender: Any) -> None:
+        if self.launcher_fd is not None and self.launcher_fd in message.ready:
+            os.close(self.launcher_fd)
+            self.launcher_fd = None
+            self._launcher_gone()
+
+    def receiveMsg_CheckLauncher(self, message: CheckLauncher, sender: Any) -> None:
+        if self.launcher_pid is None:
+            return
+        try:
+            os.kill(self.launcher_pid, 0)
+        except ProcessLookupError:
+            self._launcher_gone()
+            return
+        except PermissionError:
+            pass
+        self.after(LAUNCHER_POLL, CheckLauncher())
+
+    def _launcher_gone(self) -> None:
+        log.error(
+            "node %s: its launcher (pid %s) is gone; stopping the actor system (jobs in "
+            "progress stay in Redis and are recovered)",
+            self.node_id,
+            self.launcher_pid,
+        )
+        self.launcher_pid = None
+        self.actorSystemShutdown()
+
+    def stopping(self) -> None:
+        super().stopping()
+        if self.client is not None:
+            self.client.close()
+            self.client = None

@@ -1,0 +1,201 @@
+"""Running one job inside a worker process, and describing how it ended.
+
+Pure of actors: the Worker actor calls ``run_job`` for each job of a batch; the
+WorkersManager calls ``died_failure`` for a job whose worker process died.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any
+
+import attrs
+
+from verk_actors.errors import JobTimeoutError, MalformedJobError, UnknownWorkerError
+from verk_actors.job import Job, decode_job
+from verk_actors.registry import WorkerRegistry
+from verk_actors.retry import FailureRecord, bury_malformed, build_failure
+from verk_actors.settings import Settings
+
+HARD_KILL_GRACE = 2.0
+"""Seconds past a job's time limit before its worker process is killed."""
+
+
+@attrs.frozen
+class JobOutcome:
+    """How one job ended; ``failure`` is None when it succeeded."""
+
+    ref: int
+    jid: str | None
+    class_name: str | None
+    duration: float
+    failure: FailureRecord | None = None
+    error_class: str | None = None
+    error_message: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the job succeeded."""
+        return self.failure is None
+
+
+def backtrace_lines(exc: BaseException, limit: int) -> list[str]:
+    """The innermost ``limit`` frames of ``exc``'s traceback, one string each."""
+    frames = traceback.format_tb(exc.__traceback__)
+    return [frame.rstrip("\n") for frame in frames[-limit:]] if limit > 0 else []
+
+
+@contextmanager
+def time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise JobTimeoutError in this (main) thread after ``seconds``."""
+    if not seconds:
+        yield
+        return
+
+    def expired(_signum: int, _frame: FrameType | None) -> None:
+        raise JobTimeoutError(f"job timed out after {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def job_time_limit(job: Job, worker: type, settings: Settings) -> float | None:
+    """A job's time limit: its own ``timeout`` field, else its worker's, else the node's."""
+    own = job.extra.get("timeout")
+    if isinstance(own, int | float) and not isinstance(own, bool) and own > 0:
+        return float(own)
+    limit = getattr(worker, "timeout", None)
+    if isinstance(limit, int | float) and limit > 0:
+        return float(limit)
+    return settings.job_timeout
+
+
+class PreparedJob:
+    """A decoded job and its worker class, ready to run; or the reason it cannot run."""
+
+    def __init__(self, text: bytes, registry: WorkerRegistry, settings: Settings, queue: str):
+        self.text = text
+        self.job: Job | None = None
+        self.worker: type | None = None
+        self.refusal: tuple[str, str, FailureRecord] | None = None
+        self.limit: float | None = None
+        now = time.time()
+        try:
+            self.job = decode_job(text)
+        except MalformedJobError as exc:
+            self.refusal = (
+                "MalformedJobError",
+                str(exc),
+                bury_malformed(text, reason=str(exc), queue=queue, now=now),
+            )
+            return
+        try:
+            self.worker = registry.lookup(self.job.class_name)
+        except UnknownWorkerError as exc:
+            self.refusal = (
+                "UnknownWorkerError",
+                str(exc),
+                build_failure(
+                    self.job,
+                    error_class="UnknownWorkerError",
+                    error_message=str(exc),
+                    backtrace=(),
+                    now=now,
+                    default_max_retries=settings.max_retries,
+                ),
+            )
+            return
+        self.limit = job_time_limit(self.job, self.worker, settings)
+
+    def deadline(self, started: float) -> float:
+        """When (monotonic) the manager kills the worker if this job still runs; 0 = never."""
+        return started + self.limit + HARD_KILL_GRACE if self.limit else 0.0
+
+
+def run_prepared(prepared: PreparedJob, ref: int, settings: Settings) -> JobOutcome:
+    """Run a prepared job; every exception it raises becomes a failure outcome."""
+    started = time.monotonic()
+    job = prepared.job
+    if prepared.refusal is not None or job is None or prepared.worker is None:
+        assert prepared.refusal is not None
+        error_class, message, failure = prepared.refusal
+        return JobOutcome(
+            ref=ref,
+            jid=job.jid if job else None,
+            class_name=job.class_name if job else None,
+            duration=0.0,
+            failure=failure,
+            error_class=error_class,
+            error_message=message,
+        )
+    instance: Any = prepared.worker()
+    instance.job = job
+    try:
+        with time_limit(prepared.limit):
+            instance.perform(*job.args)
+    except (Exception, SystemExit, KeyboardInterrupt) as exc:
+        duration = time.monotonic() - started
+        delay = _delay_override(instance, job, exc)
+        message = str(exc) or type(exc).__name__
+        return JobOutcome(
+            ref=ref,
+            jid=job.jid,
+            class_name=job.class_name,
+            duration=duration,
+            failure=build_failure(
+                job,
+                error_class=type(exc).__name__,
+                error_message=message,
+                backtrace=backtrace_lines(exc, settings.backtrace_lines),
+                now=time.time(),
+                default_max_retries=settings.max_retries,
+                delay_override=delay,
+            ),
+            error_class=type(exc).__name__,
+            error_message=message,
+        )
+    return JobOutcome(
+        ref=ref, jid=job.jid, class_name=job.class_name, duration=time.monotonic() - started
+    )
+
+
+def _delay_override(instance: Any, job: Job, exc: BaseException) -> float | None:
+    hook = getattr(instance, "retry_in", None)
+    if not callable(hook):
+        return None
+    try:
+        value = hook((job.retry_count or 0) + 1, exc)
+    except Exception:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def died_failure(
+    text: bytes, *, reason: str, error_class: str, queue: str, settings: Settings
+) -> FailureRecord:
+    """The failure record of a job whose worker died while (or after) running it."""
+    now = time.time()
+    try:
+        job = decode_job(text)
+    except MalformedJobError as exc:
+        return bury_malformed(text, reason=str(exc), queue=queue, now=now)
+    return build_failure(
+        job,
+        error_class=error_class,
+        error_message=reason,
+        backtrace=(),
+        now=now,
+        default_max_retries=settings.max_retries,
+    )

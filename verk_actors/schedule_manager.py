@@ -1,0 +1,85 @@
+"""``ScheduleManager``: moves due jobs from ``schedule`` and ``retry`` to their queues.
+
+Every ``poll_interval`` (with a little jitter, so nodes spread out) it moves up to
+100 due jobs per set in one atomic call, and at once again while batches come back
+full. Malformed members go to ``dead`` with the reason instead of being retried
+forever. It has its own Redis connection; when Redis is away it waits and retries.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from typing import Any
+
+import redis
+
+from verk_actors import keys
+from verk_actors.base import VerkActor
+from verk_actors.messages import ChildReady, InitScheduleManager, PollSchedule
+from verk_actors.queue_store import REDIS_ERRORS
+from verk_actors.redis_conn import connect, redact_url
+from verk_actors.scheduling import move_due
+from verk_actors.scripts import Scripts
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF = 10.0
+
+
+class ScheduleManager(VerkActor):
+    """Enqueues scheduled jobs and retries when they are due."""
+
+    def __init__(self, capabilities: dict[str, Any] | None = None) -> None:
+        super().__init__(capabilities)
+        self.init: InitScheduleManager | None = None
+        self.client: redis.Redis | None = None
+        self.scripts: Scripts | None = None
+        self.backoff = 0.0
+
+    def receiveMsg_InitScheduleManager(self, message: InitScheduleManager, sender: Any) -> None:
+        self.init = message
+        self.client = connect(message.settings.redis_url, name=f"verk:{message.node_id}:schedule")
+        self.scripts = Scripts(self.client)
+        self.send(sender, ChildReady(os.getpid()))
+        self.after(0.001, PollSchedule())
+
+    def receiveMsg_PollSchedule(self, message: PollSchedule, sender: Any) -> None:
+        init, client, scripts = self.init, self.client, self.scripts
+        if init is None or client is None or scripts is None:
+            return
+        again = False
+        try:
+            for zset in (keys.SCHEDULE, keys.RETRY):
+                moved = move_due(client, scripts, zset, time.time())
+                if moved.malformed:
+                    log.warning(
+                        "%d malformed members of %s went to dead (see their error_message)",
+                        moved.malformed,
+                        zset,
+                    )
+                again = again or moved.full
+        except REDIS_ERRORS as exc:
+            self.backoff = min(max(self.backoff * 2, 0.5), MAX_BACKOFF)
+            log.warning(
+                "scheduler: Redis at %s unavailable (%s: %s); retrying in %.1f s",
+                redact_url(init.settings.redis_url),
+                type(exc).__name__,
+                exc,
+                self.backoff,
+            )
+            self.after(self.backoff, PollSchedule())
+            return
+        except redis.ResponseError as exc:
+            log.error("scheduler: Redis refused a command (%s); retrying later", exc)
+            self.after(init.settings.poll_interval, PollSchedule())
+            return
+        self.backoff = 0.0
+        interval = init.settings.poll_interval * random.uniform(0.9, 1.1)
+        self.after(0.001 if again else interval, PollSchedule())
+
+    def stopping(self) -> None:
+        if self.client is not None:
+            self.client.close()

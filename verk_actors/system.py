@@ -1,0 +1,103 @@
+"""Starting the Thespian actor system a node runs on, and a node in it.
+
+verk_actors runs on ``multiprocTCPBase``: one process per actor (a job that crashes
+or hangs takes down one worker, not the node), about 2 ms for a parent to hear that
+a child died, and the only base that can watch sockets (``ThespianWatch``), which is
+how an idle queue picks up a new job at once instead of polling. The queue base
+takes about 2 s to notice a dead child and can hang under load; the in-process base
+runs nothing in the background.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+from typing import Any
+
+from thespian.actors import ActorExitRequest, ActorSystem
+
+from verk_actors.errors import ActorSystemError, VerkError
+from verk_actors.messages import ConfigureVerk, RequestFailed, StopVerk, VerkStarted, VerkStopped
+from verk_actors.root import VerkRoot
+from verk_actors.settings import Settings
+
+log = logging.getLogger(__name__)
+
+BASE = "multiprocTCPBase"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def log_defs(level: str = "INFO", stream: str = "ext://sys.stderr") -> dict[str, Any]:
+    """The logging config every actor process applies (Thespian's ``logDefs``)."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": LOG_FORMAT}},
+        "handlers": {
+            "out": {"class": "logging.StreamHandler", "formatter": "plain", "stream": stream}
+        },
+        "loggers": {"verk_actors": {"level": level}},
+        "root": {"level": "WARNING", "handlers": ["out"]},
+    }
+
+
+def start_actor_system(
+    admin_port: int | None = None, *, log_level: str = "INFO", transient: bool = True
+) -> ActorSystem:
+    """Start a private ``multiprocTCPBase`` system on ``admin_port`` (a free one if None).
+
+    Shut it down with ``.shutdown()``; until then its admin process keeps running.
+    """
+    port = admin_port or free_port()
+    os.environ.setdefault("THESPIAN_BASE_IPADDR", "127.0.0.1")
+    try:
+        return ActorSystem(
+            BASE,
+            {"Admin Port": port},
+            logDefs=log_defs(log_level),
+            transientUnique=transient,
+        )
+    except Exception as exc:
+        raise ActorSystemError(
+            f"could not start the Thespian actor system on admin port {port}: {exc}; "
+            "pick another port with --admin-port"
+        ) from exc
+
+
+def start_node(
+    asys: ActorSystem,
+    settings: Settings,
+    *,
+    launcher_pid: int | None = None,
+    timeout: float = 30.0,
+) -> tuple[Any, VerkStarted]:
+    """Create a VerkRoot in ``asys`` and configure it; raise the reason if it refuses."""
+    root = asys.createActor(VerkRoot)
+    reply = asys.ask(root, ConfigureVerk(settings, launcher_pid), timeout)
+    if isinstance(reply, VerkStarted):
+        return root, reply
+    asys.tell(root, ActorExitRequest())
+    if isinstance(reply, RequestFailed):
+        raise VerkError(f"{reply.error_class}: {reply.message}")
+    raise ActorSystemError(f"VerkRoot did not answer ConfigureVerk within {timeout:g} s (got {reply!r})")
+
+
+def stop_node(asys: ActorSystem, root: Any, settings: Settings) -> VerkStopped | None:
+    """Ask the node to stop gracefully and wait for it; None if it did not answer."""
+    reply = asys.ask(root, StopVerk(), settings.shutdown_timeout + 20)
+    return reply if isinstance(reply, VerkStopped) else None
+
+
+def configure_launcher_logging(level: str = "INFO") -> None:
+    """Logging for the launcher process itself (actors use ``log_defs``)."""
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT, stream=sys.stderr)
+    logging.getLogger("verk_actors").setLevel(level)

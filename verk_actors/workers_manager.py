@@ -1,0 +1,346 @@
+"""``WorkersManager``: hands one queue's jobs to its worker actors and watches them.
+
+It is the parent (so the supervisor) of the queue's worker pool: it creates the
+workers, asks the QueueManager for as many jobs as its free workers can take, gives
+each free worker a batch, and turns the workers' reports into acks, failures and
+requeues. A worker is free only when the worker itself says so (its ``JobsDone``
+with ``finished``) or when it has been replaced.
+
+Worker deaths (SIGKILL, OOM, ``os._exit``, a job past its time limit) are read off
+the worker's progress board: jobs that ended are recorded as they ended, the job
+that was running fails with the reason (it goes to retry, or dead when exhausted),
+jobs that never started go back to the queue; then a new worker takes the slot.
+Restart strategy: one_for_one per worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from typing import Any
+
+import attrs
+from thespian.actors import ChildActorExited
+
+from verk_actors import board as boards
+from verk_actors.base import VerkActor
+from verk_actors.board import Board
+from verk_actors.dispatch import BatchSizer, jobs_wanted, share
+from verk_actors.messages import (
+    AttachWorkersManager,
+    CheckDeadlines,
+    ChildFailed,
+    ChildReady,
+    DrainQueue,
+    DrainTimeout,
+    InitWorker,
+    InitWorkersManager,
+    JobsDequeued,
+    JobsDone,
+    RecordOutcomes,
+    RunJobs,
+    StopQueueManager,
+)
+from verk_actors.retry import FailureRecord
+from verk_actors.running import died_failure
+from verk_actors.supervisor import RestartIntensity
+from verk_actors.worker_actor import WorkerActor
+
+log = logging.getLogger(__name__)
+
+DEADLINE_CHECK = 0.25
+"""Seconds between looks at the boards for jobs past their time limit."""
+
+STARTING = "starting"
+FREE = "free"
+BUSY = "busy"
+BROKEN = "broken"
+
+
+@attrs.define
+class Slot:
+    """One worker of the pool."""
+
+    index: int
+    address: Any
+    board: Board
+    state: str = STARTING
+    pid: int | None = None
+    batch: int = 0
+    jobs: list[tuple[int, bytes]] = attrs.field(factory=list)
+    reported: set[int] = attrs.field(factory=set)
+    kill_reason: str | None = None
+    requeue_running: bool = False
+
+
+class WorkersManager(VerkActor):
+    """Dispatcher and supervisor of one queue's workers."""
+
+    def __init__(self, capabilities: dict[str, Any] | None = None) -> None:
+        super().__init__(capabilities)
+        self.init: InitWorkersManager | None = None
+        self.slots: list[Slot] = []
+        self.held: list[tuple[int, bytes]] = []
+        self.asked = 0
+        self.next_batch = 1
+        self.sizer = BatchSizer(100)
+        self.acked: list[int] = []
+        self.failed: list[tuple[int, FailureRecord]] = []
+        self.requeued: list[int] = []
+        self.draining = False
+        self.drain_reply: Any = None
+        self.drain_token = 0
+        self.idle_restarts = RestartIntensity(5, 10.0)
+
+    @property
+    def queue(self) -> str:
+        assert self.init is not None
+        return self.init.queue.name
+
+    # --- start ----------------------------------------------------------------------------
+
+    def receiveMsg_InitWorkersManager(self, message: InitWorkersManager, sender: Any) -> None:
+        self.init = message
+        self.sizer = BatchSizer(max(1, min(message.settings.max_batch, boards.MAX_JOBS)))
+        for index in range(message.queue.concurrency):
+            self._start_worker(index)
+        self.send(message.queue_manager, AttachWorkersManager())
+        self.send(sender, ChildReady(os.getpid()))
+        self.after(DEADLINE_CHECK, CheckDeadlines())
+
+    def _start_worker(self, index: int) -> None:
+        assert self.init is not None
+        board = Board.create()
+        address = self.createActor(WorkerActor)
+        self.slots.append(Slot(index, address, board))
+        self.send(
+            address,
+            InitWorker(self.init.settings, self.queue, index, str(board.path)),
+        )
+
+    def _slot(self, address: Any) -> Slot | None:
+        return next((s for s in self.slots if s.address == address), None)
+
+    def receiveMsg_ChildReady(self, message: ChildReady, sender: Any) -> None:
+        slot = self._slot(sender)
+        if slot is None:
+            return
+        slot.pid = message.pid
+        slot.board.unlink()
+        if slot.state == STARTING:
+            slot.state = FREE
+        self._run()
+
+    def receiveMsg_ChildFailed(self, message: ChildFailed, sender: Any) -> None:
+        slot = self._slot(sender)
+        if slot is None:
+            return
+        slot.state = BROKEN
+        log.error(
+            "queue %s: worker %d cannot start (%s: %s); its slot stays empty until the "
+            "queue restarts",
+            self.queue,
+            slot.index,
+            message.error_class,
+            message.message,
+        )
+
+    # --- jobs -----------------------------------------------------------------------------
+
+    def receiveMsg_JobsDequeued(self, message: JobsDequeued, sender: Any) -> None:
+        self.asked = 0
+        self.held.extend(message.jobs)
+        if self.draining:
+            self.requeued.extend(ref for ref, _ in self.held)
+            self.held.clear()
+        self._run()
+
+    def receiveMsg_JobsDone(self, message: JobsDone, sender: Any) -> None:
+        slot = self._slot(sender)
+        if slot is None or slot.batch != message.batch:
+            return
+        for outcome in message.outcomes:
+            slot.reported.add(outcome.ref)
+            self.sizer.observe(outcome.duration)
+            if outcome.failure is None:
+                self.acked.append(outcome.ref)
+            else:
+                self.failed.append((outcome.ref, outcome.failure))
+                log.info(
+                    "queue %s: job %s (%s) failed: %s: %s",
+                    self.queue,
+                    outcome.jid,
+                    outcome.class_name,
+                    outcome.error_class,
+                    outcome.error_message,
+                )
+        if message.finished:
+            # A job the worker did not report did not run: it goes back to the queue.
+            self.requeued.extend(ref for ref, _ in slot.jobs if ref not in slot.reported)
+            slot.state = FREE
+            slot.jobs = []
+            slot.reported = set()
+        self._run()
+
+    def _run(self) -> None:
+        """Hand held jobs to free workers, report outcomes, ask for more."""
+        if self.init is None:
+            return
+        size = self.sizer.size
+        free = [s for s in self.slots if s.state == FREE]
+        while self.held and free:
+            count = share(len(self.held), len(free), size)
+            slot = free.pop(0)
+            jobs, self.held = self.held[:count], self.held[count:]
+            slot.state = BUSY
+            slot.batch = self.next_batch
+            self.next_batch += 1
+            slot.jobs = jobs
+            slot.reported = set()
+            self.send(slot.address, RunJobs(slot.batch, tuple(jobs)))
+        want = 0 if self.draining else jobs_wanted(len(free), size, len(self.held))
+        if want <= self.asked:
+            want = 0
+        if self.acked or self.failed or self.requeued or want:
+            self.send(
+                self.init.queue_manager,
+                RecordOutcomes(
+                    acked=tuple(self.acked),
+                    failed=tuple(self.failed),
+                    requeued=tuple(self.requeued),
+                    dequeue=want,
+                ),
+            )
+            self.acked, self.failed, self.requeued = [], [], []
+            if want:
+                self.asked = want
+        if self.draining:
+            self._finish_drain_if_idle()
+
+    # --- watching workers -----------------------------------------------------------------
+
+    def receiveMsg_CheckDeadlines(self, message: CheckDeadlines, sender: Any) -> None:
+        now = time.monotonic()
+        for slot in self.slots:
+            if slot.state != BUSY or slot.pid is None or slot.kill_reason is not None:
+                continue
+            batch, index, deadline = slot.board.running()
+            if batch == slot.batch and index >= 0 and deadline and now > deadline:
+                self._kill(slot, "timed out: it ran past its time limit and its worker was killed")
+        self.after(DEADLINE_CHECK, CheckDeadlines())
+
+    def _kill(self, slot: Slot, reason: str, *, requeue_running: bool = False) -> None:
+        slot.kill_reason = reason
+        slot.requeue_running = requeue_running
+        if slot.pid is None:
+            return
+        log.warning("queue %s: killing worker %d (pid %d): %s", self.queue, slot.index, slot.pid, reason)
+        try:
+            os.kill(slot.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def receiveMsg_ChildActorExited(self, message: ChildActorExited, sender: Any) -> None:
+        slot = self._slot(message.childAddress)
+        if slot is None:
+            return
+        self.slots.remove(slot)
+        was_busy = slot.state == BUSY
+        if was_busy:
+            self._settle_dead_batch(slot)
+        else:
+            log.warning(
+                "queue %s: idle worker %d (pid %s) exited", self.queue, slot.index, slot.pid
+            )
+        slot.board.close()
+        if not was_busy and not self.idle_restarts.allow(time.monotonic()):
+            log.error(
+                "queue %s: workers keep dying while idle; not restarting worker %d",
+                self.queue,
+                slot.index,
+            )
+            return
+        if not self.draining:
+            self._start_worker(slot.index)
+        self._run()
+
+    def _settle_dead_batch(self, slot: Slot) -> None:
+        """Record the batch of a dead worker from its board: ran, died in, or never began."""
+        assert self.init is not None
+        statuses = slot.board.statuses(slot.batch, len(slot.jobs))
+        timed_out = slot.kill_reason is not None and slot.kill_reason.startswith("timed out")
+        reason = slot.kill_reason or "the worker process died while running the job"
+        error_class = "JobTimeoutError" if timed_out else "WorkerDiedError"
+        counts = {"acked": 0, "failed": 0, "requeued": 0}
+        for (ref, text), status in zip(slot.jobs, statuses, strict=True):
+            if ref in slot.reported:
+                continue
+            if status == boards.SUCCEEDED:
+                self.acked.append(ref)
+                counts["acked"] += 1
+            elif status == boards.NOT_STARTED or (
+                status == boards.RUNNING and slot.requeue_running
+            ):
+                self.requeued.append(ref)
+                counts["requeued"] += 1
+            else:
+                why = (
+                    reason
+                    if status == boards.RUNNING
+                    else "the job failed, and its worker died before reporting why"
+                )
+                record = died_failure(
+                    text,
+                    reason=why,
+                    error_class=error_class,
+                    queue=self.queue,
+                    settings=self.init.settings,
+                )
+                self.failed.append((ref, record))
+                counts["failed"] += 1
+        log.warning(
+            "queue %s: worker %d (pid %s) died during batch %d (%s); settled from its "
+            "board: %d done, %d failed, %d back to the queue",
+            self.queue,
+            slot.index,
+            slot.pid,
+            slot.batch,
+            reason,
+            counts["acked"],
+            counts["failed"],
+            counts["requeued"],
+        )
+
+    # --- drain and stop --------------------------------------------------------------------
+
+    def receiveMsg_DrainQueue(self, message: DrainQueue, sender: Any) -> None:
+        self.draining = True
+        self.drain_reply = sender
+        self.requeued.extend(ref for ref, _ in self.held)
+        self.held.clear()
+        self.drain_token += 1
+        self.after(message.timeout, DrainTimeout(self.drain_token))
+        self._run()
+
+    def receiveMsg_DrainTimeout(self, message: DrainTimeout, sender: Any) -> None:
+        if message.token != self.drain_token or not self.draining:
+            return
+        for slot in self.slots:
+            if slot.state == BUSY:
+                self._kill(slot, "still running at shutdown", requeue_running=True)
+
+    def _finish_drain_if_idle(self) -> None:
+        if self.drain_reply is None:
+            return
+        if any(s.state == BUSY for s in self.slots):
+            return
+        assert self.init is not None
+        self.send(self.init.queue_manager, StopQueueManager(reply_to=self.drain_reply))
+        self.drain_reply = None
+
+    def stopping(self) -> None:
+        self.draining = True
+        for slot in self.slots:
+            slot.board.close()
