@@ -49,3 +49,19 @@ def processed_queue_key(queue: str) -> str:
 def failed_queue_key(queue: str) -> str:
     """Per-queue count of failed executions."""
     return f"{STAT_FAILED}:{queue}"
+
+PAUSED = "verk:paused"
+"""Set of queue names paused cluster-wide; every node stops taking their jobs."""
+
+PROCESSES = "processes"
+"""Sidekiq's set of live process identities (its web UI's Busy page)."""
+
+
+def process_workers_key(identity: str) -> str:
+    """Sidekiq's hash of what a process is running now (thread id -> JSON)."""
+    return f"{identity}:workers"
+
+
+def node_info_key(node_id: str) -> str:
+    """Hash describing a live node (host, pid, started_at, queues, admin port...)."""
+    return f"verk:node:{node_id}:info"

@@ -1,0 +1,87 @@
+"""Workers the test nodes run (imported by the nodes as ``tests.jobs``).
+
+They report what they did into Redis (the URL is an argument), so tests can count
+executions without trusting the node.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+import redis
+
+from verk_actors import Worker
+
+_clients: dict[str, redis.Redis] = {}
+
+
+def client(url: str) -> redis.Redis:
+    if url not in _clients:
+        _clients[url] = redis.Redis.from_url(url)
+    return _clients[url]
+
+
+class Record(Worker):
+    """Appends ``token`` to the list ``key``."""
+
+    def perform(self, url: str, key: str, token: Any) -> None:
+        client(url).rpush(key, token)
+
+
+class Noop(Worker):
+    """Does nothing."""
+
+    def perform(self, *args: Any) -> None:
+        return None
+
+
+class Fail(Worker):
+    """Records the attempt, then raises."""
+
+    def perform(self, url: str, key: str, token: Any) -> None:
+        client(url).rpush(key, token)
+        raise ValueError(f"boom {token}")
+
+
+class Sleep(Worker):
+    """Records the start, sleeps, records the end."""
+
+    def perform(self, url: str, key: str, token: Any, seconds: float) -> None:
+        client(url).rpush(key, f"start:{token}")
+        time.sleep(seconds)
+        client(url).rpush(key, f"end:{token}")
+
+
+class Crash(Worker):
+    """Records the attempt, then kills its own process."""
+
+    def perform(self, url: str, key: str, token: Any) -> None:
+        client(url).rpush(key, token)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Hang(Worker):
+    """Records the start, then never returns (ignores the soft time limit)."""
+
+    timeout = 0.5
+
+    def perform(self, url: str, key: str, token: Any) -> None:
+        client(url).rpush(key, token)
+        while True:
+            try:
+                time.sleep(10)
+            except BaseException:  # swallow the soft timeout on purpose
+                continue
+
+
+class Slow(Worker):
+    """Sleeps past its time limit (the soft limit interrupts it)."""
+
+    timeout = 0.3
+
+    def perform(self, url: str, key: str, token: Any) -> None:
+        client(url).rpush(key, token)
+        time.sleep(5)
