@@ -48,6 +48,30 @@ def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text} is out of range")
+    return value
+
+
+def loads(text: str) -> Any:
+    """Strict JSON: NaN, Infinity, out-of-range numbers and too deep nesting raise ValueError.
+
+    Python's ``json`` reads the numbers, but ``dumps`` cannot write them back, so a job
+    holding one could never be moved to ``retry`` or ``dead``; deep nesting raised
+    RecursionError, which no caller expects from a bad job text.
+    """
+    try:
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
 @attrs.frozen
 class Job:
     """One job, as stored in Redis (Sidekiq's wire format)."""
@@ -111,7 +135,7 @@ def _decode_args(raw: Any) -> list[Any]:
     if isinstance(raw, str):
         # Verk 1.4+ writes args as a JSON string holding an array.
         try:
-            raw = json.loads(raw)
+            raw = loads(raw)
         except ValueError as exc:
             raise MalformedJobError(
                 f'job "args" is a string that is not JSON ({exc}); '
@@ -133,7 +157,7 @@ def decode_job(text: str | bytes) -> Job:
         except UnicodeDecodeError as exc:
             raise MalformedJobError(f"job text is not UTF-8 ({exc})") from exc
     try:
-        data = json.loads(text)
+        data = loads(text)
     except ValueError as exc:
         raise MalformedJobError(f"job text is not valid JSON ({exc})") from exc
     if not isinstance(data, dict):

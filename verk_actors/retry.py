@@ -6,13 +6,12 @@ and the WorkersManager (which builds it when the worker process died).
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Sequence
 
 import attrs
 
-from verk_actors.job import Job, dumps, new_jid
+from verk_actors.job import Job, dumps, loads, new_jid
 
 DEFAULT_MAX_RETRIES = 25
 
@@ -96,7 +95,7 @@ def bury_malformed(text: str | bytes, *, reason: str, queue: str, now: float) ->
     raw = text.decode("utf-8", errors="replace") if isinstance(text, bytes) else text
     data: object
     try:
-        data = json.loads(raw)
+        data = loads(raw)
     except ValueError:
         data = None
     if isinstance(data, dict):

@@ -1,0 +1,85 @@
+"""A node run as ``verk-actors start`` in a subprocess, that tests can signal or kill."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from tests.servers import descendants
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class NodeProcess:
+    """``verk-actors start`` with the test workers importable."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None, cwd: str | None = None):
+        self.args = ["-m", "verk_actors", "start", "--import", "tests.jobs", *args]
+        self.env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+        self.cwd = cwd or tempfile.mkdtemp(prefix="verk-node-")
+        self.process: subprocess.Popen[str] | None = None
+        self.lines: list[str] = []
+        self._before: set[int] = set()
+
+    def start(self, timeout: float = 30.0) -> NodeProcess:
+        self._before = set(descendants())
+        self.process = subprocess.Popen(
+            [sys.executable, *self.args],
+            cwd=self.cwd,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+        self.wait_for_line(" running: queues", timeout)
+        return self
+
+    def _read(self) -> None:
+        assert self.process is not None and self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for_line(self, text: str, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if text in line:
+                    return line
+            if self.process is not None and self.process.poll() is not None:
+                time.sleep(0.2)
+                break
+            time.sleep(0.02)
+        output = "\n".join(self.lines)
+        raise AssertionError(f"node never logged {text!r}; its output:\n{output}")
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def processes(self) -> list[int]:
+        """The launcher and every process the node started (admin, actors)."""
+        return [p for p in descendants() if p not in self._before]
+
+    def terminate(self, timeout: float = 60.0) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def kill_all(self) -> int:
+        """SIGKILL the launcher and everything it started, all at once."""
+        pids = self.processes()
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self.process is not None:
+            self.process.wait(10)
+        return len(pids)

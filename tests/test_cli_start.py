@@ -1,0 +1,58 @@
+"""``verk-actors start``: embedded Valkey by default, a given Redis otherwise, clean stop."""
+
+from __future__ import annotations
+
+import re
+
+import redis
+
+from tests.conftest import wait_for
+from tests.nodeproc import NodeProcess
+from verk_actors import Client
+
+
+def test_start_without_redis_url_runs_on_embedded_valkey() -> None:
+    """No --redis-url: the first line names the embedded server and its URL; jobs run."""
+    node = NodeProcess("--demo", env={"VERK_REDIS_URL": ""}).start()
+    try:
+        first = node.lines[0]
+        assert "embedded Valkey" in first
+        url = re.search(r"redis://127\.0\.0\.1:\d+/0", first).group(0)
+        node.wait_for_line("demo job 10", timeout=30)
+        node.wait_for_line("succeeded on retry 1", timeout=30)
+        client = redis.Redis.from_url(url)
+        wait_for(lambda: int(client.get("stat:processed") or 0) >= 13)
+        client.close()
+    finally:
+        code = node.terminate()
+    assert code == 0
+    assert "stopped;" in node.output
+    assert (node.cwd + "/verk-data") in node.output
+
+
+def test_start_with_redis_url_and_sigterm_stops_cleanly(redis_server, r) -> None:
+    """With --redis-url the node uses that Redis; SIGTERM lets running jobs finish, exit 0."""
+    node = NodeProcess("--redis-url", redis_server.url, "--queue", "default=2", "--queue", "low=1").start()
+    with Client(url=redis_server.url) as client:
+        client.enqueue("Sleep", redis_server.url, "log", "a", 1.0)
+        client.enqueue("Record", redis_server.url, "low", "b", queue="low")
+    wait_for(lambda: r.llen("log") == 1 and r.llen("low") == 1)
+    assert node.terminate() == 0
+    assert r.lrange("log", 0, -1) == [b"start:a", b"end:a"]
+    assert "default=2, low=1" in node.output
+
+
+def test_start_with_unknown_import_fails_fast_with_exit_2(tmp_path) -> None:
+    """A module that cannot be imported stops start with exit code 2 and says which."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "verk_actors", "start", "--import", "no.such.module"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "no.such.module" in result.stderr
