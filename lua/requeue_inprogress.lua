@@ -22,6 +22,8 @@ local count = #items
 if count == 0 then
   return {0, 0}
 end
-redis.call('RPUSH', KEYS[2], unpack(items))
+for i = 1, count, 1000 do  -- in chunks: unpack fails past ~8000 values
+  redis.call('RPUSH', KEYS[2], unpack(items, i, math.min(i + 999, count)))
+end
 redis.call('LTRIM', KEYS[1], 0, -count - 1)
 return {count, redis.call('LLEN', KEYS[1])}

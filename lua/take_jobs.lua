@@ -18,10 +18,14 @@ local count = #items
 if count == 0 then
   return {}
 end
-redis.call('LTRIM', KEYS[1], 0, -count - 1)
 local oldest_first = {}
 for i = count, 1, -1 do
   oldest_first[#oldest_first + 1] = items[i]
 end
-redis.call('LPUSH', KEYS[2], unpack(oldest_first))
+-- Push before trimming, in chunks (unpack fails past ~8000 values): a script that
+-- errors half-way is not rolled back, and trimming first would lose the jobs.
+for i = 1, count, 1000 do
+  redis.call('LPUSH', KEYS[2], unpack(oldest_first, i, math.min(i + 999, count)))
+end
+redis.call('LTRIM', KEYS[1], 0, -count - 1)
 return oldest_first

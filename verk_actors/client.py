@@ -174,22 +174,16 @@ class Client:
     def enqueue_many(
         self, worker: type | str, args_list: Iterable[Sequence[Any]], **options: Any
     ) -> list[str]:
-        """Enqueue many jobs of one worker (one round trip per 1,000); returns their jids."""
+        """Enqueue many jobs of one worker (one round trip per 1,000); returns their jids.
+
+        Every job is checked before any is written, so an invalid one writes nothing.
+        """
         if "jid" in options:
             raise InvalidJobError("enqueue_many makes one jid per job; do not pass jid")
-        jids: list[str] = []
-        chunk: list[Job] = []
-        for args in args_list:
-            job = self.build(worker, args, **options)
-            chunk.append(job)
-            if len(chunk) >= ENQUEUE_MANY_CHUNK:
-                self.push(chunk)
-                jids.extend(j.jid or "" for j in chunk)
-                chunk = []
-        if chunk:
-            self.push(chunk)
-            jids.extend(j.jid or "" for j in chunk)
-        return jids
+        built = [self.build(worker, args, **options) for args in args_list]
+        for start in range(0, len(built), ENQUEUE_MANY_CHUNK):
+            self.push(built[start : start + ENQUEUE_MANY_CHUNK])
+        return [job.jid or "" for job in built]
 
 
 def _client(redis_client: redis.Redis | None, url: str | None) -> Client:

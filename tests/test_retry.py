@@ -1,0 +1,210 @@
+"""verk_actors.retry: retry limits, Sidekiq's backoff, failure records, burying bad texts."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from verk_actors.job import Job, decode_job
+from verk_actors.retry import (
+    DEAD,
+    DEFAULT_MAX_RETRIES,
+    MALFORMED_CLASS,
+    RETRY,
+    backoff_delay,
+    build_failure,
+    bury_malformed,
+    retry_limit,
+)
+
+NOW = 1_700_000_000.0
+
+
+def job(**fields: object) -> Job:
+    """A decoded job with ``fields`` on top of a class and args."""
+    return decode_job(json.dumps({"class": "HardWorker", "args": [1], **fields}))
+
+
+def fail(j: Job, **kwargs: object) -> tuple[str, float, dict[str, object]]:
+    """build_failure with fixed error fields: (target, score, decoded JSON)."""
+    options: dict[str, object] = {
+        "error_class": "ValueError",
+        "error_message": "boom",
+        "backtrace": ["frame 1", "frame 2"],
+        "now": NOW,
+        "rng": random.Random(7),
+    }
+    options.update(kwargs)
+    record = build_failure(j, **options)  # type: ignore[arg-type]
+    return record.target, record.score, json.loads(record.text)
+
+
+# --- retry_limit --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "limit"),
+    [
+        ({"retry": True}, DEFAULT_MAX_RETRIES),
+        ({"retry": False}, 0),
+        ({"retry": 3}, 3),
+        ({"retry": 0}, 0),
+        ({"retry": -2}, 0),
+        ({"max_retry_count": 7}, 7),
+        ({"retry": True, "max_retry_count": 7}, 7),
+        ({"retry": 3, "max_retry_count": 7}, 3),
+        ({"retry": 9, "max_retry_count": 4}, 4),
+        ({"retry": False, "max_retry_count": 7}, 0),
+        ({}, DEFAULT_MAX_RETRIES),
+        ({"retry": None, "max_retry_count": None}, DEFAULT_MAX_RETRIES),
+    ],
+)
+def test_retry_limit(fields: dict[str, object], limit: int) -> None:
+    """retry and max_retry_count are both read, the stricter wins, neither gives the default."""
+    assert retry_limit(job(**fields)) == limit
+
+
+def test_retry_limit_default_is_configurable() -> None:
+    """retry true and a job with no limit use the given default."""
+    assert retry_limit(job(retry=True), default=4) == 4
+    assert retry_limit(job(), default=4) == 4
+
+
+# --- backoff_delay ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("count", range(1, 26))
+def test_backoff_delay_bounds(count: int) -> None:
+    """The delay of try c is c**4 + 15 + k*(c+1) with k in 1..30, and both ends are reached."""
+    rng = random.Random(count)
+    base = count**4 + 15
+    delays = {backoff_delay(count, rng) for _ in range(2000)}
+    assert min(delays) == base + 1 * (count + 1)
+    assert max(delays) == base + 30 * (count + 1)
+    assert all((d - base) % (count + 1) == 0 for d in delays)
+
+
+def test_backoff_delay_is_deterministic_with_a_seeded_rng() -> None:
+    """Two generators with one seed give the same delays."""
+    a, b = random.Random(42), random.Random(42)
+    counts = range(1, 26)
+    assert [backoff_delay(c, a) for c in counts] == [backoff_delay(c, b) for c in counts]
+
+
+# --- build_failure ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fields", [{}, {"retry_count": 0}, {"retry_count": None}])
+def test_first_failure(fields: dict[str, object]) -> None:
+    """A first failure sets retry_count 1, failed_at, the error fields, no retried_at."""
+    target, score, data = fail(job(**fields))
+    assert target == RETRY
+    assert data["retry_count"] == 1
+    assert data["failed_at"] == NOW
+    assert "retried_at" not in data
+    assert data["error_class"] == "ValueError"
+    assert data["error_message"] == "boom"
+    assert data["error_backtrace"] == ["frame 1", "frame 2"]
+    assert NOW + 1**4 + 15 + 2 <= score <= NOW + 1**4 + 15 + 60
+
+
+def test_later_failure_keeps_failed_at_and_sets_retried_at() -> None:
+    """A later failure keeps the first failed_at and sets retried_at to now."""
+    target, score, data = fail(job(retry_count=3, failed_at=1000.0, retried_at=2000.0))
+    assert target == RETRY
+    assert data["retry_count"] == 4
+    assert data["failed_at"] == 1000.0
+    assert data["retried_at"] == NOW
+    rng = random.Random(7)
+    assert score == NOW + backoff_delay(4, rng)
+
+
+def test_failure_goes_dead_when_count_exceeds_limit() -> None:
+    """The failure after the last allowed retry goes to dead, scored now."""
+    target, _, data = fail(job(retry=2, retry_count=1, failed_at=1.0))
+    assert target == RETRY
+    assert data["retry_count"] == 2
+    target, score, data = fail(job(retry=2, retry_count=2, failed_at=1.0))
+    assert target == DEAD
+    assert score == NOW
+    assert data["retry_count"] == 3
+
+
+def test_retry_false_goes_dead_at_once() -> None:
+    """A job with retry false goes to dead on its first failure."""
+    target, score, _ = fail(job(retry=False))
+    assert (target, score) == (DEAD, NOW)
+
+
+def test_default_max_retries_applies() -> None:
+    """default_max_retries bounds a job with retry true."""
+    assert fail(job(retry=True, retry_count=2), default_max_retries=2)[0] == DEAD
+    assert fail(job(retry=True, retry_count=1), default_max_retries=2)[0] == RETRY
+
+
+def test_delay_override() -> None:
+    """A worker's delay override replaces the backoff; negative ones mean now."""
+    assert fail(job(), delay_override=5.0)[1] == NOW + 5.0
+    assert fail(job(), delay_override=-3.0)[1] == NOW
+
+
+def test_unknown_fields_are_kept() -> None:
+    """Fields we do not know (tags, bid...) survive a failure with their values."""
+    _, _, data = fail(job(tags=["a", "b"], bid="batch-1", custom={"x": [1, None]}))
+    assert data["tags"] == ["a", "b"]
+    assert data["bid"] == "batch-1"
+    assert data["custom"] == {"x": [1, None]}
+    assert data["args"] == [1]
+    assert data["class"] == "HardWorker"
+
+
+# --- bury_malformed -----------------------------------------------------------------------
+
+
+def test_bury_json_object_keeps_fields() -> None:
+    """A JSON object without a usable class keeps all its fields and gains error fields."""
+    text = '{"args":[1,[]],"tags":["t"],"jid":"j1","big":123456789012345678901234567890}'
+    record = bury_malformed(text, reason="no class", queue="default", now=NOW)
+    assert (record.target, record.score) == (DEAD, NOW)
+    data = json.loads(record.text)
+    assert data["args"] == [1, []]
+    assert data["tags"] == ["t"]
+    assert data["jid"] == "j1"
+    assert data["big"] == 123456789012345678901234567890
+    assert data["queue"] == "default"
+    assert data["error_class"] == "MalformedJobError"
+    assert data["error_message"] == "no class"
+    assert data["failed_at"] == NOW
+    assert data["retry"] is False
+
+
+def test_bury_json_object_keeps_its_own_queue() -> None:
+    """A buried object that names a queue keeps that queue."""
+    record = bury_malformed('{"queue":"mine"}', reason="r", queue="other", now=NOW)
+    assert json.loads(record.text)["queue"] == "mine"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["not json {", "[1, 2]", '"a string"', "", '{"class":"A","args":[NaN]}', "é\u2028\x00"],
+)
+def test_bury_non_object_text_verbatim(text: str) -> None:
+    """Anything but a (finite) JSON object is kept verbatim as the single arg of a MalformedJob."""
+    record = bury_malformed(text, reason="bad text", queue="q1", now=NOW)
+    assert record.target == DEAD
+    data = json.loads(record.text)
+    assert data["class"] == MALFORMED_CLASS
+    assert data["args"] == [text]
+    assert data["queue"] == "q1"
+    assert data["error_message"] == "bad text"
+    assert data["error_class"] == "MalformedJobError"
+    assert len(data["jid"]) == 24
+    assert decode_job(record.text).args == [text]
+
+
+def test_bury_bytes() -> None:
+    """Bytes are buried too (non-UTF-8 bytes replaced), giving valid JSON."""
+    record = bury_malformed(b"\xffgarbage", reason="r", queue="q", now=NOW)
+    assert json.loads(record.text)["args"] == ["\ufffdgarbage"]
