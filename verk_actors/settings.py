@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -56,8 +57,8 @@ class QueueSpec:
 
 def _positive(name: str) -> Any:
     def check(_inst: object, _attr: object, value: float) -> None:
-        if value is not None and value <= 0:
-            raise ConfigurationError(f"{name} must be more than 0, got {value!r}")
+        if value is not None and not (0 < value < math.inf):  # refuses NaN too
+            raise ConfigurationError(f"{name} must be a finite number more than 0, got {value!r}")
 
     return check
 
@@ -144,10 +145,17 @@ class Settings:
                     raise ConfigurationError(
                         f"{var}={raw!r} is not a valid {kind.__name__}"
                     ) from None
+                try:
+                    cls(**{field: values[field]})  # the field's own check, naming the variable
+                except ConfigurationError as exc:
+                    raise ConfigurationError(f"{var}={raw!r}: {exc}") from None
         if env.get("VERK_QUEUES"):
-            values["queues"] = tuple(
-                QueueSpec.parse(part) for part in env["VERK_QUEUES"].split(",") if part.strip()
-            )
+            try:
+                values["queues"] = _queues(
+                    QueueSpec.parse(part) for part in env["VERK_QUEUES"].split(",") if part.strip()
+                )
+            except ConfigurationError as exc:
+                raise ConfigurationError(f"VERK_QUEUES={env['VERK_QUEUES']!r}: {exc}") from None
         if env.get("VERK_IMPORTS"):
             values["imports"] = tuple(
                 m.strip() for m in env["VERK_IMPORTS"].split(",") if m.strip()
