@@ -141,3 +141,15 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, every: float =
         if time.monotonic() > deadline:
             pytest.fail(f"condition not met within {timeout} s: {predicate.__doc__ or predicate}")
         time.sleep(every)
+
+
+def ask_for(asys: Any, address: Any, message: Any, kind: type, timeout: float = 10.0) -> Any:
+    """Ask ``address`` and return the first reply of type ``kind`` (stale replies skipped)."""
+    deadline = time.monotonic() + timeout
+    reply = asys.ask(address, message, timeout)
+    while not isinstance(reply, kind):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            pytest.fail(f"no {kind.__name__} reply to {message!r} within {timeout} s (last: {reply!r})")
+        reply = asys.listen(left)
+    return reply

@@ -345,3 +345,52 @@ class StopTimeout:
 @attrs.frozen
 class CheckLauncher:
     """Time to check that the launcher process is still alive."""
+
+
+# --- NodeManager ------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class InitNodeManager:
+    """Configure the NodeManager."""
+
+    settings: Settings
+    node_id: str
+    epoch: str
+    queues: tuple[QueueSpec, ...]
+    admin_port: int | None
+    root_pid: int
+
+
+@attrs.frozen
+class NodeQueues:
+    """The node's queues changed (sent by VerkRoot to the NodeManager)."""
+
+    queues: tuple[QueueSpec, ...]
+
+
+@attrs.frozen
+class Heartbeat:
+    """Time to renew the lease and describe the node."""
+
+
+@attrs.frozen
+class ScanNodes:
+    """Time to look for dead nodes."""
+
+
+@attrs.frozen
+class NodeIdTaken:
+    """Another process holds this node id's lease: this node must stop."""
+
+    message: str
+
+
+@attrs.frozen
+class LeaveCluster:
+    """Clean stop: remove this node's lease and registration. Reply: ``LeftCluster``."""
+
+
+@attrs.frozen
+class LeftCluster:
+    """The node's lease and registration are gone."""

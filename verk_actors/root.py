@@ -1,7 +1,8 @@
 """``VerkRoot``: the root supervisor of a node, and the door embedding code talks to.
 
-Children: ``schedule_manager`` (ScheduleManager), then one ``queue:<name>``
-(QueueSupervisor) per queue, added and removed at runtime. Strategy:
+Children: ``node_manager`` (NodeManager: heartbeat lease, dead-node recovery),
+``schedule_manager`` (ScheduleManager), then one ``queue:<name>`` (QueueSupervisor)
+per queue, added and removed at runtime. Strategy:
 **one_for_one**, at most 5 restarts in 30 s: queues are independent, so a queue
 that keeps crashing is restarted alone; past the limit the root stops the node
 (the launcher sees it and exits non-zero, for systemd or Kubernetes to act).
@@ -34,8 +35,13 @@ from verk_actors.messages import (
     Enqueue,
     Enqueued,
     GetStatus,
+    InitNodeManager,
     InitQueueSupervisor,
     InitScheduleManager,
+    LeaveCluster,
+    LeftCluster,
+    NodeIdTaken,
+    NodeQueues,
     QueueAdded,
     QueueRemoved,
     QueueStatus,
@@ -48,6 +54,7 @@ from verk_actors.messages import (
     VerkStatus,
     VerkStopped,
 )
+from verk_actors.node_manager import NodeManager
 from verk_actors.queue_supervisor import QueueSupervisor
 from verk_actors.redis_conn import check_url, redact_url
 from verk_actors.schedule_manager import ScheduleManager
@@ -56,6 +63,7 @@ from verk_actors.supervisor import Child, Strategy, Supervisor
 
 log = logging.getLogger(__name__)
 
+NODE_MANAGER = "node_manager"
 SCHEDULE_MANAGER = "schedule_manager"
 QUEUE_PREFIX = "queue:"
 LAUNCHER_POLL = 1.0
@@ -91,12 +99,14 @@ class VerkRoot(Supervisor):
         super().__init__(capabilities)
         self.settings: Settings | None = None
         self.node_id = ""
+        self.epoch = ""
         self.queue_specs: dict[str, QueueSpec] = {}
         self.client: Client | None = None
         self.removals: dict[str, Any] = {}
         self.stop_reply: Any = None
         self.stop_waiting: set[str] = set()
         self.stop_requeued = 0
+        self.leaving = False
         self.launcher_pid: int | None = None
         self.launcher_fd: int | None = None
 
@@ -131,10 +141,13 @@ class VerkRoot(Supervisor):
         check_url(settings.redis_url)
         self.settings = settings
         self.node_id = settings.node_id or generate_node_id()
+        self.epoch = secrets.token_hex(8)
         self.client = Client(url=settings.redis_url)
-        self.start_child(SCHEDULE_MANAGER, ScheduleManager)
         for spec in settings.queues:
             self.queue_specs[spec.name] = spec
+        self.start_child(NODE_MANAGER, NodeManager)
+        self.start_child(SCHEDULE_MANAGER, ScheduleManager)
+        for spec in settings.queues:
             self.start_child(QUEUE_PREFIX + spec.name, QueueSupervisor)
         log.info(
             "node %s started: queues %s; Redis %s",
@@ -147,6 +160,15 @@ class VerkRoot(Supervisor):
 
     def init_message(self, child: Child) -> object:
         assert self.settings is not None
+        if child.name == NODE_MANAGER:
+            return InitNodeManager(
+                self.settings,
+                self.node_id,
+                self.epoch,
+                tuple(self.queue_specs.values()),
+                self.capabilities.get("Admin Port"),
+                os.getpid(),
+            )
         if child.name == SCHEDULE_MANAGER:
             return InitScheduleManager(self.settings, self.node_id)
         spec = self.queue_specs[child.name[len(QUEUE_PREFIX) :]]
@@ -200,6 +222,7 @@ class VerkRoot(Supervisor):
             return
         self.queue_specs[spec.name] = spec
         self.start_child(QUEUE_PREFIX + spec.name, QueueSupervisor)
+        self._queues_changed()
         log.info("node %s: queue %s added (%d workers)", self.node_id, spec.name, spec.concurrency)
         self.send(sender, QueueAdded(spec.name))
 
@@ -223,6 +246,7 @@ class VerkRoot(Supervisor):
             reply_to = self.removals.pop(message.queue)
             self.queue_specs.pop(message.queue, None)
             self.stop_child(QUEUE_PREFIX + message.queue)
+            self._queues_changed()
             log.info(
                 "node %s: queue %s removed; %d unfinished jobs went back to it",
                 self.node_id,
@@ -267,12 +291,36 @@ class VerkRoot(Supervisor):
         )
         self._finish_stop()
 
+    def _queues_changed(self) -> None:
+        manager = self.child(NODE_MANAGER)
+        if manager is not None and manager.address is not None:
+            self.send(manager.address, NodeQueues(tuple(self.queue_specs.values())))
+
+    def receiveMsg_NodeIdTaken(self, message: NodeIdTaken, sender: Any) -> None:
+        log.error("node %s stops: %s", self.node_id, message.message)
+        self.give_up()
+
     def _finish_stop(self) -> None:
-        if self.stop_reply is None or self.stop_waiting:
+        if self.stop_reply is None or self.stop_waiting or self.leaving:
+            return
+        manager = self.child(NODE_MANAGER)
+        if manager is not None and manager.address is not None:
+            self.leaving = True
+            self.send(manager.address, LeaveCluster())
+            return
+        self._stopped()
+
+    def receiveMsg_LeftCluster(self, message: LeftCluster, sender: Any) -> None:
+        self.leaving = False
+        self._stopped()
+
+    def _stopped(self) -> None:
+        if self.stop_reply is None:
             return
         for name in list(self.queue_specs):
             self.stop_child(QUEUE_PREFIX + name)
         self.stop_child(SCHEDULE_MANAGER)
+        self.stop_child(NODE_MANAGER)
         log.info(
             "node %s stopped; %d unfinished jobs went back to their queues",
             self.node_id,

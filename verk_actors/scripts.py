@@ -25,6 +25,8 @@ SCRIPT_NAMES = (
     "requeue_jobs",
     "requeue_inprogress",
     "enqueue_due",
+    "renew_lease",
+    "forget_node",
 )
 
 DAY_COUNTER_TTL = 5 * 365 * 86_400  # Sidekiq keeps per-day counters five years
@@ -168,3 +170,31 @@ class Scripts:
             "enqueue_due", on, (zset, keys.QUEUES, keys.DEAD, *queue_keys), flat
         )
         return result
+
+    def renew_lease(self, on: Client, node_id: str, epoch: str, ttl: float) -> int:
+        """Renew ``node_id``'s lease: 1 renewed, 0 had expired (claimed again), -1 not ours."""
+        result: int = self._run(
+            "renew_lease", on, (keys.node_lease_key(node_id),), (epoch, int(ttl * 1000))
+        )
+        return result
+
+    def forget_node(
+        self, on: Client, node_id: str, identity: str, queues: Sequence[str]
+    ) -> bool:
+        """Remove a dead node's registration if its lease is gone and its lists are empty."""
+        result: int = self._run(
+            "forget_node",
+            on,
+            (
+                keys.node_lease_key(node_id),
+                keys.node_queues_key(node_id),
+                keys.NODES,
+                keys.node_info_key(node_id),
+                keys.PROCESSES,
+                identity or "verk:none",
+                keys.process_workers_key(identity or "verk:none"),
+                *(keys.inprogress_key(q, node_id) for q in queues),
+            ),
+            (node_id, identity),
+        )
+        return bool(result)

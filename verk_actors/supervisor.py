@@ -190,8 +190,8 @@ class Supervisor(VerkActor):
                 "(escalating to the parent)",
                 self.describe(),
                 child.name,
-                self.max_restarts,
-                self.restart_window,
+                self.intensity.max_restarts,
+                self.intensity.within,
             )
             self.give_up()
             return

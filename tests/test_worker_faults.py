@@ -1,0 +1,86 @@
+"""Workers that crash, hang or run too long: the job is recorded, the queue goes on."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from tests.conftest import wait_for
+from verk_actors import Client, QueueSpec
+
+
+def _retry_jobs(r) -> dict[str, dict]:
+    return {json.loads(t)["jid"]: json.loads(t) for t in r.zrange("retry", 0, -1)}
+
+
+def test_worker_killed_mid_job_fails_that_job_only(start_verk, redis_server, r) -> None:
+    """A job whose process dies goes to retry (WorkerDiedError); the other jobs all run."""
+    node = start_verk(queues=(QueueSpec("default", 3),))
+    with Client(url=redis_server.url) as client:
+        crash = client.enqueue("Crash", redis_server.url, "crashes", "c")
+        client.enqueue_many("Record", ([redis_server.url, "ok", i] for i in range(50)))
+    wait_for(lambda: r.llen("ok") == 50)
+    wait_for(lambda: r.zcard("retry") == 1)
+    job = _retry_jobs(r)[crash]
+    assert job["error_class"] == "WorkerDiedError"
+    assert "died" in job["error_message"]
+    assert r.lrange("crashes", 0, -1) == [b"c"]
+    # The pool is whole again: more jobs still run on all workers.
+    with Client(url=redis_server.url) as client:
+        client.enqueue_many("Record", ([redis_server.url, "after", i] for i in range(20)))
+    wait_for(lambda: r.llen("after") == 20)
+    wait_for(lambda: not r.exists(f"inprogress:default:{node.node_id}"))
+    node.stop()
+
+
+def test_job_past_its_time_limit_is_interrupted(start_verk, redis_server, r) -> None:
+    """A job that sleeps past Worker.timeout is interrupted and retried as JobTimeoutError."""
+    node = start_verk()
+    with Client(url=redis_server.url) as client:
+        jid = client.enqueue("Slow", redis_server.url, "slow", "s")
+    started = time.monotonic()
+    wait_for(lambda: r.zcard("retry") == 1, timeout=10)
+    assert time.monotonic() - started < 4
+    job = _retry_jobs(r)[jid]
+    assert job["error_class"] == "JobTimeoutError"
+    assert "timed out after 0.3 s" in job["error_message"]
+    node.stop()
+
+
+def test_hung_job_that_ignores_the_limit_gets_its_worker_killed(start_verk, redis_server, r) -> None:
+    """A job that swallows the soft timeout has its worker killed; it is retried as timed out."""
+    node = start_verk(queues=(QueueSpec("default", 2),))
+    with Client(url=redis_server.url) as client:
+        jid = client.enqueue("Hang", redis_server.url, "hang", "h")
+    wait_for(lambda: r.llen("hang") == 1)
+    with Client(url=redis_server.url) as client:
+        client.enqueue_many("Record", ([redis_server.url, "ok", i] for i in range(10)))
+    wait_for(lambda: r.llen("ok") == 10, timeout=5)
+    wait_for(lambda: r.zcard("retry") == 1, timeout=10)
+    job = _retry_jobs(r)[jid]
+    assert job["error_class"] == "JobTimeoutError"
+    assert "timed out" in job["error_message"]
+    wait_for(lambda: not r.exists(f"inprogress:default:{node.node_id}"))
+    node.stop()
+
+
+def test_job_that_always_crashes_ends_in_dead(start_verk, redis_server, r) -> None:
+    """A job that kills its worker every time is retried, then dead; the queue keeps going."""
+    node = start_verk(queues=(QueueSpec("default", 2),))
+    with Client(url=redis_server.url) as client:
+        jid = client.enqueue("Crash", redis_server.url, "crashes", "c", retry=2)
+        for round_ in range(3):
+            client.enqueue_many("Record", ([redis_server.url, "ok", f"{round_}-{i}"] for i in range(10)))
+            if round_ < 2:
+                wait_for(lambda: r.zcard("retry") == 1)
+                [text] = r.zrange("retry", 0, -1)
+                r.zadd("retry", {text: time.time() - 1})
+                wait_for(lambda: r.zcard("retry") == 0 or r.zscore("retry", text) is None)
+    wait_for(lambda: r.zcard("dead") == 1, timeout=20)
+    dead = json.loads(r.zrange("dead", 0, -1)[0])
+    assert dead["jid"] == jid
+    assert dead["retry_count"] == 3
+    assert dead["error_class"] == "WorkerDiedError"
+    assert r.llen("crashes") == 3
+    wait_for(lambda: r.llen("ok") == 30)
+    node.stop()

@@ -1,0 +1,214 @@
+"""A node's presence in Redis, without actors: lease, description, dead-node recovery.
+
+The lease (``verk:node:<id>``, holding the node's random epoch) lives
+``Settings.lease_ttl`` seconds and is renewed every heartbeat. A node whose lease is
+gone is dead: any live node moves its in-progress jobs back to their queues (in
+atomic batches, so each job moves once however many nodes try at once) and then
+removes its registration. The node also appears in Sidekiq's ``processes`` set, so
+Sidekiq's web UI and ``Sidekiq::ProcessSet`` list it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import time
+
+import attrs
+
+from verk_actors import keys
+from verk_actors.redis_conn import connect
+from verk_actors.scripts import Scripts
+from verk_actors.settings import QueueSpec, Settings
+
+log = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+PROCESS_TTL = 60
+"""Seconds Sidekiq's process hash lives without a heartbeat (Sidekiq's own value)."""
+
+SHOWN_PER_QUEUE = 50
+RECOVERY_BATCH = 1000
+
+
+@attrs.frozen
+class NodeFacts:
+    """What does not change while a node runs."""
+
+    node_id: str
+    epoch: str
+    host: str
+    pid: int
+    started_at: float
+    admin_port: int | None
+
+    @property
+    def identity(self) -> str:
+        return keys.process_identity(self.host, self.pid, self.node_id)
+
+
+def node_facts(node_id: str, epoch: str, admin_port: int | None, pid: int) -> NodeFacts:
+    """Facts about a node whose root actor runs as ``pid`` on this host."""
+    return NodeFacts(node_id, epoch, socket.gethostname(), pid, time.time(), admin_port)
+
+
+class NodeStore:
+    """One node's registration in Redis."""
+
+    def __init__(self, settings: Settings, facts: NodeFacts) -> None:
+        self.settings = settings
+        self.facts = facts
+        self.client = connect(settings.redis_url, name=f"verk:{facts.node_id}:node")
+        self.scripts = Scripts(self.client)
+
+    def claim(self) -> str | None:
+        """Take the lease; return the epoch of another incarnation that held it, if any."""
+        previous = self.client.set(
+            keys.node_lease_key(self.facts.node_id),
+            self.facts.epoch,
+            px=int(self.settings.lease_ttl * 1000),
+            get=True,
+        )
+        self.client.sadd(keys.NODES, self.facts.node_id)
+        if previous is None:
+            return None
+        text = previous.decode() if isinstance(previous, bytes) else str(previous)
+        return None if text == self.facts.epoch else text
+
+    def renew(self) -> int:
+        """1 renewed, 0 had expired and was claimed again, -1 held by another process."""
+        return self.scripts.renew_lease(
+            self.client, self.facts.node_id, self.facts.epoch, self.settings.lease_ttl
+        )
+
+    def describe(self, queues: tuple[QueueSpec, ...]) -> int:
+        """Write the node's info hash and its Sidekiq process entry; return busy jobs."""
+        node = self.facts.node_id
+        names = [q.name for q in queues]
+        lengths_pipe = self.client.pipeline(transaction=False)
+        for name in names:
+            lengths_pipe.lrange(keys.inprogress_key(name, node), 0, SHOWN_PER_QUEUE - 1)
+            lengths_pipe.llen(keys.inprogress_key(name, node))
+        replies = lengths_pipe.execute() if names else []
+        busy = 0
+        workers: dict[str, str] = {}
+        now = time.time()
+        for i, name in enumerate(names):
+            shown, length = replies[2 * i], replies[2 * i + 1]
+            busy += int(length)
+            for n, text in enumerate(shown):
+                payload = text.decode("utf-8", errors="replace")
+                workers[f"{name}-{n}"] = json.dumps(
+                    {"queue": name, "payload": payload, "run_at": int(now)}
+                )
+        concurrency = sum(q.concurrency for q in queues)
+        info = {
+            "hostname": self.facts.host,
+            "started_at": self.facts.started_at,
+            "pid": self.facts.pid,
+            "tag": "verk_actors",
+            "concurrency": concurrency,
+            "queues": names,
+            "labels": ["verk_actors", f"node:{node}"],
+            "identity": self.facts.identity,
+        }
+        pipe = self.client.pipeline(transaction=True)
+        pipe.sadd(keys.NODES, node)
+        if names:
+            # Again every beat: a node declared dead while stalled was forgotten.
+            pipe.sadd(keys.node_queues_key(node), *names)
+        pipe.hset(
+            keys.node_info_key(node),
+            mapping={
+                "host": self.facts.host,
+                "pid": self.facts.pid,
+                "started_at": self.facts.started_at,
+                "queues": json.dumps([{"name": q.name, "concurrency": q.concurrency} for q in queues]),
+                "busy": busy,
+                "admin_port": self.facts.admin_port or 0,
+                "beat": now,
+                "version": VERSION,
+            },
+        )
+        pipe.expire(keys.node_info_key(node), max(PROCESS_TTL, int(self.settings.lease_ttl * 4)))
+        identity = self.facts.identity
+        pipe.sadd(keys.PROCESSES, identity)
+        pipe.hset(
+            identity,
+            mapping={
+                "info": json.dumps(info),
+                "busy": busy,
+                "beat": now,
+                "quiet": "false",
+                "rss": 0,
+                "rtt_us": 0,
+            },
+        )
+        pipe.expire(identity, PROCESS_TTL)
+        workers_key = keys.process_workers_key(identity)
+        pipe.delete(workers_key)
+        if workers:
+            pipe.hset(workers_key, mapping=workers)
+            pipe.expire(workers_key, PROCESS_TTL)
+        pipe.execute()
+        return busy
+
+    def dead_nodes(self) -> list[str]:
+        """Ids in ``verk_nodes`` (other than this one) whose lease is gone."""
+        others = [
+            n.decode() if isinstance(n, bytes) else str(n)
+            for n in self.client.smembers(keys.NODES)
+        ]
+        others = [n for n in others if n != self.facts.node_id]
+        if not others:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for other in others:
+            pipe.exists(keys.node_lease_key(other))
+        alive = pipe.execute()
+        return [n for n, present in zip(others, alive, strict=True) if not present]
+
+    def recover(self, dead: str) -> int:
+        """Move a dead node's in-progress jobs back; forget it once nothing is left."""
+        queues = sorted(
+            q.decode() if isinstance(q, bytes) else str(q)
+            for q in self.client.smembers(keys.node_queues_key(dead))
+        )
+        moved_total = 0
+        for queue in queues:
+            while True:
+                moved, remaining = self.scripts.requeue_inprogress(
+                    self.client, queue, dead, RECOVERY_BATCH, only_if_dead=True
+                )
+                if moved < 0:
+                    return moved_total  # it came back
+                moved_total += moved
+                if remaining <= 0 or moved == 0:
+                    break
+        identity = self._identity_of(dead)
+        self.scripts.forget_node(self.client, dead, identity, queues)
+        return moved_total
+
+    def _identity_of(self, node_id: str) -> str:
+        host, pid = self.client.hmget(keys.node_info_key(node_id), "host", "pid")
+        if host is None or pid is None:
+            return ""
+        return keys.process_identity(host.decode(), int(pid), node_id)
+
+    def leave(self) -> None:
+        """At a clean stop: drop the lease and, if nothing is left in progress, the rest."""
+        node = self.facts.node_id
+        pipe = self.client.pipeline(transaction=False)
+        pipe.delete(keys.node_lease_key(node))
+        pipe.srem(keys.PROCESSES, self.facts.identity)
+        pipe.delete(self.facts.identity, keys.process_workers_key(self.facts.identity))
+        pipe.smembers(keys.node_queues_key(node))
+        queues = pipe.execute()[-1]
+        self.scripts.forget_node(
+            self.client, node, self.facts.identity, sorted(q.decode() for q in queues)
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
