@@ -57,6 +57,11 @@ PROCESSES = "processes"
 """Sidekiq's set of live process identities (its web UI's Busy page)."""
 
 
+def process_identity(host: str, pid: int, node_id: str) -> str:
+    """A node's Sidekiq process identity (also the key of its process hash)."""
+    return f"{host}:{pid}:{node_id}"
+
+
 def process_workers_key(identity: str) -> str:
     """Sidekiq's hash of what a process is running now (thread id -> JSON)."""
     return f"{identity}:workers"
