@@ -1,0 +1,157 @@
+"""The progress board shared by a worker and its manager, and the batch arithmetic."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from verk_actors import board
+from verk_actors.board import FAILED, MAX_JOBS, NOT_STARTED, RUNNING, SUCCEEDED, Board
+from verk_actors.dispatch import MAX_REQUEST, TARGET_BATCH_SECONDS, BatchSizer, jobs_wanted, share
+
+
+@pytest.fixture
+def boards(tmp_path: Path) -> Iterator[tuple[Board, Board]]:
+    """(worker's mapping, manager's mapping) of one new board file."""
+    manager = Board.create(tmp_path)
+    worker = Board(manager.path)
+    manager.unlink()
+    yield worker, manager
+    worker.close()
+    manager.close()
+
+
+def test_create_makes_a_private_zeroed_file(tmp_path: Path) -> None:
+    """A new board is a zeroed file of the board size, readable only by its owner."""
+    b = Board.create(tmp_path)
+    try:
+        assert b.path.parent == tmp_path
+        assert b.path.stat().st_size == board.SIZE
+        assert b.path.stat().st_mode & 0o777 == 0o600
+        assert b.path.read_bytes() == bytes(board.SIZE)
+        assert b.running()[0] == 0  # batch 0: none yet (batches are numbered from 1)
+    finally:
+        b.close()
+    assert not b.path.exists()
+
+
+def test_statuses_follow_the_worker(boards: tuple[Board, Board]) -> None:
+    """The manager's mapping sees begin_batch, job_started and job_ended written by the worker."""
+    worker, manager = boards
+    worker.begin_batch(7, 4)
+    assert manager.statuses(7, 4) == [NOT_STARTED] * 4
+    assert manager.running() == (7, -1, 0.0)
+    worker.job_started(7, 0, 123.5)
+    assert manager.statuses(7, 4) == [RUNNING, NOT_STARTED, NOT_STARTED, NOT_STARTED]
+    assert manager.running() == (7, 0, 123.5)
+    worker.job_ended(7, 0, ok=True)
+    worker.job_started(7, 1, 0.0)
+    worker.job_ended(7, 1, ok=False)
+    worker.job_started(7, 2, 456.25)
+    assert manager.statuses(7, 4) == [SUCCEEDED, FAILED, RUNNING, NOT_STARTED]
+    assert manager.running() == (7, 2, 456.25)
+    worker.job_ended(7, 2, ok=True)
+    assert manager.running() == (7, -1, 0.0)
+    assert manager.statuses(7, 4) == [SUCCEEDED, FAILED, SUCCEEDED, NOT_STARTED]
+
+
+def test_statuses_of_another_batch_are_not_started(boards: tuple[Board, Board]) -> None:
+    """Statuses asked for a batch other than the current one are all NOT_STARTED."""
+    worker, manager = boards
+    worker.begin_batch(1, 3)
+    worker.job_started(1, 0, 0.0)
+    worker.job_ended(1, 0, ok=True)
+    assert manager.statuses(2, 3) == [NOT_STARTED] * 3
+    assert manager.statuses(0, 3) == [NOT_STARTED] * 3
+    assert manager.statuses(1, 3)[0] == SUCCEEDED
+
+
+def test_begin_batch_clears_previous_statuses(boards: tuple[Board, Board]) -> None:
+    """A new batch starts with every status cleared, even where the last batch was longer."""
+    worker, manager = boards
+    worker.begin_batch(1, 5)
+    for i in range(5):
+        worker.job_started(1, i, 0.0)
+        worker.job_ended(1, i, ok=False)
+    worker.begin_batch(2, 5)
+    assert manager.statuses(2, 5) == [NOT_STARTED] * 5
+
+
+def test_largest_batch_fits(boards: tuple[Board, Board]) -> None:
+    """A batch of MAX_JOBS jobs can mark its last job."""
+    worker, manager = boards
+    worker.begin_batch(3, MAX_JOBS)
+    worker.job_started(3, MAX_JOBS - 1, 9.0)
+    worker.job_ended(3, MAX_JOBS - 1, ok=True)
+    assert manager.statuses(3, MAX_JOBS)[-1] == SUCCEEDED
+    assert manager.statuses(3, MAX_JOBS).count(NOT_STARTED) == MAX_JOBS - 1
+
+
+def test_board_dir_is_writable() -> None:
+    """board_dir is a writable directory (shared memory when there is some)."""
+    assert os.access(board.board_dir(), os.W_OK)
+
+
+# --- dispatch --------------------------------------------------------------------------------
+
+
+def test_batch_sizer_starts_at_one() -> None:
+    """Before any job finishes, the batch size is 1."""
+    assert BatchSizer(max_batch=100).size == 1
+
+
+def test_batch_sizer_grows_for_fast_jobs() -> None:
+    """Fast jobs grow the batch towards TARGET_BATCH_SECONDS of work, capped at max_batch."""
+    sizer = BatchSizer(max_batch=100)
+    sizer.observe(TARGET_BATCH_SECONDS / 10)
+    assert sizer.size == 10
+    for _ in range(50):
+        sizer.observe(0.000_01)
+    assert sizer.size == 100
+    small = BatchSizer(max_batch=5)
+    small.observe(0.000_001)
+    assert small.size == 5
+    instant = BatchSizer(max_batch=7)
+    instant.observe(0.0)
+    assert instant.size == 7
+
+
+def test_batch_sizer_one_for_slow_jobs() -> None:
+    """Jobs slower than the target are handed out one at a time."""
+    sizer = BatchSizer(max_batch=100)
+    for _ in range(20):
+        sizer.observe(0.001)
+    assert sizer.size > 1
+    for _ in range(50):
+        sizer.observe(2.0)
+    assert sizer.size == 1
+
+
+def test_batch_sizer_moving_average() -> None:
+    """The average moves by a fifth of the difference to each new duration."""
+    sizer = BatchSizer(max_batch=100)
+    sizer.observe(1.0)
+    sizer.observe(2.0)
+    assert sizer.average == pytest.approx(1.2)
+
+
+@pytest.mark.parametrize(
+    ("free", "batch", "held", "wanted"),
+    [(0, 10, 0, 0), (3, 1, 0, 3), (3, 10, 5, 25), (4, 10, 50, 0), (200, 100, 0, MAX_REQUEST),
+     (200, 100, 10, MAX_REQUEST - 10)],
+)
+def test_jobs_wanted(free: int, batch: int, held: int, wanted: int) -> None:
+    """Ask for a batch per free worker, minus jobs held, never below 0 or above MAX_REQUEST."""
+    assert jobs_wanted(free, batch, held) == wanted
+
+
+@pytest.mark.parametrize(
+    ("held", "free", "batch", "given"),
+    [(0, 3, 10, 0), (5, 0, 10, 0), (10, 3, 10, 4), (10, 3, 2, 2), (1, 5, 10, 1), (100, 1, 10, 10)],
+)
+def test_share(held: int, free: int, batch: int, given: int) -> None:
+    """The next free worker gets its even share of held jobs, at least 1, at most a batch."""
+    assert share(held, free, batch) == given
