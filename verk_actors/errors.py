@@ -6,6 +6,7 @@
     ├── ConfigurationError        bad settings, queue specs, Redis URLs, imports
     ├── RedisUnavailableError     Redis could not be reached or answered an error
     ├── ActorSystemError          the actor system cannot run verk_actors as asked
+    ├── NotFoundError             no job with that jid in a set or queue, no such queue
     └── JobError                  something about one job
         ├── InvalidJobError       refused at enqueue: bad args, queue, class or time
         ├── MalformedJobError     a job text read from Redis that is not a usable job
@@ -33,6 +34,10 @@ class RedisUnavailableError(VerkError):
 
 class ActorSystemError(VerkError):
     """The Thespian actor system cannot run verk_actors the way it was asked to."""
+
+
+class NotFoundError(VerkError):
+    """What was asked for (a job by jid, a queue) is not in Redis, or was just taken."""
 
 
 class JobError(VerkError):

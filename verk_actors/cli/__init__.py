@@ -1,7 +1,39 @@
 """The ``verk-actors`` command: ``build_parser()`` builds it, ``main(argv)`` runs it.
 
-Exit codes: 0 success, 1 failure at run time (Redis unreachable, node died),
-2 bad usage or configuration (as argparse), 130 interrupted.
+Subcommands::
+
+    start                          run a node until SIGINT/SIGTERM
+    stats [--watch [SECONDS]]      totals, queues, recent days, nodes
+    nodes                          the nodes sharing this Redis, alive or dead
+    queues [list]                  every queue: size, latency, in progress, state
+    queues peek NAME               pending jobs, next to run first
+    queues delete NAME JID         delete one pending job
+    queues clear NAME --yes        delete every pending job of a queue
+    retry|scheduled|dead list      a page of the set
+    retry|scheduled|dead show JID  every field of one job
+    retry|scheduled|dead delete JID
+    retry|scheduled|dead retry JID|--all     enqueue now (exactly once, even if others race)
+    retry|scheduled|dead clear --yes
+    pause QUEUE / resume QUEUE     cluster-wide, kept in Redis
+    enqueue CLASS [ARG...]         each ARG a JSON value; --queue, --at or --in
+
+All but ``start`` speak to Redis directly, whether or not a node runs, print aligned
+tables, or JSON on stdout with ``--json``; errors go to stderr.
+
+Configuration, first found wins: flags (``--redis-url``...), ``VERK_*`` environment
+variables (``VERK_REDIS_URL``...), the TOML file given by ``--config FILE`` or
+``VERK_CONFIG`` (keys named as Settings fields, see ``verk_actors.config_file``),
+then the defaults.
+
+Exit codes:
+
+    0    success
+    1    failure at run time: Redis unreachable or refusing a command, node died
+    2    bad usage or configuration: unknown option, bad config file or value,
+         a destructive command without ``--yes``
+    3    not found: no job with that jid, no such queue, or it was just taken by
+         someone else
+    130  interrupted (Ctrl-C), except ``stats --watch``, which Ctrl-C ends with 0
 """
 
 from __future__ import annotations
@@ -10,12 +42,27 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from verk_actors.cli import start
-from verk_actors.errors import ConfigurationError, VerkError
+from verk_actors.cli import control, enqueue, queues, sets, start, stats
+from verk_actors.cli.common import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    EXIT_USAGE,
+)
+from verk_actors.errors import ConfigurationError, InvalidJobError, NotFoundError, VerkError
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
+__all__ = [
+    "EXIT_FAILURE",
+    "EXIT_INTERRUPTED",
+    "EXIT_NOT_FOUND",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "build_parser",
+    "main",
+]
+
+USAGE_ERRORS = (ConfigurationError, InvalidJobError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,24 +70,38 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="verk-actors",
         description="Sidekiq-compatible background jobs on Redis, run by a Thespian actor tree.",
+        epilog="Exit codes: 0 ok, 1 runtime failure, 2 usage or config error, 3 not found.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     start.add_parser(commands)
+    stats.add_parsers(commands)
+    queues.add_parsers(commands)
+    sets.add_parsers(commands)
+    control.add_parsers(commands)
+    enqueue.add_parsers(commands)
     return parser
+
+
+def _fail(exc: Exception, code: int) -> int:
+    print(f"verk-actors: error: {exc}", file=sys.stderr)
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:
         code: int = args.run(args)
-    except ConfigurationError as exc:
-        print(f"verk-actors: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    except USAGE_ERRORS as exc:
+        return _fail(exc, EXIT_USAGE)
+    except NotFoundError as exc:
+        return _fail(exc, EXIT_NOT_FOUND)
     except VerkError as exc:
-        print(f"verk-actors: error: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+        return _fail(exc, EXIT_FAILURE)
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     return code

@@ -11,7 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from verk_actors.client import Client
+from verk_actors.config_file import CONFIG_ENV, Resolved, resolve_settings
 from verk_actors.embedded import DEFAULT_DATA_DIR, EmbeddedRedis
 from verk_actors.messages import GetStatus, VerkStatus
 from verk_actors.redis_conn import redact_url
@@ -37,11 +40,17 @@ def add_parser(commands: Any) -> None:
         "start",
         help="run a node until SIGINT/SIGTERM",
         description=(
-            "Run a node in the foreground. Without --redis-url (or VERK_REDIS_URL) it "
-            "starts an embedded Valkey server keeping its data in --data-dir."
+            "Run a node in the foreground. Without a Redis URL (--redis-url, VERK_REDIS_URL "
+            "or redis_url in the config file) it starts an embedded Valkey server keeping "
+            "its data in --data-dir."
         ),
     )
     parser.add_argument("--redis-url", help="Redis URL (env VERK_REDIS_URL); rediss:// for TLS")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help=f"TOML file of settings (env {CONFIG_ENV}); flags and VERK_* variables win over it",
+    )
     parser.add_argument(
         "--queue",
         action="append",
@@ -64,27 +73,38 @@ def add_parser(commands: Any) -> None:
         help="where the embedded server keeps its data (default ./verk-data)",
     )
     parser.add_argument("--shutdown-timeout", type=float, help="seconds running jobs get at stop")
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING... (default INFO)")
+    parser.add_argument(
+        "--log-level", default="INFO", help="DEBUG, INFO, WARNING... (default INFO)"
+    )
     parser.add_argument(
         "--demo", action="store_true", help="also enqueue a few demo jobs (verk_actors.demo)"
     )
     parser.set_defaults(run=run)
 
 
-def settings_from(args: argparse.Namespace) -> Settings:
-    """Settings from ``VERK_*`` variables, overridden by flags."""
-    overrides: dict[str, Any] = {
+def resolve(args: argparse.Namespace) -> Resolved:
+    """Settings from flags over ``VERK_*`` variables over the config file.
+
+    ``--import`` adds to the modules imported by the variables or the file.
+    """
+    flags: dict[str, Any] = {
         "redis_url": args.redis_url,
         "node_id": args.node_id,
         "shutdown_timeout": args.shutdown_timeout,
     }
     if args.queue:
-        overrides["queues"] = tuple(QueueSpec.parse(q) for q in args.queue)
-    settings = Settings.from_env(**overrides)
-    imports = list(settings.imports) + list(args.imports or [])
+        flags["queues"] = tuple(QueueSpec.parse(q) for q in args.queue)
+    resolved = resolve_settings(flags, config=getattr(args, "config", None))
+    imports = list(resolved.settings.imports) + list(args.imports or [])
     if args.demo and DEMO_MODULE not in imports:
         imports.append(DEMO_MODULE)
-    return settings.with_changes(imports=tuple(dict.fromkeys(imports)))
+    settings = resolved.settings.with_changes(imports=tuple(dict.fromkeys(imports)))
+    return attrs.evolve(resolved, settings=settings)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Settings from flags over ``VERK_*`` variables over the config file."""
+    return resolve(args).settings
 
 
 def enqueue_demo(url: str) -> None:
@@ -101,10 +121,11 @@ def enqueue_demo(url: str) -> None:
 def run(args: argparse.Namespace) -> int:
     """Start the node and keep it running until a signal says stop."""
     configure_launcher_logging(args.log_level.upper())
-    settings = settings_from(args)
+    resolved = resolve(args)
+    settings = resolved.settings
     registry = WorkerRegistry.from_modules(settings.imports)
     embedded: EmbeddedRedis | None = None
-    if not args.redis_url and not os.environ.get("VERK_REDIS_URL"):
+    if resolved.source("redis_url") is None:
         embedded = EmbeddedRedis(args.data_dir)
         url = embedded.start()
         settings = settings.with_changes(redis_url=url)

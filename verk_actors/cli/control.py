@@ -1,0 +1,81 @@
+"""``verk-actors pause QUEUE`` and ``verk-actors resume QUEUE``: cluster-wide, in Redis."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from verk_actors.cli.common import EXIT_OK, add_common, connected, print_json, say, warn
+from verk_actors.control import pause_queue, paused_queues, resume_queue
+from verk_actors.queues import Queue
+
+
+def add_parsers(commands: Any) -> None:
+    """Add ``pause`` and ``resume``."""
+    pause = commands.add_parser(
+        "pause",
+        help="stop every node taking jobs of a queue",
+        description=(
+            "Pause a queue on every node sharing this Redis (the verk:paused set). Jobs "
+            "can still be enqueued; running ones finish. Nodes started later obey it too."
+        ),
+    )
+    pause.add_argument("queue", metavar="QUEUE")
+    add_common(pause)
+    pause.set_defaults(run=run_pause)
+
+    resume = commands.add_parser(
+        "resume",
+        help="let every node take jobs of a paused queue again",
+        description="Resume a paused queue on every node sharing this Redis.",
+    )
+    resume.add_argument("queue", metavar="QUEUE")
+    add_common(resume)
+    resume.set_defaults(run=run_resume)
+
+
+def _report(
+    args: argparse.Namespace, changed: bool, paused: list[str], done: str, already: str
+) -> None:
+    if args.json:
+        print_json({
+            "queue": args.queue,
+            "paused": args.queue in paused,
+            "changed": changed,
+            "paused_queues": paused,
+        })
+    else:
+        say(done if changed else already)
+
+
+def run_pause(args: argparse.Namespace) -> int:
+    """Pause the queue (a no-op if it is paused already)."""
+    with connected(args) as client:
+        queue = Queue(client, args.queue)
+        if not queue.exists():
+            warn(f"no queue {args.queue!r} is known yet; pausing it anyway")
+        changed = pause_queue(client, args.queue)
+        paused = paused_queues(client)
+    _report(
+        args,
+        changed,
+        paused,
+        f"paused queue {args.queue}: nodes stop taking its jobs within a poll interval",
+        f"queue {args.queue} was paused already",
+    )
+    return EXIT_OK
+
+
+def run_resume(args: argparse.Namespace) -> int:
+    """Resume the queue (a no-op if it was not paused)."""
+    with connected(args) as client:
+        changed = resume_queue(client, args.queue)
+        paused = paused_queues(client)
+    _report(
+        args,
+        changed,
+        paused,
+        f"resumed queue {args.queue}: nodes take its jobs again",
+        f"queue {args.queue} was not paused",
+    )
+    return EXIT_OK
