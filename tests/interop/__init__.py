@@ -1,0 +1,1 @@
+"""Helpers and Ruby scripts for the Sidekiq interoperability tests."""
