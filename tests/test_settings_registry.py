@@ -34,7 +34,7 @@ def test_settings_defaults() -> None:
     assert s.shutdown_timeout == 25.0
     assert s.job_timeout is None
     assert s.heartbeat_interval == 5.0
-    assert s.lease_ttl == 15.0
+    assert s.lease_ttl > s.heartbeat_interval  # a lease outlives one missed beat
     assert s.backtrace_lines == 20
     assert s.max_batch == 100
     assert s.allow_in_process is False
