@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 IDLE_POLL = 0.05
 """Seconds between polls of an empty queue where no socket can be watched."""
 
-MAX_BACKOFF = 10.0
+MAX_BACKOFF = 2.0
+"""Most seconds between two tries while Redis is away: short, to resume soon after."""
 
 
 class QueueManager(VerkActor):
@@ -60,6 +61,7 @@ class QueueManager(VerkActor):
         self.wait_fd: int | None = None
         self.backoff = 0.0
         self.retry_armed = False
+        self.down = False
         self.stopped = False
 
     # Every return path hands Thespian the socket to watch while a BLMOVE is out.
@@ -97,24 +99,34 @@ class QueueManager(VerkActor):
                 self.init.node_id,
             )
         self.ready = True
-        self.backoff = 0.0
+        self._redis_up()
         self._work()
 
     def _redis_down(self, doing: str, exc: BaseException) -> None:
+        """Wait (with backoff) before touching Redis again; log once per outage."""
         assert self.init is not None
-        self.backoff = min(max(self.backoff * 2, 0.1), MAX_BACKOFF)
-        log.warning(
-            "queue %s: Redis at %s unavailable while %s (%s: %s); retrying in %.1f s",
-            self.init.queue,
-            redact_url(self.init.settings.redis_url),
-            doing,
-            type(exc).__name__,
-            exc,
-            self.backoff,
-        )
+        if not self.down:
+            log.warning(
+                "queue %s: Redis at %s unavailable while %s (%s: %s); outcomes are kept "
+                "and written when it is back, retrying every %g s at most",
+                self.init.queue,
+                redact_url(self.init.settings.redis_url),
+                doing,
+                type(exc).__name__,
+                exc,
+                MAX_BACKOFF,
+            )
+        self.down = True
+        self.backoff = min(max(self.backoff * 2, 0.05), MAX_BACKOFF)
         if not self.retry_armed:
             self.retry_armed = True
             self.after(self.backoff, RetryRedis())
+
+    def _redis_up(self) -> None:
+        if self.down and self.init is not None:
+            log.info("queue %s: Redis is back", self.init.queue)
+        self.down = False
+        self.backoff = 0.0
 
     def receiveMsg_RetryRedis(self, message: RetryRedis, sender: Any) -> None:
         self.retry_armed = False
@@ -123,7 +135,7 @@ class QueueManager(VerkActor):
         if not self.ready:
             self._connect()
         else:
-            self._work()
+            self._work(retrying=True)
 
     # --- from the WorkersManager --------------------------------------------------------
 
@@ -163,10 +175,12 @@ class QueueManager(VerkActor):
 
     # --- the work loop -------------------------------------------------------------------
 
-    def _work(self) -> None:
+    def _work(self, *, retrying: bool = False) -> None:
         """Write pending outcomes, hand out jobs if some are wanted, else wait for one."""
         if not self.ready or self.store is None or self.stopped:
             return
+        if self.down and not retrying:
+            return  # the RetryRedis timer comes back
         if self.buffer and self.demand:
             self._deliver([])
         take = self.demand if self.wait_fd is None else 0
@@ -176,18 +190,16 @@ class QueueManager(VerkActor):
         if taken:
             self._deliver(taken)
         if error is not None:
-            if isinstance(error, REDIS_ERRORS):
-                self._redis_down("writing job outcomes", error)
-            else:
+            if not isinstance(error, REDIS_ERRORS):
                 log.error(
                     "queue %s: Redis refused a write (%s: %s); it is kept and tried again",
                     self.store.queue,
                     type(error).__name__,
                     error,
                 )
-                self._redis_down("writing job outcomes", error)
+            self._redis_down("writing job outcomes", error)
             return
-        self.backoff = 0.0
+        self._redis_up()
         if self.demand and not taken:
             self._start_wait()
 

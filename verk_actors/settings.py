@@ -86,7 +86,8 @@ class Settings:
     dead_timeout       seconds a dead job is kept (Sidekiq's 180 days).
     shutdown_timeout   seconds running jobs get to finish when the node stops.
     job_timeout        default time limit of one job in seconds; None = no limit.
-    heartbeat_interval seconds between heartbeats; a node's lease lasts three of them.
+    heartbeat_interval seconds between heartbeats; a node's lease lasts one and a half, so
+                       a dead node's jobs are recovered within two heartbeats.
     backtrace_lines    lines of a failed job's traceback kept in ``error_backtrace``.
     max_batch          most jobs handed to one worker in one message (backlog batching).
     allow_in_process   let VerkRoot run on Thespian's in-process base (unit tests only).
@@ -114,7 +115,7 @@ class Settings:
     @property
     def lease_ttl(self) -> float:
         """Seconds a node's heartbeat lease lives without renewal."""
-        return self.heartbeat_interval * 3
+        return self.heartbeat_interval * 1.5
 
     def with_changes(self, **changes: Any) -> Settings:
         """A copy with some fields replaced."""
