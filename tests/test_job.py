@@ -248,7 +248,7 @@ def test_new_job_rejects_extra_fields_that_override_known_ones() -> None:
 # --- properties ------------------------------------------------------------------------------
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(sidekiq_jobs(), st.booleans())
 def test_sidekiq_jobs_round_trip(original: dict[str, Any], compact: bool) -> None:
     """A Sidekiq-shaped job dict, unknown fields included, survives decode and to_json unchanged."""
@@ -258,7 +258,7 @@ def test_sidekiq_jobs_round_trip(original: dict[str, Any], compact: bool) -> Non
     assert job.original_json == text
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(sidekiq_jobs())
 def test_verk_string_args_decode_like_array_args(original: dict[str, Any]) -> None:
     """A job with args as a JSON string decodes to the same job as with args as an array."""
@@ -269,7 +269,7 @@ def test_verk_string_args_decode_like_array_args(original: dict[str, Any]) -> No
     assert from_string == from_array
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     st.fixed_dictionaries(
         {
