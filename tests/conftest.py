@@ -7,6 +7,7 @@ test, whatever the test started must be gone, or the test fails (and we kill it)
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -32,16 +33,16 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 def pytest_configure(config: pytest.Config) -> None:
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    os.environ.setdefault("THESPLOG_FILE", os.path.join(tempfile.gettempdir(), f"thespian-tests-{os.getpid()}.log"))
+    os.environ.setdefault(
+        "THESPLOG_FILE", os.path.join(tempfile.gettempdir(), f"thespian-tests-{os.getpid()}.log")
+    )
 
 
 def _reap_zombies() -> None:
     for pid, (ppid, state, _) in descendants().items():
         if state == "Z" and ppid == os.getpid():
-            try:
+            with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
 
 
 @pytest.fixture(autouse=True)
@@ -59,10 +60,8 @@ def no_leftover_processes() -> Iterator[None]:
         time.sleep(0.1)
     if left:
         for pid in left:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         _reap_zombies()
         described = "\n".join(f"  pid {p}: {v[2]}" for p, v in sorted(left.items()))
         pytest.fail(f"the test left {len(left)} processes behind:\n{described}")
@@ -150,6 +149,8 @@ def ask_for(asys: Any, address: Any, message: Any, kind: type, timeout: float = 
     while not isinstance(reply, kind):
         left = deadline - time.monotonic()
         if left <= 0:
-            pytest.fail(f"no {kind.__name__} reply to {message!r} within {timeout} s (last: {reply!r})")
+            pytest.fail(
+                f"no {kind.__name__} reply to {message!r} within {timeout} s (last: {reply!r})"
+            )
         reply = asys.listen(left)
     return reply

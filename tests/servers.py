@@ -48,21 +48,31 @@ class RedisServer:
     def argv(self) -> list[str]:
         args = [
             server_binary(),
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--dir", str(self.dir),
-            "--save", "",
-            "--appendonly", "yes" if self.persist else "no",
-            "--appendfsync", "always",
-            "--loglevel", "warning",
-            "--logfile", str(self.dir / "server.log"),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.dir),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.persist else "no",
+            "--appendfsync",
+            "always",
+            "--loglevel",
+            "warning",
+            "--logfile",
+            str(self.dir / "server.log"),
         ]
         if self.password:
             args += ["--requirepass", self.password]
         return args
 
     def start(self, timeout: float = 10.0) -> RedisServer:
-        self.process = subprocess.Popen(self.argv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            self.argv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -72,7 +82,11 @@ class RedisServer:
                 return self
             except (redis.ConnectionError, redis.TimeoutError, OSError):
                 if self.process.poll() is not None or time.monotonic() > deadline:
-                    log = (self.dir / "server.log").read_text(errors="replace") if (self.dir / "server.log").exists() else ""
+                    log = (
+                        (self.dir / "server.log").read_text(errors="replace")
+                        if (self.dir / "server.log").exists()
+                        else ""
+                    )
                     raise RuntimeError(f"Redis server did not start: {log}") from None
                 time.sleep(0.02)
 
@@ -112,7 +126,13 @@ def descendants(root: int | None = None) -> dict[int, tuple[int, str, str]]:
             continue
         try:
             stat = Path(f"/proc/{entry}/stat").read_text()
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            cmdline = (
+                Path(f"/proc/{entry}/cmdline")
+                .read_bytes()
+                .replace(b"\0", b" ")
+                .decode(errors="replace")
+                .strip()
+            )
         except OSError:
             continue
         after = stat[stat.rfind(")") + 2 :].split()

@@ -135,4 +135,3 @@ class Parent(Supervisor):
     def receiveMsg_Exits(self, message: Exits, sender: Any) -> None:
         sup = self.child("sup")
         self.send(sender, (self.exits, sup.address if sup else None))
-

@@ -20,7 +20,9 @@ def test_malformed_and_unknown_jobs_are_parked_and_the_queue_goes_on(
         b"[1, 2, 3]",
         b'{"args": [1], "queue": "default", "jid": "noclass"}',
         json.dumps({"class": "os.system", "args": [f"touch {marker}"], "jid": "sys"}).encode(),
-        json.dumps({"class": "builtins.eval", "args": [f"open({marker!r}, 'w')"], "jid": "ev"}).encode(),
+        json.dumps(
+            {"class": "builtins.eval", "args": [f"open({marker!r}, 'w')"], "jid": "ev"}
+        ).encode(),
         json.dumps({"class": "NoSuchWorker", "args": [], "jid": "nosuch", "retry": True}).encode(),
         json.dumps({"class": "Record", "args": {"not": "a list"}, "jid": "badargs"}).encode(),
     ]

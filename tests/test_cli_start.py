@@ -32,7 +32,9 @@ def test_start_without_redis_url_runs_on_embedded_valkey() -> None:
 
 def test_start_with_redis_url_and_sigterm_stops_cleanly(redis_server, r) -> None:
     """With --redis-url the node uses that Redis; SIGTERM lets running jobs finish, exit 0."""
-    node = NodeProcess("--redis-url", redis_server.url, "--queue", "default=2", "--queue", "low=1").start()
+    node = NodeProcess(
+        "--redis-url", redis_server.url, "--queue", "default=2", "--queue", "low=1"
+    ).start()
     with Client(url=redis_server.url) as client:
         client.enqueue("Sleep", redis_server.url, "log", "a", 1.0)
         client.enqueue("Record", redis_server.url, "low", "b", queue="low")
@@ -53,6 +55,7 @@ def test_start_with_unknown_import_fails_fast_with_exit_2(tmp_path) -> None:
         text=True,
         cwd=tmp_path,
         timeout=60,
+        check=False,
     )
     assert result.returncode == 2
     assert "no.such.module" in result.stderr

@@ -227,21 +227,18 @@ def test_requeue_jobs_to_consuming_end(r: redis.Redis, scripts: Scripts) -> None
 
 
 def test_requeue_inprogress_in_batches_oldest_next(r: redis.Redis, scripts: Scripts) -> None:
-    """Each batch moves the oldest in-progress jobs, to run before the pending ones."""
+    """Batches move in-progress jobs back to run before the pending ones, oldest first."""
     j = jobs(5)
     enqueue(r, j)
     scripts.take_jobs(r, Q, NODE, 5)
     pending = jobs(1, prefix="p")
     enqueue(r, pending)
     assert scripts.requeue_inprogress(r, Q, NODE, 2) == (2, 3)
-    assert scripts.take_jobs(r, Q, "other", 2) == [j[0], j[1]]
     assert scripts.requeue_inprogress(r, Q, NODE, 2) == (2, 1)
     assert scripts.requeue_inprogress(r, Q, NODE, 2) == (1, 0)
     assert scripts.requeue_inprogress(r, Q, NODE, 2) == (0, 0)
     assert not r.exists(INPROGRESS)
-    rest = scripts.take_jobs(r, Q, "other", 10)
-    assert sorted(rest[:3]) == sorted(j[2:])
-    assert rest[3:] == pending
+    assert scripts.take_jobs(r, Q, "other", 10) == [*j, *pending]
 
 
 def test_requeue_inprogress_only_if_dead(r: redis.Redis, scripts: Scripts) -> None:
@@ -263,8 +260,10 @@ def test_requeue_inprogress_large_batch(r: redis.Redis, scripts: Scripts) -> Non
     j = jobs(10_000)
     r.lpush(INPROGRESS, *j)
     assert scripts.requeue_inprogress(r, Q, NODE, 9_000) == (9_000, 1_000)
-    assert r.lrange(QUEUE, -3, -1) == [j[2], j[1], j[0]]
+    assert r.lrange(QUEUE, -3, -1) == [j[1002], j[1001], j[1000]]
     assert r.llen(QUEUE) == 9_000
+    assert scripts.requeue_inprogress(r, Q, NODE, 9_000) == (1_000, 0)
+    assert r.lrange(QUEUE, -2, -1) == [j[1], j[0]]
 
 
 def test_requeue_inprogress_two_callers_alternately(

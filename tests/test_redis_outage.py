@@ -51,6 +51,7 @@ def test_redis_restarted_mid_run_loses_no_job(asys) -> None:
         server.start()
         r = server.client()
         r.script_flush()  # a fresh server knows no scripts: NOSCRIPT must be handled
+
         def all_ended() -> bool:
             # Jobs running when Redis went away failed on their own Redis calls and
             # went to retry: make those retries due now instead of in 18-76 s.

@@ -22,8 +22,13 @@ def test_sigkill_node_restart_same_id_runs_every_job(redis_server, r) -> None:
     time.sleep(0.5)
     assert r.llen("inprogress:default:n1") > 0, "the kill should leave jobs in progress"
     second = NodeProcess(*args).start()
-    wait_for(lambda: {x.split(b":")[1] for x in r.lrange("log", 0, -1) if x.startswith(b"end:")}
-             >= {str(i).encode() for i in range(200)}, timeout=60)
+    wait_for(
+        lambda: (
+            {x.split(b":")[1] for x in r.lrange("log", 0, -1) if x.startswith(b"end:")}
+            >= {str(i).encode() for i in range(200)}
+        ),
+        timeout=60,
+    )
     wait_for(lambda: not r.exists("inprogress:default:n1"), timeout=10)
     assert r.llen("queue:default") == 0
     ends = collections.Counter(x for x in r.lrange("log", 0, -1) if x.startswith(b"end:"))

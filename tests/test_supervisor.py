@@ -7,7 +7,6 @@ import signal
 import time
 
 import pytest
-
 from thespian.actors import PoisonMessage
 
 from tests.conftest import ask_for, wait_for
@@ -20,8 +19,8 @@ from tests.sup_actors import (
     PidsAre,
     Ping,
     Pong,
-    StartChildSupervisor,
     ProbeSupervisor,
+    StartChildSupervisor,
 )
 from verk_actors.messages import ChildReady
 from verk_actors.supervisor import RestartIntensity
@@ -89,7 +88,11 @@ def test_intensity_exceeded_escalates_to_the_parent(asys) -> None:
         _kill_and_wait(asys, sup, before, "a")
     before = _pids(asys, sup)
     os.kill(before["a"], signal.SIGKILL)
-    exits, new_sup = wait_for(lambda: (lambda r: r if r[0] == 1 else None)(asys.ask(parent, Exits(), 5)))
+    def escalated():
+        exits, address = asys.ask(parent, Exits(), 5)
+        return address if exits == 1 else None
+
+    new_sup = wait_for(escalated)
     assert new_sup is not None and new_sup != sup
     wait_for(lambda: _all_up(asys, new_sup))
     fresh = _pids(asys, new_sup)

@@ -58,7 +58,9 @@ class Client:
     def __init__(self, redis_client: redis.Redis | None = None, *, url: str | None = None) -> None:
         self.url = url or os.environ.get("VERK_REDIS_URL") or DEFAULT_REDIS_URL
         self._owns = redis_client is None
-        self.redis = redis_client if redis_client is not None else connect(self.url, name="verk:client")
+        self.redis = (
+            redis_client if redis_client is not None else connect(self.url, name="verk:client")
+        )
         self._queues_seen: dict[str, float] = {}
 
     def close(self) -> None:
@@ -92,9 +94,13 @@ class Client:
         return new_job(
             worker_name(worker),
             args,
-            queue=queue or (default_queue if isinstance(default_queue, str) else None) or "default",
+            queue=queue
+            if queue is not None
+            else (default_queue if isinstance(default_queue, str) else None) or "default",
             now=time.time(),
-            retry=retry if retry is not None else (default_retry if default_retry is not None else True),
+            retry=retry
+            if retry is not None
+            else (default_retry if default_retry is not None else True),
             jid=jid,
             extra=extra,
         )

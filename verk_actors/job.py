@@ -143,8 +143,7 @@ def _decode_args(raw: Any) -> list[Any]:
             ) from exc
     if not isinstance(raw, list):
         raise MalformedJobError(
-            f'job "args" is a JSON {type(raw).__name__}, not an array; '
-            "enqueue args as a list"
+            f'job "args" is a JSON {type(raw).__name__}, not an array; enqueue args as a list'
         )
     return raw
 
@@ -162,7 +161,7 @@ def decode_job(text: str | bytes) -> Job:
         raise MalformedJobError(f"job text is not valid JSON ({exc})") from exc
     if not isinstance(data, dict):
         raise MalformedJobError(
-            f"job JSON is a {type(data).__name__}, not an object with a \"class\" field"
+            f'job JSON is a {type(data).__name__}, not an object with a "class" field'
         )
     class_name = data.get("class")
     if not isinstance(class_name, str) or not class_name:

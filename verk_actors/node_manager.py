@@ -6,8 +6,9 @@ looks for nodes whose lease is gone and moves their in-progress jobs back to the
 queues. If its own lease had expired (the node was stalled, or Redis was away for
 longer than the lease), it claims it again and carries on: jobs another node
 recovered meanwhile run again there (at least once), and this node's late acks of
-them find nothing to remove, so nothing is lost or counted into retry twice. If another process holds the lease under the same id, VerkRoot is told
-to stop this node (``NodeIdTaken``).
+them find nothing to remove, so nothing is lost or counted into retry twice. If
+another process holds the lease under the same id, VerkRoot is told to stop this
+node (``NodeIdTaken``).
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ class NodeManager(VerkActor):
                 if renewed == 0:
                     log.warning(
                         "node %s: its lease had expired (stalled, or Redis away longer than "
-                        "%g s); claimed it again. Jobs other nodes recovered meanwhile may run twice",
+                        "%g s); claimed it again. Jobs other nodes recovered meanwhile may "
+                        "run twice",
                         init.node_id,
                         init.settings.lease_ttl,
                     )

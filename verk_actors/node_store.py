@@ -124,7 +124,9 @@ class NodeStore:
                 "host": self.facts.host,
                 "pid": self.facts.pid,
                 "started_at": self.facts.started_at,
-                "queues": json.dumps([{"name": q.name, "concurrency": q.concurrency} for q in queues]),
+                "queues": json.dumps(
+                    [{"name": q.name, "concurrency": q.concurrency} for q in queues]
+                ),
                 "busy": busy,
                 "admin_port": self.facts.admin_port or 0,
                 "beat": now,
@@ -149,7 +151,7 @@ class NodeStore:
         workers_key = keys.process_workers_key(identity)
         pipe.delete(workers_key)
         if workers:
-            pipe.hset(workers_key, mapping=workers)
+            pipe.hset(workers_key, mapping=workers)  # type: ignore[arg-type]  # redis-py: invariant Mapping key
             pipe.expire(workers_key, PROCESS_TTL)
         pipe.execute()
         return busy
@@ -157,8 +159,7 @@ class NodeStore:
     def dead_nodes(self) -> list[str]:
         """Ids in ``verk_nodes`` (other than this one) whose lease is gone."""
         others = [
-            n.decode() if isinstance(n, bytes) else str(n)
-            for n in self.client.smembers(keys.NODES)
+            n.decode() if isinstance(n, bytes) else str(n) for n in self.client.smembers(keys.NODES)
         ]
         others = [n for n in others if n != self.facts.node_id]
         if not others:
@@ -194,7 +195,8 @@ class NodeStore:
         host, pid = self.client.hmget(keys.node_info_key(node_id), "host", "pid")
         if host is None or pid is None:
             return ""
-        return keys.process_identity(host.decode(), int(pid), node_id)
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        return keys.process_identity(name, int(pid), node_id)
 
     def leave(self) -> None:
         """At a clean stop: drop the lease and, if nothing is left in progress, the rest."""
@@ -211,4 +213,3 @@ class NodeStore:
 
     def close(self) -> None:
         self.client.close()
-

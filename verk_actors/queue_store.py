@@ -142,7 +142,7 @@ class QueueStore:
         if self._wait_conn is None:
             self._wait_conn = self._waiter.connection_pool.get_connection()
         conn = self._wait_conn
-        conn.send_command(
+        conn.send_command(  # type: ignore[no-untyped-call]
             "BLMOVE",
             keys.queue_key(self.queue),
             keys.inprogress_key(self.queue, self.node_id),
@@ -177,7 +177,7 @@ class QueueStore:
         is given back by the next ``recover_leftovers``."""
         conn, self._wait_conn = self._wait_conn, None
         if conn is not None:
-            conn.disconnect()
+            conn.disconnect()  # type: ignore[no-untyped-call]
             self._waiter.connection_pool.release(conn)
 
     def close(self) -> None:

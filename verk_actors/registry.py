@@ -66,6 +66,10 @@ class WorkerRegistry:
                     "check the name and that it is on PYTHONPATH"
                 ) from exc
             for _, obj in inspect.getmembers(module, inspect.isclass):
-                if issubclass(obj, Worker) and obj is not Worker and obj.__module__ == module.__name__:
+                if (
+                    issubclass(obj, Worker)
+                    and obj is not Worker
+                    and obj.__module__ == module.__name__
+                ):
                     registry.register(obj)
         return registry

@@ -271,7 +271,8 @@ class VerkRoot(Supervisor):
             for spec in self.queue_specs.values()
         )
         self.send(
-            sender, VerkStatus(self.node_id, self.settings is not None and not self.giving_up, queues)
+            sender,
+            VerkStatus(self.node_id, self.settings is not None and not self.giving_up, queues),
         )
 
     def receiveMsg_StopVerk(self, message: StopVerk, sender: Any) -> None:

@@ -19,7 +19,7 @@ import attrs
 from verk_actors.errors import JobTimeoutError, MalformedJobError, UnknownWorkerError
 from verk_actors.job import Job, decode_job
 from verk_actors.registry import WorkerRegistry
-from verk_actors.retry import FailureRecord, bury_malformed, build_failure
+from verk_actors.retry import FailureRecord, build_failure, bury_malformed
 from verk_actors.settings import Settings
 
 HARD_KILL_GRACE = 2.0
@@ -75,7 +75,7 @@ def job_time_limit(job: Job, worker: type, settings: Settings) -> float | None:
     if isinstance(own, int | float) and not isinstance(own, bool) and own > 0:
         return float(own)
     limit = getattr(worker, "timeout", None)
-    if isinstance(limit, int | float) and limit > 0:
+    if isinstance(limit, int | float) and not isinstance(limit, bool) and limit > 0:
         return float(limit)
     return settings.job_timeout
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import attrs
 import redis
 
@@ -41,7 +43,7 @@ def move_due(
 ) -> Moved:
     """Move up to ``limit`` members of ``zset`` due by ``now``; each moves exactly once,
     even when several nodes do this at the same time."""
-    members: list[bytes] = client.zrangebyscore(zset, "-inf", now, start=0, num=limit)
+    members = cast(list[bytes], client.zrangebyscore(zset, "-inf", now, start=0, num=limit))
     if not members:
         return Moved(0, 0, full=False)
     moves = []

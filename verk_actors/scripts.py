@@ -178,9 +178,7 @@ class Scripts:
         )
         return result
 
-    def forget_node(
-        self, on: Client, node_id: str, identity: str, queues: Sequence[str]
-    ) -> bool:
+    def forget_node(self, on: Client, node_id: str, identity: str, queues: Sequence[str]) -> bool:
         """Remove a dead node's registration if its lease is gone and its lists are empty."""
         result: int = self._run(
             "forget_node",

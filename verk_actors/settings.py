@@ -11,7 +11,7 @@ import attrs
 
 from verk_actors.errors import ConfigurationError, InvalidJobError
 from verk_actors.job import check_queue_name
-from verk_actors.redis_conn import redact_url
+from verk_actors.redis_conn import check_url, redact_url
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_CONCURRENCY = 25
@@ -63,6 +63,20 @@ def _positive(name: str) -> Any:
     return check
 
 
+def _whole(name: str, least: int) -> Any:
+    def check(_inst: object, _attr: object, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ConfigurationError(
+                f"{name} must be a whole number of at least {least}, got {value!r}"
+            )
+
+    return check
+
+
+def _url(_inst: object, _attr: object, value: str) -> None:
+    check_url(value)
+
+
 def _queues(value: Iterable[QueueSpec]) -> tuple[QueueSpec, ...]:
     specs = tuple(value)
     names = [spec.name for spec in specs]
@@ -93,23 +107,21 @@ class Settings:
     allow_in_process   let VerkRoot run on Thespian's in-process base (unit tests only).
     """
 
-    redis_url: str = attrs.field(default=DEFAULT_REDIS_URL, repr=redact_url)
+    redis_url: str = attrs.field(default=DEFAULT_REDIS_URL, repr=redact_url, validator=_url)
     queues: tuple[QueueSpec, ...] = attrs.field(
         default=(QueueSpec("default", DEFAULT_CONCURRENCY),), converter=_queues
     )
     node_id: str | None = None
     imports: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     poll_interval: float = attrs.field(default=1.0, validator=_positive("poll_interval"))
-    max_retries: int = 25
-    dead_max_jobs: int = 10_000
-    dead_timeout: float = 180 * DAY
+    max_retries: int = attrs.field(default=25, validator=_whole("max_retries", 0))
+    dead_max_jobs: int = attrs.field(default=10_000, validator=_whole("dead_max_jobs", 1))
+    dead_timeout: float = attrs.field(default=180 * DAY, validator=_positive("dead_timeout"))
     shutdown_timeout: float = attrs.field(default=25.0, validator=_positive("shutdown_timeout"))
     job_timeout: float | None = attrs.field(default=None, validator=_positive("job_timeout"))
-    heartbeat_interval: float = attrs.field(
-        default=5.0, validator=_positive("heartbeat_interval")
-    )
-    backtrace_lines: int = 20
-    max_batch: int = 100
+    heartbeat_interval: float = attrs.field(default=5.0, validator=_positive("heartbeat_interval"))
+    backtrace_lines: int = attrs.field(default=20, validator=_whole("backtrace_lines", 0))
+    max_batch: int = attrs.field(default=100, validator=_whole("max_batch", 1))
     allow_in_process: bool = False
 
     @property

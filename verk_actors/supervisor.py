@@ -18,6 +18,7 @@ asked to are killed (SIGKILL).
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import os
@@ -237,10 +238,8 @@ class Supervisor(VerkActor):
                     self.stop_timeout,
                     each.pid,
                 )
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(each.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
 
     def _continue_restart(self) -> None:
         if not self.pending_restart or self.giving_up:

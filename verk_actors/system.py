@@ -88,7 +88,9 @@ def start_node(
     asys.tell(root, ActorExitRequest())
     if isinstance(reply, RequestFailed):
         raise VerkError(f"{reply.error_class}: {reply.message}")
-    raise ActorSystemError(f"VerkRoot did not answer ConfigureVerk within {timeout:g} s (got {reply!r})")
+    raise ActorSystemError(
+        f"VerkRoot did not answer ConfigureVerk within {timeout:g} s (got {reply!r})"
+    )
 
 
 def stop_node(asys: ActorSystem, root: Any, settings: Settings) -> VerkStopped | None:

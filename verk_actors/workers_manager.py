@@ -15,6 +15,7 @@ Restart strategy: one_for_one per worker.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -236,11 +237,11 @@ class WorkersManager(VerkActor):
         slot.requeue_running = requeue_running
         if slot.pid is None:
             return
-        log.warning("queue %s: killing worker %d (pid %d): %s", self.queue, slot.index, slot.pid, reason)
-        try:
+        log.warning(
+            "queue %s: killing worker %d (pid %d): %s", self.queue, slot.index, slot.pid, reason
+        )
+        with contextlib.suppress(ProcessLookupError):
             os.kill(slot.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
     def receiveMsg_ChildActorExited(self, message: ChildActorExited, sender: Any) -> None:
         slot = self._slot(message.childAddress)
