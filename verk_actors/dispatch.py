@@ -31,6 +31,17 @@ class BatchSizer:
         else:
             self.average += EWMA_WEIGHT * (duration - self.average)
 
+    def observe_many(self, count: int, seconds: float) -> None:
+        """Feed ``count`` finished jobs that took ``seconds`` in all."""
+        if count <= 0:
+            return
+        mean = seconds / count
+        if self.average is None:
+            self.average = mean
+        else:
+            weight = 1.0 - (1.0 - EWMA_WEIGHT) ** min(count, 50)
+            self.average += weight * (mean - self.average)
+
     @property
     def size(self) -> int:
         """Jobs to hand one worker at once."""

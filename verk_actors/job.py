@@ -18,7 +18,7 @@ import attrs
 
 from verk_actors.errors import InvalidJobError, MalformedJobError
 
-KNOWN_FIELDS = (
+KNOWN_FIELDS = frozenset((
     "class",
     "args",
     "retry",
@@ -33,7 +33,7 @@ KNOWN_FIELDS = (
     "error_class",
     "error_message",
     "error_backtrace",
-)
+))
 
 MAX_QUEUE_NAME = 200
 
@@ -59,6 +59,9 @@ def _finite_float(text: str) -> float:
     return value
 
 
+_STRICT = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
 def loads(text: str) -> Any:
     """Strict JSON: NaN, Infinity, out-of-range numbers and too deep nesting raise ValueError.
 
@@ -67,7 +70,7 @@ def loads(text: str) -> Any:
     RecursionError, which no caller expects from a bad job text.
     """
     try:
-        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        return _STRICT.decode(text)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
 
@@ -122,11 +125,13 @@ class Job:
 
 
 def _int_or_none(value: Any) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if value is None or value.__class__ is bool:
         return None
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return int(value)
+    if value.__class__ is int:
+        return int(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return int(value)
+    return None
 
 
 def _decode_args(raw: Any) -> list[Any]:
@@ -166,28 +171,30 @@ def decode_job(text: str | bytes) -> Job:
     class_name = data.get("class")
     if not isinstance(class_name, str) or not class_name:
         raise MalformedJobError('job JSON has no "class" field naming a worker')
-    retry = data.get("retry")
-    if not isinstance(retry, bool | int):
+    get = data.get
+    retry = get("retry")
+    if not isinstance(retry, int):  # bool is an int
         retry = None
-    queue = data.get("queue")
-    jid = data.get("jid")
+    queue = get("queue")
+    jid = get("jid")
+    args = get("args")
     return Job(
-        class_name=class_name,
-        args=_decode_args(data.get("args")),
-        jid=jid if isinstance(jid, str) else (str(jid) if jid is not None else None),
-        queue=queue if isinstance(queue, str) and queue else None,
-        retry=retry,
-        created_at=data.get("created_at"),
-        enqueued_at=data.get("enqueued_at"),
-        max_retry_count=_int_or_none(data.get("max_retry_count")),
-        retry_count=_int_or_none(data.get("retry_count")),
-        failed_at=data.get("failed_at"),
-        retried_at=data.get("retried_at"),
-        error_class=_str_or_none(data.get("error_class")),
-        error_message=_str_or_none(data.get("error_message")),
-        error_backtrace=data.get("error_backtrace"),
-        extra={k: v for k, v in data.items() if k not in KNOWN_FIELDS},
-        original_json=text,
+        class_name,
+        args if args.__class__ is list else _decode_args(args),
+        jid if jid is None or jid.__class__ is str else str(jid),
+        queue if queue.__class__ is str and queue else None,
+        retry,
+        get("created_at"),
+        get("enqueued_at"),
+        _int_or_none(get("max_retry_count")),
+        _int_or_none(get("retry_count")),
+        get("failed_at"),
+        get("retried_at"),
+        _str_or_none(get("error_class")),
+        _str_or_none(get("error_message")),
+        get("error_backtrace"),
+        {k: v for k, v in data.items() if k not in KNOWN_FIELDS},
+        text,
     )
 
 

@@ -10,7 +10,7 @@ each gets one reply, or ``RequestFailed`` saying what was wrong.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar, dataclass_transform
 
 import attrs
 
@@ -18,10 +18,30 @@ from verk_actors.retry import FailureRecord
 from verk_actors.running import JobOutcome
 from verk_actors.settings import QueueSpec, Settings
 
+C = TypeVar("C", bound=type)
+
+
+def _same(self: object, memo: dict[int, Any]) -> object:
+    return self
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(attrs.field,))
+def message(cls: C) -> C:
+    """A frozen attrs message class that Thespian's deep copy does not copy.
+
+    Thespian deep-copies every message before handing it to the receiving actor; for
+    a batch of jobs that copy cost more than running them. Messages are immutable, so
+    the copy is the message itself.
+    """
+    frozen: C = attrs.frozen(cls)
+    frozen.__deepcopy__ = _same  # type: ignore[attr-defined]
+    return frozen
+
+
 # --- To VerkRoot, from applications and other actors -------------------------------
 
 
-@attrs.frozen
+@message
 class ConfigureVerk:
     """Start the node: queues, Redis, node id... Reply: ``VerkStarted``.
 
@@ -33,7 +53,7 @@ class ConfigureVerk:
     launcher_pid: int | None = None
 
 
-@attrs.frozen
+@message
 class Enqueue:
     """Enqueue a job (``at``: unix time to run it, None = now). Reply: ``Enqueued``."""
 
@@ -46,7 +66,7 @@ class Enqueue:
     extra: tuple[tuple[str, Any], ...] = ()
 
 
-@attrs.frozen
+@message
 class AddQueue:
     """Start working on a queue. Reply: ``QueueAdded``."""
 
@@ -54,19 +74,19 @@ class AddQueue:
     concurrency: int
 
 
-@attrs.frozen
+@message
 class RemoveQueue:
     """Stop working on a queue; its unfinished jobs go back to it. Reply: ``QueueRemoved``."""
 
     name: str
 
 
-@attrs.frozen
+@message
 class GetStatus:
     """Ask for the node's state. Reply: ``VerkStatus``."""
 
 
-@attrs.frozen
+@message
 class StopVerk:
     """Stop the node gracefully. Reply: ``VerkStopped``."""
 
@@ -74,7 +94,7 @@ class StopVerk:
 # --- Replies from VerkRoot ------------------------------------------------------------
 
 
-@attrs.frozen
+@message
 class VerkStarted:
     """The node runs."""
 
@@ -82,21 +102,21 @@ class VerkStarted:
     queues: tuple[str, ...]
 
 
-@attrs.frozen
+@message
 class Enqueued:
     """The job is in Redis."""
 
     jid: str
 
 
-@attrs.frozen
+@message
 class QueueAdded:
     """The queue runs on this node."""
 
     name: str
 
 
-@attrs.frozen
+@message
 class QueueRemoved:
     """The queue stopped on this node; ``requeued`` unfinished jobs went back to it."""
 
@@ -104,7 +124,7 @@ class QueueRemoved:
     requeued: int
 
 
-@attrs.frozen
+@message
 class QueueStatus:
     """One queue of a node."""
 
@@ -113,7 +133,7 @@ class QueueStatus:
     restarts: int
 
 
-@attrs.frozen
+@message
 class VerkStatus:
     """A node's state."""
 
@@ -122,14 +142,14 @@ class VerkStatus:
     queues: tuple[QueueStatus, ...]
 
 
-@attrs.frozen
+@message
 class VerkStopped:
     """The node stopped its queues; every unfinished job is back in Redis."""
 
     requeued: int
 
 
-@attrs.frozen
+@message
 class RequestFailed:
     """A request was refused; ``message`` says why and what to do."""
 
@@ -141,7 +161,7 @@ class RequestFailed:
 # --- Inside the tree: initialisation (re-sent on every restart) ----------------------
 
 
-@attrs.frozen
+@message
 class InitQueueSupervisor:
     """Configure a queue supervisor."""
 
@@ -150,7 +170,7 @@ class InitQueueSupervisor:
     node_id: str
 
 
-@attrs.frozen
+@message
 class InitQueueManager:
     """Configure a QueueManager."""
 
@@ -159,7 +179,7 @@ class InitQueueManager:
     node_id: str
 
 
-@attrs.frozen
+@message
 class InitWorkersManager:
     """Configure a WorkersManager."""
 
@@ -169,7 +189,7 @@ class InitWorkersManager:
     queue_manager: Any
 
 
-@attrs.frozen
+@message
 class InitWorker:
     """Configure a worker actor."""
 
@@ -179,7 +199,7 @@ class InitWorker:
     board_path: str
 
 
-@attrs.frozen
+@message
 class InitScheduleManager:
     """Configure the ScheduleManager."""
 
@@ -187,14 +207,14 @@ class InitScheduleManager:
     node_id: str
 
 
-@attrs.frozen
+@message
 class ChildReady:
     """A child finished its initialisation (sent to its parent)."""
 
     pid: int
 
 
-@attrs.frozen
+@message
 class ChildFailed:
     """A child could not initialise; ``message`` says why. It stops itself."""
 
@@ -205,26 +225,26 @@ class ChildFailed:
 # --- WorkersManager <-> QueueManager ----------------------------------------------------
 
 
-@attrs.frozen
+@message
 class AttachWorkersManager:
     """A (new) WorkersManager: the QueueManager gives back jobs handed to the old one."""
 
 
-@attrs.frozen
+@message
 class DequeueJobs:
     """Take up to ``max_jobs`` jobs; wait for one if the queue is empty. Reply: JobsDequeued."""
 
     max_jobs: int
 
 
-@attrs.frozen
+@message
 class JobsDequeued:
     """Jobs taken into in-progress, each with the QueueManager's reference number."""
 
     jobs: tuple[tuple[int, bytes], ...]
 
 
-@attrs.frozen
+@message
 class RecordOutcomes:
     """Record what happened to jobs, then (``dequeue`` > 0) take more.
 
@@ -238,7 +258,7 @@ class RecordOutcomes:
     dequeue: int = 0
 
 
-@attrs.frozen
+@message
 class StopQueueManager:
     """Write what is pending, give every job still in progress back.
 
@@ -249,7 +269,7 @@ class StopQueueManager:
     reply_to: Any
 
 
-@attrs.frozen
+@message
 class QueueManagerStopped:
     """The QueueManager has nothing in flight; ``requeued`` jobs went back to the queue."""
 
@@ -259,27 +279,37 @@ class QueueManagerStopped:
 # --- WorkersManager <-> workers ------------------------------------------------------------
 
 
-@attrs.frozen
+@message
 class RunJobs:
-    """Run these jobs in order; report with ``JobsDone``."""
+    """Run these jobs in order; report with ``JobsDone`` (with details if ``detail``)."""
 
     batch: int
     jobs: tuple[tuple[int, bytes], ...]
+    detail: bool = False
 
 
-@attrs.frozen
+@message
 class JobsDone:
-    """Outcomes of jobs of a batch; ``finished``: the batch is over and the worker is free."""
+    """How jobs of a batch ended; ``finished``: the batch is over and the worker is free.
+
+    ``succeeded`` lists the references of jobs that succeeded and ``seconds`` their
+    total run time (plain numbers, cheap to pickle); ``failures`` has one outcome
+    per failed job; ``details``, only when the batch asked for it, has
+    ``(ref, jid, class, started_at, duration)`` for every job, for job events.
+    """
 
     batch: int
-    outcomes: tuple[JobOutcome, ...]
+    succeeded: tuple[int, ...]
+    seconds: float
+    failures: tuple[JobOutcome, ...]
     finished: bool
+    details: tuple[tuple[int, str | None, str | None, float, float], ...] = ()
 
 
 # --- Queue supervisor <-> WorkersManager, VerkRoot <-> queue supervisor ----------------------
 
 
-@attrs.frozen
+@message
 class DrainQueue:
     """Stop taking jobs; let running ones finish for ``timeout`` s, then kill them.
 
@@ -290,14 +320,14 @@ class DrainQueue:
     timeout: float
 
 
-@attrs.frozen
+@message
 class StopQueue:
     """Drain the queue and give its unfinished jobs back. Reply: ``QueueStopped``."""
 
     timeout: float
 
 
-@attrs.frozen
+@message
 class QueueStopped:
     """The queue stopped cleanly."""
 
@@ -308,41 +338,46 @@ class QueueStopped:
 # --- Timers (wakeupAfter payloads) -----------------------------------------------------------
 
 
-@attrs.frozen
+@message
 class RetryRedis:
     """Time to try Redis again."""
 
 
-@attrs.frozen
+@message
 class PollBlocking:
     """Time to (re)issue the blocking wait for a job."""
 
 
-@attrs.frozen
+@message
+class ReplaceWorkers:
+    """Time to start workers in the place of those that died."""
+
+
+@message
 class CheckDeadlines:
     """Time to look for jobs past their time limit."""
 
 
-@attrs.frozen
+@message
 class PollSchedule:
     """Time to move due scheduled and retry jobs."""
 
 
-@attrs.frozen
+@message
 class DrainTimeout:
     """The drain's time is up."""
 
     token: int
 
 
-@attrs.frozen
+@message
 class StopTimeout:
     """Children asked to stop have had their time."""
 
     token: int
 
 
-@attrs.frozen
+@message
 class CheckLauncher:
     """Time to check that the launcher process is still alive."""
 
@@ -350,7 +385,7 @@ class CheckLauncher:
 # --- NodeManager ------------------------------------------------------------------------------
 
 
-@attrs.frozen
+@message
 class InitNodeManager:
     """Configure the NodeManager."""
 
@@ -362,35 +397,35 @@ class InitNodeManager:
     root_pid: int
 
 
-@attrs.frozen
+@message
 class NodeQueues:
     """The node's queues changed (sent by VerkRoot to the NodeManager)."""
 
     queues: tuple[QueueSpec, ...]
 
 
-@attrs.frozen
+@message
 class Heartbeat:
     """Time to renew the lease and describe the node."""
 
 
-@attrs.frozen
+@message
 class ScanNodes:
     """Time to look for dead nodes."""
 
 
-@attrs.frozen
+@message
 class NodeIdTaken:
     """Another process holds this node id's lease: this node must stop."""
 
     message: str
 
 
-@attrs.frozen
+@message
 class LeaveCluster:
     """Clean stop: remove this node's lease and registration. Reply: ``LeftCluster``."""
 
 
-@attrs.frozen
+@message
 class LeftCluster:
     """The node's lease and registration are gone."""

@@ -52,6 +52,9 @@ class FailureRecord:
     score: float
     text: str
 
+    def __deepcopy__(self, memo: dict[int, object]) -> FailureRecord:
+        return self  # immutable: Thespian's deep copy of messages need not copy it
+
 
 def build_failure(
     job: Job,

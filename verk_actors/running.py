@@ -43,6 +43,9 @@ class JobOutcome:
         """True when the job succeeded."""
         return self.failure is None
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> JobOutcome:
+        return self  # immutable: Thespian's deep copy of messages need not copy it
+
 
 def backtrace_lines(exc: BaseException, limit: int) -> list[str]:
     """The innermost ``limit`` frames of ``exc``'s traceback, one string each."""
@@ -125,8 +128,22 @@ class PreparedJob:
 def run_prepared(prepared: PreparedJob, ref: int, settings: Settings) -> JobOutcome:
     """Run a prepared job; every exception it raises becomes a failure outcome."""
     started = time.monotonic()
+    failure = execute(prepared, ref, settings)
+    if failure is not None:
+        return failure
     job = prepared.job
-    if prepared.refusal is not None or job is None or prepared.worker is None:
+    assert job is not None
+    return JobOutcome(ref, job.jid, job.class_name, time.monotonic() - started)
+
+
+def execute(prepared: PreparedJob, ref: int, settings: Settings) -> JobOutcome | None:
+    """Run a prepared job: None when it succeeded, else the failure outcome.
+
+    The hot path of a worker: a success creates nothing.
+    """
+    job = prepared.job
+    worker = prepared.worker
+    if prepared.refusal is not None or job is None or worker is None:
         assert prepared.refusal is not None
         error_class, message, failure = prepared.refusal
         return JobOutcome(
@@ -138,10 +155,14 @@ def run_prepared(prepared: PreparedJob, ref: int, settings: Settings) -> JobOutc
             error_class=error_class,
             error_message=message,
         )
-    instance: Any = prepared.worker()
+    started = time.monotonic()
+    instance: Any = worker()
     instance.job = job
     try:
-        with time_limit(prepared.limit):
+        if prepared.limit:
+            with time_limit(prepared.limit):
+                instance.perform(*job.args)
+        else:
             instance.perform(*job.args)
     except (Exception, SystemExit, KeyboardInterrupt) as exc:
         duration = time.monotonic() - started
@@ -164,9 +185,7 @@ def run_prepared(prepared: PreparedJob, ref: int, settings: Settings) -> JobOutc
             error_class=type(exc).__name__,
             error_message=message,
         )
-    return JobOutcome(
-        ref=ref, jid=job.jid, class_name=job.class_name, duration=time.monotonic() - started
-    )
+    return None
 
 
 def _delay_override(instance: Any, job: Job, exc: BaseException) -> float | None:

@@ -2,8 +2,8 @@
 
 It registers the workers of the node's ``imports`` when initialised, then runs each
 ``RunJobs`` batch in order. Before and after each job it writes its progress board;
-it reports outcomes in few messages: at the end of a batch, at once after a failure,
-and at least every ``REPORT_EVERY`` seconds during a long batch.
+it reports in few messages: at the end of a batch, at once after a failure, and at
+least every ``REPORT_EVERY`` seconds during a long batch.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from verk_actors.base import VerkActor
 from verk_actors.board import Board
 from verk_actors.messages import ChildFailed, ChildReady, InitWorker, JobsDone, RunJobs
 from verk_actors.registry import WorkerRegistry
-from verk_actors.running import JobOutcome, PreparedJob, run_prepared
+from verk_actors.running import JobOutcome, PreparedJob, execute
 
 log = logging.getLogger(__name__)
 
@@ -49,25 +49,77 @@ class WorkerActor(VerkActor):
         init, board = self.init, self.board
         if init is None or board is None:
             log.error("worker got jobs before it was initialised; they go back unrun")
-            self.send(sender, JobsDone(message.batch, (), finished=True))
+            self.send(sender, JobsDone(message.batch, (), 0.0, (), finished=True))
             return
-        board.begin_batch(message.batch, len(message.jobs))
-        outcomes: list[JobOutcome] = []
-        last_report = time.monotonic()
-        for index, (ref, text) in enumerate(message.jobs):
-            prepared = PreparedJob(text, self.registry, init.settings, init.queue)
-            started = time.monotonic()
-            board.job_started(message.batch, index, prepared.deadline(started))
-            outcome = run_prepared(prepared, ref, init.settings)
-            board.job_ended(message.batch, index, outcome.ok)
-            outcomes.append(outcome)
-            now = time.monotonic()
-            last = index == len(message.jobs) - 1
-            if not last and (not outcome.ok or now - last_report >= REPORT_EVERY):
-                self.send(sender, JobsDone(message.batch, tuple(outcomes), finished=False))
-                outcomes = []
+        batch, jobs, settings, queue = message.batch, message.jobs, init.settings, init.queue
+        registry, monotonic = self.registry, time.monotonic
+        board.begin_batch(batch, len(jobs))
+        succeeded: list[int] = []
+        failures: list[JobOutcome] = []
+        details: list[tuple[int, str | None, str | None, float, float]] = []
+        seconds = 0.0
+        last_report = monotonic()
+        last = len(jobs) - 1
+        for index, (ref, text) in enumerate(jobs):
+            prepared = PreparedJob(text, registry, settings, queue)
+            started = monotonic()
+            board.job_started(batch, index, prepared.deadline(started))
+            failure = execute(prepared, ref, settings)
+            now = monotonic()
+            board.job_ended(batch, index, failure is None)
+            if failure is None:
+                succeeded.append(ref)
+                seconds += now - started
+            else:
+                failures.append(failure)
+            if message.detail:
+                job = prepared.job
+                details.append(
+                    (
+                        ref,
+                        job.jid if job else None,
+                        job.class_name if job else None,
+                        time.time() - (now - started),
+                        now - started,
+                    )
+                )
+            if index != last and (failure is not None or now - last_report >= REPORT_EVERY):
+                self._report(
+                    sender,
+                    batch=batch,
+                    succeeded=succeeded,
+                    seconds=seconds,
+                    failures=failures,
+                    details=details,
+                    finished=False,
+                )
+                succeeded, failures, details, seconds = [], [], [], 0.0
                 last_report = now
-        self.send(sender, JobsDone(message.batch, tuple(outcomes), finished=True))
+        self._report(
+            sender,
+            batch=batch,
+            succeeded=succeeded,
+            seconds=seconds,
+            failures=failures,
+            details=details,
+            finished=True,
+        )
+
+    def _report(
+        self,
+        to: Any,
+        *,
+        batch: int,
+        succeeded: list[int],
+        seconds: float,
+        failures: list[JobOutcome],
+        details: list[tuple[int, str | None, str | None, float, float]],
+        finished: bool,
+    ) -> None:
+        self.send(
+            to,
+            JobsDone(batch, tuple(succeeded), seconds, tuple(failures), finished, tuple(details)),
+        )
 
     def stopping(self) -> None:
         if self.board is not None:

@@ -41,6 +41,7 @@ from verk_actors.messages import (
     JobsDequeued,
     JobsDone,
     RecordOutcomes,
+    ReplaceWorkers,
     RunJobs,
     StopQueueManager,
 )
@@ -50,6 +51,9 @@ from verk_actors.supervisor import RestartIntensity
 from verk_actors.worker_actor import WorkerActor
 
 log = logging.getLogger(__name__)
+
+REPLACE_AFTER = 0.05
+"""Seconds between a worker's death and its replacement."""
 
 DEADLINE_CHECK = 0.25
 """Seconds between looks at the boards for jobs past their time limit."""
@@ -94,6 +98,8 @@ class WorkersManager(VerkActor):
         self.drain_reply: Any = None
         self.drain_token = 0
         self.idle_restarts = RestartIntensity(5, 10.0)
+        self.replace: list[tuple[int, int | None]] = []
+        self.exiting = False
 
     @property
     def queue(self) -> str:
@@ -162,24 +168,27 @@ class WorkersManager(VerkActor):
         slot = self._slot(sender)
         if slot is None or slot.batch != message.batch:
             return
-        for outcome in message.outcomes:
+        if message.succeeded:
+            slot.reported.update(message.succeeded)
+            self.acked.extend(message.succeeded)
+            self.sizer.observe_many(len(message.succeeded), message.seconds)
+        for outcome in message.failures:
             slot.reported.add(outcome.ref)
             self.sizer.observe(outcome.duration)
-            if outcome.failure is None:
-                self.acked.append(outcome.ref)
-            else:
-                self.failed.append((outcome.ref, outcome.failure))
-                log.info(
-                    "queue %s: job %s (%s) failed: %s: %s",
-                    self.queue,
-                    outcome.jid,
-                    outcome.class_name,
-                    outcome.error_class,
-                    outcome.error_message,
-                )
+            assert outcome.failure is not None
+            self.failed.append((outcome.ref, outcome.failure))
+            log.info(
+                "queue %s: job %s (%s) failed: %s: %s",
+                self.queue,
+                outcome.jid,
+                outcome.class_name,
+                outcome.error_class,
+                outcome.error_message,
+            )
         if message.finished:
             # A job the worker did not report did not run: it goes back to the queue.
-            self.requeued.extend(ref for ref, _ in slot.jobs if ref not in slot.reported)
+            if len(slot.reported) != len(slot.jobs):
+                self.requeued.extend(ref for ref, _ in slot.jobs if ref not in slot.reported)
             slot.state = FREE
             slot.jobs = []
             slot.reported = set()
@@ -223,6 +232,8 @@ class WorkersManager(VerkActor):
     # --- watching workers -----------------------------------------------------------------
 
     def receiveMsg_CheckDeadlines(self, message: CheckDeadlines, sender: Any) -> None:
+        if self.exiting:
+            return
         now = time.monotonic()
         for slot in self.slots:
             if slot.state != BUSY or slot.pid is None or slot.kill_reason is not None:
@@ -248,24 +259,32 @@ class WorkersManager(VerkActor):
         if slot is None:
             return
         self.slots.remove(slot)
-        was_busy = slot.state == BUSY
-        if was_busy:
+        if slot.state == BUSY:
             self._settle_dead_batch(slot)
+            self.replace.append((slot.index, None))
         else:
-            log.warning(
-                "queue %s: idle worker %d (pid %s) exited", self.queue, slot.index, slot.pid
-            )
+            self.replace.append((slot.index, slot.pid))
         slot.board.close()
-        if not was_busy and not self.idle_restarts.allow(time.monotonic()):
-            log.error(
-                "queue %s: workers keep dying while idle; not restarting worker %d",
-                self.queue,
-                slot.index,
-            )
-            return
-        if not self.draining:
-            self._start_worker(slot.index)
+        # Replace it a moment later: when the whole node stops, Thespian stops the
+        # workers before this manager hears its own ActorExitRequest.
+        self.after(REPLACE_AFTER, ReplaceWorkers())
         self._run()
+
+    def receiveMsg_ReplaceWorkers(self, message: ReplaceWorkers, sender: Any) -> None:
+        replace, self.replace = self.replace, []
+        if self.exiting or self.draining:
+            return
+        for index, idle_pid in replace:
+            if idle_pid is not None:
+                log.warning("queue %s: idle worker %d (pid %d) exited", self.queue, index, idle_pid)
+                if not self.idle_restarts.allow(time.monotonic()):
+                    log.error(
+                        "queue %s: workers keep dying while idle; not restarting worker %d",
+                        self.queue,
+                        index,
+                    )
+                    continue
+            self._start_worker(index)
 
     def _settle_dead_batch(self, slot: Slot) -> None:
         """Record the batch of a dead worker from its board: ran, died in, or never began."""
@@ -342,6 +361,6 @@ class WorkersManager(VerkActor):
         self.drain_reply = None
 
     def stopping(self) -> None:
-        self.draining = True
+        self.exiting = True
         for slot in self.slots:
             slot.board.close()
