@@ -141,10 +141,11 @@ def test_batch_sizer_moving_average() -> None:
 @pytest.mark.parametrize(
     ("free", "batch", "held", "wanted"),
     [(0, 10, 0, 0), (3, 1, 0, 3), (3, 10, 5, 25), (4, 10, 50, 0), (200, 100, 0, MAX_REQUEST),
-     (200, 100, 10, MAX_REQUEST - 10)],
+     (200, 100, 10, MAX_REQUEST), (2, 10, MAX_REQUEST, 0), (0, 10, -30, 30)],
 )
 def test_jobs_wanted(free: int, batch: int, held: int, wanted: int) -> None:
-    """Ask for a batch per free worker, minus jobs held, never below 0 or above MAX_REQUEST."""
+    """Ask for a batch per free worker minus jobs held (negative: prefetch still missing),
+    never below 0 or above MAX_REQUEST."""
     assert jobs_wanted(free, batch, held) == wanted
 
 

@@ -13,7 +13,7 @@ import math
 import attrs
 
 TARGET_BATCH_SECONDS = 0.02
-MAX_REQUEST = 1000
+MAX_REQUEST = 2000
 EWMA_WEIGHT = 0.2
 
 
@@ -53,8 +53,9 @@ class BatchSizer:
 
 
 def jobs_wanted(free_workers: int, batch_size: int, held: int) -> int:
-    """Jobs to ask the QueueManager for, given free workers and jobs already held."""
-    return max(0, min(MAX_REQUEST, free_workers * batch_size) - held)
+    """Jobs to ask the QueueManager for, given free workers and jobs already held
+    (``held`` may be negative: the prefetch still missing)."""
+    return max(0, min(MAX_REQUEST, free_workers * batch_size - held))
 
 
 def share(held: int, free_workers: int, batch_size: int) -> int:

@@ -38,6 +38,27 @@ def message(cls: C) -> C:
     return frozen
 
 
+def _short_repr(self: Any) -> str:
+    fields = []
+    for field in attrs.fields(type(self)):
+        value = getattr(self, field.name)
+        shown = f"<{len(value)}>" if isinstance(value, tuple) else repr(value)
+        fields.append(f"{field.name}={shown}")
+    return f"{type(self).__name__}({', '.join(fields)})"
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(attrs.field,))
+def batch_message(cls: C) -> C:
+    """A ``message`` carrying many jobs: its repr gives counts, not every job.
+
+    Thespian formats messages into its own log lines; a full repr of a batch of job
+    texts cost as much as the rest of the QueueManager's work.
+    """
+    frozen = message(cls)
+    setattr(frozen, "__repr__", _short_repr)  # noqa: B010 - a method set on the class
+    return frozen
+
+
 # --- To VerkRoot, from applications and other actors -------------------------------
 
 
@@ -237,14 +258,14 @@ class DequeueJobs:
     max_jobs: int
 
 
-@message
+@batch_message
 class JobsDequeued:
     """Jobs taken into in-progress, each with the QueueManager's reference number."""
 
     jobs: tuple[tuple[int, bytes], ...]
 
 
-@message
+@batch_message
 class RecordOutcomes:
     """Record what happened to jobs, then (``dequeue`` > 0) take more.
 
@@ -279,7 +300,7 @@ class QueueManagerStopped:
 # --- WorkersManager <-> workers ------------------------------------------------------------
 
 
-@message
+@batch_message
 class RunJobs:
     """Run these jobs in order; report with ``JobsDone`` (with details if ``detail``)."""
 
@@ -288,7 +309,7 @@ class RunJobs:
     detail: bool = False
 
 
-@message
+@batch_message
 class JobsDone:
     """How jobs of a batch ended; ``finished``: the batch is over and the worker is free.
 
@@ -346,6 +367,11 @@ class RetryRedis:
 @message
 class PollBlocking:
     """Time to (re)issue the blocking wait for a job."""
+
+
+@message
+class FlushOutcomes:
+    """Time to send the outcomes gathered meanwhile."""
 
 
 @message

@@ -80,7 +80,9 @@ class QueueStore:
             if remaining <= 0 or moved <= 0:
                 return total
 
-    def write(self, pending: Pending, take: int) -> tuple[list[bytes], Exception | None]:
+    def write(
+        self, pending: Pending, take: int, *, reloaded: bool = False
+    ) -> tuple[list[bytes], Exception | None]:
         """Write ``pending`` outcomes and take up to ``take`` jobs, in one round trip.
 
         Returns the jobs taken and the first error. Each part of ``pending`` is emptied
@@ -117,6 +119,13 @@ class QueueStore:
             results = pipe.execute(raise_on_error=False)
         except REDIS_ERRORS as exc:
             return [], exc
+        if not reloaded and any(isinstance(r, redis.exceptions.NoScriptError) for r in results):
+            # Redis restarted and forgot the scripts: no part ran. Load them, go again.
+            try:
+                self.scripts.load(self.client)
+            except REDIS_ERRORS as exc:
+                return [], exc
+            return self.write(pending, take, reloaded=True)
         error: Exception | None = None
         taken: list[bytes] = []
         for part, result in zip(parts, results, strict=True):

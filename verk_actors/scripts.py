@@ -57,7 +57,18 @@ class Scripts:
         }
 
     def _run(self, name: str, on: Client, keys_: Sequence[str], args: Sequence[Any]) -> Any:
-        return self._scripts[name](keys=list(keys_), args=list(args), client=on)
+        script = self._scripts[name]
+        if isinstance(on, redis.client.Pipeline):
+            # Straight EVALSHA: redis-py would first ask SCRIPT EXISTS on every
+            # execute, a whole round trip. A NOSCRIPT answer (Redis restarted) comes
+            # back in the pipeline's results; the caller reloads and writes again.
+            return on.evalsha(script.sha, len(keys_), *keys_, *args)
+        return script(keys=list(keys_), args=list(args), client=on)
+
+    def load(self, client: redis.Redis) -> None:
+        """Load every script into ``client``'s server (after a NOSCRIPT)."""
+        for script in self._scripts.values():
+            script.sha = client.script_load(script.script)
 
     def take_jobs(self, on: Client, queue: str, node_id: str, count: int) -> list[bytes]:
         """Move up to ``count`` jobs of ``queue`` into this node's in-progress list."""

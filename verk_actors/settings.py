@@ -121,7 +121,7 @@ class Settings:
     job_timeout: float | None = attrs.field(default=None, validator=_positive("job_timeout"))
     heartbeat_interval: float = attrs.field(default=5.0, validator=_positive("heartbeat_interval"))
     backtrace_lines: int = attrs.field(default=20, validator=_whole("backtrace_lines", 0))
-    max_batch: int = attrs.field(default=100, validator=_whole("max_batch", 1))
+    max_batch: int = attrs.field(default=500, validator=_whole("max_batch", 1))
     allow_in_process: bool = False
 
     @property

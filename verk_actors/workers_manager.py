@@ -36,6 +36,7 @@ from verk_actors.messages import (
     ChildReady,
     DrainQueue,
     DrainTimeout,
+    FlushOutcomes,
     InitWorker,
     InitWorkersManager,
     JobsDequeued,
@@ -51,6 +52,12 @@ from verk_actors.supervisor import RestartIntensity
 from verk_actors.worker_actor import WorkerActor
 
 log = logging.getLogger(__name__)
+
+FLUSH_OUTCOMES = 500
+"""Outcomes that are sent to the QueueManager at once, without waiting for more."""
+
+FLUSH_AFTER = 0.005
+"""Seconds outcomes may wait to be sent with others (acks are not urgent)."""
 
 REPLACE_AFTER = 0.05
 """Seconds between a worker's death and its replacement."""
@@ -100,6 +107,7 @@ class WorkersManager(VerkActor):
         self.idle_restarts = RestartIntensity(5, 10.0)
         self.replace: list[tuple[int, int | None]] = []
         self.exiting = False
+        self.flush_armed = False
 
     @property
     def queue(self) -> str:
@@ -210,24 +218,45 @@ class WorkersManager(VerkActor):
             slot.jobs = jobs
             slot.reported = set()
             self.send(slot.address, RunJobs(slot.batch, tuple(jobs)))
-        want = 0 if self.draining else jobs_wanted(len(free), size, len(self.held))
+        want = 0
+        if not self.draining:
+            # Fast jobs: keep a batch per worker in hand, so a worker that finishes
+            # gets its next batch without waiting for Redis. Slow jobs: no prefetch.
+            prefetch = len(self.slots) * size if size > 1 else 0
+            want = jobs_wanted(len(free), size, len(self.held) - prefetch)
         if want <= self.asked:
             want = 0
-        if self.acked or self.failed or self.requeued or want:
-            self.send(
-                self.init.queue_manager,
-                RecordOutcomes(
-                    acked=tuple(self.acked),
-                    failed=tuple(self.failed),
-                    requeued=tuple(self.requeued),
-                    dequeue=want,
-                ),
-            )
-            self.acked, self.failed, self.requeued = [], [], []
-            if want:
-                self.asked = want
+        outcomes = len(self.acked) + len(self.failed) + len(self.requeued)
+        if want or self.failed or self.draining or outcomes >= FLUSH_OUTCOMES:
+            self._send_outcomes(want)
+        elif outcomes and not self.flush_armed:
+            self.flush_armed = True
+            self.after(FLUSH_AFTER, FlushOutcomes())
         if self.draining:
             self._finish_drain_if_idle()
+
+    def receiveMsg_FlushOutcomes(self, message: FlushOutcomes, sender: Any) -> None:
+        self.flush_armed = False
+        if self.acked or self.failed or self.requeued:
+            self._send_outcomes(0)
+
+    def _send_outcomes(self, want: int) -> None:
+        """One message to the QueueManager: every outcome so far, and the new demand."""
+        assert self.init is not None
+        if not (self.acked or self.failed or self.requeued or want):
+            return
+        self.send(
+            self.init.queue_manager,
+            RecordOutcomes(
+                acked=tuple(self.acked),
+                failed=tuple(self.failed),
+                requeued=tuple(self.requeued),
+                dequeue=want,
+            ),
+        )
+        self.acked, self.failed, self.requeued = [], [], []
+        if want:
+            self.asked = want
 
     # --- watching workers -----------------------------------------------------------------
 
