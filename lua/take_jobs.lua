@@ -6,12 +6,18 @@
 --
 -- KEYS[1]  queue:<q>              pending jobs; enqueue LPUSHes, so the oldest is rightmost
 -- KEYS[2]  inprogress:<q>:<node>  this node's unacknowledged jobs
+-- KEYS[3]  verk:paused            set of queues paused cluster-wide
 -- ARGV[1]  N, the most jobs to take (1..1000)
+-- ARGV[2]  q, the queue's name
 --
--- Returns: the job texts taken, oldest first (an empty array when the queue is empty).
+-- Returns: the job texts taken, oldest first (an empty array when the queue is empty);
+-- nil when the queue is paused (nothing is taken).
 -- They enter the in-progress list at its head, so its tail holds the oldest (as BLMOVE
 -- RIGHT LEFT would leave them), which keeps LREM -1 acks short.
 
+if redis.call('SISMEMBER', KEYS[3], ARGV[2]) == 1 then
+  return false
+end
 local n = tonumber(ARGV[1])
 local items = redis.call('LRANGE', KEYS[1], -n, -1)
 local count = #items

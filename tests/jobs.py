@@ -85,3 +85,22 @@ class Slow(Worker):
     def perform(self, url: str, key: str, token: Any) -> None:
         client(url).rpush(key, token)
         time.sleep(5)
+
+
+class FirstSlow(Worker):
+    """Records each start and end; only the first attempt of a token sleeps ``seconds``."""
+
+    def perform(self, url: str, key: str, token: Any, seconds: float) -> None:
+        attempt = client(url).incr(f"{key}:attempts:{token}")
+        client(url).rpush(key, f"start:{token}")
+        if attempt == 1:
+            time.sleep(seconds)
+        client(url).rpush(key, f"end:{token}")
+
+
+class Stamp(Worker):
+    """Records how long after ``enqueued`` (time.time() of the enqueuer) it started."""
+
+    def perform(self, url: str, key: str, enqueued: float) -> None:
+        started = time.time()
+        client(url).rpush(key, started - enqueued)

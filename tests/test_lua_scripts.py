@@ -353,7 +353,8 @@ def test_enqueue_due_nothing_moved_creates_no_queue(r: redis.Redis, scripts: Scr
 
 
 def test_wrappers_survive_script_flush(r: redis.Redis, scripts: Scripts) -> None:
-    """After SCRIPT FLUSH the wrappers reload their scripts, directly and in a pipeline."""
+    """After SCRIPT FLUSH direct calls reload by themselves; a pipeline reports NOSCRIPT
+    (no SCRIPT EXISTS round trip before each execute) and works again after load()."""
     j = jobs(3)
     enqueue(r, j)
     assert scripts.take_jobs(r, Q, NODE, 1) == [j[0]]
@@ -366,7 +367,35 @@ def test_wrappers_survive_script_flush(r: redis.Redis, scripts: Scripts) -> None
     pipe = r.pipeline(transaction=False)
     scripts.ack_jobs(pipe, Q, NODE, DAY, [j[0]])
     scripts.take_jobs(pipe, Q, NODE, 1)
+    results = pipe.execute(raise_on_error=False)
+    assert all(isinstance(x, redis.exceptions.NoScriptError) for x in results)
+    scripts.load(r)
+    scripts.ack_jobs(pipe, Q, NODE, DAY, [j[0]])
+    scripts.take_jobs(pipe, Q, NODE, 1)
     assert pipe.execute() == [1, [j[2]]]
+
+
+def test_queue_store_writes_through_a_script_flush(redis_server: RedisServer, r) -> None:
+    """QueueStore.write reloads the scripts after NOSCRIPT and writes everything once."""
+    from verk_actors.queue_store import Pending, QueueStore
+    from verk_actors.settings import Settings
+
+    j = jobs(3)
+    enqueue(r, j)
+    store = QueueStore(Settings(redis_url=redis_server.url), Q, NODE)
+    try:
+        taken, error = store.write(Pending(), 2)
+        assert error is None and taken == [j[0], j[1]]
+        r.script_flush()
+        pending = Pending(acked=[j[0]])
+        taken, error = store.write(pending, 5)
+        assert error is None
+        assert taken == [j[2]]
+        assert not pending
+        assert r.lrange(INPROGRESS, 0, -1) == [j[2], j[1]]
+        assert r.get("stat:processed") == b"1"
+    finally:
+        store.close()
 
 
 def test_job_bytes_unchanged_through_scripts(r: redis.Redis, scripts: Scripts) -> None:

@@ -280,6 +280,13 @@ class RecordOutcomes:
 
 
 @message
+class QueueState:
+    """The queue was paused or resumed cluster-wide (QueueManager to WorkersManager)."""
+
+    paused: bool
+
+
+@message
 class StopQueueManager:
     """Write what is pending, give every job still in progress back.
 
@@ -377,6 +384,11 @@ class FlushOutcomes:
 @message
 class ReplaceWorkers:
     """Time to start workers in the place of those that died."""
+
+
+@message
+class CheckPaused:
+    """Time to check whether the queue was paused meanwhile."""
 
 
 @message

@@ -21,6 +21,7 @@ from thespian.actors import ThespianWatch, WatchMessage
 from verk_actors.base import VerkActor
 from verk_actors.messages import (
     AttachWorkersManager,
+    CheckPaused,
     ChildFailed,
     ChildReady,
     DequeueJobs,
@@ -28,6 +29,7 @@ from verk_actors.messages import (
     JobsDequeued,
     PollBlocking,
     QueueManagerStopped,
+    QueueState,
     RecordOutcomes,
     RetryRedis,
     StopQueueManager,
@@ -63,6 +65,7 @@ class QueueManager(VerkActor):
         self.retry_armed = False
         self.down = False
         self.stopped = False
+        self.paused: bool | None = None
 
     # Every return path hands Thespian the socket to watch while a BLMOVE is out.
     def receiveMessage(self, message: Any, sender: Any) -> Any:
@@ -100,6 +103,7 @@ class QueueManager(VerkActor):
             )
         self.ready = True
         self._redis_up()
+        self.after(self.init.settings.poll_interval, CheckPaused())
         self._work()
 
     def _redis_down(self, doing: str, exc: BaseException) -> None:
@@ -187,6 +191,11 @@ class QueueManager(VerkActor):
         if not self.pending and not take:
             return
         taken, error = self.store.write(self.pending, take)
+        if taken is None:
+            self._set_paused(True)
+            taken = []
+        elif take:
+            self._set_paused(False)
         if taken:
             self._deliver(taken)
         if error is not None:
@@ -200,8 +209,31 @@ class QueueManager(VerkActor):
             self._redis_down("writing job outcomes", error)
             return
         self._redis_up()
-        if self.demand and not taken:
-            self._start_wait()
+        if self.demand and not taken and self.wait_fd is None:
+            if self.paused:
+                self.after(self.store.settings.poll_interval, PollBlocking())
+            else:
+                self._start_wait()
+
+    def _set_paused(self, paused: bool) -> None:
+        if paused == self.paused or self.store is None:
+            return
+        self.paused = paused
+        log.info("queue %s: %s", self.store.queue, "paused" if paused else "running")
+        if self.workers_manager is not None:
+            self.send(self.workers_manager, QueueState(paused=paused))
+
+    def receiveMsg_CheckPaused(self, message: CheckPaused, sender: Any) -> None:
+        """While waiting on an idle queue, notice a pause within a poll interval."""
+        if self.stopped or self.store is None:
+            return
+        if self.wait_fd is not None and not self.down:
+            try:
+                if self.store.is_paused():
+                    self.store.interrupt_wait()
+            except REDIS_ERRORS as exc:
+                self._redis_down("checking whether the queue is paused", exc)
+        self.after(self.store.settings.poll_interval, CheckPaused())
 
     def _deliver(self, texts: list[bytes]) -> None:
         jobs = self.buffer
@@ -220,6 +252,8 @@ class QueueManager(VerkActor):
 
     def _start_wait(self) -> None:
         assert self.store is not None
+        if self.wait_fd is not None:
+            return  # one BLMOVE at a time on the wait connection
         if not self.can_watch:
             self.after(IDLE_POLL, PollBlocking())
             return
@@ -246,7 +280,9 @@ class QueueManager(VerkActor):
             self._deliver([job])
             if more > 0:
                 taken, error = self.store.write(Pending(), more)
-                if taken:
+                if taken is None:
+                    self._set_paused(True)
+                elif taken:
                     self.demand = len(taken)
                     self._deliver(taken)
                 if error is not None:

@@ -60,6 +60,7 @@ class QueueStore:
             settings.redis_url, name=f"verk:{node_id}:{queue}:wait", socket_timeout=None
         )
         self._wait_conn: Connection | None = None
+        self._wait_id: int | None = None
 
     def register(self) -> None:
         """Note in Redis that this node may hold in-progress jobs of this queue."""
@@ -82,11 +83,12 @@ class QueueStore:
 
     def write(
         self, pending: Pending, take: int, *, reloaded: bool = False
-    ) -> tuple[list[bytes], Exception | None]:
+    ) -> tuple[list[bytes] | None, Exception | None]:
         """Write ``pending`` outcomes and take up to ``take`` jobs, in one round trip.
 
-        Returns the jobs taken and the first error. Each part of ``pending`` is emptied
-        only if its write succeeded, so what failed is written again next time.
+        Returns the jobs taken (None: the queue is paused) and the first error. Each
+        part of ``pending`` is emptied only if its write succeeded, so what failed is
+        written again next time.
         """
         now = time.time()
         day = utc_day(now)
@@ -127,13 +129,13 @@ class QueueStore:
                 return [], exc
             return self.write(pending, take, reloaded=True)
         error: Exception | None = None
-        taken: list[bytes] = []
+        taken: list[bytes] | None = []
         for part, result in zip(parts, results, strict=True):
             if isinstance(result, Exception):
                 error = error or result
                 continue
             if part == "take":
-                taken = list(result)
+                taken = None if result is None else list(result)
             else:
                 getattr(pending, part).clear()
         return taken, error
@@ -150,6 +152,8 @@ class QueueStore:
         """Send a BLMOVE for one job; return the socket to watch for its answer."""
         if self._wait_conn is None:
             self._wait_conn = self._waiter.connection_pool.get_connection()
+            self._wait_conn.send_command("CLIENT", "ID")  # type: ignore[no-untyped-call]
+            self._wait_id = int(self._wait_conn.read_response())
         conn = self._wait_conn
         conn.send_command(  # type: ignore[no-untyped-call]
             "BLMOVE",
@@ -176,6 +180,15 @@ class QueueStore:
             raise
         return reply if isinstance(reply, bytes) else None
 
+    def is_paused(self) -> bool:
+        """Whether the queue is paused cluster-wide now."""
+        return bool(self.client.sismember(keys.PAUSED, self.queue))
+
+    def interrupt_wait(self) -> None:
+        """Make a pending BLMOVE answer now (nil, or the job it just moved)."""
+        if self._wait_conn is not None and self._wait_id is not None:
+            self.client.client_unblock(self._wait_id)
+
     def wait_has_data(self) -> bool:
         """True if the answer is already buffered by redis-py (no socket event will come)."""
         conn = self._wait_conn
@@ -185,6 +198,7 @@ class QueueStore:
         """Drop the waiting connection. A job it moved meanwhile stays in progress and
         is given back by the next ``recover_leftovers``."""
         conn, self._wait_conn = self._wait_conn, None
+        self._wait_id = None
         if conn is not None:
             conn.disconnect()  # type: ignore[no-untyped-call]
             self._waiter.connection_pool.release(conn)

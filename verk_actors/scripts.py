@@ -70,10 +70,14 @@ class Scripts:
         for script in self._scripts.values():
             script.sha = client.script_load(script.script)
 
-    def take_jobs(self, on: Client, queue: str, node_id: str, count: int) -> list[bytes]:
-        """Move up to ``count`` jobs of ``queue`` into this node's in-progress list."""
-        result: list[bytes] = self._run(
-            "take_jobs", on, (keys.queue_key(queue), keys.inprogress_key(queue, node_id)), (count,)
+    def take_jobs(self, on: Client, queue: str, node_id: str, count: int) -> list[bytes] | None:
+        """Move up to ``count`` jobs of ``queue`` into this node's in-progress list;
+        None when the queue is paused."""
+        result: list[bytes] | None = self._run(
+            "take_jobs",
+            on,
+            (keys.queue_key(queue), keys.inprogress_key(queue, node_id), keys.PAUSED),
+            (count, queue),
         )
         return result
 

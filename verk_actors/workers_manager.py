@@ -41,6 +41,7 @@ from verk_actors.messages import (
     InitWorkersManager,
     JobsDequeued,
     JobsDone,
+    QueueState,
     RecordOutcomes,
     ReplaceWorkers,
     RunJobs,
@@ -108,6 +109,7 @@ class WorkersManager(VerkActor):
         self.replace: list[tuple[int, int | None]] = []
         self.exiting = False
         self.flush_armed = False
+        self.paused = False
 
     @property
     def queue(self) -> str:
@@ -163,6 +165,9 @@ class WorkersManager(VerkActor):
         )
 
     # --- jobs -----------------------------------------------------------------------------
+
+    def receiveMsg_QueueState(self, message: QueueState, sender: Any) -> None:
+        self.paused = message.paused
 
     def receiveMsg_JobsDequeued(self, message: JobsDequeued, sender: Any) -> None:
         self.asked = 0

@@ -1,0 +1,41 @@
+"""Pausing a queue in Redis stops every node taking its jobs; resuming lets them go on."""
+
+from __future__ import annotations
+
+import time
+
+from tests.conftest import wait_for
+from verk_actors import Client
+from verk_actors.control import pause_queue, resume_queue
+
+
+def test_pause_is_obeyed_within_a_poll_interval_and_resume_restarts(
+    start_verk, redis_server, r
+) -> None:
+    """An idle node stops taking a paused queue's jobs, and takes them after resume."""
+    node = start_verk(poll_interval=0.3)
+    with Client(url=redis_server.url) as client:
+        client.enqueue("Record", redis_server.url, "ran", "before")
+        wait_for(lambda: r.llen("ran") == 1)
+        pause_queue(r, "default")
+        time.sleep(0.8)  # more than a poll interval: the waiting node has noticed
+        client.enqueue_many("Record", ([redis_server.url, "ran", i] for i in range(5)))
+        time.sleep(1.0)
+        assert r.llen("ran") == 1, "a paused queue's jobs must not run"
+        assert r.llen("queue:default") == 5
+        resume_queue(r, "default")
+        wait_for(lambda: r.llen("ran") == 6, timeout=10)
+    node.stop()
+
+
+def test_node_started_on_a_paused_queue_remembers_it(start_verk, redis_server, r) -> None:
+    """A node that starts while its queue is paused in Redis runs nothing until resume."""
+    pause_queue(r, "default")
+    with Client(url=redis_server.url) as client:
+        client.enqueue_many("Record", ([redis_server.url, "ran", i] for i in range(3)))
+    node = start_verk(poll_interval=0.3)
+    time.sleep(1.5)
+    assert r.llen("ran") == 0
+    resume_queue(r, "default")
+    wait_for(lambda: r.llen("ran") == 3, timeout=10)
+    node.stop()
