@@ -16,6 +16,7 @@ Subcommands::
     retry|scheduled|dead clear --yes
     pause QUEUE / resume QUEUE     cluster-wide, kept in Redis
     enqueue CLASS [ARG...]         each ARG a JSON value; --queue, --at or --in
+    bench [--jobs N] [--latency]   the standard benchmark: jobs/s, pickup, commands, memory
 
 All but ``start`` speak to Redis directly, whether or not a node runs, print aligned
 tables, or JSON on stdout with ``--json``; errors go to stderr.
@@ -42,7 +43,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from verk_actors.cli import control, enqueue, queues, sets, start, stats
+from verk_actors.cli import bench, control, enqueue, queues, sets, start, stats
 from verk_actors.cli.common import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     sets.add_parsers(commands)
     control.add_parsers(commands)
     enqueue.add_parsers(commands)
+    bench.add_parser(commands)
     return parser
 
 

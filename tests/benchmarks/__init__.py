@@ -1,0 +1,1 @@
+"""Speed runs that print figures (``python -m tests.benchmarks.<name>``); not tests."""

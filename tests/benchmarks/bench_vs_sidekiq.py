@@ -1,0 +1,360 @@
+"""verk_actors against Sidekiq 6.4 on the standard workload of issue 5, back to back.
+
+::
+
+    python -m tests.benchmarks.bench_vs_sidekiq               # one run of each
+    python -m tests.benchmarks.bench_vs_sidekiq --runs 3      # medians of three
+    python -m tests.benchmarks.bench_vs_sidekiq --json        # every figure as JSON
+
+Each run measures, in this order, Sidekiq with 2 processes x 10 threads, Sidekiq with
+1 x 10, and a verk_actors node with its default configuration. Each system gets fresh
+Redis servers (``tests.servers.RedisServer``: one for the jobs, one for the counter)
+and the same workload, measured by the same code (``verk_actors.measure``):
+
+* the same ``--jobs`` jobs (20,000) of ``BenchIncr``, pushed with
+  ``Client.enqueue_many`` (Sidekiq's JSON; the Ruby twin has the same class name, see
+  ``bench_workers.rb``) before any worker process starts; each job does one INCR on
+  the counter server;
+* the drain rate: jobs that ran from the first sight of a finished job until the
+  counter reaches N and the queue (and, for verk_actors, the in-progress list) is
+  empty, over that time; process start-up is left out;
+* the idle pickup latency: 200 ``BenchPickup`` jobs enqueued 10 ms apart, each
+  carrying ``CLOCK_MONOTONIC`` read just before its enqueue; the job records the same
+  clock when its ``perform`` starts, minus that (Ruby and Python read the same clock);
+* Redis commands per job, from ``INFO commandstats`` of the job server (commands in
+  Lua count), enqueue included;
+* peak memory: summed RSS (and PSS) of the Sidekiq processes, or of the node's
+  processes (the actor system's admin and all its descendants).
+
+It prints a table of the medians over ``--runs``, with ratio rows (verk_actors /
+Sidekiq). Sidekiq is installed from Debian's ``ruby-sidekiq`` when missing
+(``tests/interop/sidekiq.py``). Not part of the test run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # run as a file: make ``tests`` importable
+    sys.path.insert(0, str(ROOT))
+
+from tests.interop.sidekiq import ensure_sidekiq, ruby_env  # noqa: E402
+from tests.servers import RedisServer, server_binary  # noqa: E402
+from verk_actors import keys  # noqa: E402
+from verk_actors.bench import (  # noqa: E402
+    COUNTER_KEY,
+    COUNTER_URL_ENV,
+    DEFAULT_JOBS,
+    PICKUP_JOBS,
+    PICKUP_KEY,
+    QUEUE,
+    SETTLE,
+    BenchOptions,
+    BenchResult,
+    enqueue_all,
+    run_bench,
+)
+from verk_actors.client import Client  # noqa: E402
+from verk_actors.measure import (  # noqa: E402
+    CommandCounter,
+    MemorySampler,
+    Progress,
+    measure_pickups,
+    wait_drained,
+)
+
+WORKERS_RB = Path(__file__).resolve().with_name("bench_workers.rb")
+SIDEKIQ_STOP_TIMEOUT = 5
+
+
+def git_commit() -> str:
+    """``git rev-parse --short HEAD`` of this checkout, ``+dirty`` if it has changes."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, check=True, timeout=10,
+        ).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, check=True, timeout=10,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
+def server_version() -> str:
+    """``redis-server 7.0.15`` or the like: the server both systems run against."""
+    done = subprocess.run(
+        [server_binary(), "--version"], capture_output=True, text=True, check=False
+    )
+    words = done.stdout.split()
+    version = next((w[2:] for w in words if w.startswith("v=")), "?")
+    return f"{Path(server_binary()).name} {version}"
+
+
+def start_sidekiq(url: str, counter_url: str, threads: int, log: Path) -> subprocess.Popen[bytes]:
+    """One ``sidekiq`` process running ``bench_workers.rb`` on the bench queue."""
+    argv = ["sidekiq", "-r", str(WORKERS_RB), "-c", str(threads), "-q", QUEUE]
+    argv += ["-t", str(SIDEKIQ_STOP_TIMEOUT)]
+    env = {**ruby_env(url), COUNTER_URL_ENV: counter_url}
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+        )
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """TERM (Sidekiq's graceful stop), KILL if it lingers, reap."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(SIDEKIQ_STOP_TIMEOUT + 15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def run_sidekiq(
+    jobs: int, processes: int, threads: int, version: str, progress: Progress
+) -> BenchResult:
+    """The standard benchmark on ``processes`` Sidekiq processes of ``threads`` threads."""
+    with contextlib.ExitStack() as stack:
+        servers = [RedisServer().start() for _ in range(2)]
+        for server in servers:
+            stack.callback(server.cleanup)
+        job_server, counter_server = servers
+        jobs_redis = stack.enter_context(contextlib.closing(job_server.client()))
+        counter = stack.enter_context(contextlib.closing(counter_server.client()))
+        commands = CommandCounter(jobs_redis)
+        client = stack.enter_context(Client(url=job_server.url))
+        client.redis.ping()
+        progress.show(f"Sidekiq {processes}x{threads}: enqueueing {jobs:,} jobs", force=True)
+        enqueue_seconds, enqueue_calls = enqueue_all(client, commands, "BenchIncr", jobs)
+
+        commands.start()
+        pids: list[int] = []
+        memory = stack.enter_context(MemorySampler(lambda: list(pids)))
+        log = Path(tempfile.mkdtemp(prefix="verk-bench-sidekiq-")) / "sidekiq.log"
+        started = time.monotonic()
+        for _ in range(processes):
+            process = start_sidekiq(job_server.url, counter_server.url, threads, log)
+            stack.callback(stop_process, process)
+            pids.append(process.pid)
+        try:
+            drain = wait_drained(
+                jobs,
+                lambda: int(counter.get(COUNTER_KEY) or 0),
+                lambda: commands.llens(keys.queue_key(QUEUE)) == [0],
+                started=started,
+                timeout=60 + 0.005 * jobs,
+                progress=progress,
+                label=f"Sidekiq {processes}x{threads}",
+            )
+        except Exception:
+            print(log.read_text(errors="replace")[-3000:], file=sys.stderr)
+            raise
+        calls = commands.stop()
+        time.sleep(SETTLE)
+        pickups = measure_pickups(
+            client,
+            counter,
+            "BenchPickup",
+            queue=QUEUE,
+            key=PICKUP_KEY,
+            count=PICKUP_JOBS,
+            progress=progress,
+        )
+        memory.sample()
+        progress.show(f"Sidekiq {processes}x{threads}: stopping", force=True)
+        return BenchResult(
+            jobs=jobs,
+            concurrency=processes * threads,
+            redis=server_version(),
+            incr=True,
+            enqueue_seconds=enqueue_seconds,
+            drain=drain,
+            enqueue_commands=enqueue_calls,
+            commands=calls,
+            peak_rss=memory.peak_rss,
+            peak_pss=memory.peak_pss,
+            processes=memory.processes,
+            pickups=tuple(pickups),
+            system=f"Sidekiq {version}",
+            setting=f"{processes} proc x {threads} threads",
+        )
+
+
+def run_verk(jobs: int, concurrency: int | None, progress: Progress) -> BenchResult:
+    """The standard benchmark on a verk_actors node, against fresh Redis servers."""
+    servers = [RedisServer().start() for _ in range(2)]
+    try:
+        options = BenchOptions(
+            jobs=jobs,
+            concurrency=concurrency,
+            latency=True,
+            redis_url=servers[0].url,
+            counter_url=servers[1].url,
+        )
+        result = run_bench(options, progress)
+    finally:
+        for server in servers:
+            server.cleanup()
+    return attrs.evolve(result, redis=server_version())
+
+
+# --- the table -------------------------------------------------------------------------
+
+COLUMNS: list[tuple[str, str, str]] = [
+    ("jobs/s", "drain_jobs_per_s", "{:,.0f}"),
+    ("p50 ms", "pickup_p50_ms", "{:.2f}"),
+    ("p99 ms", "pickup_p99_ms", "{:.2f}"),
+    ("cmds/job", "commands_per_job", "{:.2f}"),
+    ("enq cmds/job", "enqueue_commands_per_job", "{:.3f}"),
+    ("enqueue/s", "enqueue_jobs_per_s", "{:,.0f}"),
+    ("peak RSS MB", "peak_rss_mb", "{:,.0f}"),
+    ("RSS/slot MB", "rss_per_slot_mb", "{:.1f}"),
+    ("PSS/slot MB", "pss_per_slot_mb", "{:.1f}"),
+]
+
+
+def figures(result: BenchResult) -> dict[str, Any]:
+    """The result's figures, with memory in MB."""
+    d = result.to_dict()
+    d["peak_rss_mb"] = result.peak_rss / 1e6
+    d["rss_per_slot_mb"] = d["rss_per_slot_bytes"] / 1e6
+    d["pss_per_slot_mb"] = d["pss_per_slot_bytes"] / 1e6
+    return d
+
+
+def medians(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Each figure's median over ``runs`` (of one system and setting)."""
+    out = dict(runs[0])
+    for _, key, _ in COLUMNS:
+        values = [r[key] for r in runs if r.get(key) is not None]
+        out[key] = statistics.median(values) if values else None
+    out["runs"] = len(runs)
+    return out
+
+
+def table(rows: Sequence[dict[str, Any]]) -> str:
+    """An aligned table of ``rows``, then the ratio of the last row to each other one."""
+    head = ["system", "setting", *(title for title, _, _ in COLUMNS)]
+    body = [
+        [r["system"], r["setting"], *(fmt.format(r[k]) if r[k] is not None else "-"
+                                      for _, k, fmt in COLUMNS)]
+        for r in rows
+    ]  # fmt: skip
+    ours = rows[-1]
+    for other in rows[:-1]:
+        ratios = []
+        for _, key, _ in COLUMNS:
+            a, b = ours.get(key), other.get(key)
+            ratios.append(f"{a / b:.2f}x" if a is not None and b else "-")
+        body.append([f"verk / {other['system']}", other["setting"], *ratios])
+    widths = [max(len(str(row[i])) for row in [head, *body]) for i in range(len(head))]
+
+    def line(row: Sequence[str]) -> str:
+        cells = [str(c).ljust(w) if i < 2 else str(c).rjust(w) for i, (c, w) in
+                 enumerate(zip(row, widths, strict=True))]  # fmt: skip
+        return "  ".join(cells).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(head), rule, *(line(r) for r in body[: len(rows)]), rule,
+                      *(line(r) for r in body[len(rows):])])  # fmt: skip
+
+
+def parse_setups(text: str) -> list[tuple[int, int]]:
+    """``2x10,1x10`` -> [(2, 10), (1, 10)]."""
+    setups = []
+    for part in text.split(","):
+        processes, _, threads = part.strip().partition("x")
+        setups.append((int(processes), int(threads)))
+    return setups
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.benchmarks.bench_vs_sidekiq",
+        description="The standard workload on Sidekiq 6.4 and on verk_actors, back to back.",
+    )
+    parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help="jobs per drain")
+    parser.add_argument("--runs", type=int, default=1, help="runs of each; medians are shown")
+    parser.add_argument(
+        "--sidekiq",
+        type=parse_setups,
+        default=parse_setups("2x10,1x10"),
+        metavar="PxT,...",
+        help="Sidekiq setups: processes x threads (default 2x10,1x10)",
+    )
+    parser.add_argument(
+        "--concurrency", type=int, help="verk_actors worker slots (default: the node's default)"
+    )
+    parser.add_argument("--json", action="store_true", help="print every figure as JSON")
+    args = parser.parse_args(argv)
+
+    version = ensure_sidekiq()
+    progress = Progress(sys.stderr)
+    setups: list[tuple[str, Callable[[], BenchResult]]] = [
+        (f"sidekiq {p}x{t}", functools.partial(run_sidekiq, args.jobs, p, t, version, progress))
+        for p, t in args.sidekiq
+    ]
+    setups.append(("verk_actors", lambda: run_verk(args.jobs, args.concurrency, progress)))
+    started_load = os.getloadavg()
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in setups}
+    for run in range(args.runs):
+        for name, measure in setups:
+            result = figures(measure())
+            results[name].append(result)
+            print(
+                f"run {run + 1}/{args.runs} {name}: {result['drain_jobs_per_s']:,.0f} jobs/s, "
+                f"pickup p50 {result['pickup_p50_ms']:.2f} ms, "
+                f"p99 {result['pickup_p99_ms']:.2f} ms, "
+                f"{result['commands_per_job']:.2f} commands/job, load {os.getloadavg()[0]:.2f}",
+                file=sys.stderr,
+            )
+    rows = [medians(results[name]) for name, _ in setups]
+    about = {
+        "commit": git_commit(),
+        "when": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "host": f"{platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        "redis": server_version(),
+        "jobs": args.jobs,
+        "runs": args.runs,
+        "load_before": started_load,
+        "load_after": os.getloadavg(),
+    }
+    if args.json:
+        print(json.dumps({"about": about, "medians": rows, "runs": results}, indent=2))
+        return 0
+    print(
+        f"{args.jobs:,} jobs (no-op + INCR on a second Redis), {about['redis']}, "
+        f"median of {args.runs} run(s); commit {about['commit']}, {about['when']}"
+    )
+    print(
+        f"{about['host']}; load average {started_load[0]:.2f} before, "
+        f"{about['load_after'][0]:.2f} after"
+    )
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""``verk-actors bench``: a short run against a private Redis prints every figure."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.servers import RedisServer
+from verk_actors.cli import EXIT_OK, EXIT_USAGE, main
+
+
+def test_bench_prints_the_figures(
+    redis_server: RedisServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 500-job bench with --latency prints jobs/s, pickup p50/p99, commands and memory."""
+    code = main(["bench", "--jobs", "500", "--latency", "--redis-url", redis_server.url])
+    out, err = capsys.readouterr()
+    assert code == EXIT_OK, err
+    assert "500 jobs" in out
+    assert "jobs/s" in out
+    assert "p50" in out and "p99" in out
+    assert "commands per job" in out
+    assert "per worker slot" in out
+    assert "drain: " in err or "starting the node" in err  # progress went to stderr
+    client = redis_server.client()
+    assert client.llen("queue:verk-bench") == 0
+    assert not client.sismember("queues", "verk-bench")
+
+
+def test_bench_json_counts_commands(
+    redis_server: RedisServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--json gives the drain rate, and Redis commands per job count the enqueue's LPUSH."""
+    code = main(["bench", "--jobs", "500", "--concurrency", "4", "--json",
+                 "--redis-url", redis_server.url])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == EXIT_OK, err
+    figures = json.loads(out)
+    assert figures["jobs"] == 500
+    assert figures["concurrency"] == 4
+    assert figures["drain_jobs_per_s"] > 0
+    assert figures["enqueue_commands"]["lpush"] == 1  # enqueue_many: one LPUSH per 1,000
+    assert figures["commands_per_job"] > figures["enqueue_commands_per_job"]
+    assert "info" not in figures["commands"]  # the bench's own look-ups are not counted
+    assert figures["pickup_p50_ms"] is None
+
+
+def test_bench_refuses_a_database_with_keys(
+    redis_server: RedisServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A --redis-url database that holds keys is refused (exit 2) and left as it was."""
+    client = redis_server.client()
+    client.set("precious", "data")
+    code = main(["bench", "--jobs", "10", "--redis-url", redis_server.url])
+    _, err = capsys.readouterr()
+    assert code == EXIT_USAGE
+    assert "holds 1 key(s)" in err and "--force" in err
+    assert client.keys("*") == [b"precious"]
