@@ -24,6 +24,8 @@ from thespian.actors import (
     WakeupMessage,
 )
 
+from verk_actors.messages import DescribeTree, TreeNode
+
 log = logging.getLogger(__name__)
 
 IN_PROCESS_BASE = "simpleSystem"
@@ -75,6 +77,23 @@ class VerkActor(ActorTypeDispatcher):  # type: ignore[misc]
 
     def stopping(self) -> None:
         """Called when this actor is told to exit; release what it holds."""
+
+    def receiveMsg_DescribeTree(self, message: DescribeTree, sender: Any) -> None:
+        self.send(sender, self.tree_node(message))
+
+    def tree_node(self, message: DescribeTree) -> TreeNode:
+        """This actor in the live tree (supervisors add their children)."""
+        return TreeNode(
+            message.request,
+            message.name or type(self).__name__,
+            type(self).__name__,
+            os.getpid(),
+            detail=self.tree_detail(),
+        )
+
+    def tree_detail(self) -> str:
+        """A few words on this actor's state for ``verk-actors tree``."""
+        return ""
 
     def receiveMsg_PoisonMessage(self, message: PoisonMessage, sender: Any) -> None:
         log.error(

@@ -10,7 +10,7 @@ each gets one reply, or ``RequestFailed`` saying what was wrong.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar, dataclass_transform
+from typing import Any
 
 import attrs
 
@@ -18,52 +18,47 @@ from verk_actors.retry import FailureRecord
 from verk_actors.running import JobOutcome
 from verk_actors.settings import QueueSpec, Settings
 
-C = TypeVar("C", bound=type)
 
-
-def _same(self: object, memo: dict[int, Any]) -> object:
-    return self
-
-
-@dataclass_transform(frozen_default=True, field_specifiers=(attrs.field,))
-def message(cls: C) -> C:
-    """A frozen attrs message class that Thespian's deep copy does not copy.
+class Message:
+    """Base of every message: Thespian's deep copy returns it as it is.
 
     Thespian deep-copies every message before handing it to the receiving actor; for
-    a batch of jobs that copy cost more than running them. Messages are immutable, so
-    the copy is the message itself.
+    a batch of jobs that copy cost more than running them. Messages are frozen and
+    hold immutable values, so the copy is the message itself.
     """
-    frozen: C = attrs.frozen(cls)
-    frozen.__deepcopy__ = _same  # type: ignore[attr-defined]
-    return frozen
+
+    __slots__ = ()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Message:
+        return self
 
 
-def _short_repr(self: Any) -> str:
-    fields = []
-    for field in attrs.fields(type(self)):
-        value = getattr(self, field.name)
-        shown = f"<{len(value)}>" if isinstance(value, tuple) else repr(value)
-        fields.append(f"{field.name}={shown}")
-    return f"{type(self).__name__}({', '.join(fields)})"
-
-
-@dataclass_transform(frozen_default=True, field_specifiers=(attrs.field,))
-def batch_message(cls: C) -> C:
-    """A ``message`` carrying many jobs: its repr gives counts, not every job.
+class BatchMessage(Message):
+    """A message carrying many jobs: its repr gives counts, not every job text.
 
     Thespian formats messages into its own log lines; a full repr of a batch of job
     texts cost as much as the rest of the QueueManager's work.
     """
-    frozen = message(cls)
-    setattr(frozen, "__repr__", _short_repr)  # noqa: B010 - a method set on the class
-    return frozen
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        shown = []
+        for field in attrs.fields(type(self)):  # type: ignore[arg-type]
+            value = getattr(self, field.name)
+            shown.append(
+                f"{field.name}=<{len(value)}>"
+                if isinstance(value, tuple)
+                else f"{field.name}={value!r}"
+            )
+        return f"{type(self).__name__}({', '.join(shown)})"
 
 
 # --- To VerkRoot, from applications and other actors -------------------------------
 
 
-@message
-class ConfigureVerk:
+@attrs.frozen
+class ConfigureVerk(Message):
     """Start the node: queues, Redis, node id... Reply: ``VerkStarted``.
 
     ``launcher_pid``: the node stops when this process exits (``verk-actors start``
@@ -74,8 +69,8 @@ class ConfigureVerk:
     launcher_pid: int | None = None
 
 
-@message
-class Enqueue:
+@attrs.frozen
+class Enqueue(Message):
     """Enqueue a job (``at``: unix time to run it, None = now). Reply: ``Enqueued``."""
 
     worker: str
@@ -87,66 +82,66 @@ class Enqueue:
     extra: tuple[tuple[str, Any], ...] = ()
 
 
-@message
-class AddQueue:
+@attrs.frozen
+class AddQueue(Message):
     """Start working on a queue. Reply: ``QueueAdded``."""
 
     name: str
     concurrency: int
 
 
-@message
-class RemoveQueue:
+@attrs.frozen
+class RemoveQueue(Message):
     """Stop working on a queue; its unfinished jobs go back to it. Reply: ``QueueRemoved``."""
 
     name: str
 
 
-@message
-class GetStatus:
+@attrs.frozen
+class GetStatus(Message):
     """Ask for the node's state. Reply: ``VerkStatus``."""
 
 
-@message
-class StopVerk:
+@attrs.frozen
+class StopVerk(Message):
     """Stop the node gracefully. Reply: ``VerkStopped``."""
 
 
 # --- Replies from VerkRoot ------------------------------------------------------------
 
 
-@message
-class VerkStarted:
+@attrs.frozen
+class VerkStarted(Message):
     """The node runs."""
 
     node_id: str
     queues: tuple[str, ...]
 
 
-@message
-class Enqueued:
+@attrs.frozen
+class Enqueued(Message):
     """The job is in Redis."""
 
     jid: str
 
 
-@message
-class QueueAdded:
+@attrs.frozen
+class QueueAdded(Message):
     """The queue runs on this node."""
 
     name: str
 
 
-@message
-class QueueRemoved:
+@attrs.frozen
+class QueueRemoved(Message):
     """The queue stopped on this node; ``requeued`` unfinished jobs went back to it."""
 
     name: str
     requeued: int
 
 
-@message
-class QueueStatus:
+@attrs.frozen
+class QueueStatus(Message):
     """One queue of a node."""
 
     name: str
@@ -154,8 +149,8 @@ class QueueStatus:
     restarts: int
 
 
-@message
-class VerkStatus:
+@attrs.frozen
+class VerkStatus(Message):
     """A node's state."""
 
     node_id: str
@@ -163,15 +158,15 @@ class VerkStatus:
     queues: tuple[QueueStatus, ...]
 
 
-@message
-class VerkStopped:
+@attrs.frozen
+class VerkStopped(Message):
     """The node stopped its queues; every unfinished job is back in Redis."""
 
     requeued: int
 
 
-@message
-class RequestFailed:
+@attrs.frozen
+class RequestFailed(Message):
     """A request was refused; ``message`` says why and what to do."""
 
     request: str
@@ -182,8 +177,8 @@ class RequestFailed:
 # --- Inside the tree: initialisation (re-sent on every restart) ----------------------
 
 
-@message
-class InitQueueSupervisor:
+@attrs.frozen
+class InitQueueSupervisor(Message):
     """Configure a queue supervisor."""
 
     settings: Settings
@@ -191,8 +186,8 @@ class InitQueueSupervisor:
     node_id: str
 
 
-@message
-class InitQueueManager:
+@attrs.frozen
+class InitQueueManager(Message):
     """Configure a QueueManager."""
 
     settings: Settings
@@ -200,8 +195,8 @@ class InitQueueManager:
     node_id: str
 
 
-@message
-class InitWorkersManager:
+@attrs.frozen
+class InitWorkersManager(Message):
     """Configure a WorkersManager."""
 
     settings: Settings
@@ -210,8 +205,8 @@ class InitWorkersManager:
     queue_manager: Any
 
 
-@message
-class InitWorker:
+@attrs.frozen
+class InitWorker(Message):
     """Configure a worker actor."""
 
     settings: Settings
@@ -220,23 +215,23 @@ class InitWorker:
     board_path: str
 
 
-@message
-class InitScheduleManager:
+@attrs.frozen
+class InitScheduleManager(Message):
     """Configure the ScheduleManager."""
 
     settings: Settings
     node_id: str
 
 
-@message
-class ChildReady:
+@attrs.frozen
+class ChildReady(Message):
     """A child finished its initialisation (sent to its parent)."""
 
     pid: int
 
 
-@message
-class ChildFailed:
+@attrs.frozen
+class ChildFailed(Message):
     """A child could not initialise; ``message`` says why. It stops itself."""
 
     error_class: str
@@ -246,27 +241,27 @@ class ChildFailed:
 # --- WorkersManager <-> QueueManager ----------------------------------------------------
 
 
-@message
-class AttachWorkersManager:
+@attrs.frozen
+class AttachWorkersManager(Message):
     """A (new) WorkersManager: the QueueManager gives back jobs handed to the old one."""
 
 
-@message
-class DequeueJobs:
+@attrs.frozen
+class DequeueJobs(Message):
     """Take up to ``max_jobs`` jobs; wait for one if the queue is empty. Reply: JobsDequeued."""
 
     max_jobs: int
 
 
-@batch_message
-class JobsDequeued:
+@attrs.frozen(repr=False)
+class JobsDequeued(BatchMessage):
     """Jobs taken into in-progress, each with the QueueManager's reference number."""
 
     jobs: tuple[tuple[int, bytes], ...]
 
 
-@batch_message
-class RecordOutcomes:
+@attrs.frozen(repr=False)
+class RecordOutcomes(BatchMessage):
     """Record what happened to jobs, then (``dequeue`` > 0) take more.
 
     ``acked``: succeeded; ``failed``: with their retry/dead record; ``requeued``: never
@@ -279,15 +274,15 @@ class RecordOutcomes:
     dequeue: int = 0
 
 
-@message
-class QueueState:
+@attrs.frozen
+class QueueState(Message):
     """The queue was paused or resumed cluster-wide (QueueManager to WorkersManager)."""
 
     paused: bool
 
 
-@message
-class StopQueueManager:
+@attrs.frozen
+class StopQueueManager(Message):
     """Write what is pending, give every job still in progress back.
 
     Sent by the WorkersManager after its last outcomes (so none arrives after it);
@@ -297,8 +292,8 @@ class StopQueueManager:
     reply_to: Any
 
 
-@message
-class QueueManagerStopped:
+@attrs.frozen
+class QueueManagerStopped(Message):
     """The QueueManager has nothing in flight; ``requeued`` jobs went back to the queue."""
 
     requeued: int
@@ -307,8 +302,8 @@ class QueueManagerStopped:
 # --- WorkersManager <-> workers ------------------------------------------------------------
 
 
-@batch_message
-class RunJobs:
+@attrs.frozen(repr=False)
+class RunJobs(BatchMessage):
     """Run these jobs in order; report with ``JobsDone`` (with details if ``detail``)."""
 
     batch: int
@@ -316,8 +311,8 @@ class RunJobs:
     detail: bool = False
 
 
-@batch_message
-class JobsDone:
+@attrs.frozen(repr=False)
+class JobsDone(BatchMessage):
     """How jobs of a batch ended; ``finished``: the batch is over and the worker is free.
 
     ``succeeded`` lists the references of jobs that succeeded and ``seconds`` their
@@ -337,8 +332,8 @@ class JobsDone:
 # --- Queue supervisor <-> WorkersManager, VerkRoot <-> queue supervisor ----------------------
 
 
-@message
-class DrainQueue:
+@attrs.frozen
+class DrainQueue(Message):
     """Stop taking jobs; let running ones finish for ``timeout`` s, then kill them.
 
     When no job runs, the WorkersManager sends its last outcomes and then
@@ -348,15 +343,15 @@ class DrainQueue:
     timeout: float
 
 
-@message
-class StopQueue:
+@attrs.frozen
+class StopQueue(Message):
     """Drain the queue and give its unfinished jobs back. Reply: ``QueueStopped``."""
 
     timeout: float
 
 
-@message
-class QueueStopped:
+@attrs.frozen
+class QueueStopped(Message):
     """The queue stopped cleanly."""
 
     queue: str
@@ -366,65 +361,65 @@ class QueueStopped:
 # --- Timers (wakeupAfter payloads) -----------------------------------------------------------
 
 
-@message
-class RetryRedis:
+@attrs.frozen
+class RetryRedis(Message):
     """Time to try Redis again."""
 
 
-@message
-class PollBlocking:
+@attrs.frozen
+class PollBlocking(Message):
     """Time to (re)issue the blocking wait for a job."""
 
 
-@message
-class FlushOutcomes:
+@attrs.frozen
+class FlushOutcomes(Message):
     """Time to send the outcomes gathered meanwhile."""
 
 
-@message
-class ReplaceWorkers:
+@attrs.frozen
+class ReplaceWorkers(Message):
     """Time to start workers in the place of those that died."""
 
 
-@message
-class CheckPaused:
+@attrs.frozen
+class CheckPaused(Message):
     """Time to check whether the queue was paused meanwhile."""
 
 
-@message
-class CheckDeadlines:
+@attrs.frozen
+class CheckDeadlines(Message):
     """Time to look for jobs past their time limit."""
 
 
-@message
-class PollSchedule:
+@attrs.frozen
+class PollSchedule(Message):
     """Time to move due scheduled and retry jobs."""
 
 
-@message
-class DrainTimeout:
+@attrs.frozen
+class DrainTimeout(Message):
     """The drain's time is up."""
 
     token: int
 
 
-@message
-class StopTimeout:
+@attrs.frozen
+class StopTimeout(Message):
     """Children asked to stop have had their time."""
 
     token: int
 
 
-@message
-class CheckLauncher:
+@attrs.frozen
+class CheckLauncher(Message):
     """Time to check that the launcher process is still alive."""
 
 
 # --- NodeManager ------------------------------------------------------------------------------
 
 
-@message
-class InitNodeManager:
+@attrs.frozen
+class InitNodeManager(Message):
     """Configure the NodeManager."""
 
     settings: Settings
@@ -435,35 +430,69 @@ class InitNodeManager:
     root_pid: int
 
 
-@message
-class NodeQueues:
+@attrs.frozen
+class NodeQueues(Message):
     """The node's queues changed (sent by VerkRoot to the NodeManager)."""
 
     queues: tuple[QueueSpec, ...]
 
 
-@message
-class Heartbeat:
+@attrs.frozen
+class Heartbeat(Message):
     """Time to renew the lease and describe the node."""
 
 
-@message
-class ScanNodes:
+@attrs.frozen
+class ScanNodes(Message):
     """Time to look for dead nodes."""
 
 
-@message
-class NodeIdTaken:
+@attrs.frozen
+class NodeIdTaken(Message):
     """Another process holds this node id's lease: this node must stop."""
 
     message: str
 
 
-@message
-class LeaveCluster:
+@attrs.frozen
+class LeaveCluster(Message):
     """Clean stop: remove this node's lease and registration. Reply: ``LeftCluster``."""
 
 
-@message
-class LeftCluster:
+@attrs.frozen
+class LeftCluster(Message):
     """The node's lease and registration are gone."""
+
+
+# --- The live tree (``verk-actors tree``) ---------------------------------------------------
+
+
+@attrs.frozen
+class DescribeTree(Message):
+    """Describe yourself and your children. Reply: ``TreeNode`` with ``request``."""
+
+    request: int = 0
+    name: str = ""
+    timeout: float = 3.0
+
+
+@attrs.frozen
+class TreeNode(Message):
+    """One actor of the live tree and, for a supervisor, its children."""
+
+    request: int
+    name: str
+    kind: str
+    pid: int | None
+    state: str = "running"
+    restarts: int = 0
+    strategy: str = ""
+    detail: str = ""
+    children: tuple[TreeNode, ...] = ()
+
+
+@attrs.frozen
+class TreeTimeout(Message):
+    """Children that did not describe themselves in time are shown as not answering."""
+
+    request: int

@@ -74,6 +74,11 @@ class QueueManager(VerkActor):
             return ThespianWatch([self.wait_fd])
         return None
 
+    def tree_detail(self) -> str:
+        state = "paused" if self.paused else ("Redis down" if self.down else "running")
+        waiting = ", waiting for a job" if self.wait_fd is not None else ""
+        return f"{state}, {len(self.inflight)} jobs handed out{waiting}"
+
     # --- start -------------------------------------------------------------------------
 
     def receiveMsg_InitQueueManager(self, message: InitQueueManager, sender: Any) -> None:

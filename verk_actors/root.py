@@ -2,10 +2,16 @@
 
 Children: ``node_manager`` (NodeManager: heartbeat lease, dead-node recovery),
 ``schedule_manager`` (ScheduleManager), then one ``queue:<name>`` (QueueSupervisor)
-per queue, added and removed at runtime. Strategy:
+per queue, added and removed at runtime. The NodeManager starts first; the others
+start when it says ``ChildReady``, which it does once it holds the node id's lease,
+so no queue touches the in-progress lists of a node id that another live process
+owns. Strategy:
 **one_for_one**, at most 5 restarts in 30 s: queues are independent, so a queue
 that keeps crashing is restarted alone; past the limit the root stops the node
 (the launcher sees it and exits non-zero, for systemd or Kubernetes to act).
+
+When the node id turns out to be used by another live node (``NodeIdTaken``), the
+root stops its children and reports ``running=False``; the launcher exits non-zero.
 
 Messages it answers (each gets exactly one reply; errors come as RequestFailed):
 ``ConfigureVerk`` → VerkStarted, ``Enqueue`` → Enqueued, ``AddQueue`` → QueueAdded,
@@ -31,6 +37,7 @@ from verk_actors.errors import ActorSystemError, ConfigurationError, VerkError
 from verk_actors.messages import (
     AddQueue,
     CheckLauncher,
+    ChildReady,
     ConfigureVerk,
     Enqueue,
     Enqueued,
@@ -109,9 +116,16 @@ class VerkRoot(Supervisor):
         self.leaving = False
         self.launcher_pid: int | None = None
         self.launcher_fd: int | None = None
+        self.working = False
+        """True once the NodeManager holds the lease and the other children run."""
+        self.halted = False
+        self.stop_requested = False
 
     def describe(self) -> str:
         return f"node {self.node_id}" if self.node_id else "VerkRoot"
+
+    def tree_detail(self) -> str:
+        return f"node {self.node_id}" if self.node_id else "not configured"
 
     def receiveMessage(self, message: Any, sender: Any) -> Any:
         super().receiveMessage(message, sender)
@@ -146,9 +160,6 @@ class VerkRoot(Supervisor):
         for spec in settings.queues:
             self.queue_specs[spec.name] = spec
         self.start_child(NODE_MANAGER, NodeManager)
-        self.start_child(SCHEDULE_MANAGER, ScheduleManager)
-        for spec in settings.queues:
-            self.start_child(QUEUE_PREFIX + spec.name, QueueSupervisor)
         log.info(
             "node %s started: queues %s; Redis %s",
             self.node_id,
@@ -157,6 +168,19 @@ class VerkRoot(Supervisor):
         )
         if message.launcher_pid:
             self._watch_launcher(message.launcher_pid)
+
+    def receiveMsg_ChildReady(self, message: ChildReady, sender: Any) -> None:
+        super().receiveMsg_ChildReady(message, sender)
+        manager = self.child(NODE_MANAGER)
+        if manager is None or manager.address != sender or self.working:
+            return
+        if self.halted or self.stop_requested or self.giving_up:
+            return
+        # The lease is ours: the queues may now take jobs and recover this id's leftovers.
+        self.working = True
+        self.start_child(SCHEDULE_MANAGER, ScheduleManager)
+        for name in self.queue_specs:
+            self.start_child(QUEUE_PREFIX + name, QueueSupervisor)
 
     def init_message(self, child: Child) -> object:
         assert self.settings is not None
@@ -221,12 +245,18 @@ class VerkRoot(Supervisor):
             self.send(sender, failed(message, exc))
             return
         self.queue_specs[spec.name] = spec
-        self.start_child(QUEUE_PREFIX + spec.name, QueueSupervisor)
+        if self.working:
+            self.start_child(QUEUE_PREFIX + spec.name, QueueSupervisor)
         self._queues_changed()
         log.info("node %s: queue %s added (%d workers)", self.node_id, spec.name, spec.concurrency)
         self.send(sender, QueueAdded(spec.name))
 
     def receiveMsg_RemoveQueue(self, message: RemoveQueue, sender: Any) -> None:
+        if not self.working and message.name in self.queue_specs:
+            del self.queue_specs[message.name]  # not started yet: nothing to drain
+            self._queues_changed()
+            self.send(sender, QueueRemoved(message.name, 0))
+            return
         child = self.child(QUEUE_PREFIX + message.name)
         if child is None or child.address is None or message.name in self.removals:
             self.send(
@@ -270,15 +300,14 @@ class VerkRoot(Supervisor):
             )
             for spec in self.queue_specs.values()
         )
-        self.send(
-            sender,
-            VerkStatus(self.node_id, self.settings is not None and not self.giving_up, queues),
-        )
+        running = self.settings is not None and not self.giving_up and not self.halted
+        self.send(sender, VerkStatus(self.node_id, running, queues))
 
     def receiveMsg_StopVerk(self, message: StopVerk, sender: Any) -> None:
-        if self.settings is None:
+        if self.settings is None or self.halted:
             self.send(sender, VerkStopped(0))
             return
+        self.stop_requested = True
         self.stop_reply = sender
         for name in self.queue_specs:
             child = self.child(QUEUE_PREFIX + name)
@@ -299,7 +328,11 @@ class VerkRoot(Supervisor):
 
     def receiveMsg_NodeIdTaken(self, message: NodeIdTaken, sender: Any) -> None:
         log.error("node %s stops: %s", self.node_id, message.message)
-        self.give_up()
+        # Stop every child, but stay to answer GetStatus with running=False: the
+        # launcher then exits at once, non-zero, instead of waiting for answers.
+        self.halted = True
+        for child in list(self.children):
+            self.stop_child(child.name)
 
     def _finish_stop(self) -> None:
         if self.stop_reply is None or self.stop_waiting or self.leaving:

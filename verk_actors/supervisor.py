@@ -31,7 +31,14 @@ import attrs
 from thespian.actors import ActorExitRequest, ChildActorExited
 
 from verk_actors.base import VerkActor
-from verk_actors.messages import ChildFailed, ChildReady, StopTimeout
+from verk_actors.messages import (
+    ChildFailed,
+    ChildReady,
+    DescribeTree,
+    StopTimeout,
+    TreeNode,
+    TreeTimeout,
+)
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +103,8 @@ class Supervisor(VerkActor):
         self.pending_restart: list[str] = []
         self.giving_up = False
         self._stop_token = 0
+        self._trees: dict[int, tuple[DescribeTree, Any, dict[str, TreeNode | None]]] = {}
+        self._tree_seq = 0
 
     # --- for subclasses --------------------------------------------------------------
 
@@ -252,6 +261,47 @@ class Supervisor(VerkActor):
             each.restarts += 1
             self._launch(each)
             self.child_restarted(each)
+
+    # --- describing the live tree --------------------------------------------------------
+
+    def receiveMsg_DescribeTree(self, message: DescribeTree, sender: Any) -> None:
+        self._tree_seq += 1
+        request = self._tree_seq
+        running = [c for c in self.children if c.address is not None and c.state == RUNNING]
+        self._trees[request] = (message, sender, {c.name: None for c in running})
+        for each in running:
+            self.send(each.address, DescribeTree(request, each.name, message.timeout * 0.7))
+        if running:
+            self.after(message.timeout, TreeTimeout(request))
+        else:
+            self._tree_done(request)
+
+    def receiveMsg_TreeNode(self, message: TreeNode, sender: Any) -> None:
+        entry = self._trees.get(message.request)
+        if entry is None or message.name not in entry[2]:
+            return
+        entry[2][message.name] = message
+        if all(node is not None for node in entry[2].values()):
+            self._tree_done(message.request)
+
+    def receiveMsg_TreeTimeout(self, message: TreeTimeout, sender: Any) -> None:
+        if message.request in self._trees:
+            self._tree_done(message.request)
+
+    def _tree_done(self, request: int) -> None:
+        asked, reply_to, answers = self._trees.pop(request)
+        children = []
+        for child in self.children:
+            node = answers.get(child.name)
+            if node is None:
+                state = "not answering" if child.name in answers else child.state
+                node = TreeNode(0, child.name, child.actor_class.__name__, child.pid, state=state)
+            children.append(attrs.evolve(node, request=0, restarts=child.restarts))
+        mine = self.tree_node(asked)
+        self.send(
+            reply_to,
+            attrs.evolve(mine, strategy=self.strategy.value, children=tuple(children)),
+        )
 
     def stopping(self) -> None:
         # Told to exit: Thespian stops the children too; their exits are expected.

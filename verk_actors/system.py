@@ -26,6 +26,8 @@ from verk_actors.settings import Settings
 log = logging.getLogger(__name__)
 
 BASE = "multiprocTCPBase"
+ROOT_NAME = "verk_root"
+"""The ``globalName`` of a node's VerkRoot, so ``verk-actors tree`` can find it."""
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -81,7 +83,7 @@ def start_node(
     timeout: float = 30.0,
 ) -> tuple[Any, VerkStarted]:
     """Create a VerkRoot in ``asys`` and configure it; raise the reason if it refuses."""
-    root = asys.createActor(VerkRoot)
+    root = asys.createActor(VerkRoot, globalName=ROOT_NAME)
     reply = asys.ask(root, ConfigureVerk(settings, launcher_pid), timeout)
     if isinstance(reply, VerkStarted):
         return root, reply
@@ -103,3 +105,23 @@ def configure_launcher_logging(level: str = "INFO") -> None:
     """Logging for the launcher process itself (actors use ``log_defs``)."""
     logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT, stream=sys.stderr)
     logging.getLogger("verk_actors").setLevel(level)
+
+
+def attach(admin_port: int, host: str = "127.0.0.1") -> ActorSystem:
+    """Join the running actor system of a node (never starts one)."""
+    with socket.socket() as probe:
+        probe.settimeout(2.0)
+        try:
+            probe.connect((host, admin_port))
+        except OSError as exc:
+            raise ActorSystemError(
+                f"no node's actor system answers on {host}:{admin_port} ({exc}); is the node "
+                "running on this host?"
+            ) from None
+    os.environ.setdefault("THESPIAN_BASE_IPADDR", "127.0.0.1")
+    return ActorSystem(BASE, {"Admin Port": admin_port}, transientUnique=True)
+
+
+def root_of(asys: ActorSystem) -> Any:
+    """The VerkRoot of the node whose actor system ``asys`` is."""
+    return asys.createActor(VerkRoot, globalName=ROOT_NAME)

@@ -34,6 +34,7 @@ from verk_actors.messages import (
     CheckDeadlines,
     ChildFailed,
     ChildReady,
+    DescribeTree,
     DrainQueue,
     DrainTimeout,
     FlushOutcomes,
@@ -46,6 +47,7 @@ from verk_actors.messages import (
     ReplaceWorkers,
     RunJobs,
     StopQueueManager,
+    TreeNode,
 )
 from verk_actors.retry import FailureRecord
 from verk_actors.running import died_failure
@@ -135,6 +137,29 @@ class WorkersManager(VerkActor):
         self.send(
             address,
             InitWorker(self.init.settings, self.queue, index, str(board.path)),
+        )
+
+    def tree_node(self, message: DescribeTree) -> TreeNode:
+        workers = tuple(
+            TreeNode(
+                0,
+                f"worker {slot.index}",
+                "WorkerActor",
+                slot.pid,
+                state=slot.state,
+                detail=f"{len(slot.jobs)} jobs in hand" if slot.state == BUSY else "",
+            )
+            for slot in sorted(self.slots, key=lambda s: s.index)
+        )
+        busy = sum(1 for s in self.slots if s.state == BUSY)
+        return TreeNode(
+            message.request,
+            message.name or "workers_manager",
+            type(self).__name__,
+            os.getpid(),
+            strategy="one_for_one",
+            detail=f"{busy} busy, {len(self.held)} jobs held" + (", paused" if self.paused else ""),
+            children=workers,
         )
 
     def _slot(self, address: Any) -> Slot | None:

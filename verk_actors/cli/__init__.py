@@ -17,6 +17,7 @@ Subcommands::
     pause QUEUE / resume QUEUE     cluster-wide, kept in Redis
     enqueue CLASS [ARG...]         each ARG a JSON value; --queue, --at or --in
     bench [--jobs N] [--latency]   the standard benchmark: jobs/s, pickup, commands, memory
+    tree [--format text|mermaid|dot]  the live supervision tree of a running node
 
 All but ``start`` speak to Redis directly, whether or not a node runs, print aligned
 tables, or JSON on stdout with ``--json``; errors go to stderr.
@@ -43,7 +44,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from verk_actors.cli import bench, control, enqueue, queues, sets, start, stats
+from verk_actors.cli import bench, control, enqueue, queues, sets, start, stats, tree
 from verk_actors.cli.common import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     control.add_parsers(commands)
     enqueue.add_parsers(commands)
     bench.add_parser(commands)
+    tree.add_parser(commands)
     return parser
 
 
