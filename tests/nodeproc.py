@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from tests.servers import descendants
+from tests.servers import descendants, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,6 +21,9 @@ class NodeProcess:
     """``verk-actors start`` with the test workers importable."""
 
     def __init__(self, *args: str, env: dict[str, str] | None = None, cwd: str | None = None):
+        if "--admin-port" not in args:
+            args = (*args, "--admin-port", str(free_port()))
+        self.admin_port = int(args[args.index("--admin-port") + 1])
         self.args = ["-m", "verk_actors", "start", "--import", "tests.jobs", *args]
         self.env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
         self.cwd = cwd or tempfile.mkdtemp(prefix="verk-node-")
@@ -65,8 +68,40 @@ class NodeProcess:
         return "\n".join(self.lines)
 
     def processes(self) -> list[int]:
-        """The launcher and every process the node started (admin, actors)."""
-        return [p for p in descendants() if p not in self._before]
+        """The launcher and every process the node started (admin, actors), and no other's.
+
+        The Thespian admin daemonizes (the test process, a subreaper, becomes its
+        parent), so it is found by its process title, which names its admin port.
+        """
+        table = descendants()
+        roots = [self.process.pid] if self.process is not None else []
+        roots += [
+            pid
+            for pid, (_, _, cmd) in table.items()
+            if cmd.startswith("MultiProcAdmin") and f":{self.admin_port})" in cmd
+        ]
+        found = [p for p in roots if p in table]
+        for pid in roots:
+            found += [p for p in descendants(pid) if p not in found]
+        return [p for p in found if p not in self._before and table.get(p, (0, "Z"))[1] != "Z"]
+
+    def actor_pids(self, title: str) -> list[int]:
+        """Pids of this node's actors whose process title starts with ``title``."""
+        table = descendants()
+        return [p for p in self.processes() if table.get(p, (0, "", ""))[2].startswith(title)]
+
+    def signal_all(self, signum: int) -> int:
+        """Send ``signum`` to the launcher and everything it started, all at once."""
+        pids = self.processes()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+        return len(pids)
+
+    def send_signal(self, signum: int) -> None:
+        """Send ``signum`` to the launcher only (as systemd or Ctrl-C would)."""
+        assert self.process is not None
+        self.process.send_signal(signum)
 
     def terminate(self, timeout: float = 60.0) -> int:
         assert self.process is not None
@@ -75,10 +110,7 @@ class NodeProcess:
 
     def kill_all(self) -> int:
         """SIGKILL the launcher and everything it started, all at once."""
-        pids = self.processes()
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        killed = self.signal_all(signal.SIGKILL)
         if self.process is not None:
             self.process.wait(10)
-        return len(pids)
+        return killed

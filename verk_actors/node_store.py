@@ -6,16 +6,24 @@ gone is dead: any live node moves its in-progress jobs back to their queues (in
 atomic batches, so each job moves once however many nodes try at once) and then
 removes its registration. The node also appears in Sidekiq's ``processes`` set, so
 Sidekiq's web UI and ``Sidekiq::ProcessSet`` list it.
+
+A node takes its lease before it touches any in-progress list: if another
+incarnation holds it, ``claim`` says who (``LeaseHolder``), and the caller either
+takes it over (that incarnation ran on this host and its process is gone) or waits
+for it to expire.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import time
+from pathlib import Path
 
 import attrs
+import redis
 
 from verk_actors import keys
 from verk_actors.redis_conn import connect
@@ -53,6 +61,38 @@ def node_facts(node_id: str, epoch: str, admin_port: int | None, pid: int) -> No
     return NodeFacts(node_id, epoch, socket.gethostname(), pid, time.time(), admin_port)
 
 
+@attrs.frozen
+class LeaseHolder:
+    """Another incarnation holding a node id's lease, as last described in Redis."""
+
+    epoch: str
+    ttl: float | None
+    """Seconds the lease had left when read; None when it has no expiry."""
+    host: str | None
+    pid: int | None
+
+
+def process_running(pid: int) -> bool:
+    """Whether process ``pid`` of this host runs (a zombie does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return stat[stat.rfind(")") + 2 :].split()[0] not in ("Z", "X")
+
+
+def _text(value: bytes | str | None) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 class NodeStore:
     """One node's registration in Redis."""
 
@@ -62,19 +102,50 @@ class NodeStore:
         self.client = connect(settings.redis_url, name=f"verk:{facts.node_id}:node")
         self.scripts = Scripts(self.client)
 
-    def claim(self) -> str | None:
-        """Take the lease; return the epoch of another incarnation that held it, if any."""
-        previous = self.client.set(
-            keys.node_lease_key(self.facts.node_id),
-            self.facts.epoch,
-            px=int(self.settings.lease_ttl * 1000),
-            get=True,
-        )
-        self.client.sadd(keys.NODES, self.facts.node_id)
-        if previous is None:
+    def claim(self) -> LeaseHolder | None:
+        """Take the lease if it is free (or ours): None; else who holds it, untouched.
+
+        A holder with an empty epoch means the lease expired between two looks: look
+        again.
+        """
+        node = self.facts.node_id
+        lease = keys.node_lease_key(node)
+        if self.renew() >= 0:
+            self.client.sadd(keys.NODES, node)
             return None
-        text = previous.decode() if isinstance(previous, bytes) else str(previous)
-        return None if text == self.facts.epoch else text
+        pipe = self.client.pipeline(transaction=True)
+        pipe.get(lease)
+        pipe.pttl(lease)
+        pipe.hmget(keys.node_info_key(node), "host", "pid")
+        epoch, pttl, (host, pid) = pipe.execute()
+        return LeaseHolder(
+            epoch=_text(epoch) or "",
+            ttl=pttl / 1000 if pttl >= 0 else (0.0 if pttl == -2 else None),
+            host=_text(host),
+            pid=int(pid) if pid is not None else None,
+        )
+
+    def holder_gone(self, holder: LeaseHolder) -> bool:
+        """True if ``holder`` ran on this host and its root process is gone (a restart)."""
+        if holder.host != self.facts.host or holder.pid is None:
+            return False
+        return holder.pid == self.facts.pid or not process_running(holder.pid)
+
+    def take_over(self, holder: LeaseHolder) -> bool:
+        """Replace the lease of ``holder`` by ours, unless it changed meanwhile."""
+        lease = keys.node_lease_key(self.facts.node_id)
+        with self.client.pipeline(transaction=True) as pipe:
+            try:
+                pipe.watch(lease)  # type: ignore[no-untyped-call]  # redis-py
+                if _text(pipe.get(lease)) != holder.epoch:
+                    return False
+                pipe.multi()
+                pipe.set(lease, self.facts.epoch, px=int(self.settings.lease_ttl * 1000))
+                pipe.sadd(keys.NODES, self.facts.node_id)
+                pipe.execute()
+            except redis.WatchError:
+                return False
+        return True
 
     def renew(self) -> int:
         """1 renewed, 0 had expired and was claimed again, -1 held by another process."""
@@ -199,10 +270,23 @@ class NodeStore:
         return keys.process_identity(name, int(pid), node_id)
 
     def leave(self) -> None:
-        """At a clean stop: drop the lease and, if nothing is left in progress, the rest."""
+        """At a clean stop: drop the lease and, if nothing is left in progress, the rest.
+
+        The lease is dropped only if it is still ours: if this node's lease had
+        expired and another incarnation took the id, that one keeps it.
+        """
         node = self.facts.node_id
+        lease = keys.node_lease_key(node)
+        with self.client.pipeline(transaction=True) as guard:
+            try:
+                guard.watch(lease)  # type: ignore[no-untyped-call]  # redis-py
+                if _text(guard.get(lease)) == self.facts.epoch:
+                    guard.multi()
+                    guard.delete(lease)
+                    guard.execute()
+            except redis.WatchError:
+                pass  # it changed hands meanwhile: not ours to drop
         pipe = self.client.pipeline(transaction=False)
-        pipe.delete(keys.node_lease_key(node))
         pipe.srem(keys.PROCESSES, self.facts.identity)
         pipe.delete(self.facts.identity, keys.process_workers_key(self.facts.identity))
         pipe.smembers(keys.node_queues_key(node))

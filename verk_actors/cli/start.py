@@ -167,13 +167,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def watch(asys: Any, root: Any, stop: threading.Event) -> int:
-    """Wait for a stop signal, checking that the node answers; 1 if it stopped answering."""
+    """Wait for a stop signal, checking that the node answers; 1 if it stopped or went silent."""
     misses = 0
     while not stop.wait(HEALTH_EVERY):
         reply = asys.ask(root, GetStatus(), HEALTH_TIMEOUT)
         if isinstance(reply, VerkStatus) and reply.running:
             misses = 0
             continue
+        if isinstance(reply, VerkStatus):
+            # The node says it stopped working (it gave up, or its node id is taken).
+            log.error("the node %s has stopped (see the errors above); exiting", reply.node_id)
+            return 1
         misses += 1
         if misses >= 2:
             log.error("the node stopped answering (%r); exiting so it can be restarted", reply)
