@@ -60,9 +60,7 @@ def _kinds(hint: Any) -> set[type]:
 
 
 def _queue_specs(path: Path, raw: Any) -> tuple[QueueSpec, ...]:
-    how = (
-        'write a table ([queues] then default = 25) or a list (queues = ["default=25"])'
-    )
+    how = 'write a table ([queues] then default = 25) or a list (queues = ["default=25"])'
     try:
         if isinstance(raw, dict):
             return tuple(QueueSpec.checked(str(name), n) for name, n in raw.items())
@@ -112,7 +110,7 @@ def load_config(path: Path | str) -> dict[str, Any]:
         raise ConfigurationError(f"config file {path} cannot be read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(
-            f"{path} is not valid TOML ({exc}); fix the syntax, e.g. redis_url = \"redis://...\""
+            f'{path} is not valid TOML ({exc}); fix the syntax, e.g. redis_url = "redis://..."'
         ) from None
     known = file_fields()
     values: dict[str, Any] = {}

@@ -18,22 +18,24 @@ import attrs
 
 from verk_actors.errors import InvalidJobError, MalformedJobError
 
-KNOWN_FIELDS = frozenset((
-    "class",
-    "args",
-    "retry",
-    "queue",
-    "jid",
-    "created_at",
-    "enqueued_at",
-    "max_retry_count",
-    "retry_count",
-    "failed_at",
-    "retried_at",
-    "error_class",
-    "error_message",
-    "error_backtrace",
-))
+KNOWN_FIELDS = frozenset(
+    (
+        "class",
+        "args",
+        "retry",
+        "queue",
+        "jid",
+        "created_at",
+        "enqueued_at",
+        "max_retry_count",
+        "retry_count",
+        "failed_at",
+        "retried_at",
+        "error_class",
+        "error_message",
+        "error_backtrace",
+    )
+)
 
 MAX_QUEUE_NAME = 200
 

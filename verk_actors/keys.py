@@ -50,6 +50,7 @@ def failed_queue_key(queue: str) -> str:
     """Per-queue count of failed executions."""
     return f"{STAT_FAILED}:{queue}"
 
+
 PAUSED = "verk:paused"
 """Set of queue names paused cluster-wide; every node stops taking their jobs."""
 

@@ -132,10 +132,41 @@ class QueueManager(VerkActor):
             self.after(self.backoff, RetryRedis())
 
     def _redis_up(self) -> None:
-        if self.down and self.init is not None:
-            log.info("queue %s: Redis is back", self.init.queue)
+        was_down = self.down
         self.down = False
         self.backoff = 0.0
+        if was_down and self.init is not None:
+            log.info("queue %s: Redis is back", self.init.queue)
+            self._reconcile()
+
+    def _reconcile(self) -> None:
+        """Give back jobs that moved into in-progress although their answer was lost.
+
+        A take or BLMOVE that Redis ran just as the connection broke moved jobs this
+        manager never heard of; nothing would ever finish them. Every job in the
+        in-progress list that is neither handed out nor waiting to be recorded goes
+        back to the queue.
+        """
+        store = self.store
+        if store is None:
+            return
+        known = set(self.inflight.values())
+        known.update(text for _, text in self.buffer)
+        known.update(self.pending.acked)
+        known.update(original for original, _, _, _ in self.pending.failed)
+        known.update(self.pending.requeued)
+        try:
+            orphans = store.orphans(known)
+            if orphans:
+                store.requeue(orphans)
+                log.warning(
+                    "queue %s: %d jobs had entered in-progress while Redis was unreachable "
+                    "and their answer was lost; they went back to the queue",
+                    store.queue,
+                    len(orphans),
+                )
+        except REDIS_ERRORS as exc:
+            self._redis_down("checking in-progress jobs after an outage", exc)
 
     def receiveMsg_RetryRedis(self, message: RetryRedis, sender: Any) -> None:
         self.retry_armed = False

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from typing import cast
 
 import attrs
 import redis
@@ -139,6 +140,12 @@ class QueueStore:
             else:
                 getattr(pending, part).clear()
         return taken, error
+
+    def orphans(self, known: set[bytes]) -> list[bytes]:
+        """Jobs in this node's in-progress list that are not in ``known``, oldest first."""
+        key = keys.inprogress_key(self.queue, self.node_id)
+        texts = cast(list[bytes], self.client.lrange(key, 0, -1))
+        return [text for text in reversed(texts) if text not in known]
 
     def requeue(self, texts: Sequence[bytes]) -> int:
         """Give jobs still in progress back to the queue, the first given to run first."""

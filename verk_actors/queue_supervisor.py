@@ -19,10 +19,13 @@ import logging
 import os
 from typing import Any
 
+import attrs
+
 from verk_actors.messages import (
     ChildReady,
     DrainQueue,
     DrainTimeout,
+    EventsWanted,
     InitQueueManager,
     InitQueueSupervisor,
     InitWorkersManager,
@@ -71,8 +74,20 @@ class QueueSupervisor(Supervisor):
             return InitQueueManager(init.settings, init.queue.name, init.node_id)
         manager = self.child(QUEUE_MANAGER)
         return InitWorkersManager(
-            init.settings, init.queue, init.node_id, manager.address if manager else None
+            init.settings,
+            init.queue,
+            init.node_id,
+            manager.address if manager else None,
+            init.events,
+            init.job_events,
         )
+
+    def receiveMsg_EventsWanted(self, message: EventsWanted, sender: Any) -> None:
+        if self.init is not None:
+            self.init = attrs.evolve(self.init, events=message.manager, job_events=message.jobs)
+        workers = self.child(WORKERS_MANAGER)
+        if workers is not None and workers.address is not None:
+            self.send(workers.address, message)
 
     def receiveMsg_StopQueue(self, message: StopQueue, sender: Any) -> None:
         self.stop_reply = sender

@@ -69,9 +69,7 @@ class Queue:
     def peek(self, offset: int = 0, limit: int = 25) -> list[StoredJob]:
         """Up to ``limit`` pending jobs from ``offset``, oldest (next to run) first."""
         if offset < 0 or limit < 0:
-            raise ConfigurationError(
-                f"offset and limit must be 0 or more, got {offset}, {limit}"
-            )
+            raise ConfigurationError(f"offset and limit must be 0 or more, got {offset}, {limit}")
         if limit == 0:
             return []
         texts = self.client.lrange(self.key, -(offset + limit), -(offset + 1))

@@ -1,7 +1,8 @@
 """``VerkRoot``: the root supervisor of a node, and the door embedding code talks to.
 
 Children: ``node_manager`` (NodeManager: heartbeat lease, dead-node recovery),
-``schedule_manager`` (ScheduleManager), then one ``queue:<name>`` (QueueSupervisor)
+``event_manager`` (EventManager: events to subscribers), ``schedule_manager``
+(ScheduleManager), then one ``queue:<name>`` (QueueSupervisor)
 per queue, added and removed at runtime. The NodeManager starts first; the others
 start when it says ``ChildReady``, which it does once it holds the node id's lease,
 so no queue touches the in-progress lists of a node id that another live process
@@ -15,7 +16,8 @@ root stops its children and reports ``running=False``; the launcher exits non-ze
 
 Messages it answers (each gets exactly one reply; errors come as RequestFailed):
 ``ConfigureVerk`` → VerkStarted, ``Enqueue`` → Enqueued, ``AddQueue`` → QueueAdded,
-``RemoveQueue`` → QueueRemoved, ``GetStatus`` → VerkStatus, ``StopVerk`` → VerkStopped.
+``RemoveQueue`` → QueueRemoved, ``GetStatus`` → VerkStatus, ``StopVerk`` → VerkStopped,
+``Subscribe`` → Subscribed (then ``VerkEvents`` batches), ``Unsubscribe`` → Unsubscribed.
 
 On Thespian's in-process base (what a bare ``ActorSystem()`` starts) nothing runs in
 the background, so VerkRoot refuses ``ConfigureVerk`` there with an error saying how
@@ -28,12 +30,14 @@ import logging
 import os
 import secrets
 import socket
+import time
 from typing import Any
 
 from thespian.actors import ThespianWatch, WatchMessage
 
 from verk_actors.client import Client
 from verk_actors.errors import ActorSystemError, ConfigurationError, VerkError
+from verk_actors.event_manager import EventManager
 from verk_actors.messages import (
     AddQueue,
     CheckLauncher,
@@ -41,7 +45,10 @@ from verk_actors.messages import (
     ConfigureVerk,
     Enqueue,
     Enqueued,
+    EventDemand,
+    EventsWanted,
     GetStatus,
+    InitEventManager,
     InitNodeManager,
     InitQueueSupervisor,
     InitScheduleManager,
@@ -49,7 +56,9 @@ from verk_actors.messages import (
     LeftCluster,
     NodeIdTaken,
     NodeQueues,
+    PublishEvents,
     QueueAdded,
+    QueueEvent,
     QueueRemoved,
     QueueStatus,
     QueueStopped,
@@ -57,6 +66,9 @@ from verk_actors.messages import (
     RequestFailed,
     StopQueue,
     StopVerk,
+    Subscribe,
+    SubscribeFor,
+    Unsubscribe,
     VerkStarted,
     VerkStatus,
     VerkStopped,
@@ -71,6 +83,7 @@ from verk_actors.supervisor import Child, Strategy, Supervisor
 log = logging.getLogger(__name__)
 
 NODE_MANAGER = "node_manager"
+EVENT_MANAGER = "event_manager"
 SCHEDULE_MANAGER = "schedule_manager"
 QUEUE_PREFIX = "queue:"
 LAUNCHER_POLL = 1.0
@@ -114,6 +127,7 @@ class VerkRoot(Supervisor):
         self.stop_waiting: set[str] = set()
         self.stop_requeued = 0
         self.leaving = False
+        self.job_events = False
         self.launcher_pid: int | None = None
         self.launcher_fd: int | None = None
         self.working = False
@@ -160,6 +174,7 @@ class VerkRoot(Supervisor):
         for spec in settings.queues:
             self.queue_specs[spec.name] = spec
         self.start_child(NODE_MANAGER, NodeManager)
+        self.start_child(EVENT_MANAGER, EventManager)
         log.info(
             "node %s started: queues %s; Redis %s",
             self.node_id,
@@ -195,8 +210,52 @@ class VerkRoot(Supervisor):
             )
         if child.name == SCHEDULE_MANAGER:
             return InitScheduleManager(self.settings, self.node_id)
+        if child.name == EVENT_MANAGER:
+            return InitEventManager()
         spec = self.queue_specs[child.name[len(QUEUE_PREFIX) :]]
-        return InitQueueSupervisor(self.settings, spec, self.node_id)
+        return InitQueueSupervisor(
+            self.settings, spec, self.node_id, self._event_manager(), self.job_events
+        )
+
+    # --- events ---------------------------------------------------------------------------
+
+    def _event_manager(self) -> Any:
+        child = self.child(EVENT_MANAGER)
+        return child.address if child is not None else None
+
+    def receiveMsg_Subscribe(self, message: Subscribe, sender: Any) -> None:
+        self._subscription(sender, message)
+
+    def receiveMsg_Unsubscribe(self, message: Unsubscribe, sender: Any) -> None:
+        self._subscription(sender, None)
+
+    def _subscription(self, subscriber: Any, request: Subscribe | None) -> None:
+        manager = self._event_manager()
+        if manager is None:
+            error = ConfigurationError("send ConfigureVerk to VerkRoot first")
+            self.send(subscriber, failed(request or Unsubscribe(), error))
+            return
+        self.send(manager, SubscribeFor(subscriber, request))
+
+    def receiveMsg_EventDemand(self, message: EventDemand, sender: Any) -> None:
+        self.job_events = message.jobs
+        self._broadcast_events()
+
+    def _broadcast_events(self) -> None:
+        wanted = EventsWanted(self._event_manager(), self.job_events)
+        for child in self.children:
+            if child.name.startswith(QUEUE_PREFIX) and child.address is not None:
+                self.send(child.address, wanted)
+
+    def child_restarted(self, child: Child) -> None:
+        if child.name == EVENT_MANAGER:
+            self.job_events = False  # subscriptions died with it: subscribers resubscribe
+            self._broadcast_events()
+
+    def _queue_event(self, queue: str, state: str) -> None:
+        manager = self._event_manager()
+        if manager is not None:
+            self.send(manager, PublishEvents((QueueEvent(queue, state, time.time()),)))
 
     # --- enqueue --------------------------------------------------------------------------
 
@@ -248,6 +307,7 @@ class VerkRoot(Supervisor):
         if self.working:
             self.start_child(QUEUE_PREFIX + spec.name, QueueSupervisor)
         self._queues_changed()
+        self._queue_event(spec.name, "added")
         log.info("node %s: queue %s added (%d workers)", self.node_id, spec.name, spec.concurrency)
         self.send(sender, QueueAdded(spec.name))
 
@@ -277,6 +337,7 @@ class VerkRoot(Supervisor):
             self.queue_specs.pop(message.queue, None)
             self.stop_child(QUEUE_PREFIX + message.queue)
             self._queues_changed()
+            self._queue_event(message.queue, "removed")
             log.info(
                 "node %s: queue %s removed; %d unfinished jobs went back to it",
                 self.node_id,
@@ -354,6 +415,7 @@ class VerkRoot(Supervisor):
         for name in list(self.queue_specs):
             self.stop_child(QUEUE_PREFIX + name)
         self.stop_child(SCHEDULE_MANAGER)
+        self.stop_child(EVENT_MANAGER)
         self.stop_child(NODE_MANAGER)
         log.info(
             "node %s stopped; %d unfinished jobs went back to their queues",

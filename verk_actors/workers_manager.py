@@ -29,6 +29,7 @@ from verk_actors import board as boards
 from verk_actors.base import VerkActor
 from verk_actors.board import Board
 from verk_actors.dispatch import BatchSizer, jobs_wanted, share
+from verk_actors.job_events import outcome_events, started_events
 from verk_actors.messages import (
     AttachWorkersManager,
     CheckDeadlines,
@@ -37,11 +38,15 @@ from verk_actors.messages import (
     DescribeTree,
     DrainQueue,
     DrainTimeout,
+    Event,
+    EventsWanted,
     FlushOutcomes,
     InitWorker,
     InitWorkersManager,
     JobsDequeued,
     JobsDone,
+    PublishEvents,
+    QueueEvent,
     QueueState,
     RecordOutcomes,
     ReplaceWorkers,
@@ -112,6 +117,9 @@ class WorkersManager(VerkActor):
         self.exiting = False
         self.flush_armed = False
         self.paused = False
+        self.events: Any = None
+        self.job_events = False
+        self.started_at: dict[int, float] = {}
 
     @property
     def queue(self) -> str:
@@ -122,6 +130,8 @@ class WorkersManager(VerkActor):
 
     def receiveMsg_InitWorkersManager(self, message: InitWorkersManager, sender: Any) -> None:
         self.init = message
+        self.events = message.events
+        self.job_events = message.job_events
         self.sizer = BatchSizer(max(1, min(message.settings.max_batch, boards.MAX_JOBS)))
         for index in range(message.queue.concurrency):
             self._start_worker(index)
@@ -193,6 +203,23 @@ class WorkersManager(VerkActor):
 
     def receiveMsg_QueueState(self, message: QueueState, sender: Any) -> None:
         self.paused = message.paused
+        if not message.paused:
+            self._queue_event("running")
+        elif any(s.state == BUSY for s in self.slots):
+            self._queue_event("pausing")
+        else:
+            self._queue_event("paused")
+
+    def receiveMsg_EventsWanted(self, message: EventsWanted, sender: Any) -> None:
+        self.events = message.manager
+        self.job_events = message.jobs
+
+    def _publish(self, events: list[Event]) -> None:
+        if self.events is not None and events:
+            self.send(self.events, PublishEvents(tuple(events)))
+
+    def _queue_event(self, state: str) -> None:
+        self._publish([QueueEvent(self.queue, state, time.time())])
 
     def receiveMsg_JobsDequeued(self, message: JobsDequeued, sender: Any) -> None:
         self.asked = 0
@@ -223,7 +250,11 @@ class WorkersManager(VerkActor):
                 outcome.error_class,
                 outcome.error_message,
             )
+        if message.details and self.events is not None:
+            self._publish(outcome_events(self.queue, message))
         if message.finished:
+            if self.paused and not any(s.state == BUSY for s in self.slots if s is not slot):
+                self._queue_event("paused")
             # A job the worker did not report did not run: it goes back to the queue.
             if len(slot.reported) != len(slot.jobs):
                 self.requeued.extend(ref for ref, _ in slot.jobs if ref not in slot.reported)
@@ -247,7 +278,9 @@ class WorkersManager(VerkActor):
             self.next_batch += 1
             slot.jobs = jobs
             slot.reported = set()
-            self.send(slot.address, RunJobs(slot.batch, tuple(jobs)))
+            self.send(slot.address, RunJobs(slot.batch, tuple(jobs), detail=self.job_events))
+            if self.job_events:
+                self._publish(started_events(self.queue, jobs))
         want = 0
         if not self.draining:
             # Fast jobs: keep a batch per worker in hand, so a worker that finishes
