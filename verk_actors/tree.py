@@ -64,6 +64,7 @@ def design_tree(queues: tuple[tuple[str, int], ...] = (("default", 25),)) -> Tre
         detail="5 restarts in 30 s, then the launcher exits",
         children=(
             TreeNode(0, "node_manager", "NodeManager", None, detail="lease, dead-node recovery"),
+            TreeNode(0, "event_manager", "EventManager", None, detail="events to subscribers"),
             TreeNode(0, "schedule_manager", "ScheduleManager", None, detail="schedule, retry"),
             *queue_nodes,
         ),
