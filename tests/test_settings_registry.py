@@ -36,7 +36,7 @@ def test_settings_defaults() -> None:
     assert s.heartbeat_interval == 5.0
     assert s.lease_ttl > s.heartbeat_interval  # a lease outlives one missed beat
     assert s.backtrace_lines == 20
-    assert s.max_batch == 100
+    assert s.max_batch == 500
     assert s.allow_in_process is False
 
 

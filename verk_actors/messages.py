@@ -635,3 +635,44 @@ class InitEventManager(Message):
 @attrs.frozen
 class FlushEvents(Message):
     """Time to send the buffered events to subscribers."""
+
+
+# --- Operating the cluster through VerkRoot (the actor door) -------------------------------
+
+
+@attrs.frozen
+class PauseQueue(Message):
+    """Pause a queue on every node (the ``verk:paused`` set). Reply: ``QueuePaused``."""
+
+    name: str
+
+
+@attrs.frozen
+class ResumeQueue(Message):
+    """Resume a paused queue on every node. Reply: ``QueuePaused`` (paused False)."""
+
+    name: str
+
+
+@attrs.frozen
+class QueuePaused(Message):
+    """Whether the queue is now paused, and whether this request changed it."""
+
+    name: str
+    paused: bool
+    changed: bool
+
+
+@attrs.frozen
+class GetStats(Message):
+    """Cluster-wide counters, queues and nodes, as ``verk-actors stats`` shows. Reply:
+    ``StatsReport``."""
+
+    days: int = 7
+
+
+@attrs.frozen
+class StatsReport(Message):
+    """A ``verk_actors.stats.Snapshot``."""
+
+    snapshot: Any

@@ -17,7 +17,8 @@ root stops its children and reports ``running=False``; the launcher exits non-ze
 Messages it answers (each gets exactly one reply; errors come as RequestFailed):
 ``ConfigureVerk`` → VerkStarted, ``Enqueue`` → Enqueued, ``AddQueue`` → QueueAdded,
 ``RemoveQueue`` → QueueRemoved, ``GetStatus`` → VerkStatus, ``StopVerk`` → VerkStopped,
-``Subscribe`` → Subscribed (then ``VerkEvents`` batches), ``Unsubscribe`` → Unsubscribed.
+``Subscribe`` → Subscribed (then ``VerkEvents`` batches), ``Unsubscribe`` → Unsubscribed,
+``PauseQueue``/``ResumeQueue`` → QueuePaused, ``GetStats`` → StatsReport.
 
 On Thespian's in-process base (what a bare ``ActorSystem()`` starts) nothing runs in
 the background, so VerkRoot refuses ``ConfigureVerk`` there with an error saying how
@@ -36,6 +37,7 @@ from typing import Any
 from thespian.actors import ThespianWatch, WatchMessage
 
 from verk_actors.client import Client
+from verk_actors.control import pause_queue, resume_queue
 from verk_actors.errors import ActorSystemError, ConfigurationError, VerkError
 from verk_actors.event_manager import EventManager
 from verk_actors.messages import (
@@ -47,6 +49,7 @@ from verk_actors.messages import (
     Enqueued,
     EventDemand,
     EventsWanted,
+    GetStats,
     GetStatus,
     InitEventManager,
     InitNodeManager,
@@ -56,14 +59,18 @@ from verk_actors.messages import (
     LeftCluster,
     NodeIdTaken,
     NodeQueues,
+    PauseQueue,
     PublishEvents,
     QueueAdded,
     QueueEvent,
+    QueuePaused,
     QueueRemoved,
     QueueStatus,
     QueueStopped,
     RemoveQueue,
     RequestFailed,
+    ResumeQueue,
+    StatsReport,
     StopQueue,
     StopVerk,
     Subscribe,
@@ -74,10 +81,12 @@ from verk_actors.messages import (
     VerkStopped,
 )
 from verk_actors.node_manager import NodeManager
+from verk_actors.queue_store import REDIS_ERRORS
 from verk_actors.queue_supervisor import QueueSupervisor
 from verk_actors.redis_conn import check_url, redact_url
 from verk_actors.schedule_manager import ScheduleManager
 from verk_actors.settings import QueueSpec, Settings
+from verk_actors.stats import snapshot
 from verk_actors.supervisor import Child, Strategy, Supervisor
 
 log = logging.getLogger(__name__)
@@ -349,6 +358,35 @@ class VerkRoot(Supervisor):
             self.stop_waiting.discard(message.queue)
             self.stop_requeued += message.requeued
             self._finish_stop()
+
+    # --- operating the cluster --------------------------------------------------------------
+
+    def receiveMsg_PauseQueue(self, message: PauseQueue, sender: Any) -> None:
+        self._pause(message, message.name, paused=True, sender=sender)
+
+    def receiveMsg_ResumeQueue(self, message: ResumeQueue, sender: Any) -> None:
+        self._pause(message, message.name, paused=False, sender=sender)
+
+    def _pause(self, request: object, name: str, *, paused: bool, sender: Any) -> None:
+        try:
+            if self.client is None:
+                raise ConfigurationError("send ConfigureVerk to VerkRoot first")
+            change = pause_queue if paused else resume_queue
+            changed = change(self.client.redis, name)
+        except (VerkError, *REDIS_ERRORS) as exc:
+            self.send(sender, failed(request, exc))
+            return
+        self.send(sender, QueuePaused(name, paused, changed))
+
+    def receiveMsg_GetStats(self, message: GetStats, sender: Any) -> None:
+        try:
+            if self.client is None:
+                raise ConfigurationError("send ConfigureVerk to VerkRoot first")
+            report = StatsReport(snapshot(self.client.redis, days=message.days))
+        except (VerkError, *REDIS_ERRORS) as exc:
+            self.send(sender, failed(message, exc))
+            return
+        self.send(sender, report)
 
     # --- status and stop ------------------------------------------------------------------
 
