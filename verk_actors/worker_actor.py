@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from verk_actors.base import VerkActor
 from verk_actors.board import Board
 from verk_actors.messages import ChildFailed, ChildReady, InitWorker, JobsDone, RunJobs
@@ -23,6 +25,33 @@ from verk_actors.running import JobOutcome, PreparedJob, execute
 log = logging.getLogger(__name__)
 
 REPORT_EVERY = 0.02
+
+
+@attrs.define
+class Report:
+    """What a worker has not yet reported of its batch."""
+
+    succeeded: list[int] = attrs.field(factory=list)
+    seconds: float = 0.0
+    failures: list[JobOutcome] = attrs.field(factory=list)
+    details: list[tuple[int, str | None, str | None, float, float]] = attrs.field(factory=list)
+
+    def add(self, ref: int, failure: JobOutcome | None, duration: float) -> None:
+        if failure is None:
+            self.succeeded.append(ref)
+            self.seconds += duration
+        else:
+            self.failures.append(failure)
+
+    def message(self, batch: int, *, finished: bool) -> JobsDone:
+        return JobsDone(
+            batch,
+            tuple(self.succeeded),
+            self.seconds,
+            tuple(self.failures),
+            finished,
+            tuple(self.details),
+        )
 
 
 class WorkerActor(VerkActor):
@@ -54,10 +83,7 @@ class WorkerActor(VerkActor):
         batch, jobs, settings, queue = message.batch, message.jobs, init.settings, init.queue
         registry, monotonic = self.registry, time.monotonic
         board.begin_batch(batch, len(jobs))
-        succeeded: list[int] = []
-        failures: list[JobOutcome] = []
-        details: list[tuple[int, str | None, str | None, float, float]] = []
-        seconds = 0.0
+        report = Report()
         last_report = monotonic()
         last = len(jobs) - 1
         for index, (ref, text) in enumerate(jobs):
@@ -67,14 +93,10 @@ class WorkerActor(VerkActor):
             failure = execute(prepared, ref, settings)
             now = monotonic()
             board.job_ended(batch, index, failure is None)
-            if failure is None:
-                succeeded.append(ref)
-                seconds += now - started
-            else:
-                failures.append(failure)
+            report.add(ref, failure, now - started)
             if message.detail:
                 job = prepared.job
-                details.append(
+                report.details.append(
                     (
                         ref,
                         job.jid if job else None,
@@ -84,42 +106,10 @@ class WorkerActor(VerkActor):
                     )
                 )
             if index != last and (failure is not None or now - last_report >= REPORT_EVERY):
-                self._report(
-                    sender,
-                    batch=batch,
-                    succeeded=succeeded,
-                    seconds=seconds,
-                    failures=failures,
-                    details=details,
-                    finished=False,
-                )
-                succeeded, failures, details, seconds = [], [], [], 0.0
+                self.send(sender, report.message(batch, finished=False))
+                report = Report()
                 last_report = now
-        self._report(
-            sender,
-            batch=batch,
-            succeeded=succeeded,
-            seconds=seconds,
-            failures=failures,
-            details=details,
-            finished=True,
-        )
-
-    def _report(
-        self,
-        to: Any,
-        *,
-        batch: int,
-        succeeded: list[int],
-        seconds: float,
-        failures: list[JobOutcome],
-        details: list[tuple[int, str | None, str | None, float, float]],
-        finished: bool,
-    ) -> None:
-        self.send(
-            to,
-            JobsDone(batch, tuple(succeeded), seconds, tuple(failures), finished, tuple(details)),
-        )
+        self.send(sender, report.message(batch, finished=True))
 
     def stopping(self) -> None:
         if self.board is not None:
