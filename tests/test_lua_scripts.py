@@ -411,3 +411,50 @@ def test_job_bytes_unchanged_through_scripts(r: redis.Redis, scripts: Scripts) -
     assert r.lrange(QUEUE, 0, -1) == [text]
     assert scripts.take_jobs(r, Q, NODE, 1) == [text]
     assert scripts.ack_jobs(r, Q, NODE, DAY, [text]) == 1
+
+
+# --- renew_lease ------------------------------------------------------------------------------
+
+
+def test_renew_lease_renews_reclaims_and_refuses(r: redis.Redis, scripts: Scripts) -> None:
+    """Own lease: renewed (1); expired: claimed again (0); another epoch's: untouched (-1)."""
+    lease = keys.node_lease_key(NODE)
+    assert scripts.renew_lease(r, NODE, "epoch-a", 5.0) == 0  # missing: claimed
+    assert r.get(lease) == b"epoch-a"
+    r.pexpire(lease, 100)
+    assert scripts.renew_lease(r, NODE, "epoch-a", 5.0) == 1
+    assert 4000 < r.pttl(lease) <= 5000
+    r.set(lease, "epoch-b", px=1000)
+    assert scripts.renew_lease(r, NODE, "epoch-a", 5.0) == -1
+    assert r.get(lease) == b"epoch-b"
+    assert r.pttl(lease) <= 1000
+
+
+# --- forget_node ------------------------------------------------------------------------------
+
+
+def test_forget_node_only_when_dead_and_empty(r: redis.Redis, scripts: Scripts) -> None:
+    """A node is forgotten only once its lease is gone and its in-progress lists are empty."""
+    identity = keys.process_identity("host", 42, NODE)
+    r.sadd(keys.NODES, NODE, "other")
+    r.sadd(keys.node_queues_key(NODE), Q)
+    r.hset(keys.node_info_key(NODE), "host", "host")
+    r.sadd(keys.PROCESSES, identity, "someone-else")
+    r.hset(identity, "info", "{}")
+    r.hset(keys.process_workers_key(identity), "t", "{}")
+    r.set(keys.node_lease_key(NODE), "epoch", px=60_000)
+    assert not scripts.forget_node(r, NODE, identity, [Q])  # alive
+    r.delete(keys.node_lease_key(NODE))
+    r.lpush(INPROGRESS, b"job")
+    assert not scripts.forget_node(r, NODE, identity, [Q])  # jobs left
+    r.delete(INPROGRESS)
+    assert scripts.forget_node(r, NODE, identity, [Q])
+    assert r.smembers(keys.NODES) == {b"other"}
+    assert r.smembers(keys.PROCESSES) == {b"someone-else"}
+    for key in (
+        keys.node_queues_key(NODE),
+        keys.node_info_key(NODE),
+        identity,
+        keys.process_workers_key(identity),
+    ):
+        assert not r.exists(key)
