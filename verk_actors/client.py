@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,7 +23,7 @@ import redis
 
 from verk_actors import keys
 from verk_actors.errors import InvalidJobError, RedisUnavailableError
-from verk_actors.job import Job, new_job
+from verk_actors.job import Job, dumps, new_jid, new_job
 from verk_actors.redis_conn import connect, redact_url
 from verk_actors.settings import DEFAULT_REDIS_URL
 from verk_actors.worker import worker_name
@@ -31,7 +31,7 @@ from verk_actors.worker import worker_name
 QUEUES_REFRESH = 60.0
 """Seconds a client trusts that a queue it has added is still in the ``queues`` set."""
 
-ENQUEUE_MANY_CHUNK = 1000
+ENQUEUE_MANY_CHUNK = 5000
 
 
 def to_timestamp(when: datetime | float | int) -> float:
@@ -109,15 +109,24 @@ class Client:
 
     def push(self, jobs: Sequence[Job]) -> None:
         """LPUSH jobs to their queues (and SADD the queues) in one round trip."""
-        pipe = self.redis.pipeline(transaction=False)
-        now = time.monotonic()
         by_queue: dict[str, list[str]] = {}
         for job in jobs:
             assert job.queue is not None
             by_queue.setdefault(job.queue, []).append(job.to_json())
+        self.push_texts(by_queue)
+
+    def push_texts(self, by_queue: Mapping[str, Sequence[str]]) -> None:
+        """LPUSH job texts to their queues (and SADD the queues) in one round trip."""
+        now = time.monotonic()
         announced = [
             q for q in by_queue if now - self._queues_seen.get(q, -QUEUES_REFRESH) >= QUEUES_REFRESH
         ]
+        if not announced and len(by_queue) == 1:
+            # The common case, one command: no pipeline to build.
+            [(queue, texts)] = by_queue.items()
+            self._guarded(lambda: self.redis.lpush(keys.queue_key(queue), *texts))
+            return
+        pipe = self.redis.pipeline(transaction=False)
         for queue in announced:
             pipe.sadd(keys.QUEUES, queue)
         for queue, texts in by_queue.items():
@@ -133,8 +142,11 @@ class Client:
         self._execute(pipe)
 
     def _execute(self, pipe: redis.client.Pipeline) -> None:
+        self._guarded(pipe.execute)
+
+    def _guarded(self, write: Callable[[], object]) -> None:
         try:
-            pipe.execute()
+            write()
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
             raise RedisUnavailableError(
                 f"could not write to Redis at {redact_url(self.url)}: {exc}; nothing was "
@@ -186,10 +198,31 @@ class Client:
         """
         if "jid" in options:
             raise InvalidJobError("enqueue_many makes one jid per job; do not pass jid")
-        built = [self.build(worker, args, **options) for args in args_list]
-        for start in range(0, len(built), ENQUEUE_MANY_CHUNK):
-            self.push(built[start : start + ENQUEUE_MANY_CHUNK])
-        return [job.jid or "" for job in built]
+        # Check the options once on a template job, then write each job's JSON from it:
+        # the per-job work is one dumps() and a jid, not a full Job.
+        template = self.build(worker, (), **options).to_dict()
+        queue = template["queue"]
+        texts: list[str] = []
+        jids: list[str] = []
+        for index, args in enumerate(args_list):
+            if isinstance(args, str | bytes | Mapping) or not isinstance(args, Sequence):
+                raise InvalidJobError(
+                    f"job {index}: args must be a list or tuple, got {type(args).__name__}"
+                )
+            jid = new_jid()
+            template["args"] = list(args)
+            template["jid"] = jid
+            try:
+                texts.append(dumps(template))
+            except (TypeError, ValueError) as exc:
+                raise InvalidJobError(
+                    f"job {index}: args must be JSON values (str, int, float, bool, None, "
+                    f"list, dict): {exc}"
+                ) from exc
+            jids.append(jid)
+        for start in range(0, len(texts), ENQUEUE_MANY_CHUNK):
+            self.push_texts({queue: texts[start : start + ENQUEUE_MANY_CHUNK]})
+        return jids
 
 
 def _client(redis_client: redis.Redis | None, url: str | None) -> Client:
