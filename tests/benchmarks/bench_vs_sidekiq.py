@@ -27,8 +27,12 @@ and the same workload, measured by the same code (``verk_actors.measure``):
   processes (the actor system's admin and all its descendants).
 
 It prints a table of the medians over ``--runs``, with ratio rows (verk_actors /
-Sidekiq). Sidekiq is installed from Debian's ``ruby-sidekiq`` when missing
-(``tests/interop/sidekiq.py``). Not part of the test run.
+Sidekiq: above 1 is better for jobs/s, below 1 is better for the rest), and which
+verk_actors it ran (the package path and its git commit). Run it from the checkout
+with ``python -m`` (or with an absolute ``PYTHONPATH``): the node's processes import
+modules after the actor system has daemonized, and a relative ``sys.path`` entry
+would then find another installed copy. Sidekiq is installed from Debian's
+``ruby-sidekiq`` when missing (``tests/interop/sidekiq.py``). Not part of the test run.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # run as a file: make ``tests`` importable
     sys.path.insert(0, str(ROOT))
 
+import verk_actors  # noqa: E402
 from tests.interop.sidekiq import ensure_sidekiq, ruby_env  # noqa: E402
 from tests.servers import RedisServer, server_binary  # noqa: E402
 from verk_actors import keys  # noqa: E402
@@ -84,15 +89,15 @@ WORKERS_RB = Path(__file__).resolve().with_name("bench_workers.rb")
 SIDEKIQ_STOP_TIMEOUT = 5
 
 
-def git_commit() -> str:
-    """``git rev-parse --short HEAD`` of this checkout, ``+dirty`` if it has changes."""
+def git_commit(where: Path) -> str:
+    """``git rev-parse --short HEAD`` of the checkout at ``where``, ``+dirty`` if it has changes."""
     try:
         head = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            ["git", "-C", str(where), "rev-parse", "--short", "HEAD"],
             capture_output=True, text=True, check=True, timeout=10,
         ).stdout.strip()  # fmt: skip
         dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+            ["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
             capture_output=True, text=True, check=True, timeout=10,
         ).stdout.strip()  # fmt: skip
     except (OSError, subprocess.SubprocessError):
@@ -331,8 +336,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
     rows = [medians(results[name]) for name, _ in setups]
+    package = Path(verk_actors.__file__).resolve().parent
     about = {
-        "commit": git_commit(),
+        "commit": git_commit(package),
+        "verk_actors": str(package),
         "when": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "host": f"{platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
         "redis": server_version(),
@@ -346,7 +353,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     print(
         f"{args.jobs:,} jobs (no-op + INCR on a second Redis), {about['redis']}, "
-        f"median of {args.runs} run(s); commit {about['commit']}, {about['when']}"
+        f"median of {args.runs} run(s); verk_actors {about['commit']} "
+        f"({about['verk_actors']}), {about['when']}"
     )
     print(
         f"{about['host']}; load average {started_load[0]:.2f} before, "

@@ -8,10 +8,12 @@
 Runs the standard benchmark (``verk_actors.bench.run_bench``, embedded Valkey) and, as
 soon as the node runs, attaches ``py-spy record -f raw --nonblocking`` to its
 QueueManager, its WorkersManager and one WorkerActor (found by the process titles
-Thespian sets); stops them when the drain ends and prints, for each, the share of the
-drain it was on CPU and its top functions by self time (py-spy leaves idle samples out,
-so the shares are of the time the process was busy). The raw profiles stay in ``--out``
-for flame graphs (``flamegraph.pl``, speedscope).
+Thespian sets); stops them when the drain ends and prints, for each, how much of the
+drain it was busy and its top functions by self time. py-spy leaves idle samples out,
+so the shares are of the time the process was busy; with ``--idle`` they are of wall
+time, and waiting shows up as ``select`` (for a message) or ``read_from_socket`` (for
+Redis). The raw profiles stay in ``--out`` for flame graphs (``flamegraph.pl``,
+speedscope).
 """
 
 from __future__ import annotations
@@ -44,9 +46,10 @@ ATTACH_WITHIN = 15.0
 class Profiler:
     """py-spy recorders on a node's hot processes, started and stopped by run_bench hooks."""
 
-    def __init__(self, out: Path, rate: int) -> None:
+    def __init__(self, out: Path, rate: int, *, idle: bool = False) -> None:
         self.out = out
         self.rate = rate
+        self.idle = idle
         self.recorders: dict[str, tuple[int, Path, subprocess.Popen[bytes], float]] = {}
         self.began = self.ended = 0.0
         self._thread: threading.Thread | None = None
@@ -75,6 +78,8 @@ class Profiler:
         path = self.out / f"{role}-{pid}.txt"
         argv = ["py-spy", "record", "-p", str(pid), "-f", "raw", "-o", str(path)]
         argv += ["--rate", str(self.rate), "--nonblocking", "--nolineno"]
+        if self.idle:
+            argv.append("--idle")
         process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.recorders[role] = (pid, path, process, time.monotonic())
 
@@ -129,9 +134,10 @@ def report(profiler: Profiler, top: int) -> str:
         seconds = max(profiler.ended - attached, 1e-9)
         total, counts = self_times(path)
         busy = total / (profiler.rate * seconds)
+        kind = "samples" if profiler.idle else "busy samples"
         lines.append(
-            f"{role} (pid {pid}): {total:,} busy samples in {seconds:.1f} s: busy about "
-            f"{busy:.0%} of the drain; top self time:"
+            f"{role} (pid {pid}): {total:,} {kind} in {seconds:.1f} s ({busy:.0%} of the "
+            "drain's wall time); top self time:"
         )
         for frame, n in counts.most_common(top):
             lines.append(f"  {n / total:6.1%}  {shorten(frame)}")
@@ -146,13 +152,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
     parser.add_argument("--top", type=int, default=15, help="functions shown per process")
     parser.add_argument("--out", type=Path, help="where the raw profiles go (default: a temp dir)")
+    parser.add_argument(
+        "--idle",
+        action="store_true",
+        help="keep idle samples too (wall-clock view: time spent waiting shows as select/recv)",
+    )
     args = parser.parse_args(argv)
     if shutil.which("py-spy") is None:
         print("py-spy is not installed: pip install py-spy", file=sys.stderr)
         return 2
     out = args.out or Path(tempfile.mkdtemp(prefix="verk-profile-"))
     out.mkdir(parents=True, exist_ok=True)
-    profiler = Profiler(out, args.rate)
+    profiler = Profiler(out, args.rate, idle=args.idle)
     result = run_bench(
         BenchOptions(jobs=args.jobs, concurrency=args.concurrency),
         Progress(sys.stderr),
