@@ -129,9 +129,7 @@ def test_two_nodes_racing_recovery_of_a_dead_node_move_each_job_once(
     assert b2.terminate() == 0
 
 
-def test_recovery_race_between_stores_moves_each_job_once(
-    redis_server, r, monkeypatch
-) -> None:
+def test_recovery_race_between_stores_moves_each_job_once(redis_server, r, monkeypatch) -> None:
     """Two NodeStores recovering one dead node in small batches at once move each job once."""
     monkeypatch.setattr("verk_actors.node_store.RECOVERY_BATCH", 7)
     texts = [json.dumps({"class": "Noop", "args": [i], "jid": f"j{i}"}) for i in range(3000)]
@@ -139,9 +137,7 @@ def test_recovery_race_between_stores_moves_each_job_once(
     r.sadd(keys.node_queues_key("ghost"), "default")
     r.sadd(keys.NODES, "ghost")
     settings = node_settings(redis_server.url)
-    stores = [
-        NodeStore(settings, node_facts(name, "e", None, 1)) for name in ("live1", "live2")
-    ]
+    stores = [NodeStore(settings, node_facts(name, "e", None, 1)) for name in ("live1", "live2")]
     moved = [0, 0]
     barrier = threading.Barrier(2)
 
@@ -191,9 +187,7 @@ def test_stalled_node_past_its_lease_loses_no_job(cluster, redis_server, r) -> N
     wait_for(lambda: len(_tokens(r, "log", b"end:")) == 600, timeout=60)
     wait_for(lambda: len(set(r.lrange("fails", 0, -1))) == 20, timeout=30)
     wait_for(lambda: r.zcard("retry") >= 20, timeout=30)
-    wait_for(
-        lambda: not r.exists("inprogress:default:a", "inprogress:default:b"), timeout=20
-    )
+    wait_for(lambda: not r.exists("inprogress:default:a", "inprogress:default:b"), timeout=20)
     ends = _tokens(r, "log", b"end:")
     retry = [json.loads(t) for t in r.zrange("retry", 0, -1)]
     print(
