@@ -57,3 +57,21 @@ def test_bench_refuses_a_database_with_keys(
     assert code == EXIT_USAGE
     assert "holds 1 key(s)" in err and "--force" in err
     assert client.keys("*") == [b"precious"]
+
+
+def test_bench_force_runs_beside_data_and_keeps_it(
+    redis_server: RedisServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With --force the bench runs on a database with keys, and leaves them and no queue."""
+    client = redis_server.client()
+    client.set("precious", "data")
+    client.lpush("queue:default", "someone else's job")
+    code = main(["bench", "--jobs", "200", "--concurrency", "2", "--force",
+                 "--redis-url", redis_server.url])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == EXIT_OK, err
+    assert "200 jobs" in out
+    assert client.get("precious") == b"data"
+    assert client.lrange("queue:default", 0, -1) == [b"someone else's job"]
+    assert client.llen("queue:verk-bench") == 0
+    assert not client.sismember("queues", "verk-bench")
