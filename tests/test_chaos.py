@@ -1,0 +1,282 @@
+"""Chaos: real faults inflicted on real nodes, real Redis, multiprocTCPBase.
+
+Not in the default run; run alone with ``pytest -m chaos -s`` (``-s`` shows what each
+test inflicted and counted). Faults come from a seeded ``random.Random``: the seed is
+printed, and ``VERK_CHAOS_SEED=<seed>`` replays a run.
+
+1. a 5,000-job run whose node is SIGKILLed (every process) and restarted with the
+   same node id, several times: every job runs, nothing is left but done;
+2. random worker processes SIGKILLed mid-run: their running jobs go to retry as
+   WorkerDiedError, everything else runs; the retries then run too;
+3. Redis stopped for several seconds mid-run and restarted: nothing lost, no actor
+   restarted, jobs whose own Redis calls failed are retried;
+4. two nodes, one SIGKILLed: the other requeues its jobs within two heartbeats.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import random
+import signal
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import node_settings, wait_for
+from tests.nodeproc import NodeProcess
+from tests.servers import RedisServer, descendants
+from verk_actors import Client, QueueSpec, keys
+from verk_actors.messages import GetStatus, VerkStatus
+from verk_actors.system import start_node
+
+HEARTBEAT = 1.0
+ENV = {"VERK_HEARTBEAT_INTERVAL": str(HEARTBEAT)}
+
+
+@pytest.fixture
+def rng(request) -> random.Random:
+    """A seeded random source; the seed is printed (VERK_CHAOS_SEED replays it)."""
+    seed = int(os.environ.get("VERK_CHAOS_SEED") or time.time_ns() % 2**32)
+    print(f"\n[{request.node.name}] seed {seed}")
+    return random.Random(seed)
+
+
+@pytest.fixture
+def nodes() -> Iterator[list[NodeProcess]]:
+    """Node processes a test starts; any still running at the end is killed."""
+    started: list[NodeProcess] = []
+    yield started
+    for node in started:
+        if node.process is not None and node.process.poll() is None:
+            node.kill_all()
+
+
+def _ended(r, key: str = "log") -> collections.Counter:
+    return collections.Counter(x[4:] for x in r.lrange(key, 0, -1) if x.startswith(b"end:"))
+
+
+def _leftovers(r, node_ids: list[str]) -> dict[str, int]:
+    """Jobs anywhere but done: queue, in-progress lists, retry, dead, schedule."""
+    counts = {"queue": r.llen("queue:default")}
+    for node_id in node_ids:
+        counts[f"inprogress:{node_id}"] = r.llen(f"inprogress:default:{node_id}")
+    counts.update(retry=r.zcard("retry"), dead=r.zcard("dead"), schedule=r.zcard("schedule"))
+    return counts
+
+
+def _make_retries_due(r) -> list[dict]:
+    """Move every retry to now (instead of 16-76 s away); return the jobs moved."""
+    moved = []
+    for text in r.zrange("retry", 0, -1):
+        r.zadd("retry", {text: 0}, xx=True)
+        moved.append(json.loads(text))
+    return moved
+
+
+@pytest.mark.chaos
+def test_node_sigkilled_and_restarted_during_5000_jobs(redis_server, r, rng, nodes) -> None:
+    """A 5,000-job run survives 4 SIGKILLs of its whole node at random moments."""
+    url = redis_server.url
+    total, kills = 5000, 4
+    args = ("--redis-url", url, "--node-id", "chaos", "--queue", "default=10")
+
+    def start() -> NodeProcess:
+        node = NodeProcess(*args, "--shutdown-timeout", "5", env=ENV)
+        nodes.append(node)
+        return node.start()
+
+    node = start()
+    with Client(url=url) as client:
+        client.enqueue_many("Sleep", ([url, "log", i, 0.002] for i in range(total)))
+    began = time.monotonic()
+    inflicted = []
+    for n in range(kills):
+        # A random moment once this incarnation is taking jobs.
+        wait_for(lambda: r.llen("inprogress:default:chaos") > 0, timeout=30, every=0.005)
+        time.sleep(rng.uniform(0.05, 1.2))
+        done, in_progress = len(_ended(r)), r.llen("inprogress:default:chaos")
+        killed = node.kill_all()
+        inflicted.append(
+            f"kill {n + 1} at {time.monotonic() - began:.1f} s: {killed} processes, "
+            f"{done} jobs done, {in_progress} in progress"
+        )
+        node = start()
+    wait_for(lambda: len(_ended(r)) >= total, timeout=120)
+    wait_for(lambda: not r.exists("inprogress:default:chaos"), timeout=20)
+    ends = _ended(r)
+    duplicates = {int(k): v for k, v in ends.items() if v > 1}
+    left = _leftovers(r, ["chaos"])
+    restarts = nodes[1:]
+    took_over = sum("took over the lease of an earlier process" in n.output for n in restarts)
+    waited = sum("holds this node id's lease; waiting" in n.output for n in restarts)
+    print("inflicted:\n  " + "\n  ".join(inflicted))
+    print(
+        f"restarts with the same node id: {took_over} took the dead one's live lease over "
+        f"at once, {len(restarts) - took_over - waited} found it expired, {waited} waited"
+    )
+    print(
+        f"counted: {len(ends)} of {total} jobs ran, {sum(ends.values())} runs, "
+        f"{sum(ends.values()) - len(ends)} duplicate runs of {len(duplicates)} jobs; "
+        f"left: {left}; whole run {time.monotonic() - began:.1f} s"
+    )
+    assert sorted(int(k) for k in ends) == list(range(total))
+    assert not any(left.values()), left
+    assert waited == 0, "a restart on the same host need not wait for the dead one's lease"
+    assert node.terminate() == 0
+
+
+@pytest.mark.chaos
+def test_random_worker_processes_sigkilled_mid_run(start_verk, redis_server, r, rng) -> None:
+    """Workers SIGKILLed at random: their jobs go to retry (WorkerDiedError), the rest run."""
+    url = redis_server.url
+    total = 400
+    node = start_verk(queues=(QueueSpec("default", 5),))
+    with Client(url=url) as client:
+        jids = client.enqueue_many("Sleep", ([url, "log", i, 0.05] for i in range(total)))
+    token_of = {jid: i for i, jid in enumerate(jids)}
+    killed = []
+    wait_for(lambda: len(_ended(r)) > 20)
+    while len(killed) < 8 and len(_ended(r)) < total - 50:
+        time.sleep(rng.uniform(0.15, 0.5))
+        workers = sorted(
+            pid
+            for pid, (_, state, cmd) in descendants().items()
+            if cmd.startswith("WorkerActor") and state != "Z"
+        )
+        victim = rng.choice(workers)
+        os.kill(victim, signal.SIGKILL)
+        killed.append(victim)
+
+    def settled() -> bool:
+        retried = {token_of[json.loads(t)["jid"]] for t in r.zrange("retry", 0, -1)}
+        return (
+            not r.exists(f"inprogress:default:{node.node_id}")
+            and r.llen("queue:default") == 0
+            and {int(k) for k in _ended(r)} | retried == set(range(total))
+        )
+
+    wait_for(settled, timeout=60)
+    retry = [json.loads(t) for t in r.zrange("retry", 0, -1)]
+    ends_before = _ended(r)
+    print(
+        f"inflicted: SIGKILL of {len(killed)} worker processes {killed}\n"
+        f"counted: {len(ends_before)} jobs ended, {len(retry)} in retry "
+        f"({collections.Counter(j['error_class'] for j in retry)}), dead {r.zcard('dead')}"
+    )
+    assert 0 < len(retry) <= len(killed)
+    assert all(j["error_class"] == "WorkerDiedError" for j in retry)
+    assert all("died" in j["error_message"] for j in retry)
+    assert r.zcard("dead") == 0
+
+    _make_retries_due(r)
+    wait_for(lambda: len(_ended(r)) == total and r.zcard("retry") == 0, timeout=30)
+    wait_for(lambda: not r.exists(f"inprogress:default:{node.node_id}"), timeout=10)
+    ends = _ended(r)
+    print(
+        f"after the retries ran: {len(ends)} of {total} jobs ended, "
+        f"{sum(ends.values()) - len(ends)} duplicate runs; left {_leftovers(r, [node.node_id])}"
+    )
+    assert not any(_leftovers(r, [node.node_id]).values())
+    status = node.asys.ask(node.root, GetStatus(), 10)
+    assert isinstance(status, VerkStatus) and status.running
+    node.stop()
+
+
+@pytest.mark.chaos
+def test_redis_stopped_for_seconds_mid_run(asys, rng) -> None:
+    """Redis down for 4-8 s mid-run and restarted: nothing lost, no actor restarted."""
+    server = RedisServer(persist=True).start()
+    r = server.client()
+    try:
+        total = 1000
+        url = server.url
+        root, started = start_node(asys, node_settings(url, queues=(QueueSpec("default", 5),)))
+        with Client(url=url) as client:
+            client.enqueue_many("Sleep", ([url, "log", i, 0.01] for i in range(total)))
+        stop_after = rng.randint(150, 500)
+        outage = rng.uniform(4.0, 8.0)
+        wait_for(lambda: len(_ended(r)) >= stop_after, timeout=60)
+        done_at_stop = len(_ended(r))
+        server.stop()
+        time.sleep(outage)
+        server.start()
+        r = server.client()
+        r.script_flush()  # a restarted server knows no scripts: NOSCRIPT must be handled
+        retried: dict[str, str] = {}
+
+        def all_ended() -> bool:
+            # Jobs whose own Redis calls failed went to retry: make them due now.
+            for job in _make_retries_due(r):
+                retried[job["jid"]] = job["error_class"]
+            return len(_ended(r)) >= total
+
+        wait_for(all_ended, timeout=90)
+        node = started.node_id
+        wait_for(lambda: not r.exists(f"inprogress:default:{node}"), timeout=20)
+        wait_for(lambda: r.zcard("retry") == 0, timeout=20)
+        status = asys.ask(root, GetStatus(), 10)
+        ends = _ended(r)
+        left = _leftovers(r, [node])
+        print(
+            f"inflicted: Redis stopped after {done_at_stop} jobs, for {outage:.1f} s, "
+            f"restarted with an empty script cache\n"
+            f"counted: {len(ends)} of {total} jobs ended, "
+            f"{sum(ends.values()) - len(ends)} duplicate runs; {len(retried)} jobs retried "
+            f"({collections.Counter(retried.values())}); left {left}; "
+            f"restarts {[(q.name, q.restarts) for q in status.queues]}"
+        )
+        assert sorted(int(k) for k in ends) == list(range(total))
+        assert not any(left.values()), left
+        assert isinstance(status, VerkStatus) and status.running
+        assert all(q.restarts == 0 for q in status.queues), "no actor left dead or restarted"
+        redis_errors = {"ConnectionError", "TimeoutError", "BusyLoadingError"}
+        assert set(retried.values()) <= redis_errors, "only jobs whose Redis calls failed"
+        assert r.exists(keys.node_lease_key(node))
+    finally:
+        r.close()
+        server.cleanup()
+
+
+@pytest.mark.chaos
+def test_two_nodes_one_killed_the_other_recovers_within_two_heartbeats(
+    redis_server, r, rng, nodes
+) -> None:
+    """Of two busy nodes one is SIGKILLed; the other requeues its jobs within two heartbeats."""
+    url = redis_server.url
+    total = 2000
+    for node_id in ("a", "b"):
+        node = NodeProcess(
+            "--redis-url", url, "--node-id", node_id, "--queue", "default=4", env=ENV
+        )
+        nodes.append(node.start())
+    a, b = nodes
+    with Client(url=url) as client:
+        client.enqueue_many("Sleep", ([url, "log", i, 0.01] for i in range(total)))
+    time.sleep(rng.uniform(0.5, 2.0))
+    wait_for(lambda: r.llen("inprogress:default:a") > 0, every=0.001)
+    killed_at = time.monotonic()
+    killed = a.kill_all()
+    in_progress = r.llen("inprogress:default:a")
+    done = len(_ended(r))
+    wait_for(lambda: r.llen("inprogress:default:a") == 0, timeout=10, every=0.005)
+    recovered = time.monotonic() - killed_at
+    wait_for(lambda: len(_ended(r)) >= total, timeout=90)
+    wait_for(lambda: not r.exists("inprogress:default:b"), timeout=20)
+    ends = _ended(r)
+    left = _leftovers(r, ["a", "b"])
+    print(
+        f"inflicted: SIGKILL of node a ({killed} processes) with {in_progress} jobs in "
+        f"progress, {done} of {total} done\n"
+        f"counted: a's jobs requeued by b {recovered:.2f} s after the kill (limit "
+        f"{2 * HEARTBEAT:g} s); {len(ends)} of {total} jobs ended, "
+        f"{sum(ends.values()) - len(ends)} duplicate runs; left {left}"
+    )
+    assert in_progress > 0
+    assert recovered <= 2 * HEARTBEAT
+    assert sorted(int(k) for k in ends) == list(range(total))
+    assert not any(left.values()), left
+    wait_for(lambda: not r.sismember(keys.NODES, "a"))
+    assert b.terminate() == 0
