@@ -145,15 +145,6 @@ def test_stop_verk_reports_requeued_count(start_verk, redis_server, r) -> None:
     assert reply.requeued == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "workers_manager.py: WorkersManager.stopping() closes every slot's board, then "
-        "the busy workers exit and receiveMsg_ChildActorExited -> _settle_dead_batch -> "
-        "Board.statuses reads the closed mmap: 'ValueError: mmap closed or invalid' "
-        "logged with a traceback once per busy worker"
-    ),
-)
 def test_workers_manager_stopped_with_busy_workers_logs_no_error(redis_server, r) -> None:
     """A WorkersManager stopped by its supervisor while jobs run exits without a traceback."""
     url = redis_server.url

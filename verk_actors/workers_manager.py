@@ -348,7 +348,9 @@ class WorkersManager(VerkActor):
 
     def receiveMsg_ChildActorExited(self, message: ChildActorExited, sender: Any) -> None:
         slot = self._slot(message.childAddress)
-        if slot is None:
+        if slot is None or self.exiting:
+            # Exiting: the boards are closed and the jobs stay in progress; the
+            # QueueManager gives them back when it stops or starts again.
             return
         self.slots.remove(slot)
         if slot.state == BUSY:
