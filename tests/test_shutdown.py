@@ -131,14 +131,6 @@ def test_stop_verk_message_stops_gracefully(start_verk, redis_server, r) -> None
     _assert_node_left(r, node.node_id)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "queue_manager.py QueueManager._give_back counts only the requeues still pending "
-        "at StopQueueManager; jobs the drain killed were requeued (and written) by the "
-        "RecordOutcomes just before it, so VerkStopped.requeued says 0"
-    ),
-)
 def test_stop_verk_reports_requeued_count(start_verk, redis_server, r) -> None:
     """VerkStopped.requeued counts the jobs the stop killed and put back (here 2)."""
     _, reply, _, _, _ = _stop_embedded_with_two_running(start_verk, redis_server, r)

@@ -290,10 +290,12 @@ class StopQueueManager(Message):
     """Write what is pending, give every job still in progress back.
 
     Sent by the WorkersManager after its last outcomes (so none arrives after it);
-    the QueueManager replies ``QueueManagerStopped`` to ``reply_to``.
+    the QueueManager replies ``QueueManagerStopped`` to ``reply_to``, counting the
+    ``requeued`` jobs the drain already gave back.
     """
 
     reply_to: Any
+    requeued: int = 0
 
 
 @attrs.frozen

@@ -331,7 +331,7 @@ class QueueManager(VerkActor):
     def receiveMsg_StopQueueManager(self, message: StopQueueManager, sender: Any) -> None:
         requeued = self._give_back()
         self.stopped = True
-        self.send(message.reply_to, QueueManagerStopped(requeued))
+        self.send(message.reply_to, QueueManagerStopped(requeued + message.requeued))
 
     def _give_back(self) -> int:
         """Write what is pending and give every job still in progress back to the queue."""

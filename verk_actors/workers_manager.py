@@ -116,6 +116,7 @@ class WorkersManager(VerkActor):
         self.replace: list[tuple[int, int | None]] = []
         self.exiting = False
         self.flush_armed = False
+        self.drain_requeued = 0
         self.paused = False
         self.events: Any = None
         self.job_events = False
@@ -225,6 +226,7 @@ class WorkersManager(VerkActor):
         self.asked = 0
         self.held.extend(message.jobs)
         if self.draining:
+            self.drain_requeued += len(self.held)
             self.requeued.extend(ref for ref, _ in self.held)
             self.held.clear()
         self._run()
@@ -414,6 +416,8 @@ class WorkersManager(VerkActor):
                 )
                 self.failed.append((ref, record))
                 counts["failed"] += 1
+        if self.draining:
+            self.drain_requeued += counts["requeued"]
         log.warning(
             "queue %s: worker %d (pid %s) died during batch %d (%s); settled from its "
             "board: %d done, %d failed, %d back to the queue",
@@ -432,6 +436,7 @@ class WorkersManager(VerkActor):
     def receiveMsg_DrainQueue(self, message: DrainQueue, sender: Any) -> None:
         self.draining = True
         self.drain_reply = sender
+        self.drain_requeued += len(self.held)
         self.requeued.extend(ref for ref, _ in self.held)
         self.held.clear()
         self.drain_token += 1
@@ -451,7 +456,10 @@ class WorkersManager(VerkActor):
         if any(s.state == BUSY for s in self.slots):
             return
         assert self.init is not None
-        self.send(self.init.queue_manager, StopQueueManager(reply_to=self.drain_reply))
+        self.send(
+            self.init.queue_manager,
+            StopQueueManager(reply_to=self.drain_reply, requeued=self.drain_requeued),
+        )
         self.drain_reply = None
 
     def stopping(self) -> None:
