@@ -24,7 +24,7 @@ from verk_actors.running import JobOutcome, PreparedJob, execute
 
 log = logging.getLogger(__name__)
 
-REPORT_EVERY = 0.02
+REPORT_EVERY = 0.1
 
 
 @attrs.define

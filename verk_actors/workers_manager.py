@@ -79,7 +79,7 @@ BUSY = "busy"
 BROKEN = "broken"
 
 
-@attrs.define
+@attrs.define(eq=False)
 class Slot:
     """One worker of the pool."""
 
@@ -102,6 +102,7 @@ class WorkersManager(VerkActor):
         super().__init__(capabilities)
         self.init: InitWorkersManager | None = None
         self.slots: list[Slot] = []
+        self.by_address: dict[str, Slot] = {}
         self.held: list[tuple[int, bytes]] = []
         self.asked = 0
         self.next_batch = 1
@@ -174,7 +175,16 @@ class WorkersManager(VerkActor):
         )
 
     def _slot(self, address: Any) -> Slot | None:
-        return next((s for s in self.slots if s.address == address), None)
+        # ActorAddress is not hashable and its == is slow; the address createActor
+        # returned may print differently from the one a message comes from, so each
+        # sender's text is matched with == once, then remembered.
+        key = str(address)
+        slot = self.by_address.get(key)
+        if slot is None:
+            slot = next((s for s in self.slots if s.address == address), None)
+            if slot is not None:
+                self.by_address[key] = slot
+        return slot
 
     def receiveMsg_ChildReady(self, message: ChildReady, sender: Any) -> None:
         slot = self._slot(sender)
@@ -355,6 +365,7 @@ class WorkersManager(VerkActor):
             # QueueManager gives them back when it stops or starts again.
             return
         self.slots.remove(slot)
+        self.by_address = {k: v for k, v in self.by_address.items() if v is not slot}
         if slot.state == BUSY:
             self._settle_dead_batch(slot)
             self.replace.append((slot.index, None))
