@@ -253,10 +253,10 @@ def test_two_nodes_one_killed_the_other_recovers_within_two_heartbeats(
         )
         nodes.append(node.start())
     a, b = nodes
-    with Client(url=url) as client:
-        client.enqueue_many("Sleep", ([url, "log", i, 0.01] for i in range(total)))
-    time.sleep(rng.uniform(0.5, 2.0))
-    wait_for(lambda: r.llen("inprogress:default:a") > 0, every=0.001)
+    with Client(url=url) as client:  # about 5 s of work for the two nodes
+        client.enqueue_many("Sleep", ([url, "log", i, 0.02] for i in range(total)))
+    time.sleep(rng.uniform(0.3, 1.5))
+    wait_for(lambda: r.llen("inprogress:default:a") > 0, timeout=10, every=0.001)
     killed_at = time.monotonic()
     killed = a.kill_all()
     in_progress = r.llen("inprogress:default:a")
