@@ -1,6 +1,6 @@
 """Every message the actors exchange, as frozen attrs classes, grouped by receiver.
 
-Commands are imperative (``DequeueJobs``), events and replies past tense
+Commands are imperative (``RecordOutcomes``), events and replies past tense
 (``JobsDequeued``). Fields hold plain data and actor addresses only: errors travel
 as class name and text, never as exception objects.
 
@@ -248,13 +248,6 @@ class ChildFailed(Message):
 @attrs.frozen
 class AttachWorkersManager(Message):
     """A (new) WorkersManager: the QueueManager gives back jobs handed to the old one."""
-
-
-@attrs.frozen
-class DequeueJobs(Message):
-    """Take up to ``max_jobs`` jobs; wait for one if the queue is empty. Reply: JobsDequeued."""
-
-    max_jobs: int
 
 
 @attrs.frozen(repr=False)

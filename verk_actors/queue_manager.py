@@ -24,7 +24,6 @@ from verk_actors.messages import (
     CheckPaused,
     ChildFailed,
     ChildReady,
-    DequeueJobs,
     InitQueueManager,
     JobsDequeued,
     PollBlocking,
@@ -190,11 +189,6 @@ class QueueManager(VerkActor):
             self.buffer.clear()
         self._work()
 
-    def receiveMsg_DequeueJobs(self, message: DequeueJobs, sender: Any) -> None:
-        self.workers_manager = sender
-        self.demand = max(message.max_jobs, 0)
-        self._work()
-
     def receiveMsg_RecordOutcomes(self, message: RecordOutcomes, sender: Any) -> None:
         self.workers_manager = sender
         for ref in message.acked:
@@ -312,18 +306,11 @@ class QueueManager(VerkActor):
             self._redis_down("waiting for jobs", exc)
             return
         if job is not None:
+            # Hand this one over at once; _work then takes the rest of the demand
+            # in the same round trip as the outcomes waiting to be written.
             more = self.demand - 1
             self._deliver([job])
-            if more > 0:
-                taken, error = self.store.write(Pending(), more)
-                if taken is None:
-                    self._set_paused(True)
-                elif taken:
-                    self.demand = len(taken)
-                    self._deliver(taken)
-                if error is not None:
-                    self._redis_down("taking jobs", error)
-                    return
+            self.demand = max(more, 0)
         self._work()
 
     # --- stop ----------------------------------------------------------------------------

@@ -196,11 +196,6 @@ class QueueStore:
         if self._wait_conn is not None and self._wait_id is not None:
             self.client.client_unblock(self._wait_id)
 
-    def wait_has_data(self) -> bool:
-        """True if the answer is already buffered by redis-py (no socket event will come)."""
-        conn = self._wait_conn
-        return conn is not None and bool(conn.can_read(timeout=0))
-
     def cancel_wait(self) -> None:
         """Drop the waiting connection. A job it moved meanwhile stays in progress and
         is given back by the next ``recover_leftovers``."""

@@ -92,14 +92,13 @@ class PreparedJob:
         self.worker: type | None = None
         self.refusal: tuple[str, str, FailureRecord] | None = None
         self.limit: float | None = None
-        now = time.time()
         try:
             self.job = decode_job(text)
         except MalformedJobError as exc:
             self.refusal = (
                 "MalformedJobError",
                 str(exc),
-                bury_malformed(text, reason=str(exc), queue=queue, now=now),
+                bury_malformed(text, reason=str(exc), queue=queue, now=time.time()),
             )
             return
         try:
@@ -113,7 +112,7 @@ class PreparedJob:
                     error_class="UnknownWorkerError",
                     error_message=str(exc),
                     backtrace=(),
-                    now=now,
+                    now=time.time(),
                     default_max_retries=settings.max_retries,
                 ),
             )

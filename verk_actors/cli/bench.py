@@ -8,20 +8,9 @@ import sys
 from typing import Any
 
 from verk_actors.bench import DEFAULT_JOBS, QUEUE, BenchOptions, BenchResult, run_bench
-from verk_actors.cli.common import EXIT_OK
+from verk_actors.cli.common import EXIT_OK, positive
 from verk_actors.measure import PICKUP_GAP, Progress
 from verk_actors.settings import DEFAULT_CONCURRENCY
-
-
-def positive(text: str) -> int:
-    """An argparse type: a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is less than 1")
-    return value
 
 
 def add_parser(commands: Any) -> None:

@@ -50,15 +50,24 @@ def add_common(parser: argparse.ArgumentParser, *, leaf: bool = False) -> None:
     )
 
 
-def non_negative(text: str) -> int:
-    """An argparse type: a whole number of at least 0."""
+def _whole(text: str, least: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is less than 0")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"{text} is less than {least}")
     return value
+
+
+def non_negative(text: str) -> int:
+    """An argparse type: a whole number of at least 0."""
+    return _whole(text, 0)
+
+
+def positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    return _whole(text, 1)
 
 
 def positive_float(text: str) -> float:
