@@ -111,3 +111,15 @@ def test_slow_subscriber_gets_a_drop_count_and_jobs_run_on(start_verk, redis_ser
     assert total + dropped == 300
     assert dropped > 0
     node.stop()
+
+
+def test_a_job_started_after_subscribed_is_always_reported(start_verk, redis_server) -> None:
+    """Subscribed comes only once every queue publishes job events: no race with the reply."""
+    node = start_verk(queues=(QueueSpec("default", 2), QueueSpec("low", 2)))
+    with Client(url=redis_server.url) as client:
+        for round_ in range(8):
+            ask_for(node.asys, node.root, Subscribe(kinds=("job_finished",)), Subscribed)
+            jid = client.enqueue("Noop", round_, queue=("default", "low")[round_ % 2])
+            collect(node.asys, lambda ev, jid=jid: any(e.jid == jid for e in ev), timeout=10)
+            ask_for(node.asys, node.root, Unsubscribe(), Unsubscribed)
+    node.stop()

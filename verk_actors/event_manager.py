@@ -7,6 +7,9 @@ a buffer of bounded size: every ``FLUSH_EVERY`` seconds the buffered events go o
 in one ``VerkEvents`` message; when a subscriber falls behind, the oldest events are
 dropped and the next batch says how many. Job events are only produced while some
 subscriber wants them (the EventManager tells VerkRoot, which tells the queues).
+When a subscription switches job events on, its ``Subscribed`` reply waits until
+every queue confirms (``EventsApplied``), so no job that starts after the reply goes
+unreported; ``CONFIRM_WITHIN`` bounds that wait when a queue is restarting.
 """
 
 from __future__ import annotations
@@ -21,8 +24,11 @@ import attrs
 from verk_actors.base import VerkActor
 from verk_actors.messages import (
     ChildReady,
+    DemandBroadcast,
+    DemandTimeout,
     Event,
     EventDemand,
+    EventsApplied,
     FlushEvents,
     InitEventManager,
     PublishEvents,
@@ -35,6 +41,7 @@ from verk_actors.messages import (
 log = logging.getLogger(__name__)
 
 FLUSH_EVERY = 0.05
+CONFIRM_WITHIN = 2.0
 JOB_KINDS = frozenset(("job_started", "job_finished", "job_failed"))
 KINDS = JOB_KINDS | {"queue"}
 
@@ -64,6 +71,10 @@ class EventManager(VerkActor):
         self.root: Any = None
         self.flush_armed = False
         self.job_demand = False
+        self.token = 0
+        self.waiting: list[tuple[Any, Subscribed]] = []
+        self.applied = 0
+        self.expected: int | None = None
 
     def receiveMsg_InitEventManager(self, message: InitEventManager, sender: Any) -> None:
         self.root = sender
@@ -91,11 +102,45 @@ class EventManager(VerkActor):
                     deque(maxlen=max(1, request.buffer)),
                 )
             )
-            self.send(message.subscriber, Subscribed(request.kinds, request.queues))
+            self.waiting.append((message.subscriber, Subscribed(request.kinds, request.queues)))
         demand = any(not s.kinds or s.kinds & JOB_KINDS for s in self.subscribers)
         if demand != self.job_demand:
             self.job_demand = demand
-            self.send(sender, EventDemand(demand))
+            self.token += 1
+            self.applied = 0
+            self.expected = None
+            self.send(sender, EventDemand(demand, self.token if demand else 0))
+            if demand:
+                self.after(CONFIRM_WITHIN, DemandTimeout(self.token))
+        if not self.job_demand or (self.expected is not None and self.applied >= self.expected):
+            self._answer_waiting()
+
+    def _answer_waiting(self) -> None:
+        for address, reply in self.waiting:
+            self.send(address, reply)
+        self.waiting.clear()
+
+    def receiveMsg_DemandBroadcast(self, message: DemandBroadcast, sender: Any) -> None:
+        if message.token == self.token:
+            self.expected = message.queues
+            if self.applied >= self.expected:
+                self._answer_waiting()
+
+    def receiveMsg_EventsApplied(self, message: EventsApplied, sender: Any) -> None:
+        if message.token == self.token:
+            self.applied += 1
+            if self.expected is not None and self.applied >= self.expected:
+                self._answer_waiting()
+
+    def receiveMsg_DemandTimeout(self, message: DemandTimeout, sender: Any) -> None:
+        if message.token == self.token and self.waiting:
+            log.warning(
+                "%d of %s queues confirmed job events within %.1f s; answering subscribers",
+                self.applied,
+                "?" if self.expected is None else self.expected,
+                CONFIRM_WITHIN,
+            )
+            self._answer_waiting()
 
     def receiveMsg_PublishEvents(self, message: PublishEvents, sender: Any) -> None:
         for subscriber in self.subscribers:

@@ -609,17 +609,49 @@ class SubscribeFor(Message):
 
 @attrs.frozen
 class EventDemand(Message):
-    """Whether any subscriber wants job events (EventManager to VerkRoot)."""
+    """Whether any subscriber wants job events (EventManager to VerkRoot).
+
+    A nonzero ``token`` asks VerkRoot to confirm with ``DemandBroadcast`` how many
+    queues it told; each queue then confirms with ``EventsApplied``.
+    """
 
     jobs: bool
+    token: int = 0
 
 
 @attrs.frozen
 class EventsWanted(Message):
-    """Where to publish events, and whether job events are wanted (to queue subtrees)."""
+    """Where to publish events, and whether job events are wanted (to queue subtrees).
+
+    With a nonzero ``token``, the queue answers the EventManager with ``EventsApplied``
+    once its WorkersManager publishes accordingly.
+    """
 
     manager: Any
     jobs: bool
+    token: int = 0
+
+
+@attrs.frozen
+class DemandBroadcast(Message):
+    """VerkRoot told ``queues`` queues about the demand ``token`` (to the EventManager)."""
+
+    token: int
+    queues: int
+
+
+@attrs.frozen
+class EventsApplied(Message):
+    """A queue now publishes events as the demand ``token`` asked (to the EventManager)."""
+
+    token: int
+
+
+@attrs.frozen
+class DemandTimeout(Message):
+    """Stop waiting for queues to confirm the demand ``token``: answer subscribers anyway."""
+
+    token: int
 
 
 @attrs.frozen

@@ -25,6 +25,7 @@ from verk_actors.messages import (
     ChildReady,
     DrainQueue,
     DrainTimeout,
+    EventsApplied,
     EventsWanted,
     InitQueueManager,
     InitQueueSupervisor,
@@ -88,6 +89,9 @@ class QueueSupervisor(Supervisor):
         workers = self.child(WORKERS_MANAGER)
         if workers is not None and workers.address is not None:
             self.send(workers.address, message)
+        elif message.token and message.manager is not None:
+            # The next WorkersManager starts from the updated init: nothing to wait for.
+            self.send(message.manager, EventsApplied(message.token))
 
     def receiveMsg_StopQueue(self, message: StopQueue, sender: Any) -> None:
         self.stop_reply = sender

@@ -45,6 +45,7 @@ from verk_actors.messages import (
     CheckLauncher,
     ChildReady,
     ConfigureVerk,
+    DemandBroadcast,
     Enqueue,
     Enqueued,
     EventDemand,
@@ -248,13 +249,19 @@ class VerkRoot(Supervisor):
 
     def receiveMsg_EventDemand(self, message: EventDemand, sender: Any) -> None:
         self.job_events = message.jobs
-        self._broadcast_events()
+        told = self._broadcast_events(message.token)
+        if message.token:
+            self.send(sender, DemandBroadcast(message.token, told))
 
-    def _broadcast_events(self) -> None:
-        wanted = EventsWanted(self._event_manager(), self.job_events)
+    def _broadcast_events(self, token: int = 0) -> int:
+        """Tell every running queue where events go; return how many were told."""
+        wanted = EventsWanted(self._event_manager(), self.job_events, token)
+        told = 0
         for child in self.children:
             if child.name.startswith(QUEUE_PREFIX) and child.address is not None:
                 self.send(child.address, wanted)
+                told += 1
+        return told
 
     def child_restarted(self, child: Child) -> None:
         if child.name == EVENT_MANAGER:

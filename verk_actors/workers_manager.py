@@ -39,6 +39,7 @@ from verk_actors.messages import (
     DrainQueue,
     DrainTimeout,
     Event,
+    EventsApplied,
     EventsWanted,
     FlushOutcomes,
     InitWorker,
@@ -224,6 +225,8 @@ class WorkersManager(VerkActor):
     def receiveMsg_EventsWanted(self, message: EventsWanted, sender: Any) -> None:
         self.events = message.manager
         self.job_events = message.jobs
+        if message.token and message.manager is not None:
+            self.send(message.manager, EventsApplied(message.token))
 
     def _publish(self, events: list[Event]) -> None:
         if self.events is not None and events:
