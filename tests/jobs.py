@@ -55,6 +55,15 @@ class Sleep(Worker):
         client(url).rpush(key, f"end:{token}")
 
 
+class Spin(Worker):
+    """Keeps a CPU busy for ``seconds`` (a CPU-bound job)."""
+
+    def perform(self, seconds: float) -> None:
+        end = time.thread_time() + seconds
+        while time.thread_time() < end:
+            pass
+
+
 class Crash(Worker):
     """Records the attempt, then kills its own process."""
 

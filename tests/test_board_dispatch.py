@@ -10,7 +10,16 @@ import pytest
 
 from verk_actors import board
 from verk_actors.board import FAILED, MAX_JOBS, NOT_STARTED, RUNNING, SUCCEEDED, Board
-from verk_actors.dispatch import MAX_REQUEST, TARGET_BATCH_SECONDS, BatchSizer, jobs_wanted, share
+from verk_actors.dispatch import (
+    MAX_REQUEST,
+    TARGET_BATCH_SECONDS,
+    BatchSizer,
+    CpuGauge,
+    jobs_wanted,
+    machine_cores,
+    share,
+)
+from verk_actors.worker_actor import cpu_clock
 
 
 @pytest.fixture
@@ -156,3 +165,55 @@ def test_jobs_wanted(free: int, batch: int, held: int, wanted: int) -> None:
 def test_share(held: int, free: int, batch: int, given: int) -> None:
     """The next free worker gets its even share of held jobs, at least 1, at most a batch."""
     assert share(held, free, batch) == given
+
+
+def test_cpu_gauge_uses_the_whole_pool_until_it_knows() -> None:
+    assert CpuGauge(2).active_limit(25) == 25
+
+
+@pytest.mark.parametrize(
+    ("cores", "load", "pool", "limit"),
+    [
+        (2, (0.1, 0.1, 0.0), 25, 2),  # CPU-bound: one busy worker per core
+        (2, (0.1, 0.05, 0.0), 25, 4),  # half the time waiting on I/O: twice the cores
+        (2, (0.1, 0.03, 0.0), 25, 7),
+        (2, (0.1, 0.001, 0.0), 25, 25),  # mostly waiting: the whole pool
+        (2, (0.1, 0.001, 0.0), 5, 5),  # never more than the pool
+        (4, (0.1, 0.1, 0.0), 3, 3),
+        (2, (0.2, 0.05, 0.1), 25, 4),  # waiting for a CPU is not waiting on I/O
+    ],
+)
+def test_cpu_gauge_sizes_the_active_workers(
+    cores: int, load: tuple[float, float, float], pool: int, limit: int
+) -> None:
+    gauge = CpuGauge(cores)
+    gauge.observe(*load)
+    assert gauge.active_limit(pool) == limit
+
+
+def test_cpu_gauge_sums_short_spans_into_one_sample() -> None:
+    gauge = CpuGauge(2)
+    gauge.observe(0.1, 0.0, 0.0)  # no CPU accounting: ignored
+    for _ in range(9):
+        gauge.observe(0.002, 0.001, 0.0)
+    assert gauge.share is None
+    gauge.observe(0.002, 0.001, 0.0)
+    assert gauge.share == pytest.approx(0.5)
+    assert gauge.active_limit(25) == 4
+
+
+def test_cpu_gauge_follows_a_change_of_jobs() -> None:
+    gauge = CpuGauge(2)
+    gauge.observe(0.1, 0.1, 0.0)
+    for _ in range(20):
+        gauge.observe(0.1, 0.002, 0.0)
+    assert gauge.active_limit(25) == 25
+
+
+def test_machine_cores_and_cpu_clock() -> None:
+    assert machine_cores() >= 1
+    on_cpu, waiting = cpu_clock()
+    sum(range(2_000_000))
+    later, waited = cpu_clock()
+    assert later > on_cpu > 0
+    assert waited >= waiting >= 0

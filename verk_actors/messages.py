@@ -318,6 +318,8 @@ class JobsDone(BatchMessage):
     total run time (plain numbers, cheap to pickle); ``failures`` has one outcome
     per failed job; ``details``, only when the batch asked for it, has
     ``(ref, jid, class, started_at, duration)`` for every job, for job events.
+    ``load`` is ``(wall, cpu, waiting)``: seconds since the worker's previous report,
+    of CPU it used and of waiting ready for a CPU in that time.
     """
 
     batch: int
@@ -326,6 +328,7 @@ class JobsDone(BatchMessage):
     failures: tuple[JobOutcome, ...]
     finished: bool
     details: tuple[tuple[int, str | None, str | None, float, float], ...] = ()
+    load: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
 
 # --- Queue supervisor <-> WorkersManager, VerkRoot <-> queue supervisor ----------------------

@@ -26,6 +26,17 @@ log = logging.getLogger(__name__)
 
 REPORT_EVERY = 0.1
 
+SCHEDSTAT = Path("/proc/self/schedstat")
+
+
+def cpu_clock() -> tuple[float, float]:
+    """Seconds this process has run on a CPU and waited ready for one (0, 0 off Linux)."""
+    try:
+        on_cpu, waiting, _ = SCHEDSTAT.read_bytes().split()
+    except (OSError, ValueError):
+        return 0.0, 0.0
+    return int(on_cpu) / 1e9, int(waiting) / 1e9
+
 
 @attrs.define
 class Report:
@@ -35,6 +46,8 @@ class Report:
     seconds: float = 0.0
     failures: list[JobOutcome] = attrs.field(factory=list)
     details: list[tuple[int, str | None, str | None, float, float]] = attrs.field(factory=list)
+    began: float = attrs.field(factory=time.monotonic)
+    clock: tuple[float, float] = attrs.field(factory=cpu_clock)
 
     def add(self, ref: int, failure: JobOutcome | None, duration: float) -> None:
         if failure is None:
@@ -44,6 +57,7 @@ class Report:
             self.failures.append(failure)
 
     def message(self, batch: int, *, finished: bool) -> JobsDone:
+        on_cpu, waiting = cpu_clock()
         return JobsDone(
             batch,
             tuple(self.succeeded),
@@ -51,6 +65,7 @@ class Report:
             tuple(self.failures),
             finished,
             tuple(self.details),
+            load=(time.monotonic() - self.began, on_cpu - self.clock[0], waiting - self.clock[1]),
         )
 
 

@@ -28,7 +28,7 @@ from thespian.actors import ChildActorExited
 from verk_actors import board as boards
 from verk_actors.base import VerkActor
 from verk_actors.board import Board
-from verk_actors.dispatch import BatchSizer, jobs_wanted, share
+from verk_actors.dispatch import BatchSizer, CpuGauge, jobs_wanted, machine_cores, share
 from verk_actors.job_events import outcome_events, started_events
 from verk_actors.messages import (
     AttachWorkersManager,
@@ -74,6 +74,11 @@ REPLACE_AFTER = 0.05
 DEADLINE_CHECK = 0.25
 """Seconds between looks at the boards for jobs past their time limit."""
 
+QUIET_AFTER = 0.25
+"""A busy worker silent this long is inside one long job (workers report at least every
+``REPORT_EVERY`` between jobs): it stops counting against the active-worker limit,
+so a few long jobs never hold up the rest of the queue."""
+
 STARTING = "starting"
 FREE = "free"
 BUSY = "busy"
@@ -94,6 +99,7 @@ class Slot:
     reported: set[int] = attrs.field(factory=set)
     kill_reason: str | None = None
     requeue_running: bool = False
+    heard_at: float = 0.0
 
 
 class WorkersManager(VerkActor):
@@ -108,6 +114,7 @@ class WorkersManager(VerkActor):
         self.asked = 0
         self.next_batch = 1
         self.sizer = BatchSizer(100)
+        self.gauge = CpuGauge(machine_cores())
         self.acked: list[int] = []
         self.failed: list[tuple[int, FailureRecord]] = []
         self.requeued: list[int] = []
@@ -171,9 +178,17 @@ class WorkersManager(VerkActor):
             type(self).__name__,
             os.getpid(),
             strategy="one_for_one",
-            detail=f"{busy} busy, {len(self.held)} jobs held" + (", paused" if self.paused else ""),
+            detail=f"{busy} busy, {len(self.held)} jobs held{self._limit_detail()}"
+            + (", paused" if self.paused else ""),
             children=workers,
         )
+
+    def _limit_detail(self) -> str:
+        share = self.gauge.share
+        if share is None:
+            return ""
+        limit = self.gauge.active_limit(len(self.slots))
+        return f", jobs busy on CPU {share:.0%} of their time: {limit} run at once"
 
     def _slot(self, address: Any) -> Slot | None:
         # ActorAddress is not hashable and its == is slow; the address createActor
@@ -248,6 +263,8 @@ class WorkersManager(VerkActor):
         slot = self._slot(sender)
         if slot is None or slot.batch != message.batch:
             return
+        self.gauge.observe(*message.load)
+        slot.heard_at = time.monotonic()
         if message.succeeded:
             slot.reported.update(message.succeeded)
             self.acked.extend(message.succeeded)
@@ -283,9 +300,17 @@ class WorkersManager(VerkActor):
         if self.init is None:
             return
         size = self.sizer.size
+        # The first free slots in pool order: the same few processes stay warm.
         free = [s for s in self.slots if s.state == FREE]
+        # No more jobs than free slots: one each, never two queued behind each other
+        # (a job may be slower than the average says); the rest wait for the next slot.
+        few = len(self.held) <= len(free)
+        now = time.monotonic()
+        busy = sum(1 for s in self.slots if s.state == BUSY and now - s.heard_at < QUIET_AFTER)
+        active = self.gauge.active_limit(len(self.slots))
+        del free[max(0, active - busy) :]
         while self.held and free:
-            count = share(len(self.held), len(free), size)
+            count = 1 if few else share(len(self.held), len(free), size)
             slot = free.pop(0)
             jobs, self.held = self.held[:count], self.held[count:]
             slot.state = BUSY
@@ -293,6 +318,7 @@ class WorkersManager(VerkActor):
             self.next_batch += 1
             slot.jobs = jobs
             slot.reported = set()
+            slot.heard_at = now
             self.send(slot.address, RunJobs(slot.batch, tuple(jobs), detail=self.job_events))
             if self.job_events:
                 self._publish(started_events(self.queue, jobs))
@@ -300,7 +326,7 @@ class WorkersManager(VerkActor):
         if not self.draining:
             # Fast jobs: keep a batch per worker in hand, so a worker that finishes
             # gets its next batch without waiting for Redis. Slow jobs: no prefetch.
-            prefetch = len(self.slots) * size if size > 1 else 0
+            prefetch = min(active, len(self.slots)) * size if size > 1 else 0
             want = jobs_wanted(len(free), size, len(self.held) - prefetch)
         if want <= self.asked:
             want = 0
@@ -349,6 +375,8 @@ class WorkersManager(VerkActor):
             if batch == slot.batch and index >= 0 and deadline and now > deadline:
                 self._kill(slot, "timed out: it ran past its time limit and its worker was killed")
         self.after(DEADLINE_CHECK, CheckDeadlines())
+        if self.held or not self.asked:
+            self._run()  # workers gone quiet in long jobs no longer hold the others back
 
     def _kill(self, slot: Slot, reason: str, *, requeue_running: bool = False) -> None:
         slot.kill_reason = reason

@@ -1,0 +1,33 @@
+"""How many workers of a pool run at once: sized to the machine, never a bottleneck."""
+
+from __future__ import annotations
+
+import time
+
+import redis
+
+from tests.conftest import wait_for
+from verk_actors import Client, QueueSpec
+from verk_actors.dispatch import machine_cores
+
+
+def test_long_jobs_do_not_hold_back_the_rest_of_the_queue(
+    start_verk, redis_server, r: redis.Redis
+) -> None:
+    """After CPU-bound jobs have cut the busy workers to about one per core, jobs that
+    stay long in one job stop counting: quick jobs still run at once on the idle slots."""
+    pool = machine_cores() + 4
+    node = start_verk(queues=(QueueSpec("default", pool),))
+    with Client(url=redis_server.url) as client:
+        client.enqueue_many("Spin", ([0.002] for _ in range(400)))
+        wait_for(lambda: r.get("stat:processed") == b"400")
+        long_jobs = pool - 1
+        for i in range(long_jobs):
+            client.enqueue("Sleep", redis_server.url, "long", i, 4.0)
+        wait_for(lambda: r.llen("long") == long_jobs, timeout=2.5)  # all start at once
+        enqueued = time.monotonic()
+        client.enqueue("Record", redis_server.url, "quick", "q")
+        wait_for(lambda: r.llen("quick") == 1, timeout=10)
+    waited = time.monotonic() - enqueued
+    assert waited < 2.0, f"a quick job waited {waited:.2f} s behind {long_jobs} long ones"
+    node.stop()
