@@ -397,7 +397,7 @@ def _run(
             count=options.pickups,
             progress=progress,
         )
-    memory.sample()
+    memory.sample(full=True)
     progress.show("stopping the node", force=True)
     return BenchResult(
         jobs=options.jobs,

@@ -29,6 +29,8 @@ POLL = 0.005
 """Seconds between looks at the done-count during a drain."""
 PROGRESS_EVERY = 0.2
 MEMORY_EVERY = 0.25
+PSS_EVERY = 2.0
+PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 PICKUP_GAP = 0.010
 """Seconds between the enqueues of the pickup-latency test."""
 
@@ -117,11 +119,18 @@ def node_processes(admin_port: int) -> dict[int, str]:
     return found
 
 
-def memory_of(pids: Sequence[int]) -> tuple[int, int]:
-    """Summed RSS and PSS of ``pids`` in bytes (processes that are gone count 0)."""
-    rss = pss = 0
+def memory_of(pids: Sequence[int], *, pss: bool = True) -> tuple[int, int]:
+    """Summed RSS and PSS of ``pids`` in bytes (processes that are gone count 0).
+
+    PSS needs ``smaps_rollup``, which the kernel builds by walking every mapping (a
+    few ms for a big process); with ``pss=False`` only ``statm`` is read and PSS is 0.
+    """
+    rss = pss_total = 0
     for pid in pids:
         try:
+            if not pss:
+                rss += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+                continue
             text = Path(f"/proc/{pid}/smaps_rollup").read_text()
         except OSError:
             continue
@@ -129,12 +138,17 @@ def memory_of(pids: Sequence[int]) -> tuple[int, int]:
             if line.startswith("Rss:"):
                 rss += int(line.split()[1]) * 1024
             elif line.startswith("Pss:"):
-                pss += int(line.split()[1]) * 1024
-    return rss, pss
+                pss_total += int(line.split()[1]) * 1024
+    return rss, pss_total
 
 
 class MemorySampler:
-    """Samples the memory of the processes ``find()`` names, in a thread; keeps the peaks."""
+    """Samples the memory of the processes ``find()`` names, in a thread; keeps the peaks.
+
+    The measuring must not eat the CPU it measures: RSS (cheap) every ``every``
+    seconds, the process list and PSS (costly) every ``PSS_EVERY`` seconds, and both
+    once more at the end.
+    """
 
     def __init__(self, find: Callable[[], Sequence[int]], every: float = MEMORY_EVERY) -> None:
         self.find = find
@@ -142,6 +156,8 @@ class MemorySampler:
         self.peak_rss = 0
         self.peak_pss = 0
         self.processes = 0
+        self._pids: list[int] = []
+        self._full_at = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bench-memory", daemon=True)
 
@@ -151,12 +167,16 @@ class MemorySampler:
             if self._stop.wait(self.every):
                 return
 
-    def sample(self) -> None:
-        """Take one sample now."""
-        pids = list(self.find())
-        rss, pss = memory_of(pids)
+    def sample(self, *, full: bool = False) -> None:
+        """Take one sample now (``full``: also find the processes again and read PSS)."""
+        now = time.monotonic()
+        full = full or now - self._full_at >= PSS_EVERY
+        if full:
+            self._pids = list(self.find())
+            self._full_at = now
+        rss, pss = memory_of(self._pids, pss=full)
         if rss > self.peak_rss:
-            self.peak_rss, self.processes = rss, len(pids)
+            self.peak_rss, self.processes = rss, len(self._pids)
         self.peak_pss = max(self.peak_pss, pss)
 
     def __enter__(self) -> MemorySampler:
@@ -166,6 +186,7 @@ class MemorySampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        self.sample(full=True)
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -187,7 +187,7 @@ def run_sidekiq(
             count=PICKUP_JOBS,
             progress=progress,
         )
-        memory.sample()
+        memory.sample(full=True)
         progress.show(f"Sidekiq {processes}x{threads}: stopping", force=True)
         return BenchResult(
             jobs=jobs,
