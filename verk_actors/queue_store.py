@@ -13,9 +13,9 @@ from typing import cast
 
 import attrs
 import redis
-from redis.connection import Connection
 
 from verk_actors import keys
+from verk_actors.job_wait import JobWait
 from verk_actors.redis_conn import connect
 from verk_actors.scripts import Scripts
 from verk_actors.settings import Settings
@@ -24,9 +24,6 @@ log = logging.getLogger(__name__)
 
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 """Errors that mean Redis is out of reach for now (as opposed to a refused command)."""
-
-WAIT_SECONDS = 2
-"""Seconds one BLMOVE waits before it is issued again."""
 
 RECOVERY_BATCH = 1000
 
@@ -57,11 +54,13 @@ class QueueStore:
         self.node_id = node_id
         self.client = connect(settings.redis_url, name=f"verk:{node_id}:{queue}")
         self.scripts = Scripts(self.client)
-        self._waiter = connect(
-            settings.redis_url, name=f"verk:{node_id}:{queue}:wait", socket_timeout=None
+        self._wait = JobWait(
+            settings.redis_url,
+            queue,
+            node_id,
+            name=f"verk:{node_id}:{queue}:wait",
+            control=self.client,
         )
-        self._wait_conn: Connection | None = None
-        self._wait_id: int | None = None
 
     def register(self) -> None:
         """Note in Redis that this node may hold in-progress jobs of this queue."""
@@ -157,35 +156,11 @@ class QueueStore:
 
     def start_wait(self) -> int:
         """Send a BLMOVE for one job; return the socket to watch for its answer."""
-        if self._wait_conn is None:
-            self._wait_conn = self._waiter.connection_pool.get_connection()
-            self._wait_conn.send_command("CLIENT", "ID")  # type: ignore[no-untyped-call]
-            self._wait_id = int(self._wait_conn.read_response())
-        conn = self._wait_conn
-        conn.send_command(  # type: ignore[no-untyped-call]
-            "BLMOVE",
-            keys.queue_key(self.queue),
-            keys.inprogress_key(self.queue, self.node_id),
-            "RIGHT",
-            "LEFT",
-            WAIT_SECONDS,
-        )
-        sock = conn._sock
-        if sock is None:
-            raise redis.ConnectionError("wait connection closed right after sending")
-        return int(sock.fileno())
+        return self._wait.start()
 
     def finish_wait(self) -> bytes | None:
         """Read the BLMOVE answer (the socket is readable): a job, or None on timeout."""
-        conn = self._wait_conn
-        if conn is None:
-            return None
-        try:
-            reply = conn.read_response()
-        except BaseException:
-            self.cancel_wait()
-            raise
-        return reply if isinstance(reply, bytes) else None
+        return self._wait.finish()
 
     def is_paused(self) -> bool:
         """Whether the queue is paused cluster-wide now."""
@@ -193,20 +168,13 @@ class QueueStore:
 
     def interrupt_wait(self) -> None:
         """Make a pending BLMOVE answer now (nil, or the job it just moved)."""
-        if self._wait_conn is not None and self._wait_id is not None:
-            self.client.client_unblock(self._wait_id)
+        self._wait.interrupt()
 
     def cancel_wait(self) -> None:
-        """Drop the waiting connection. A job it moved meanwhile stays in progress and
-        is given back by the next ``recover_leftovers``."""
-        conn, self._wait_conn = self._wait_conn, None
-        self._wait_id = None
-        if conn is not None:
-            conn.disconnect()  # type: ignore[no-untyped-call]
-            self._waiter.connection_pool.release(conn)
+        """Drop the waiting connection (a job it moved stays in progress)."""
+        self._wait.cancel()
 
     def close(self) -> None:
         """Close both connections."""
-        self.cancel_wait()
+        self._wait.close()
         self.client.close()
-        self._waiter.close()
