@@ -8,7 +8,10 @@ which one was running, and which never started. Writing costs well under a
 microsecond, so the board is the cheap alternative to a message per job.
 
 Layout: batch id (int64), running index (int32, -1 = none), padding, deadline
-(float64, ``time.monotonic()``, 0 = none), then one status byte per job of the batch.
+(float64, ``time.monotonic()``, 0 = none), then one status byte per job of the batch,
+then the length (int32) and text of the last job a worker on standby took from Redis
+itself (the manager has no other copy of it until the worker reports). The file is
+sparse: the text area costs memory only for the pages a text touches.
 """
 
 from __future__ import annotations
@@ -22,7 +25,11 @@ from pathlib import Path
 
 HEADER = struct.Struct("<qiid")
 MAX_JOBS = 1024
-SIZE = HEADER.size + MAX_JOBS
+TEXT_LENGTH = struct.Struct("<i")
+TEXT_AT = HEADER.size + MAX_JOBS
+MAX_TEXT = 1 << 20
+"""Bytes of the longest job text a board holds (a longer job is not run on standby)."""
+SIZE = TEXT_AT + TEXT_LENGTH.size + MAX_TEXT
 
 NOT_STARTED = 0
 RUNNING = 1
@@ -86,7 +93,24 @@ class Board:
         self._map[HEADER.size + index] = SUCCEEDED if ok else FAILED
         HEADER.pack_into(self._map, 0, batch, -1, 0, 0.0)
 
+    def hold_text(self, text: bytes) -> bool:
+        """Keep the text of the job a standby worker just took; False if it is too long."""
+        if len(text) > MAX_TEXT:
+            return False
+        start = TEXT_AT + TEXT_LENGTH.size
+        self._map[start : start + len(text)] = text
+        TEXT_LENGTH.pack_into(self._map, TEXT_AT, len(text))
+        return True
+
     # Read by the manager.
+
+    def held_text(self) -> bytes | None:
+        """The text ``hold_text`` kept last (None if none)."""
+        (length,) = TEXT_LENGTH.unpack_from(self._map, TEXT_AT)
+        if length <= 0:
+            return None
+        start = TEXT_AT + TEXT_LENGTH.size
+        return bytes(self._map[start : start + length])
 
     def running(self) -> tuple[int, int, float]:
         """``(batch, index, deadline)`` of the job running now (index -1 = none)."""

@@ -217,6 +217,7 @@ class InitWorker(Message):
     queue: str
     index: int
     board_path: str
+    node_id: str = ""
 
 
 @attrs.frozen
@@ -252,7 +253,10 @@ class AttachWorkersManager(Message):
 
 @attrs.frozen(repr=False)
 class JobsDequeued(BatchMessage):
-    """Jobs taken into in-progress, each with the QueueManager's reference number."""
+    """Jobs taken into in-progress, each with the QueueManager's reference number.
+
+    Empty: the queue was empty and the request said not to wait.
+    """
 
     jobs: tuple[tuple[int, bytes], ...]
 
@@ -262,13 +266,19 @@ class RecordOutcomes(BatchMessage):
     """Record what happened to jobs, then (``dequeue`` > 0) take more.
 
     ``acked``: succeeded; ``failed``: with their retry/dead record; ``requeued``: never
-    started, back to the queue.
+    started, back to the queue. ``adopted``: jobs a standby worker took itself, with
+    the reference the outcomes use. With ``wait`` False an empty queue is answered at
+    once with an empty ``JobsDequeued`` (a worker goes on standby) instead of a wait;
+    ``standby`` says whether a worker is on standby now.
     """
 
     acked: tuple[int, ...] = ()
     failed: tuple[tuple[int, FailureRecord], ...] = ()
     requeued: tuple[int, ...] = ()
     dequeue: int = 0
+    adopted: tuple[tuple[int, bytes], ...] = ()
+    wait: bool = True
+    standby: bool = False
 
 
 @attrs.frozen
@@ -319,7 +329,8 @@ class JobsDone(BatchMessage):
     per failed job; ``details``, only when the batch asked for it, has
     ``(ref, jid, class, started_at, duration)`` for every job, for job events.
     ``load`` is ``(wall, cpu, waiting)``: seconds since the worker's previous report,
-    of CPU it used and of waiting ready for a CPU in that time.
+    of CPU it used and of waiting ready for a CPU in that time. ``taken``: jobs a
+    worker on standby took from Redis itself (``Standby``), with their references.
     """
 
     batch: int
@@ -329,6 +340,42 @@ class JobsDone(BatchMessage):
     finished: bool
     details: tuple[tuple[int, str | None, str | None, float, float], ...] = ()
     load: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    taken: tuple[tuple[int, bytes], ...] = ()
+
+
+@attrs.frozen
+class Standby(Message):
+    """Wait on the queue yourself and run each job the moment it arrives (to a free worker).
+
+    The worker takes jobs with ``BLMOVE`` one at a time, numbers them ``first_ref``,
+    ``first_ref - 1``... (negative: never a QueueManager number), and reports each in a
+    ``JobsDone`` of ``batch`` that lists it in ``taken``; ``finished`` ends the standby.
+    """
+
+    batch: int
+    first_ref: int
+    detail: bool = False
+
+
+@attrs.frozen
+class CheckStandby(Message):
+    """Time for the WorkersManager to look at the board of its worker on standby."""
+
+    batch: int
+
+
+@attrs.frozen
+class StandbyTick(Message):
+    """A worker on standby to itself: take the next job (after reading its messages)."""
+
+    batch: int
+
+
+@attrs.frozen
+class EndStandby(Message):
+    """Stop waiting on the queue (within ``STANDBY_WAIT``) and report the standby over."""
+
+    batch: int
 
 
 # --- Queue supervisor <-> WorkersManager, VerkRoot <-> queue supervisor ----------------------

@@ -65,6 +65,9 @@ class QueueManager(VerkActor):
         self.down = False
         self.stopped = False
         self.paused: bool | None = None
+        self.wait_for_jobs = True
+        self.standby = False
+        self.reconcile_due = False
 
     # Every return path hands Thespian the socket to watch while a BLMOVE is out.
     def receiveMessage(self, message: Any, sender: Any) -> Any:
@@ -149,6 +152,12 @@ class QueueManager(VerkActor):
         store = self.store
         if store is None:
             return
+        if self.standby:
+            # A worker on standby may hold a job it took and has not reported yet:
+            # wait until no worker is on standby.
+            self.reconcile_due = True
+            return
+        self.reconcile_due = False
         known = set(self.inflight.values())
         known.update(text for _, text in self.buffer)
         known.update(self.pending.acked)
@@ -191,6 +200,8 @@ class QueueManager(VerkActor):
 
     def receiveMsg_RecordOutcomes(self, message: RecordOutcomes, sender: Any) -> None:
         self.workers_manager = sender
+        self.standby = message.standby
+        self.inflight.update(message.adopted)
         for ref in message.acked:
             text = self.inflight.pop(ref, None)
             if text is not None:
@@ -205,6 +216,9 @@ class QueueManager(VerkActor):
                 self.pending.requeued.append(text)
         if message.dequeue:
             self.demand = message.dequeue
+            self.wait_for_jobs = message.wait
+        if self.reconcile_due and not self.standby and not self.down:
+            self._reconcile()
         self._work()
 
     # --- the work loop -------------------------------------------------------------------
@@ -240,10 +254,20 @@ class QueueManager(VerkActor):
             return
         self._redis_up()
         if self.demand and not taken and self.wait_fd is None:
-            if self.paused:
-                self.after(self.store.settings.poll_interval, PollBlocking())
-            else:
-                self._start_wait()
+            self._nothing_to_take()
+
+    def _nothing_to_take(self) -> None:
+        """Jobs are wanted and the queue had none: poll (paused), answer empty, or wait."""
+        assert self.store is not None
+        if self.paused:
+            self.after(self.store.settings.poll_interval, PollBlocking())
+        elif not self.wait_for_jobs:
+            self.demand = 0  # empty: the WorkersManager puts a worker on standby
+            self.standby = True  # (its next RecordOutcomes says for sure)
+            if self.workers_manager is not None:
+                self.send(self.workers_manager, JobsDequeued(()))
+        else:
+            self._start_wait()
 
     def _set_paused(self, paused: bool) -> None:
         if paused == self.paused or self.store is None:
@@ -257,10 +281,13 @@ class QueueManager(VerkActor):
         """While waiting on an idle queue, notice a pause within a poll interval."""
         if self.stopped or self.store is None:
             return
-        if self.wait_fd is not None and not self.down:
+        if (self.wait_fd is not None or self.standby) and not self.down:
             try:
                 if self.store.is_paused():
-                    self.store.interrupt_wait()
+                    if self.wait_fd is not None:
+                        self.store.interrupt_wait()
+                    if self.standby:
+                        self._set_paused(True)  # the WorkersManager ends the standby
             except REDIS_ERRORS as exc:
                 self._redis_down("checking whether the queue is paused", exc)
         self.after(self.store.settings.poll_interval, CheckPaused())

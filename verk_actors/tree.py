@@ -25,7 +25,8 @@ def design_tree(queues: tuple[tuple[str, int], ...] = (("default", 25),)) -> Tre
             f"workers 1..{concurrency}",
             "WorkerActor",
             None,
-            detail="one process each; runs jobs; writes its progress board",
+            detail="one process each; runs jobs; writes its progress board; "
+            "one waits on an idle queue itself (standby)",
         )
         queue_nodes.append(
             TreeNode(
@@ -41,7 +42,8 @@ def design_tree(queues: tuple[tuple[str, int], ...] = (("default", 25),)) -> Tre
                         "queue_manager",
                         "QueueManager",
                         None,
-                        detail="take (batch, BLMOVE when idle), ack, retry/dead, requeue",
+                        detail="take (batch, BLMOVE when idle and no standby), ack, "
+                        "retry/dead, requeue",
                     ),
                     TreeNode(
                         0,
@@ -49,7 +51,8 @@ def design_tree(queues: tuple[tuple[str, int], ...] = (("default", 25),)) -> Tre
                         "WorkersManager",
                         None,
                         strategy="one_for_one",
-                        detail="hands out batches; settles dead workers from their boards",
+                        detail="hands out batches to as many workers as keep the cores "
+                        "busy; settles dead workers from their boards",
                         children=(workers,),
                     ),
                 ),
@@ -151,7 +154,7 @@ flowchart LR
     client -- "LPUSH" --> queue[("queue:&lt;q&gt;")]
     client -- "ZADD (enqueue_at)" --> schedule[("schedule")]
     inprogress[("inprogress:&lt;q&gt;:&lt;node&gt;")]
-    queue -- "take_jobs.lua / BLMOVE (one step)" --> inprogress
+    queue -- "take_jobs.lua / BLMOVE by QueueManager or standby worker (one step)" --> inprogress
     inprogress -- "ack_jobs.lua: LREM + stat:processed" --> done(["done"])
     inprogress -- "fail_jobs.lua: LREM + ZADD" --> retry[("retry")]
     inprogress -- "fail_jobs.lua, retries used up" --> dead[("dead")]
@@ -174,7 +177,7 @@ digraph job_flow {
     done [shape=oval, label="done"];
     client -> queue [label="LPUSH"];
     client -> schedule [label="ZADD (enqueue_at)"];
-    queue -> inprogress [label="take_jobs.lua / BLMOVE\\n(one atomic step)"];
+    queue -> inprogress [label="take_jobs.lua / BLMOVE\\nby QueueManager\\nor standby worker"];
     inprogress -> done [label="ack_jobs.lua:\\nLREM + stat:processed"];
     inprogress -> retry [label="fail_jobs.lua:\\nLREM + ZADD"];
     inprogress -> dead [label="fail_jobs.lua,\\nretries used up"];

@@ -6,6 +6,12 @@ each free worker a batch, and turns the workers' reports into acks, failures and
 requeues. A worker is free only when the worker itself says so (its ``JobsDone``
 with ``finished``) or when it has been replaced.
 
+When the queue is empty, one free worker goes on ``Standby``: it waits on the queue
+itself and runs each job as it arrives, so an idle queue starts a job without an
+actor message in between. The jobs it takes are adopted: reported with their text,
+recorded like the others. When a backlog appears, a pause or a drain comes, the
+standby ends and jobs flow in batches again.
+
 Worker deaths (SIGKILL, OOM, ``os._exit``, a job past its time limit) are read off
 the worker's progress board: jobs that ended are recorded as they ended, the job
 that was running fails with the reason (it goes to retry, or dead when exhausted),
@@ -33,11 +39,13 @@ from verk_actors.job_events import outcome_events, started_events
 from verk_actors.messages import (
     AttachWorkersManager,
     CheckDeadlines,
+    CheckStandby,
     ChildFailed,
     ChildReady,
     DescribeTree,
     DrainQueue,
     DrainTimeout,
+    EndStandby,
     Event,
     EventsApplied,
     EventsWanted,
@@ -52,6 +60,7 @@ from verk_actors.messages import (
     RecordOutcomes,
     ReplaceWorkers,
     RunJobs,
+    Standby,
     StopQueueManager,
     TreeNode,
 )
@@ -67,6 +76,10 @@ FLUSH_OUTCOMES = 500
 
 FLUSH_AFTER = 0.005
 """Seconds outcomes may wait to be sent with others (acks are not urgent)."""
+
+STANDBY_CHECK = 0.05
+"""Seconds between looks at the standby worker's board: one job seen running at two
+looks in a row is a long one, and another worker takes over the waiting."""
 
 REPLACE_AFTER = 0.05
 """Seconds between a worker's death and its replacement."""
@@ -100,6 +113,9 @@ class Slot:
     kill_reason: str | None = None
     requeue_running: bool = False
     heard_at: float = 0.0
+    standby: bool = False
+    """Its batch is a standby: it takes jobs itself, numbered from ``first_ref`` down."""
+    first_ref: int = 0
 
 
 class WorkersManager(VerkActor):
@@ -130,6 +146,11 @@ class WorkersManager(VerkActor):
         self.events: Any = None
         self.job_events = False
         self.started_at: dict[int, float] = {}
+        self.standby: Slot | None = None
+        self.standby_idle = False
+        self.standby_seen: tuple[int, int] | None = None
+        self.next_adopted_ref = -1
+        self.adopted: list[tuple[int, bytes]] = []
 
     @property
     def queue(self) -> str:
@@ -156,7 +177,7 @@ class WorkersManager(VerkActor):
         self.slots.append(Slot(index, address, board))
         self.send(
             address,
-            InitWorker(self.init.settings, self.queue, index, str(board.path)),
+            InitWorker(self.init.settings, self.queue, index, str(board.path), self.init.node_id),
         )
 
     def tree_node(self, message: DescribeTree) -> TreeNode:
@@ -167,7 +188,13 @@ class WorkersManager(VerkActor):
                 "WorkerActor",
                 slot.pid,
                 state=slot.state,
-                detail=f"{len(slot.jobs)} jobs in hand" if slot.state == BUSY else "",
+                detail=(
+                    "on standby: waits on the queue itself"
+                    if slot is self.standby
+                    else f"{len(slot.jobs)} jobs in hand"
+                    if slot.state == BUSY
+                    else ""
+                ),
             )
             for slot in sorted(self.slots, key=lambda s: s.index)
         )
@@ -230,6 +257,8 @@ class WorkersManager(VerkActor):
 
     def receiveMsg_QueueState(self, message: QueueState, sender: Any) -> None:
         self.paused = message.paused
+        if message.paused:
+            self._end_standby()
         if not message.paused:
             self._queue_event("running")
         elif any(s.state == BUSY for s in self.slots):
@@ -252,6 +281,11 @@ class WorkersManager(VerkActor):
 
     def receiveMsg_JobsDequeued(self, message: JobsDequeued, sender: Any) -> None:
         self.asked = 0
+        if not message.jobs:
+            self._queue_is_empty()
+            return
+        if self.standby is not None:
+            self._end_standby()  # a backlog: batches move it faster than one BLMOVE a job
         self.held.extend(message.jobs)
         if self.draining:
             self.drain_requeued += len(self.held)
@@ -265,6 +299,8 @@ class WorkersManager(VerkActor):
             return
         self.gauge.observe(*message.load)
         slot.heard_at = time.monotonic()
+        if message.taken:
+            self._adopt(slot, message.taken)
         if message.succeeded:
             slot.reported.update(message.succeeded)
             self.acked.extend(message.succeeded)
@@ -293,7 +329,66 @@ class WorkersManager(VerkActor):
             slot.state = FREE
             slot.jobs = []
             slot.reported = set()
+            slot.standby = False
+            if slot is self.standby:
+                self.standby = None
         self._run()
+
+    # --- standby ---------------------------------------------------------------------------
+
+    def _queue_is_empty(self) -> None:
+        """The QueueManager found the queue empty: a free worker waits on it itself."""
+        self.standby_idle = True
+        if self.standby is not None or self.draining or self.paused:
+            return
+        free = next((s for s in self.slots if s.state == FREE), None)
+        if free is None:
+            self.standby_idle = False
+            self._run()  # every worker is busy: the QueueManager waits instead
+            return
+        slot = free
+        slot.state = BUSY
+        slot.batch = self.next_batch
+        self.next_batch += 1
+        slot.jobs = []
+        slot.reported = set()
+        slot.heard_at = time.monotonic()
+        slot.first_ref = self.next_adopted_ref
+        slot.standby = True
+        self.next_adopted_ref -= boards.MAX_JOBS
+        self.standby = slot
+        self.standby_seen = None
+        self.send(slot.address, Standby(slot.batch, slot.first_ref, detail=self.job_events))
+        self.after(STANDBY_CHECK, CheckStandby(slot.batch))
+
+    def receiveMsg_CheckStandby(self, message: CheckStandby, sender: Any) -> None:
+        slot = self.standby
+        if slot is None or slot.batch != message.batch or self.exiting:
+            return
+        batch, index, _ = slot.board.running()
+        running = (batch, index) if batch == slot.batch and index >= 0 else None
+        if running is not None and running == self.standby_seen:
+            # A long job: this worker stops waiting after it; another one takes over.
+            self._end_standby()
+            self.standby = None
+            self.standby_idle = False
+            self._run()
+            return
+        self.standby_seen = running
+        self.after(STANDBY_CHECK, message)
+
+    def _end_standby(self) -> None:
+        slot = self.standby
+        if slot is not None:
+            self.send(slot.address, EndStandby(slot.batch))
+
+    def _adopt(self, slot: Slot, taken: tuple[tuple[int, bytes], ...]) -> None:
+        """Jobs the worker on standby took: the QueueManager learns their texts."""
+        slot.jobs.extend(taken)
+        self.adopted.extend(taken)
+        self.standby_idle = False  # jobs arrive: look for a backlog
+        if self.job_events:
+            self._publish(started_events(self.queue, list(taken)))
 
     def _run(self) -> None:
         """Hand held jobs to free workers, report outcomes, ask for more."""
@@ -323,7 +418,7 @@ class WorkersManager(VerkActor):
             if self.job_events:
                 self._publish(started_events(self.queue, jobs))
         want = 0
-        if not self.draining:
+        if not self.draining and not (self.standby is not None and self.standby_idle):
             # Fast jobs: keep a batch per worker in hand, so a worker that finishes
             # gets its next batch without waiting for Redis. Slow jobs: no prefetch.
             prefetch = min(active, len(self.slots)) * size if size > 1 else 0
@@ -331,6 +426,8 @@ class WorkersManager(VerkActor):
         if want <= self.asked:
             want = 0
         outcomes = len(self.acked) + len(self.failed) + len(self.requeued)
+        if self.adopted and not outcomes:
+            outcomes = len(self.adopted)
         if want or self.failed or self.draining or outcomes >= FLUSH_OUTCOMES:
             self._send_outcomes(want)
         elif outcomes and not self.flush_armed:
@@ -341,13 +438,13 @@ class WorkersManager(VerkActor):
 
     def receiveMsg_FlushOutcomes(self, message: FlushOutcomes, sender: Any) -> None:
         self.flush_armed = False
-        if self.acked or self.failed or self.requeued:
+        if self.acked or self.failed or self.requeued or self.adopted:
             self._send_outcomes(0)
 
     def _send_outcomes(self, want: int) -> None:
         """One message to the QueueManager: every outcome so far, and the new demand."""
         assert self.init is not None
-        if not (self.acked or self.failed or self.requeued or want):
+        if not (self.acked or self.failed or self.requeued or self.adopted or want):
             return
         self.send(
             self.init.queue_manager,
@@ -356,9 +453,13 @@ class WorkersManager(VerkActor):
                 failed=tuple(self.failed),
                 requeued=tuple(self.requeued),
                 dequeue=want,
+                adopted=tuple(self.adopted),
+                # Not waiting lets a free worker go on standby when the queue is empty.
+                wait=self.draining or self.paused,
+                standby=any(s.standby for s in self.slots),
             ),
         )
-        self.acked, self.failed, self.requeued = [], [], []
+        self.acked, self.failed, self.requeued, self.adopted = [], [], [], []
         if want:
             self.asked = want
 
@@ -397,6 +498,10 @@ class WorkersManager(VerkActor):
             return
         self.slots.remove(slot)
         self.by_address = {k: v for k, v in self.by_address.items() if v is not slot}
+        if slot is self.standby:
+            self.standby = None
+        if slot.standby:
+            self._adopt_from_board(slot)
         if slot.state == BUSY:
             self._settle_dead_batch(slot)
             self.replace.append((slot.index, None))
@@ -423,6 +528,17 @@ class WorkersManager(VerkActor):
                     )
                     continue
             self._start_worker(index)
+
+    def _adopt_from_board(self, slot: Slot) -> None:
+        """A worker on standby died: adopt the job it took and had not reported yet."""
+        index = len(slot.jobs)
+        if index >= boards.MAX_JOBS:
+            return
+        if slot.board.statuses(slot.batch, index + 1)[index] == boards.NOT_STARTED:
+            return  # it died waiting, or between its BLMOVE and its board (recovered at restart)
+        text = slot.board.held_text()
+        if text is not None:
+            self._adopt(slot, ((slot.first_ref - index, text),))
 
     def _settle_dead_batch(self, slot: Slot) -> None:
         """Record the batch of a dead worker from its board: ran, died in, or never began."""
@@ -477,6 +593,7 @@ class WorkersManager(VerkActor):
 
     def receiveMsg_DrainQueue(self, message: DrainQueue, sender: Any) -> None:
         self.draining = True
+        self._end_standby()
         self.drain_reply = sender
         self.drain_requeued += len(self.held)
         self.requeued.extend(ref for ref, _ in self.held)

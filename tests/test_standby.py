@@ -1,0 +1,82 @@
+"""A worker on standby: an idle queue's jobs start without an actor hop, and lose nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import redis
+
+from tests.conftest import ask_for, wait_for
+from verk_actors import Client, QueueSpec
+from verk_actors.board import MAX_TEXT
+from verk_actors.messages import DescribeTree, TreeNode
+from verk_actors.tree import render_text
+
+
+def tree(node) -> str:
+    return render_text(ask_for(node.asys, node.root, DescribeTree(), TreeNode))
+
+
+def standby_pid(node) -> int | None:
+    """The pid of the worker on standby, from the live tree (None if there is none)."""
+    for line in tree(node).splitlines():
+        if "WorkerActor" in line and "on standby" in line:
+            return int(line.split("pid ")[1].split(",")[0].split(" ")[0])
+    return None
+
+
+def test_an_idle_queue_has_one_worker_on_standby_that_runs_its_jobs(
+    start_verk, redis_server, r: redis.Redis
+) -> None:
+    """On an idle queue one worker waits on Redis itself; the jobs it takes are acked
+    through the QueueManager like any other (processed counted, in-progress emptied)."""
+    node = start_verk(queues=(QueueSpec("default", 3),))
+    pid = wait_for(lambda: standby_pid(node), timeout=10)
+    assert tree(node).count("on standby") == 1
+    with Client(url=redis_server.url) as client:
+        for i in range(20):
+            client.enqueue("Record", redis_server.url, "ran", i)
+    wait_for(lambda: r.llen("ran") == 20 and r.get("stat:processed") == b"20")
+    wait_for(lambda: r.llen(f"inprogress:default:{node.node_id}") == 0)
+    assert standby_pid(node) is not None
+    assert {int(x) for x in r.lrange("ran", 0, -1)} == set(range(20))
+    assert pid > 0
+    node.stop()
+
+
+def test_standby_worker_killed_mid_job_sends_the_job_to_retry(
+    start_verk, redis_server, r: redis.Redis
+) -> None:
+    """The job a standby worker took is on its board: when the worker is SIGKILLed while
+    running it, the job is recorded as failed (WorkerDiedError) and goes to retry."""
+    node = start_verk(queues=(QueueSpec("default", 2),))
+    pid = wait_for(lambda: standby_pid(node), timeout=10)
+    with Client(url=redis_server.url) as client:
+        jid = client.enqueue("Sleep", redis_server.url, "log", "x", 30)
+    wait_for(lambda: r.lrange("log", 0, -1) == [b"start:x"], timeout=10)
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: r.zcard("retry") == 1, timeout=15)
+    [entry] = r.zrange("retry", 0, -1)
+    job = json.loads(entry)
+    assert job["jid"] == jid
+    assert job["error_class"] == "WorkerDiedError"
+    wait_for(lambda: r.llen(f"inprogress:default:{node.node_id}") == 0)
+    node.stop()
+
+
+def test_a_job_too_long_for_the_board_runs_once_in_a_batch(
+    start_verk, redis_server, r: redis.Redis
+) -> None:
+    """A job text longer than the board holds is not run on standby: it goes back to
+    the queue and runs once through the QueueManager."""
+    node = start_verk(queues=(QueueSpec("default", 2),))
+    wait_for(lambda: standby_pid(node), timeout=10)
+    with Client(url=redis_server.url) as client:
+        client.enqueue("Record", redis_server.url, "big", "x" * (MAX_TEXT + 1000))
+    wait_for(lambda: r.llen("big") == 1 and r.get("stat:processed") == b"1", timeout=15)
+    wait_for(lambda: r.llen(f"inprogress:default:{node.node_id}") == 0)
+    assert r.llen("queue:default") == 0
+    assert r.llen("big") == 1
+    node.stop()
