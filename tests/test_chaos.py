@@ -90,7 +90,9 @@ def test_node_sigkilled_and_restarted_during_5000_jobs(redis_server, r, rng, nod
 
     node = start()
     with Client(url=url) as client:
-        client.enqueue_many("Sleep", ([url, "log", i, 0.002] for i in range(total)))
+        # 10 s of work for 10 workers: the four kills (each up to 1.2 s after the
+        # restarted node takes jobs) all land mid-run, however fast the node drains.
+        client.enqueue_many("Sleep", ([url, "log", i, 0.02] for i in range(total)))
     began = time.monotonic()
     inflicted = []
     for n in range(kills):
