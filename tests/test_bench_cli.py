@@ -75,3 +75,32 @@ def test_bench_force_runs_beside_data_and_keeps_it(
     assert client.lrange("queue:default", 0, -1) == [b"someone else's job"]
     assert client.llen("queue:verk-bench") == 0
     assert not client.sismember("queues", "verk-bench")
+
+
+def test_bench_with_jobs_waiting_times_the_first_ones_and_deletes_the_rest(
+    redis_server: RedisServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--waiting leaves a long queue behind the timed jobs, then deletes it."""
+    code = main(["bench", "--jobs", "300", "--waiting", "5000", "--concurrency", "2",
+                 "--json", "--redis-url", redis_server.url])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == EXIT_OK, err
+    figures = json.loads(out)
+    assert figures["waiting"] == 5000
+    assert figures["drain_jobs"] >= 250
+    assert figures["drain_jobs_per_s"] > 0
+    client = redis_server.client()
+    assert client.llen("queue:verk-bench") == 0
+    assert not [k for k in client.keys("inprogress:*") if client.llen(k)]
+
+
+def test_bench_refuses_latency_with_jobs_waiting(
+    redis_server: RedisServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The pickup latency needs an idle node: --latency with --waiting is a usage error."""
+    code = main(["bench", "--jobs", "10", "--waiting", "10", "--latency",
+                 "--redis-url", redis_server.url])  # fmt: skip
+    _, err = capsys.readouterr()
+    assert code == EXIT_USAGE
+    assert "idle node" in err
+    assert redis_server.client().keys("*") == []

@@ -144,6 +144,18 @@ class BenchOptions:
     log_level: str = "WARNING"
     timeout: float | None = None
     """Seconds the drain may take; None = 60 s plus 5 ms per job."""
+    waiting: int = 0
+    """More jobs left waiting behind the ``jobs`` that are timed (a long queue); they
+    are deleted when the node has stopped."""
+
+    def __attrs_post_init__(self) -> None:
+        if self.waiting < 0:
+            raise ConfigurationError(f"waiting must be 0 or more, not {self.waiting}")
+        if self.waiting and self.latency:
+            raise ConfigurationError(
+                "the pickup latency is measured on an idle node: leave out waiting jobs "
+                "or the latency test"
+            )
 
 
 @attrs.frozen
@@ -166,6 +178,7 @@ class BenchResult:
     pickups: tuple[float, ...] = ()
     system: str = "verk_actors"
     setting: str = ""
+    waiting: int = 0
 
     @property
     def commands_per_job(self) -> float:
@@ -196,6 +209,7 @@ class BenchResult:
             "drain_jobs": self.drain.jobs,
             "drain_seconds": self.drain.seconds,
             "drain_wall_seconds": self.drain.wall,
+            "waiting": self.waiting,
             "pickup_p50_ms": self.pickup_ms(50),
             "pickup_p99_ms": self.pickup_ms(99),
             "pickup_max_ms": self.pickup_ms(100),
@@ -358,6 +372,13 @@ def _run(
     progress.show(f"enqueueing {options.jobs:,} jobs", force=True)
     worker = BenchIncr if options.incr else BenchNoop
     enqueue_seconds, enqueue_calls = enqueue_all(client, commands, worker, options.jobs)
+    if options.waiting:
+        progress.show(f"enqueueing {options.waiting:,} jobs that stay waiting", force=True)
+        for start in range(0, options.waiting, 100_000):
+            count = min(100_000, options.waiting - start)
+            client.enqueue_many(worker, [()] * count, queue=QUEUE)
+        # Runs after the node has stopped (and given its in-progress jobs back).
+        stack.callback(servers.jobs.delete, keys.queue_key(QUEUE))
 
     commands.start()
     memory = stack.enter_context(MemorySampler(lambda: list(node_processes(admin_port))))
@@ -372,12 +393,12 @@ def _run(
     def done() -> int:
         if options.incr:
             return int(servers.counter.get(COUNTER_KEY) or 0)
-        return options.jobs - sum(commands.llens(*queue_keys))
+        return options.jobs + options.waiting - sum(commands.llens(*queue_keys))
 
     drain = wait_drained(
         options.jobs,
         done,
-        lambda: not any(commands.llens(*queue_keys)),
+        lambda: options.waiting > 0 or not any(commands.llens(*queue_keys)),
         started=started,
         timeout=options.timeout or 60 + 0.005 * options.jobs,
         progress=progress,
@@ -413,4 +434,5 @@ def _run(
         processes=memory.processes,
         pickups=tuple(pickups),
         setting=f"1 node x {concurrency} workers",
+        waiting=options.waiting,
     )

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from verk_actors.bench import DEFAULT_JOBS, QUEUE, BenchOptions, BenchResult, run_bench
-from verk_actors.cli.common import EXIT_OK, positive
+from verk_actors.cli.common import EXIT_OK, non_negative, positive
 from verk_actors.measure import PICKUP_GAP, Progress
 from verk_actors.settings import DEFAULT_CONCURRENCY
 
@@ -34,6 +34,13 @@ def add_parser(commands: Any) -> None:
         "--concurrency",
         type=positive,
         help=f"worker slots of the node (default: the node's default, {DEFAULT_CONCURRENCY})",
+    )
+    parser.add_argument(
+        "--waiting",
+        type=non_negative,
+        default=0,
+        help="jobs left waiting in the queue behind the timed ones (a long queue; "
+        "e.g. 1000000), deleted at the end",
     )
     parser.add_argument(
         "--latency",
@@ -68,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         concurrency=args.concurrency,
         latency=args.latency,
+        waiting=args.waiting,
         incr=args.incr,
         redis_url=args.redis_url,
         force=args.force,
@@ -92,8 +100,10 @@ def format_report(result: BenchResult) -> str:
     top = ", ".join(
         f"{name} {n / result.jobs:.2f}" for name, n in list(result.commands.items())[:5]
     )
+    behind = f", {result.waiting:,} more waiting behind them" if result.waiting else ""
     lines = [
-        f"{result.system} bench: {result.jobs:,} jobs ({job}), {result.setting}, {result.redis}",
+        f"{result.system} bench: {result.jobs:,} jobs ({job}){behind}, {result.setting}, "
+        f"{result.redis}",
         f"  enqueue_many   {d['enqueue_jobs_per_s']:>10,.0f} jobs/s  "
         f"({result.jobs:,} jobs in {result.enqueue_seconds:.2f} s, before the node started)",
         f"  drain          {result.drain.rate:>10,.0f} jobs/s  "
