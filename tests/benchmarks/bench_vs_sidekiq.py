@@ -26,6 +26,9 @@ and the same workload, measured by the same code (``verk_actors.measure``):
 * peak memory: summed RSS (and PSS) of the Sidekiq processes, or of the node's
   processes (the actor system's admin and all its descendants).
 
+Each run ends with the pickup floor of the machine: the same 200 pickups on a bare
+redis-py ``BLMOVE`` loop (``pickup_floor.py``), no job system at all.
+
 It prints a table of the medians over ``--runs``, with ratio rows (verk_actors /
 Sidekiq: above 1 is better for jobs/s, below 1 is better for the rest), and which
 verk_actors it ran (the package path and its git commit). Run it from the checkout
@@ -60,6 +63,7 @@ if str(ROOT) not in sys.path:  # run as a file: make ``tests`` importable
     sys.path.insert(0, str(ROOT))
 
 import verk_actors  # noqa: E402
+from tests.benchmarks.pickup_floor import run_floor  # noqa: E402
 from tests.interop.sidekiq import ensure_sidekiq, ruby_env  # noqa: E402
 from tests.servers import RedisServer, server_binary  # noqa: E402
 from verk_actors import keys  # noqa: E402
@@ -82,6 +86,7 @@ from verk_actors.measure import (  # noqa: E402
     MemorySampler,
     Progress,
     measure_pickups,
+    percentile,
     wait_drained,
 )
 
@@ -335,6 +340,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{result['commands_per_job']:.2f} commands/job, load {os.getloadavg()[0]:.2f}",
                 file=sys.stderr,
             )
+    floors: list[tuple[float, float]] = []
+    for _ in range(args.runs):
+        times = sorted(run_floor(progress))
+        floors.append((percentile(times, 50) * 1000, percentile(times, 99) * 1000))
+    floor = (statistics.median(f[0] for f in floors), statistics.median(f[1] for f in floors))
     rows = [medians(results[name]) for name, _ in setups]
     package = Path(verk_actors.__file__).resolve().parent
     about = {
@@ -349,7 +359,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "load_after": os.getloadavg(),
     }
     if args.json:
-        print(json.dumps({"about": about, "medians": rows, "runs": results}, indent=2))
+        print(
+            json.dumps(
+                {"about": about, "medians": rows, "runs": results, "pickup_floor_ms": floor},
+                indent=2,
+            )
+        )
         return 0
     print(
         f"{args.jobs:,} jobs (no-op + INCR on a second Redis), {about['redis']}, "
@@ -361,6 +376,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{about['load_after'][0]:.2f} after"
     )
     print(table(rows))
+    print(
+        f"pickup floor (a bare redis-py BLMOVE loop, no job system): p50 {floor[0]:.2f} ms, "
+        f"p99 {floor[1]:.2f} ms"
+    )
     return 0
 
 
