@@ -20,6 +20,7 @@ from verk_actors.dispatch import (
     share,
 )
 from verk_actors.worker_actor import cpu_clock
+from verk_actors.workers_manager import Slot
 
 
 @pytest.fixture
@@ -217,3 +218,16 @@ def test_machine_cores_and_cpu_clock() -> None:
     later, waited = cpu_clock()
     assert later > on_cpu > 0
     assert waited >= waiting >= 0
+
+
+def test_a_batch_ends_only_when_every_report_is_in(tmp_path: Path) -> None:
+    """Thespian may deliver a worker's ``finished`` report before an earlier one: the
+    batch stays open until all of them have come."""
+    slot = Slot(0, None, Board.create(tmp_path))
+    slot.begin(7, [], 0.0)
+    assert not slot.note_report(3, finished=True)  # the third and last, first
+    assert not slot.note_report(1, finished=False)
+    assert slot.note_report(2, finished=False)
+    slot.begin(8, [], 0.0)
+    assert slot.note_report(1, finished=True)  # a batch of one report
+    slot.board.close()

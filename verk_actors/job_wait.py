@@ -22,11 +22,11 @@ class JobWait:
     """One queue's ``BLMOVE`` into this node's in-progress list, answered asynchronously.
 
     ``control`` is a connection for other commands: ``interrupt`` sends
-    ``CLIENT UNBLOCK`` on it (without one, a wait cannot be interrupted).
+    ``CLIENT UNBLOCK`` on it.
     """
 
     def __init__(
-        self, url: str, queue: str, node_id: str, *, name: str, control: redis.Redis | None = None
+        self, url: str, queue: str, node_id: str, *, name: str, control: redis.Redis
     ) -> None:
         self.queue = queue
         self.node_id = node_id
@@ -35,9 +35,8 @@ class JobWait:
         self._conn: Connection | None = None
         self._id: int | None = None
 
-    def start(self, seconds: float = WAIT_SECONDS) -> int:
-        """Send a BLMOVE for one job (waiting at most ``seconds``); return the socket to
-        watch for its answer."""
+    def start(self) -> int:
+        """Send a BLMOVE for one job; return the socket to watch for its answer."""
         if self._conn is None:
             self._conn = self._waiter.connection_pool.get_connection()
             self._conn.send_command("CLIENT", "ID")  # type: ignore[no-untyped-call]
@@ -49,7 +48,7 @@ class JobWait:
             keys.inprogress_key(self.queue, self.node_id),
             "RIGHT",
             "LEFT",
-            seconds,
+            WAIT_SECONDS,
         )
         sock = conn._sock
         if sock is None:
@@ -68,14 +67,9 @@ class JobWait:
             raise
         return reply if isinstance(reply, bytes) else None
 
-    def take(self, seconds: float) -> bytes | None:
-        """Wait here (blocking) at most ``seconds`` for one job; None if none came."""
-        self.start(seconds)
-        return self.finish()
-
     def interrupt(self) -> None:
         """Make a pending BLMOVE answer now (nil, or the job it just moved)."""
-        if self.control is not None and self._conn is not None and self._id is not None:
+        if self._conn is not None and self._id is not None:
             self.control.client_unblock(self._id)
 
     def cancel(self) -> None:

@@ -331,6 +331,9 @@ class JobsDone(BatchMessage):
     ``load`` is ``(wall, cpu, waiting)``: seconds since the worker's previous report,
     of CPU it used and of waiting ready for a CPU in that time. ``taken``: jobs a
     worker on standby took from Redis itself (``Standby``), with their references.
+    ``seq`` numbers the reports of a batch from 1: Thespian may deliver two messages
+    out of order, so a ``finished`` report numbered n ends the batch only once all
+    n reports are in.
     """
 
     batch: int
@@ -341,6 +344,7 @@ class JobsDone(BatchMessage):
     details: tuple[tuple[int, str | None, str | None, float, float], ...] = ()
     load: tuple[float, float, float] = (0.0, 0.0, 0.0)
     taken: tuple[tuple[int, bytes], ...] = ()
+    seq: int = 1
 
 
 @attrs.frozen
@@ -365,15 +369,9 @@ class CheckStandby(Message):
 
 
 @attrs.frozen
-class StandbyTick(Message):
-    """A worker on standby to itself: take the next job (after reading its messages)."""
-
-    batch: int
-
-
-@attrs.frozen
 class EndStandby(Message):
-    """Stop waiting on the queue (within ``STANDBY_WAIT``) and report the standby over."""
+    """Stop waiting on the queue and report the standby over (a job taken meanwhile is
+    reported taken and not run)."""
 
     batch: int
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+from thespian.actors import ThespianWatch, WatchMessage
 
 from verk_actors.base import VerkActor
 from verk_actors.board import MAX_JOBS, Board
@@ -33,10 +34,9 @@ from verk_actors.messages import (
     JobsDone,
     RunJobs,
     Standby,
-    StandbyTick,
 )
 from verk_actors.queue_store import REDIS_ERRORS
-from verk_actors.redis_conn import redact_url
+from verk_actors.redis_conn import connect, redact_url
 from verk_actors.registry import WorkerRegistry
 from verk_actors.running import JobOutcome, PreparedJob, execute
 
@@ -44,8 +44,6 @@ log = logging.getLogger(__name__)
 
 REPORT_EVERY = 0.1
 
-STANDBY_WAIT = 0.1
-"""Seconds one standby BLMOVE blocks the worker before it looks at its messages."""
 
 SCHEDSTAT = Path("/proc/self/schedstat")
 
@@ -78,7 +76,7 @@ class Report:
             self.failures.append(failure)
 
     def message(
-        self, batch: int, *, finished: bool, taken: tuple[tuple[int, bytes], ...] = ()
+        self, batch: int, seq: int, *, finished: bool, taken: tuple[tuple[int, bytes], ...] = ()
     ) -> JobsDone:
         on_cpu, waiting = cpu_clock()
         return JobsDone(
@@ -90,6 +88,7 @@ class Report:
             tuple(self.details),
             load=(time.monotonic() - self.began, on_cpu - self.clock[0], waiting - self.clock[1]),
             taken=taken,
+            seq=seq,
         )
 
 
@@ -104,7 +103,23 @@ class WorkerActor(VerkActor):
         self.standby: Standby | None = None
         self.standby_to: Any = None
         self.standby_taken = 0
+        self.standby_ending = False
         self.wait: JobWait | None = None
+        self.wait_fd: int | None = None
+        self.reports = 0
+        """Reports sent for the current batch (each ``JobsDone`` carries its number)."""
+
+    def _report(
+        self,
+        to: Any,
+        report: Report,
+        batch: int,
+        *,
+        finished: bool,
+        taken: tuple[tuple[int, bytes], ...] = (),
+    ) -> None:
+        self.reports += 1
+        self.send(to, report.message(batch, self.reports, finished=finished, taken=taken))
 
     def receiveMsg_InitWorker(self, message: InitWorker, sender: Any) -> None:
         self.init = message
@@ -125,6 +140,7 @@ class WorkerActor(VerkActor):
             return
         batch, jobs = message.batch, message.jobs
         board.begin_batch(batch, len(jobs))
+        self.reports = 0
         report = Report()
         last_report = time.monotonic()
         last = len(jobs) - 1
@@ -133,10 +149,10 @@ class WorkerActor(VerkActor):
                 board, batch, job, index=index, report=report, detail=message.detail
             )
             if index != last and (failed or now - last_report >= REPORT_EVERY):
-                self.send(sender, report.message(batch, finished=False))
+                self._report(sender, report, batch, finished=False)
                 report = Report()
                 last_report = now
-        self.send(sender, report.message(batch, finished=True))
+        self._report(sender, report, batch, finished=True)
 
     def _run_one(
         self,
@@ -174,9 +190,17 @@ class WorkerActor(VerkActor):
         return now, failure is not None
 
     # --- standby ---------------------------------------------------------------------------
-    # The BLMOVE blocks this handler (waking through a watched socket costs Thespian's loop
-    # about 0.1 ms more); it waits at most STANDBY_WAIT, then the worker returns to Thespian
-    # for its messages (StandbyTick brings it back), so EndStandby waits that long at most.
+    # The BLMOVE goes out without waiting for its answer and Thespian watches its socket
+    # (ThespianWatch), as the QueueManager does: the worker's loop keeps running, so its
+    # reports leave at once and it hears EndStandby while it waits (then it interrupts
+    # its own BLMOVE). Blocking in the handler instead starved Thespian's transport:
+    # each report took three turns of the loop, one per BLMOVE, to leave (0.3 s).
+
+    def receiveMessage(self, message: Any, sender: Any) -> Any:
+        super().receiveMessage(message, sender)
+        if self.wait_fd is not None:
+            return ThespianWatch([self.wait_fd])
+        return None
 
     def receiveMsg_Standby(self, message: Standby, sender: Any) -> None:
         init, board = self.init, self.board
@@ -185,26 +209,38 @@ class WorkerActor(VerkActor):
             return
         self.standby, self.standby_to = message, sender
         self.standby_taken = 0
+        self.standby_ending = False
+        self.reports = 0
         board.begin_batch(message.batch, MAX_JOBS)
-        self._take_one()
+        self._wait_for_job()
 
     def receiveMsg_EndStandby(self, message: EndStandby, sender: Any) -> None:
-        if self.standby is not None and self.standby.batch == message.batch:
+        if self.standby is None or self.standby.batch != message.batch:
+            return
+        self.standby_ending = True
+        if self.wait is not None and self.wait_fd is not None:
+            try:
+                self.wait.interrupt()  # the BLMOVE answers at once: nil or a job
+            except REDIS_ERRORS:
+                self._end_standby()
+        else:
             self._end_standby()
 
-    def receiveMsg_StandbyTick(self, message: StandbyTick, sender: Any) -> None:
-        if self.standby is not None and self.standby.batch == message.batch:
-            self._take_one()
-
-    def _take_one(self) -> None:
-        """Wait a moment for a job and run it; then let Thespian deliver messages."""
-        init, standby, board = self.init, self.standby, self.board
-        assert init is not None and standby is not None and board is not None
+    def _wait_for_job(self) -> None:
+        init = self.init
+        assert init is not None
         try:
             if self.wait is None:
                 name = f"verk:{init.node_id}:{init.queue}:worker{init.index}"
-                self.wait = JobWait(init.settings.redis_url, init.queue, init.node_id, name=name)
-            text = self.wait.take(STANDBY_WAIT)
+                control = connect(init.settings.redis_url, name=name)
+                self.wait = JobWait(
+                    init.settings.redis_url,
+                    init.queue,
+                    init.node_id,
+                    name=f"{name}:wait",
+                    control=control,
+                )
+            self.wait_fd = self.wait.start()
         except REDIS_ERRORS as exc:
             log.info(
                 "worker %s/%d: standby ends, Redis at %s: %s",
@@ -214,42 +250,58 @@ class WorkerActor(VerkActor):
                 exc,
             )
             self._end_standby()
+
+    def receiveMsg_WatchMessage(self, message: WatchMessage, sender: Any) -> None:
+        if self.wait_fd is None or self.wait_fd not in message.ready or self.wait is None:
             return
-        if text is not None:
-            ref, index = standby.first_ref - self.standby_taken, self.standby_taken
-            self.standby_taken += 1
-            if not board.hold_text(text):
-                self._end_standby(taken=((ref, text),))  # too long: run it in a batch
-                return
-            report = Report()
-            self._run_one(
-                board, standby.batch, (ref, text), index=index, report=report, detail=standby.detail
-            )
-            if self.standby_taken >= MAX_JOBS:
-                self._end_standby(report=report, taken=((ref, text),))
-                return
-            self.send(
-                self.standby_to,
-                report.message(standby.batch, finished=False, taken=((ref, text),)),
-            )
-        # A timer, not a message to itself: Thespian reads its sockets before a timer
-        # fires, but may serve an actor's own messages first and starve the rest.
-        self.after(0.001, StandbyTick(standby.batch))
+        self.wait_fd = None
+        try:
+            text = self.wait.finish()
+        except REDIS_ERRORS:
+            self._end_standby()
+            return
+        standby, board = self.standby, self.board
+        if standby is None or board is None:
+            return
+        if text is None:
+            if self.standby_ending:
+                self._end_standby()
+            else:
+                self._wait_for_job()
+            return
+        ref, index = standby.first_ref - self.standby_taken, self.standby_taken
+        self.standby_taken += 1
+        if self.standby_ending or not board.hold_text(text):
+            # Not run (ending, or too long for the board): the manager gives it back.
+            self._end_standby(taken=((ref, text),))
+            return
+        report = Report()
+        self._run_one(
+            board, standby.batch, (ref, text), index=index, report=report, detail=standby.detail
+        )
+        if self.standby_ending or self.standby_taken >= MAX_JOBS:
+            self._end_standby(report=report, taken=((ref, text),))
+            return
+        self._report(self.standby_to, report, standby.batch, finished=False, taken=((ref, text),))
+        self._wait_for_job()
 
     def _end_standby(
         self, *, report: Report | None = None, taken: tuple[tuple[int, bytes], ...] = ()
     ) -> None:
         """Report the standby over; a job in ``taken`` that ``report`` lacks goes back."""
         standby, self.standby = self.standby, None
+        self.wait_fd = None
         if self.wait is not None:
             self.wait.cancel()
         if standby is not None:
-            message = (report or Report()).message(standby.batch, finished=True, taken=taken)
-            self.send(self.standby_to, message)
+            self._report(
+                self.standby_to, report or Report(), standby.batch, finished=True, taken=taken
+            )
 
     def stopping(self) -> None:
         if self.wait is not None:
             self.wait.close()
+            self.wait.control.close()
             self.wait = None
         if self.board is not None:
             self.board.close()

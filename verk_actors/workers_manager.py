@@ -116,6 +116,29 @@ class Slot:
     standby: bool = False
     """Its batch is a standby: it takes jobs itself, numbered from ``first_ref`` down."""
     first_ref: int = 0
+    reports: int = 0
+    """Reports of the current batch received so far."""
+    last_report: int | None = None
+    """The number of the batch's ``finished`` report, once it has come."""
+
+    def begin(self, batch: int, jobs: list[tuple[int, bytes]], now: float) -> None:
+        """A new batch (or standby) goes to this worker."""
+        self.state = BUSY
+        self.batch = batch
+        self.jobs = jobs
+        self.reported = set()
+        self.reports = 0
+        self.last_report = None
+        self.heard_at = now
+
+    def note_report(self, seq: int, *, finished: bool) -> bool:
+        """Count one report of the current batch; True once the batch is over: its
+        ``finished`` report (number ``seq``) and every report before it have come, in
+        whatever order Thespian delivered them."""
+        self.reports += 1
+        if finished:
+            self.last_report = seq
+        return self.last_report is not None and self.reports >= self.last_report
 
 
 class WorkersManager(VerkActor):
@@ -320,7 +343,7 @@ class WorkersManager(VerkActor):
             )
         if message.details and self.events is not None:
             self._publish(outcome_events(self.queue, message))
-        if message.finished:
+        if slot.note_report(message.seq, finished=message.finished):
             if self.paused and not any(s.state == BUSY for s in self.slots if s is not slot):
                 self._queue_event("paused")
             # A job the worker did not report did not run: it goes back to the queue.
@@ -347,12 +370,8 @@ class WorkersManager(VerkActor):
             self._run()  # every worker is busy: the QueueManager waits instead
             return
         slot = free
-        slot.state = BUSY
-        slot.batch = self.next_batch
+        slot.begin(self.next_batch, [], time.monotonic())
         self.next_batch += 1
-        slot.jobs = []
-        slot.reported = set()
-        slot.heard_at = time.monotonic()
         slot.first_ref = self.next_adopted_ref
         slot.standby = True
         self.next_adopted_ref -= boards.MAX_JOBS
@@ -408,12 +427,8 @@ class WorkersManager(VerkActor):
             count = 1 if few else share(len(self.held), len(free), size)
             slot = free.pop(0)
             jobs, self.held = self.held[:count], self.held[count:]
-            slot.state = BUSY
-            slot.batch = self.next_batch
+            slot.begin(self.next_batch, jobs, now)
             self.next_batch += 1
-            slot.jobs = jobs
-            slot.reported = set()
-            slot.heard_at = now
             self.send(slot.address, RunJobs(slot.batch, tuple(jobs), detail=self.job_events))
             if self.job_events:
                 self._publish(started_events(self.queue, jobs))
