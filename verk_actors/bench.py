@@ -310,6 +310,22 @@ def open_servers(
     return Servers(url, where, jobs, counter_url, counter)
 
 
+def standard_pickups(
+    client: Client, counter: redis.Redis, progress: Progress, *, count: int = PICKUP_JOBS
+) -> list[float]:
+    """The pickup-latency test of the standard benchmark: ``BenchPickup`` jobs on the
+    bench queue (the Sidekiq twin has the same name), their times in seconds."""
+    return measure_pickups(
+        client,
+        counter,
+        "BenchPickup",
+        queue=QUEUE,
+        key=PICKUP_KEY,
+        count=count,
+        progress=progress,
+    )
+
+
 def enqueue_all(
     client: Client, commands: CommandCounter, worker: type | str, jobs: int
 ) -> tuple[float, dict[str, int]]:
@@ -409,15 +425,7 @@ def _run(
     pickups: list[float] = []
     if options.latency:
         time.sleep(SETTLE)
-        pickups = measure_pickups(
-            client,
-            servers.counter,
-            BenchPickup,
-            queue=QUEUE,
-            key=PICKUP_KEY,
-            count=options.pickups,
-            progress=progress,
-        )
+        pickups = standard_pickups(client, servers.counter, progress, count=options.pickups)
     memory.sample(full=True)
     progress.show("stopping the node", force=True)
     return BenchResult(

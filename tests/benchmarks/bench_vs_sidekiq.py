@@ -71,21 +71,19 @@ from verk_actors.bench import (  # noqa: E402
     COUNTER_KEY,
     COUNTER_URL_ENV,
     DEFAULT_JOBS,
-    PICKUP_JOBS,
-    PICKUP_KEY,
     QUEUE,
     SETTLE,
     BenchOptions,
     BenchResult,
     enqueue_all,
     run_bench,
+    standard_pickups,
 )
 from verk_actors.client import Client  # noqa: E402
 from verk_actors.measure import (  # noqa: E402
     CommandCounter,
     MemorySampler,
     Progress,
-    measure_pickups,
     percentile,
     wait_drained,
 )
@@ -183,15 +181,7 @@ def run_sidekiq(
             raise
         calls = commands.stop()
         time.sleep(SETTLE)
-        pickups = measure_pickups(
-            client,
-            counter,
-            "BenchPickup",
-            queue=QUEUE,
-            key=PICKUP_KEY,
-            count=PICKUP_JOBS,
-            progress=progress,
-        )
+        pickups = standard_pickups(client, counter, progress)
         memory.sample(full=True)
         progress.show(f"Sidekiq {processes}x{threads}: stopping", force=True)
         return BenchResult(

@@ -24,9 +24,9 @@ if str(ROOT) not in sys.path:  # run as a file: make ``tests`` importable
     sys.path.insert(0, str(ROOT))
 
 from tests.servers import RedisServer  # noqa: E402
-from verk_actors.bench import PICKUP_JOBS, PICKUP_KEY, QUEUE  # noqa: E402
+from verk_actors.bench import PICKUP_KEY, QUEUE, standard_pickups  # noqa: E402
 from verk_actors.client import Client  # noqa: E402
-from verk_actors.measure import Progress, measure_pickups  # noqa: E402
+from verk_actors.measure import Progress  # noqa: E402
 
 
 def consume(job_url: str, counter_url: str) -> None:
@@ -53,15 +53,7 @@ def run_floor(progress: Progress) -> list[float]:
         consumer = subprocess.Popen([*command, job_server.url, counter_server.url], cwd=ROOT)
         time.sleep(0.5)
         with Client(url=job_server.url) as client, counter_server.client() as counter:
-            return measure_pickups(
-                client,
-                counter,
-                "BenchPickup",
-                queue=QUEUE,
-                key=PICKUP_KEY,
-                count=PICKUP_JOBS,
-                progress=progress,
-            )
+            return standard_pickups(client, counter, progress)
     finally:
         if consumer is not None:
             consumer.terminate()
