@@ -105,3 +105,23 @@ def test_bursts_between_drains_all_run_and_leave_nothing_in_progress(
             wait_for(lambda: r.llen(inprogress) == 0, timeout=10)
     assert r.llen("queue:default") == 0
     node.stop()
+
+
+def test_a_job_a_killed_standby_never_noted_goes_back_and_runs(
+    start_verk, redis_server, r: redis.Redis
+) -> None:
+    """A standby worker killed between its BLMOVE and its board leaves a job in progress
+    that nobody knows (made here by hand): the QueueManager gives it back and it runs."""
+    node = start_verk(queues=(QueueSpec("default", 2),))
+    pid = wait_for(lambda: standby_pid(node), timeout=10)
+    with Client(url=redis_server.url) as client:
+        client.enqueue("Record", redis_server.url, "ran", "orphan", queue="elsewhere")
+    [text] = r.lrange("queue:elsewhere", 0, -1)
+    r.delete("queue:elsewhere")
+    job = json.loads(text)
+    job["queue"] = "default"
+    r.lpush(f"inprogress:default:{node.node_id}", json.dumps(job))
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: r.lrange("ran", 0, -1) == [b"orphan"], timeout=15)
+    wait_for(lambda: r.llen(f"inprogress:default:{node.node_id}") == 0)
+    node.stop()

@@ -269,7 +269,9 @@ class RecordOutcomes(BatchMessage):
     started, back to the queue. ``adopted``: jobs a standby worker took itself, with
     the reference the outcomes use. With ``wait`` False an empty queue is answered at
     once with an empty ``JobsDequeued`` (a worker goes on standby) instead of a wait;
-    ``standby`` says whether a worker is on standby now.
+    ``standby`` says whether a worker is on standby now. ``reconcile``: a worker on
+    standby died, perhaps holding a job it took and never noted; once no worker is on
+    standby, jobs in progress that nobody knows go back to the queue.
     """
 
     acked: tuple[int, ...] = ()
@@ -279,6 +281,7 @@ class RecordOutcomes(BatchMessage):
     adopted: tuple[tuple[int, bytes], ...] = ()
     wait: bool = True
     standby: bool = False
+    reconcile: bool = False
 
 
 @attrs.frozen

@@ -145,16 +145,17 @@ class QueueManager(VerkActor):
         """Give back jobs that moved into in-progress although their answer was lost.
 
         A take or BLMOVE that Redis ran just as the connection broke moved jobs this
-        manager never heard of; nothing would ever finish them. Every job in the
-        in-progress list that is neither handed out nor waiting to be recorded goes
-        back to the queue.
+        manager never heard of; so did a worker on standby killed between its BLMOVE
+        and its board. Nothing would ever finish them. Every job in the in-progress
+        list that is neither handed out nor waiting to be recorded goes back to the
+        queue.
         """
         store = self.store
         if store is None:
             return
-        if self.standby:
-            # A worker on standby may hold a job it took and has not reported yet:
-            # wait until no worker is on standby.
+        if self.standby or self.wait_fd is not None:
+            # A worker on standby may hold a job it took and has not reported yet, and
+            # our own BLMOVE may have moved one we have not read: wait for neither.
             self.reconcile_due = True
             return
         self.reconcile_due = False
@@ -217,6 +218,8 @@ class QueueManager(VerkActor):
         if message.dequeue:
             self.demand = message.dequeue
             self.wait_for_jobs = message.wait
+        if message.reconcile:
+            self.reconcile_due = True
         if self.reconcile_due and not self.standby and not self.down:
             self._reconcile()
         self._work()

@@ -174,6 +174,7 @@ class WorkersManager(VerkActor):
         self.standby_seen: tuple[int, int] | None = None
         self.next_adopted_ref = -1
         self.adopted: list[tuple[int, bytes]] = []
+        self.reconcile = False
 
     @property
     def queue(self) -> str:
@@ -459,7 +460,9 @@ class WorkersManager(VerkActor):
     def _send_outcomes(self, want: int) -> None:
         """One message to the QueueManager: every outcome so far, and the new demand."""
         assert self.init is not None
-        if not (self.acked or self.failed or self.requeued or self.adopted or want):
+        if not (
+            self.acked or self.failed or self.requeued or self.adopted or want or self.reconcile
+        ):
             return
         self.send(
             self.init.queue_manager,
@@ -472,8 +475,10 @@ class WorkersManager(VerkActor):
                 # Not waiting lets a free worker go on standby when the queue is empty.
                 wait=self.draining or self.paused,
                 standby=any(s.standby for s in self.slots),
+                reconcile=self.reconcile,
             ),
         )
+        self.reconcile = False
         self.acked, self.failed, self.requeued, self.adopted = [], [], [], []
         if want:
             self.asked = want
@@ -517,6 +522,7 @@ class WorkersManager(VerkActor):
             self.standby = None
         if slot.standby:
             self._adopt_from_board(slot)
+            self.reconcile = True
         if slot.state == BUSY:
             self._settle_dead_batch(slot)
             self.replace.append((slot.index, None))
