@@ -9,6 +9,7 @@ from verk_actors import Client, QueueSpec
 from verk_actors.control import pause_queue
 from verk_actors.messages import (
     AddQueue,
+    DescribeTree,
     JobFailed,
     JobFinished,
     JobStarted,
@@ -16,10 +17,12 @@ from verk_actors.messages import (
     QueueEvent,
     Subscribe,
     Subscribed,
+    TreeNode,
     Unsubscribe,
     Unsubscribed,
     VerkEvents,
 )
+from verk_actors.tree import render_text
 
 
 def collect(asys, until, timeout: float = 20.0) -> tuple[list, int]:
@@ -114,8 +117,15 @@ def test_slow_subscriber_gets_a_drop_count_and_jobs_run_on(start_verk, redis_ser
 
 
 def test_a_job_started_after_subscribed_is_always_reported(start_verk, redis_server) -> None:
-    """Subscribed comes only once every queue publishes job events: no race with the reply."""
+    """Subscribed comes only once every queue publishes job events: no race with the reply,
+    and a worker that went on standby before anyone subscribed reports its jobs too."""
     node = start_verk(queues=(QueueSpec("default", 2), QueueSpec("low", 2)))
+
+    def standbys() -> int:
+        text = render_text(ask_for(node.asys, node.root, DescribeTree(), TreeNode))
+        return text.count("on standby")
+
+    wait_for(lambda: standbys() == 2, timeout=10)
     with Client(url=redis_server.url) as client:
         for round_ in range(8):
             ask_for(node.asys, node.root, Subscribe(kinds=("job_finished",)), Subscribed)

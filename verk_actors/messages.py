@@ -356,12 +356,13 @@ class Standby(Message):
 
     The worker takes jobs with ``BLMOVE`` one at a time, numbers them ``first_ref``,
     ``first_ref - 1``... (negative: never a QueueManager number), and reports each in a
-    ``JobsDone`` of ``batch`` that lists it in ``taken``; ``finished`` ends the standby.
+    ``JobsDone`` of ``batch`` that lists it in ``taken``, always with its details (a
+    standby lasts long; whether someone wants job events may change meanwhile);
+    ``finished`` ends the standby.
     """
 
     batch: int
     first_ref: int
-    detail: bool = False
 
 
 @attrs.frozen

@@ -277,7 +277,7 @@ class WorkerActor(VerkActor):
             return
         report = Report()
         self._run_one(
-            board, standby.batch, (ref, text), index=index, report=report, detail=standby.detail
+            board, standby.batch, (ref, text), index=index, report=report, detail=True
         )
         if self.standby_ending or self.standby_taken >= MAX_JOBS:
             self._end_standby(report=report, taken=((ref, text),))

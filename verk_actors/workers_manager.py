@@ -342,7 +342,7 @@ class WorkersManager(VerkActor):
                 outcome.error_class,
                 outcome.error_message,
             )
-        if message.details and self.events is not None:
+        if message.details and self.job_events and self.events is not None:
             self._publish(outcome_events(self.queue, message))
         if slot.note_report(message.seq, finished=message.finished):
             if self.paused and not any(s.state == BUSY for s in self.slots if s is not slot):
@@ -378,7 +378,7 @@ class WorkersManager(VerkActor):
         self.next_adopted_ref -= boards.MAX_JOBS
         self.standby = slot
         self.standby_seen = None
-        self.send(slot.address, Standby(slot.batch, slot.first_ref, detail=self.job_events))
+        self.send(slot.address, Standby(slot.batch, slot.first_ref))
         self.after(STANDBY_CHECK, CheckStandby(slot.batch))
 
     def receiveMsg_CheckStandby(self, message: CheckStandby, sender: Any) -> None:
