@@ -41,7 +41,7 @@ from verk_actors.messages import (
 log = logging.getLogger(__name__)
 
 FLUSH_EVERY = 0.05
-CONFIRM_WITHIN = 2.0
+CONFIRM_WITHIN = 10.0
 JOB_KINDS = frozenset(("job_started", "job_finished", "job_failed"))
 KINDS = JOB_KINDS | {"queue"}
 

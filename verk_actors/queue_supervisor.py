@@ -56,6 +56,7 @@ class QueueSupervisor(Supervisor):
     def __init__(self, capabilities: dict[str, Any] | None = None) -> None:
         super().__init__(capabilities)
         self.init: InitQueueSupervisor | None = None
+        self.events_wanted: EventsWanted | None = None
         self.stop_reply: Any = None
         self.stop_token = 0
 
@@ -63,6 +64,11 @@ class QueueSupervisor(Supervisor):
         return f"queue {self.init.queue.name}" if self.init else "queue supervisor"
 
     def receiveMsg_InitQueueSupervisor(self, message: InitQueueSupervisor, sender: Any) -> None:
+        wanted = self.events_wanted
+        if wanted is not None:
+            # VerkRoot's EventsWanted came before this init (Thespian does not keep the
+            # order of messages): it is the newer word.
+            message = attrs.evolve(message, events=wanted.manager, job_events=wanted.jobs)
         self.init = message
         self.start_child(QUEUE_MANAGER, QueueManager)
         self.start_child(WORKERS_MANAGER, WorkersManager)
@@ -84,6 +90,7 @@ class QueueSupervisor(Supervisor):
         )
 
     def receiveMsg_EventsWanted(self, message: EventsWanted, sender: Any) -> None:
+        self.events_wanted = message
         if self.init is not None:
             self.init = attrs.evolve(self.init, events=message.manager, job_events=message.jobs)
         workers = self.child(WORKERS_MANAGER)

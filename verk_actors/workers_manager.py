@@ -168,6 +168,7 @@ class WorkersManager(VerkActor):
         self.paused = False
         self.events: Any = None
         self.job_events = False
+        self.events_told = False
         self.started_at: dict[int, float] = {}
         self.standby: Slot | None = None
         self.standby_idle = False
@@ -185,8 +186,11 @@ class WorkersManager(VerkActor):
 
     def receiveMsg_InitWorkersManager(self, message: InitWorkersManager, sender: Any) -> None:
         self.init = message
-        self.events = message.events
-        self.job_events = message.job_events
+        if not self.events_told:
+            # An EventsWanted the supervisor sent after this init may come first
+            # (Thespian does not keep the order of messages): it is the newer word.
+            self.events = message.events
+            self.job_events = message.job_events
         self.sizer = BatchSizer(max(1, min(message.settings.max_batch, boards.MAX_JOBS)))
         for index in range(message.queue.concurrency):
             self._start_worker(index)
@@ -293,6 +297,7 @@ class WorkersManager(VerkActor):
     def receiveMsg_EventsWanted(self, message: EventsWanted, sender: Any) -> None:
         self.events = message.manager
         self.job_events = message.jobs
+        self.events_told = True
         if message.token and message.manager is not None:
             self.send(message.manager, EventsApplied(message.token))
 
