@@ -231,3 +231,16 @@ def test_a_batch_ends_only_when_every_report_is_in(tmp_path: Path) -> None:
     slot.begin(8, [], 0.0)
     assert slot.note_report(1, finished=True)  # a batch of one report
     slot.board.close()
+
+
+def test_board_holds_a_standby_job_text(boards: tuple[Board, Board]) -> None:
+    """The worker keeps the text of the job it took; the manager reads it back. A text
+    longer than the board holds is refused and the last one stays."""
+    worker, manager = boards
+    assert manager.held_text() is None
+    assert worker.hold_text(b'{"jid":"a"}')
+    assert manager.held_text() == b'{"jid":"a"}'
+    assert not worker.hold_text(b"x" * (board.MAX_TEXT + 1))
+    assert manager.held_text() == b'{"jid":"a"}'
+    assert worker.hold_text(b"y" * board.MAX_TEXT)
+    assert manager.held_text() == b"y" * board.MAX_TEXT

@@ -19,8 +19,6 @@ import logging
 import os
 from typing import Any
 
-import attrs
-
 from verk_actors.messages import (
     ChildReady,
     DrainQueue,
@@ -64,11 +62,6 @@ class QueueSupervisor(Supervisor):
         return f"queue {self.init.queue.name}" if self.init else "queue supervisor"
 
     def receiveMsg_InitQueueSupervisor(self, message: InitQueueSupervisor, sender: Any) -> None:
-        wanted = self.events_wanted
-        if wanted is not None:
-            # VerkRoot's EventsWanted came before this init (Thespian does not keep the
-            # order of messages): it is the newer word.
-            message = attrs.evolve(message, events=wanted.manager, job_events=wanted.jobs)
         self.init = message
         self.start_child(QUEUE_MANAGER, QueueManager)
         self.start_child(WORKERS_MANAGER, WorkersManager)
@@ -80,19 +73,20 @@ class QueueSupervisor(Supervisor):
         if child.name == QUEUE_MANAGER:
             return InitQueueManager(init.settings, init.queue.name, init.node_id)
         manager = self.child(QUEUE_MANAGER)
+        # VerkRoot's last EventsWanted is newer than the init, even when Thespian
+        # delivered it first (it does not keep the order of messages).
+        wanted = self.events_wanted
         return InitWorkersManager(
             init.settings,
             init.queue,
             init.node_id,
             manager.address if manager else None,
-            init.events,
-            init.job_events,
+            wanted.manager if wanted else init.events,
+            wanted.jobs if wanted else init.job_events,
         )
 
     def receiveMsg_EventsWanted(self, message: EventsWanted, sender: Any) -> None:
         self.events_wanted = message
-        if self.init is not None:
-            self.init = attrs.evolve(self.init, events=message.manager, job_events=message.jobs)
         workers = self.child(WORKERS_MANAGER)
         if workers is not None and workers.address is not None:
             self.send(workers.address, message)

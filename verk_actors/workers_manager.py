@@ -169,7 +169,6 @@ class WorkersManager(VerkActor):
         self.events: Any = None
         self.job_events = False
         self.events_told = False
-        self.started_at: dict[int, float] = {}
         self.standby: Slot | None = None
         self.standby_idle = False
         self.standby_seen: tuple[int, int] | None = None
@@ -370,12 +369,11 @@ class WorkersManager(VerkActor):
         self.standby_idle = True
         if self.standby is not None or self.draining or self.paused:
             return
-        free = next((s for s in self.slots if s.state == FREE), None)
-        if free is None:
+        slot = next((s for s in self.slots if s.state == FREE), None)
+        if slot is None:
             self.standby_idle = False
             self._run()  # every worker is busy: the QueueManager waits instead
             return
-        slot = free
         slot.begin(self.next_batch, [], time.monotonic())
         self.next_batch += 1
         slot.first_ref = self.next_adopted_ref
@@ -447,8 +445,6 @@ class WorkersManager(VerkActor):
         if want <= self.asked:
             want = 0
         outcomes = len(self.acked) + len(self.failed) + len(self.requeued)
-        if self.adopted and not outcomes:
-            outcomes = len(self.adopted)
         if want or self.failed or self.draining or outcomes >= FLUSH_OUTCOMES:
             self._send_outcomes(want)
         elif outcomes and not self.flush_armed:
