@@ -78,8 +78,13 @@ SETTLE = 0.5
 
 @functools.lru_cache(maxsize=4)
 def counter_client(url: str) -> redis.Redis:
-    """The worker process's connection to the counter server (one per process, reused)."""
-    return redis.Redis.from_url(url)
+    """The worker process's connection to the counter server (one per process, reused).
+
+    A dedicated connection, like the Sidekiq twin's ``Redis.new`` per thread: a worker
+    process runs one job at a time, so redis-py's pool would only add a checkout and a
+    release to every ``INCR`` (about a quarter of its client CPU, measured).
+    """
+    return redis.Redis.from_url(url, single_connection_client=True)
 
 
 def _counter() -> redis.Redis:
