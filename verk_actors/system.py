@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import logging
 import os
-import selectors
 import socket
 import sys
-import types
 from typing import Any
 
 from thespian.actors import ActorExitRequest, ActorSystem
-from thespian.system import multiprocCommon
-from thespian.system.transport import TCPTransport
 
+from verk_actors import thespian_fixes
 from verk_actors.errors import ActorSystemError, VerkError
 from verk_actors.messages import ConfigureVerk, RequestFailed, StopVerk, VerkStarted, VerkStopped
 from verk_actors.root import VerkRoot
@@ -56,62 +53,6 @@ def log_defs(level: str = "INFO", stream: str = "ext://sys.stderr") -> dict[str,
     }
 
 
-def report_every_child_exit() -> None:
-    """Make Thespian tell a parent of *each* dead child (a fix to Thespian 4.0.1).
-
-    When an actor handles a ``ChildActorExited``, Thespian's
-    ``MultiProcReplicator._childExited`` (``thespian/system/multiprocCommon.py``)
-    drops every dead child from the actor's process list, also a child whose death
-    it has not reported yet. So when two children of one actor die within a
-    millisecond or so (a WorkersManager killing its busy workers at shutdown, two
-    workers OOM-killed together), the later one often never gets its
-    ``ChildActorExited`` (measured: in 15 % of trials with two children killed at
-    once, 40 % with five): its supervisor waits for it forever. This version drops
-    only the child whose exit is being handled (once it is really gone); the others
-    stay listed until their own SIGCHLD reports them.
-
-    Idempotent. The actor processes inherit it from the process that starts the
-    admin: ``start_actor_system`` calls it; an application that starts its own
-    ``ActorSystem('multiprocTCPBase', ...)`` for verk_actors should call it first.
-    """
-    replicator = multiprocCommon.MultiProcReplicator
-    if getattr(replicator, "_verk_reports_every_exit", False):
-        return
-    alive = replicator._checkChildLiveness
-
-    def _childExited(self: Any, exited: Any) -> None:
-        def keep(child: Any) -> bool:
-            addresses = (getattr(child, "childRealAddr", None), child.childAddr)
-            return exited not in addresses or bool(alive(child))
-
-        self._child_procs = [c for c in getattr(self, "_child_procs", []) if keep(c)]
-
-    replicator._childExited = _childExited
-    replicator._verk_reports_every_exit = True
-
-
-def poll_instead_of_epoll() -> None:
-    """Make Thespian's TCP transport wait with ``poll`` instead of a new ``epoll``.
-
-    Each turn of its loop, ``TCPTransport._runWithExpiry`` builds a
-    ``selectors.DefaultSelector`` (epoll on Linux), registers every socket and watched
-    fd in it, waits once and closes it: one ``epoll_create``, one ``epoll_ctl`` per fd
-    and a ``close`` per message. A WorkersManager watches a socket per worker, so with
-    25 workers that was a third of its time during a drain (py-spy). A
-    ``PollSelector`` registers in Python and waits with one ``poll`` system call.
-
-    Idempotent; actor processes inherit it like ``report_every_child_exit``.
-    """
-    if getattr(TCPTransport, "_verk_poll", False):
-        return
-    TCPTransport.selectors = types.SimpleNamespace(
-        DefaultSelector=selectors.PollSelector,
-        EVENT_READ=selectors.EVENT_READ,
-        EVENT_WRITE=selectors.EVENT_WRITE,
-    )
-    TCPTransport._verk_poll = True
-
-
 def start_actor_system(
     admin_port: int | None = None, *, log_level: str = "INFO", transient: bool = True
 ) -> ActorSystem:
@@ -119,8 +60,7 @@ def start_actor_system(
 
     Shut it down with ``.shutdown()``; until then its admin process keeps running.
     """
-    report_every_child_exit()
-    poll_instead_of_epoll()
+    thespian_fixes.apply()
     port = admin_port or free_port()
     os.environ.setdefault("THESPIAN_BASE_IPADDR", "127.0.0.1")
     try:
