@@ -7,6 +7,7 @@ import json
 import pytest
 
 from tests.servers import RedisServer
+from verk_actors import measure
 from verk_actors.cli import EXIT_OK, EXIT_USAGE, main
 
 
@@ -44,6 +45,7 @@ def test_bench_json_counts_commands(
     assert figures["commands_per_job"] > figures["enqueue_commands_per_job"]
     assert "info" not in figures["commands"]  # the bench's own look-ups are not counted
     assert figures["pickup_p50_ms"] is None
+    assert 0 <= figures["drain_steal"] < 1  # Linux: read off /proc/stat
 
 
 def test_bench_refuses_a_database_with_keys(
@@ -104,3 +106,18 @@ def test_bench_refuses_latency_with_jobs_waiting(
     assert code == EXIT_USAGE
     assert "idle node" in err
     assert redis_server.client().keys("*") == []
+
+
+def test_steal_is_the_share_of_cpu_time_the_host_took(tmp_path, monkeypatch) -> None:
+    """CPU steal is the 8th /proc/stat field's share of the ticks between two readings."""
+    stat = tmp_path / "stat"
+    monkeypatch.setattr(measure, "PROC_STAT", stat)
+    stat.write_text("cpu  100 0 50 800 0 0 10 40 0 0\ncpu0 1 2 3\n")
+    before = measure.cpu_ticks()
+    stat.write_text("cpu  160 0 70 880 0 0 10 80 0 0\ncpu0 1 2 3\n")
+    after = measure.cpu_ticks()
+    assert before == (1000, 40) and after == (1200, 80)
+    assert measure.stolen_share(before, after) == pytest.approx(40 / 200)
+    assert measure.stolen_share(after, after) is None
+    stat.unlink()
+    assert measure.cpu_ticks() is None

@@ -214,6 +214,7 @@ class BenchResult:
             "drain_jobs": self.drain.jobs,
             "drain_seconds": self.drain.seconds,
             "drain_wall_seconds": self.drain.wall,
+            "drain_steal": self.drain.steal,
             "waiting": self.waiting,
             "pickup_p50_ms": self.pickup_ms(50),
             "pickup_p99_ms": self.pickup_ms(99),

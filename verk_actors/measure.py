@@ -232,6 +232,31 @@ class Progress:
             self._shown = False
 
 
+PROC_STAT = Path("/proc/stat")
+
+
+def cpu_ticks() -> tuple[int, int] | None:
+    """The machine's CPU time so far, in ticks: (all of it, stolen by the hypervisor).
+
+    Steal is time a virtual CPU wanted to run and the host ran someone else: on a
+    shared VM it moves a drain's rate by a third from one run to the next, so figures
+    are printed with it. None off Linux.
+    """
+    try:
+        fields = PROC_STAT.read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return None
+    ticks = [int(f) for f in fields[:8]]  # user nice system idle iowait irq softirq steal
+    return (sum(ticks), ticks[7]) if len(ticks) == 8 else None
+
+
+def stolen_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """The share of CPU time stolen between two ``cpu_ticks()``; None if unknown."""
+    if before is None or after is None or after[0] <= before[0]:
+        return None
+    return (after[1] - before[1]) / (after[0] - before[0])
+
+
 @attrs.frozen
 class Drain:
     """How a drain went: ``jobs`` ran in ``seconds`` after the first was seen done."""
@@ -240,6 +265,8 @@ class Drain:
     seconds: float
     wall: float
     """Seconds from starting the workers (node or processes) until drained."""
+    steal: float | None = None
+    """Share of the machine's CPU time the hypervisor took during those ``seconds``."""
 
     @property
     def rate(self) -> float:
@@ -263,17 +290,19 @@ def wait_drained(
     """
     first_at: float | None = None
     first_count = 0
+    first_ticks: tuple[int, int] | None = None
     deadline = started + timeout
     while True:
         count = done()
         now = time.monotonic()
         if first_at is None and count > 0:
-            first_at, first_count = now, count
+            first_at, first_count, first_ticks = now, count, cpu_ticks()
         if count >= total and empty():
             end = time.monotonic()
+            steal = stolen_share(first_ticks, cpu_ticks())
             progress.done()
             assert first_at is not None
-            return Drain(count - first_count, end - first_at, end - started)
+            return Drain(count - first_count, end - first_at, end - started, steal)
         if now > deadline:
             progress.done()
             raise VerkError(

@@ -232,7 +232,10 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("peak RSS MB", "peak_rss_mb", "{:,.0f}"),
     ("RSS/slot MB", "rss_per_slot_mb", "{:.1f}"),
     ("PSS/slot MB", "pss_per_slot_mb", "{:.1f}"),
+    ("steal %", "steal_pct", "{:.0f}"),
 ]
+NO_RATIO = {"steal_pct"}
+"""Columns about the machine, not the system: no ratio."""
 
 
 def figures(result: BenchResult) -> dict[str, Any]:
@@ -241,6 +244,7 @@ def figures(result: BenchResult) -> dict[str, Any]:
     d["peak_rss_mb"] = result.peak_rss / 1e6
     d["rss_per_slot_mb"] = d["rss_per_slot_bytes"] / 1e6
     d["pss_per_slot_mb"] = d["pss_per_slot_bytes"] / 1e6
+    d["steal_pct"] = d["drain_steal"] * 100 if d["drain_steal"] is not None else None
     return d
 
 
@@ -267,7 +271,7 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
         ratios = []
         for _, key, _ in COLUMNS:
             a, b = ours.get(key), other.get(key)
-            ratios.append(f"{a / b:.2f}x" if a is not None and b else "-")
+            ratios.append(f"{a / b:.2f}x" if a is not None and b and key not in NO_RATIO else "-")
         body.append([f"verk / {other['system']}", other["setting"], *ratios])
     widths = [max(len(str(row[i])) for row in [head, *body]) for i in range(len(head))]
 
@@ -327,7 +331,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"run {run + 1}/{args.runs} {name}: {result['drain_jobs_per_s']:,.0f} jobs/s, "
                 f"pickup p50 {result['pickup_p50_ms']:.2f} ms, "
                 f"p99 {result['pickup_p99_ms']:.2f} ms, "
-                f"{result['commands_per_job']:.2f} commands/job, load {os.getloadavg()[0]:.2f}",
+                f"{result['commands_per_job']:.2f} commands/job, load {os.getloadavg()[0]:.2f}, "
+                f"CPU steal {result['steal_pct'] or 0:.0f} %",
                 file=sys.stderr,
             )
     floors: list[tuple[float, float]] = []

@@ -110,6 +110,11 @@ def format_report(result: BenchResult) -> str:
         f"({result.drain.jobs:,} jobs in {result.drain.seconds:.2f} s, first job to last; "
         f"{result.drain.wall:.2f} s from node start)",
     ]
+    if result.drain.steal:
+        lines.append(
+            f"  CPU steal      {result.drain.steal:>10.0%} of the machine's CPU time went to "
+            "other guests of the host during the drain (compare runs with little)"
+        )
     if result.pickups:
         lines.append(
             f"  pickup (idle)  p50 {d['pickup_p50_ms']:.2f} ms  p99 {d['pickup_p99_ms']:.2f} ms"
