@@ -63,6 +63,7 @@ if str(ROOT) not in sys.path:  # run as a file: make ``tests`` importable
     sys.path.insert(0, str(ROOT))
 
 import verk_actors  # noqa: E402
+from tests.benchmarks import drain_floor  # noqa: E402
 from tests.benchmarks.pickup_floor import run_floor  # noqa: E402
 from tests.interop.sidekiq import ensure_sidekiq, ruby_env  # noqa: E402
 from tests.servers import RedisServer, server_binary  # noqa: E402
@@ -82,6 +83,7 @@ from verk_actors.bench import (  # noqa: E402
 from verk_actors.client import Client  # noqa: E402
 from verk_actors.measure import (  # noqa: E402
     CommandCounter,
+    Drain,
     MemorySampler,
     Progress,
     percentile,
@@ -336,10 +338,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
     floors: list[tuple[float, float]] = []
+    bare: list[Drain] = []
     for _ in range(args.runs):
         times = sorted(run_floor(progress))
         floors.append((percentile(times, 50) * 1000, percentile(times, 99) * 1000))
+        bare.append(drain_floor.run_floor(args.jobs, drain_floor.default_processes(), progress))
     floor = (statistics.median(f[0] for f in floors), statistics.median(f[1] for f in floors))
+    ceiling = statistics.median(d.rate for d in bare)
+    ceiling_steal = statistics.median((d.steal or 0) * 100 for d in bare)
     rows = [medians(results[name]) for name, _ in setups]
     package = Path(verk_actors.__file__).resolve().parent
     about = {
@@ -356,7 +362,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         print(
             json.dumps(
-                {"about": about, "medians": rows, "runs": results, "pickup_floor_ms": floor},
+                {
+                    "about": about,
+                    "medians": rows,
+                    "runs": results,
+                    "pickup_floor_ms": floor,
+                    "bare_python_jobs_per_s": ceiling,
+                },
                 indent=2,
             )
         )
@@ -374,6 +386,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"pickup floor (a bare redis-py BLMOVE loop, no job system): p50 {floor[0]:.2f} ms, "
         f"p99 {floor[1]:.2f} ms"
+    )
+    print(
+        f"drain ceiling ({drain_floor.default_processes()} bare redis-py processes: LPOP 100, "
+        f"json.loads, INCR; no in-progress list, no acks): {ceiling:,.0f} jobs/s "
+        f"(CPU steal {ceiling_steal:.0f} %); "
+        + ", ".join(f"{r['system']} {r['drain_jobs_per_s'] / ceiling:.0%}" for r in rows)
+        + " of it"
     )
     return 0
 
