@@ -31,3 +31,21 @@ def test_long_jobs_do_not_hold_back_the_rest_of_the_queue(
     waited = time.monotonic() - enqueued
     assert waited < 2.0, f"a quick job waited {waited:.2f} s behind {long_jobs} long ones"
     node.stop()
+
+
+def test_long_jobs_waiting_at_start_all_run_at_once(
+    start_verk, redis_server, r: redis.Redis
+) -> None:
+    """A node that has measured nothing yet starts one worker per core; when those
+    jobs turn out long, the rest of the pool takes the others at once (not a core's
+    worth per look, which would take the 16 jobs here two seconds)."""
+    pool = 16
+    with Client(url=redis_server.url) as client:
+        for i in range(pool):
+            client.enqueue("Sleep", redis_server.url, "long", i, 3.0)
+    started = time.monotonic()
+    node = start_verk(queues=(QueueSpec("default", pool),))
+    wait_for(lambda: r.llen("long") == pool, timeout=10)
+    waited = time.monotonic() - started
+    assert waited < 1.5, f"the {pool} long jobs took {waited:.2f} s to all start"
+    node.stop()

@@ -168,8 +168,12 @@ def test_share(held: int, free: int, batch: int, given: int) -> None:
     assert share(held, free, batch) == given
 
 
-def test_cpu_gauge_uses_the_whole_pool_until_it_knows() -> None:
-    assert CpuGauge(2).active_limit(25) == 25
+def test_cpu_gauge_uses_a_worker_per_core_until_it_knows() -> None:
+    """Before any report: one worker per core (never more than the pool); once
+    unmeasured jobs have run long, the whole pool."""
+    assert CpuGauge(2).active_limit(25) == 2
+    assert CpuGauge(4).active_limit(3) == 3
+    assert CpuGauge(2).active_limit(25, long_jobs=True) == 25
 
 
 @pytest.mark.parametrize(

@@ -119,10 +119,17 @@ class CpuGauge:
         else:
             self.share += CPU_WEIGHT * (sample - self.share)
 
-    def active_limit(self, pool: int) -> int:
+    def active_limit(self, pool: int, *, long_jobs: bool = False) -> int:
         """Workers of a ``pool`` that should run batches at once: enough to keep every
         core busy while some jobs wait, never fewer than the cores, never more than
-        the pool. Unknown share: the whole pool."""
+        the pool.
+
+        Unknown share (nothing measured yet): one worker per core, until the first
+        reports tell, a few milliseconds later for quick jobs; so a backlog at start
+        warms two processes, not the whole pool at once. Once jobs still unmeasured
+        have run long (``long_jobs``: busy workers gone quiet), the whole pool: they
+        may be waiting, not computing.
+        """
         if self.share is None or self.share <= 0:
-            return pool
+            return pool if long_jobs else min(pool, self.cores)
         return max(1, min(pool, max(self.cores, round(self.cores / self.share))))

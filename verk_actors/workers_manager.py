@@ -424,8 +424,14 @@ class WorkersManager(VerkActor):
         # (a job may be slower than the average says); the rest wait for the next slot.
         few = len(self.held) <= len(free)
         now = time.monotonic()
-        busy = sum(1 for s in self.slots if s.state == BUSY and now - s.heard_at < QUIET_AFTER)
-        active = self.gauge.active_limit(len(self.slots))
+        busy = quiet = 0
+        for slot in self.slots:
+            if slot.state == BUSY:
+                if now - slot.heard_at < QUIET_AFTER:
+                    busy += 1
+                else:
+                    quiet += 1
+        active = self.gauge.active_limit(len(self.slots), long_jobs=quiet > 0)
         del free[max(0, active - busy) :]
         while self.held and free:
             count = 1 if few else share(len(self.held), len(free), size)
