@@ -49,3 +49,29 @@ def test_long_jobs_waiting_at_start_all_run_at_once(
     waited = time.monotonic() - started
     assert waited < 1.5, f"the {pool} long jobs took {waited:.2f} s to all start"
     node.stop()
+
+
+def test_a_node_takes_no_more_of_a_backlog_than_its_workers_hold(
+    start_verk, redis_server, r: redis.Redis
+) -> None:
+    """With 30,000 quick jobs waiting, the node's in-progress list stays near what its
+    busy workers run, hold next and have just asked for (a batch of 500 each, about
+    one busy worker per core), so another node starting beside it finds the rest of
+    the queue. Each answer to a request for jobs used to let another request go out:
+    the node took 15,500 to 18,000 at once; now about 2,000, with peaks of 4,500."""
+    jobs = 30_000
+    with Client(url=redis_server.url) as client:
+        for _ in range(jobs // 10_000):
+            client.enqueue_many("Noop", [()] * 10_000)
+    node = start_verk(queues=(QueueSpec("default", 25),))
+    key = f"inprogress:default:{node.node_id}"
+    most = 0
+    deadline = time.monotonic() + 60
+    while (r.llen("queue:default") or r.llen(key)) and time.monotonic() < deadline:
+        most = max(most, r.llen(key))
+        time.sleep(0.002)
+    assert r.llen("queue:default") == 0
+    wait_for(lambda: r.get("stat:processed") == str(jobs).encode())
+    limit = 3 * 500 * (machine_cores() + 1) + 1_500  # 6,000 on two cores
+    assert most <= limit, f"the node held {most:,} jobs in progress at once"
+    node.stop()

@@ -255,10 +255,14 @@ class AttachWorkersManager(Message):
 class JobsDequeued(BatchMessage):
     """Jobs taken into in-progress, each with the QueueManager's reference number.
 
-    Empty: the queue was empty and the request said not to wait.
+    Empty: the queue was empty and the request said not to wait. ``request`` is the
+    number of the request it answers, ``remaining`` how many jobs that request is
+    still owed after these (the WorkersManager asks again only beyond them).
     """
 
     jobs: tuple[tuple[int, bytes], ...]
+    request: int = 0
+    remaining: int = 0
 
 
 @attrs.frozen(repr=False)
@@ -272,6 +276,10 @@ class RecordOutcomes(BatchMessage):
     ``standby`` says whether a worker is on standby now. ``reconcile``: a worker on
     standby died, perhaps holding a job it took and never noted; once no worker is on
     standby, jobs in progress that nobody knows go back to the queue.
+
+    ``dequeue`` is how many jobs the WorkersManager wants in all, replacing what it
+    asked before; ``request`` numbers the asks (an older one that arrives late is
+    ignored: Thespian does not keep the order of messages).
     """
 
     acked: tuple[int, ...] = ()
@@ -282,6 +290,7 @@ class RecordOutcomes(BatchMessage):
     wait: bool = True
     standby: bool = False
     reconcile: bool = False
+    request: int = 0
 
 
 @attrs.frozen

@@ -57,6 +57,9 @@ class QueueManager(VerkActor):
         self.buffer: list[tuple[int, bytes]] = []
         self.next_ref = 1
         self.demand = 0
+        """Jobs the WorkersManager's newest request is still owed."""
+        self.request = 0
+        """The number of that request."""
         self.pending = Pending()
         self.workers_manager: Any = None
         self.wait_fd: int | None = None
@@ -190,7 +193,7 @@ class QueueManager(VerkActor):
 
     def receiveMsg_AttachWorkersManager(self, message: AttachWorkersManager, sender: Any) -> None:
         self.workers_manager = sender
-        self.demand = 0
+        self.demand = self.request = 0
         if self.inflight or self.buffer:
             # A new WorkersManager knows nothing of jobs handed to the one before it.
             texts = [text for _, text in self.buffer] + list(self.inflight.values())
@@ -200,6 +203,8 @@ class QueueManager(VerkActor):
         self._work()
 
     def receiveMsg_RecordOutcomes(self, message: RecordOutcomes, sender: Any) -> None:
+        if self.workers_manager is None or sender != self.workers_manager:
+            self.request = 0  # a new WorkersManager numbers its requests afresh
         self.workers_manager = sender
         self.standby = message.standby
         self.inflight.update(message.adopted)
@@ -215,7 +220,8 @@ class QueueManager(VerkActor):
             text = self.inflight.pop(ref, None)
             if text is not None:
                 self.pending.requeued.append(text)
-        if message.dequeue:
+        if message.dequeue and message.request >= self.request:
+            self.request = message.request
             self.demand = message.dequeue
             self.wait_for_jobs = message.wait
         if message.reconcile:
@@ -256,7 +262,8 @@ class QueueManager(VerkActor):
             self._redis_down("writing job outcomes", error)
             return
         self._redis_up()
-        if self.demand and not taken and self.wait_fd is None:
+        if self.demand and len(taken) < take and self.wait_fd is None:
+            # The queue ran dry (also after some jobs): say so now, or wait for more.
             self._nothing_to_take()
 
     def _nothing_to_take(self) -> None:
@@ -268,7 +275,7 @@ class QueueManager(VerkActor):
             self.demand = 0  # empty: the WorkersManager puts a worker on standby
             self.standby = True  # (its next RecordOutcomes says for sure)
             if self.workers_manager is not None:
-                self.send(self.workers_manager, JobsDequeued(()))
+                self.send(self.workers_manager, JobsDequeued((), request=self.request))
         else:
             self._start_wait()
 
@@ -307,8 +314,11 @@ class QueueManager(VerkActor):
         handed, self.buffer = jobs[: self.demand], jobs[self.demand :]
         for ref, text in handed:
             self.inflight[ref] = text
-        self.demand = 0
-        self.send(self.workers_manager, JobsDequeued(tuple(handed)))
+        self.demand -= len(handed)
+        self.send(
+            self.workers_manager,
+            JobsDequeued(tuple(handed), request=self.request, remaining=self.demand),
+        )
 
     def _start_wait(self) -> None:
         assert self.store is not None
@@ -338,9 +348,7 @@ class QueueManager(VerkActor):
         if job is not None:
             # Hand this one over at once; _work then takes the rest of the demand
             # in the same round trip as the outcomes waiting to be written.
-            more = self.demand - 1
             self._deliver([job])
-            self.demand = max(more, 0)
         self._work()
 
     # --- stop ----------------------------------------------------------------------------

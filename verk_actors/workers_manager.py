@@ -87,6 +87,10 @@ REPLACE_AFTER = 0.05
 DEADLINE_CHECK = 0.25
 """Seconds between looks at the boards for jobs past their time limit."""
 
+ASK_AGAIN_AFTER = 2.0
+"""Seconds without an answer to a request for jobs before it is sent again (a request
+replaces the one before, so asking twice takes no more jobs)."""
+
 QUIET_AFTER = 0.25
 """A busy worker silent this long is inside one long job (workers report at least every
 ``REPORT_EVERY`` between jobs): it stops counting against the active-worker limit,
@@ -151,6 +155,10 @@ class WorkersManager(VerkActor):
         self.by_address: dict[str, Slot] = {}
         self.held: list[tuple[int, bytes]] = []
         self.asked = 0
+        """Jobs the QueueManager still owes the newest request (as far as we know)."""
+        self.request = 0
+        """The number of the newest request for jobs."""
+        self.asked_at = 0.0
         self.next_batch = 1
         self.sizer = BatchSizer(100)
         self.gauge = CpuGauge(machine_cores())
@@ -308,7 +316,10 @@ class WorkersManager(VerkActor):
         self._publish([QueueEvent(self.queue, state, time.time())])
 
     def receiveMsg_JobsDequeued(self, message: JobsDequeued, sender: Any) -> None:
-        self.asked = 0
+        if message.request == self.request:
+            # Only ever lower it: Thespian may deliver an earlier answer after a later
+            # one (the queue's "empty" before its last jobs).
+            self.asked = min(self.asked, message.remaining)
         if not message.jobs:
             self._queue_is_empty()
             return
@@ -483,12 +494,15 @@ class WorkersManager(VerkActor):
                 wait=self.draining or self.paused,
                 standby=any(s.standby for s in self.slots),
                 reconcile=self.reconcile,
+                request=self.request + 1 if want else self.request,
             ),
         )
         self.reconcile = False
         self.acked, self.failed, self.requeued, self.adopted = [], [], [], []
         if want:
+            self.request += 1
             self.asked = want
+            self.asked_at = time.monotonic()
 
     # --- watching workers -----------------------------------------------------------------
 
@@ -503,6 +517,8 @@ class WorkersManager(VerkActor):
             if batch == slot.batch and index >= 0 and deadline and now > deadline:
                 self._kill(slot, "timed out: it ran past its time limit and its worker was killed")
         self.after(DEADLINE_CHECK, CheckDeadlines())
+        if self.asked and not self.held and now - self.asked_at > ASK_AGAIN_AFTER:
+            self.asked = 0  # no answer for long (a lost word): ask anew, it replaces
         if self.held or not self.asked:
             self._run()  # workers gone quiet in long jobs no longer hold the others back
 
