@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 
 import pytest
 
+from tests.conftest import wait_for
 from tests.servers import RedisServer
 from verk_actors import measure
 from verk_actors.cli import EXIT_OK, EXIT_USAGE, main
@@ -121,3 +124,26 @@ def test_steal_is_the_share_of_cpu_time_the_host_took(tmp_path, monkeypatch) -> 
     assert measure.stolen_share(after, after) is None
     stat.unlink()
     assert measure.cpu_ticks() is None
+
+
+def test_memory_sampler_takes_no_sample_while_paused() -> None:
+    """A latency test runs with the sampler paused: no process list, no memory read."""
+    calls: list[float] = []
+
+    def find() -> list[int]:
+        calls.append(time.monotonic())
+        return [os.getpid()]
+
+    with measure.MemorySampler(find, every=0.01) as sampler:
+        measure.PSS_EVERY, saved = 0.0, measure.PSS_EVERY  # every sample a full one
+        try:
+            wait_for(lambda: len(calls) >= 3, timeout=5)
+            with sampler.paused():
+                begun = time.monotonic()
+                time.sleep(0.3)
+                ended = time.monotonic()
+            wait_for(lambda: calls[-1] > ended, timeout=5)
+        finally:
+            measure.PSS_EVERY = saved
+    assert not [t for t in calls if begun <= t <= ended]
+    assert sampler.peak_rss > 0

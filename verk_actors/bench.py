@@ -430,8 +430,9 @@ def _run(
         on_drained()
     pickups: list[float] = []
     if options.latency:
-        time.sleep(SETTLE)
-        pickups = standard_pickups(client, servers.counter, progress, count=options.pickups)
+        with memory.paused():
+            time.sleep(SETTLE)
+            pickups = standard_pickups(client, servers.counter, progress, count=options.pickups)
     memory.sample(full=True)
     progress.show("stopping the node", force=True)
     return BenchResult(

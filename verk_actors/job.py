@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -62,7 +62,8 @@ def _finite_float(text: str) -> float:
 
 
 _STRICT = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
-_SCAN = _STRICT.scan_once
+_SCAN: Callable[[str, int], tuple[Any, int]] = _STRICT.scan_once  # type: ignore[attr-defined]
+"""The decoder's C scanner (set by ``JSONDecoder.__init__``, missing from typeshed)."""
 
 
 def loads(text: str) -> Any:

@@ -182,8 +182,9 @@ def run_sidekiq(
             print(log.read_text(errors="replace")[-3000:], file=sys.stderr)
             raise
         calls = commands.stop()
-        time.sleep(SETTLE)
-        pickups = standard_pickups(client, counter, progress)
+        with memory.paused():  # as for verk_actors
+            time.sleep(SETTLE)
+            pickups = standard_pickups(client, counter, progress)
         memory.sample(full=True)
         progress.show(f"Sidekiq {processes}x{threads}: stopping", force=True)
         return BenchResult(
