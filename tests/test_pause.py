@@ -39,3 +39,33 @@ def test_node_started_on_a_paused_queue_remembers_it(start_verk, redis_server, r
     resume_queue(r, "default")
     wait_for(lambda: r.llen("ran") == 3, timeout=10)
     node.stop()
+
+
+def _polls(r) -> int:
+    """EVALSHA calls so far (each poll of a paused queue is one take script)."""
+    stats = r.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+def test_a_paused_queue_is_polled_at_an_even_pace(start_verk, redis_server, r) -> None:
+    """However long a queue stays paused with jobs waiting, its node looks about once
+    per poll interval: asking again for jobs (every 2 s without an answer) must not
+    start one more polling loop each time."""
+    pause_queue(r, "default")
+    with Client(url=redis_server.url) as client:
+        client.enqueue_many("Record", ([redis_server.url, "ran", i] for i in range(3)))
+    node = start_verk(poll_interval=0.2)
+    time.sleep(2.0)
+    first = _polls(r)
+    time.sleep(3.0)
+    early = _polls(r) - first
+    time.sleep(4.0)
+    second = _polls(r)
+    time.sleep(3.0)
+    late = _polls(r) - second
+    print(f"polls per 3 s: {early} then {late}")
+    assert r.llen("ran") == 0
+    assert late <= early * 1.5 + 3, f"polls per 3 s went from {early} to {late}"
+    resume_queue(r, "default")
+    wait_for(lambda: r.llen("ran") == 3, timeout=10)
+    node.stop()

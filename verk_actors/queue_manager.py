@@ -65,6 +65,7 @@ class QueueManager(VerkActor):
         self.wait_fd: int | None = None
         self.backoff = 0.0
         self.retry_armed = False
+        self.poll_armed = False
         self.down = False
         self.stopped = False
         self.paused: bool | None = None
@@ -270,7 +271,7 @@ class QueueManager(VerkActor):
         """Jobs are wanted and the queue had none: poll (paused), answer empty, or wait."""
         assert self.store is not None
         if self.paused:
-            self.after(self.store.settings.poll_interval, PollBlocking())
+            self._poll_after(self.store.settings.poll_interval)
         elif not self.wait_for_jobs:
             self.demand = 0  # empty: the WorkersManager puts a worker on standby
             self.standby = True  # (its next RecordOutcomes says for sure)
@@ -325,7 +326,7 @@ class QueueManager(VerkActor):
         if self.wait_fd is not None:
             return  # one BLMOVE at a time on the wait connection
         if not self.can_watch:
-            self.after(IDLE_POLL, PollBlocking())
+            self._poll_after(IDLE_POLL)
             return
         try:
             self.wait_fd = self.store.start_wait()
@@ -333,7 +334,15 @@ class QueueManager(VerkActor):
             self.wait_fd = None
             self._redis_down("waiting for jobs", exc)
 
+    def _poll_after(self, seconds: float) -> None:
+        """Look at the queue again in ``seconds``: one timer at a time, however many
+        messages found it paused or empty meanwhile (each used to start another)."""
+        if not self.poll_armed:
+            self.poll_armed = True
+            self.after(seconds, PollBlocking())
+
     def receiveMsg_PollBlocking(self, message: PollBlocking, sender: Any) -> None:
+        self.poll_armed = False
         self._work()
 
     def receiveMsg_WatchMessage(self, message: WatchMessage, sender: Any) -> None:
