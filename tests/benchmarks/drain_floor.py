@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from tests.servers import RedisServer  # noqa: E402
 from verk_actors import keys  # noqa: E402
 from verk_actors.bench import COUNTER_KEY, QUEUE, BenchIncr  # noqa: E402
 from verk_actors.client import Client  # noqa: E402
+from verk_actors.dispatch import machine_cores  # noqa: E402
 from verk_actors.measure import Drain, Progress, wait_drained  # noqa: E402
 
 TAKE = 100
@@ -49,7 +49,7 @@ def consume(job_url: str, counter_url: str) -> None:
 
 def default_processes() -> int:
     """One runner per core and one more (the most jobs/s on 2 cores, measured)."""
-    return (os.cpu_count() or 1) + 1
+    return machine_cores() + 1
 
 
 def run_floor(jobs: int, processes: int, progress: Progress) -> Drain:
