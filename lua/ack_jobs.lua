@@ -5,18 +5,70 @@
 -- KEYS[3]  stat:processed:<yyyy-mm-dd>
 -- KEYS[4]  stat:processed:<q>
 -- ARGV[1]  seconds to keep the per-day counter (set when the counter is created)
--- ARGV[2..] job texts, exactly as they are stored in the in-progress list
+-- ARGV[2..] job texts, exactly as they are stored in the in-progress list; fastest
+--           oldest first (in the order they were taken)
 --
 -- Returns: how many of the jobs were still in the in-progress list and were removed.
 -- A job no longer there (recovered by another node after this node's lease expired)
 -- is left alone: it is queued again and will run again, which is the at-least-once rule.
 -- Every execution is counted in stat:processed, as Sidekiq counts.
+--
+-- Each job given removes one occurrence of its text, as `LREM key -1 text` would, but
+-- a run of jobs taken together is removed in a few calls, not one LREM each: an LREM
+-- cost a Lua call and a scan from the tail past every older job still running. The
+-- list is newest first (take_jobs LPUSHes), so a run given oldest first lies at
+-- indexes pos, pos-1, pos-2... where pos is the tail-most index of its first job.
+
+local key = KEYS[1]
+local n = #ARGV
+local FEW = 4         -- runs shorter than this are not looked for: one LREM each
+local MOST = 1000     -- jobs compared per LRANGE, and pushed per RPUSH (unpack's limit)
+local KEEP_MAX = 5000 -- most older jobs set aside and pushed back to cut a run out
 
 local removed = 0
-for i = 2, #ARGV do
-  removed = removed + redis.call('LREM', KEYS[1], -1, ARGV[i])
+local i = 2
+while i <= n do
+  local pos = false
+  if n - i + 1 >= FEW then
+    pos = redis.call('LPOS', key, ARGV[i], 'RANK', -1)
+  end
+  if not pos then
+    removed = removed + redis.call('LREM', key, -1, ARGV[i])
+    i = i + 1
+  else
+    local length = redis.call('LLEN', key)
+    local older = length - 1 - pos
+    local window = redis.call('LRANGE', key, pos - math.min(n - i + 1, MOST, pos + 1) + 1, pos)
+    local run = 0
+    while run < #window and window[#window - run] == ARGV[i + run] do
+      run = run + 1
+    end
+    if older == 0 then
+      redis.call('LTRIM', key, 0, -run - 1)
+    elseif older <= KEEP_MAX then
+      -- Set the older jobs aside, cut the run off the tail, push them back in order.
+      -- Redis lets a script that has written go on writing when memory is short, so
+      -- the RPUSH cannot fail after the LTRIM.
+      local kept = redis.call('LRANGE', key, pos + 1, -1)
+      if pos - run < 0 then
+        redis.call('DEL', key) -- the run reached the head (LTRIM 0 -1 would keep all)
+      else
+        redis.call('LTRIM', key, 0, pos - run)
+      end
+      for k = 1, #kept, MOST do
+        redis.call('RPUSH', key, unpack(kept, k, math.min(k + MOST - 1, #kept)))
+      end
+    else
+      for k = i, i + run - 1 do
+        redis.call('LREM', key, -1, ARGV[k])
+      end
+    end
+    removed = removed + run
+    i = i + run
+  end
 end
-local ran = #ARGV - 1
+
+local ran = n - 1
 if ran > 0 then
   redis.call('INCRBY', KEYS[2], ran)
   if redis.call('INCRBY', KEYS[3], ran) == ran then

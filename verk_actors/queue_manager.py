@@ -209,7 +209,9 @@ class QueueManager(VerkActor):
         self.workers_manager = sender
         self.standby = message.standby
         self.inflight.update(message.adopted)
-        for ref in message.acked:
+        # Oldest first (references grow as jobs are taken): ack_jobs removes a run of
+        # jobs taken together in a few calls when they come in the order they were taken.
+        for ref in sorted(message.acked):
             text = self.inflight.pop(ref, None)
             if text is not None:
                 self.pending.acked.append(text)

@@ -1,0 +1,150 @@
+"""ack_jobs removes runs of jobs in a few calls, and exactly what one ``LREM -1`` per job
+would remove: the same list left, the same count returned, whatever the order given."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from verk_actors import keys
+from verk_actors.scripts import Scripts
+
+Q = "default"
+NODE = "node-a"
+DAY = "2024-05-17"
+INPROGRESS = keys.inprogress_key(Q, NODE)
+
+
+def texts(n: int, prefix: str = "j") -> list[bytes]:
+    """``n`` distinct job texts."""
+    return [f'{{"class":"A","args":[],"jid":"{prefix}{i:06d}"}}'.encode() for i in range(n)]
+
+
+def lrem_model(stored: list[bytes], given: list[bytes]) -> tuple[list[bytes], int]:
+    """``stored`` (head first) after one ``LREM -1`` per text given, and how many went."""
+    left, removed = list(stored), 0
+    for text in given:
+        for index in range(len(left) - 1, -1, -1):
+            if left[index] == text:
+                del left[index]
+                removed += 1
+                break
+    return left, removed
+
+
+def ack(r: redis.Redis, scripts: Scripts, stored: list[bytes], given: list[bytes]) -> int:
+    r.delete(INPROGRESS)
+    if stored:
+        r.rpush(INPROGRESS, *stored)
+    return scripts.ack_jobs(r, Q, NODE, DAY, given)
+
+
+@pytest.fixture
+def scripts(r: redis.Redis) -> Scripts:
+    return Scripts(r)
+
+
+def taken_in_batches(count: int) -> list[bytes]:
+    """The in-progress list after ``count`` jobs were taken: newest at the head."""
+    return texts(count)[::-1]
+
+
+def test_a_run_at_the_tail_goes_with_one_trim(r: redis.Redis, scripts: Scripts) -> None:
+    """The oldest jobs, given oldest first, leave with one LTRIM and no LREM."""
+    stored = taken_in_batches(600)
+    oldest = stored[::-1][:500]
+    before = r.info("commandstats")
+    assert ack(r, scripts, stored, oldest) == 500
+    after = r.info("commandstats")
+    assert r.lrange(INPROGRESS, 0, -1) == stored[:100]
+    calls = {k: v["calls"] - before.get(k, {"calls": 0})["calls"] for k, v in after.items()}
+    assert calls.get("cmdstat_lrem", 0) == 0
+    assert calls["cmdstat_ltrim"] == 1
+
+
+def test_a_run_behind_older_running_jobs_keeps_them_in_order(
+    r: redis.Redis, scripts: Scripts
+) -> None:
+    """A newer batch done before an older one: the older jobs stay, in their order."""
+    stored = taken_in_batches(1500)  # batches: oldest 0-499, 500-999, newest 1000-1499
+    jobs = stored[::-1]
+    middle = jobs[500:1000]
+    before = r.info("commandstats").get("cmdstat_lrem", {"calls": 0})["calls"]
+    assert ack(r, scripts, stored, middle) == 500
+    assert r.lrange(INPROGRESS, 0, -1) == (jobs[:500] + jobs[1000:])[::-1]
+    assert r.info("commandstats").get("cmdstat_lrem", {"calls": 0})["calls"] == before
+
+
+@pytest.mark.parametrize("count", [1, 3, 4, 999, 1000, 1001, 2500])
+def test_runs_of_every_length_at_the_head(r: redis.Redis, scripts: Scripts, count: int) -> None:
+    """Runs shorter than, as long as and longer than one LRANGE window, up to the head."""
+    stored = taken_in_batches(count + 7)
+    jobs = stored[::-1]
+    assert ack(r, scripts, stored, jobs[7:]) == count
+    assert r.lrange(INPROGRESS, 0, -1) == jobs[:7][::-1]
+
+
+def test_many_older_jobs_fall_back_to_lrem(r: redis.Redis, scripts: Scripts) -> None:
+    """More than 5,000 older jobs are not set aside: each job of the run gets its LREM."""
+    stored = taken_in_batches(5_020)
+    jobs = stored[::-1]
+    assert ack(r, scripts, stored, jobs[5_001:5_011]) == 10
+    assert r.lrange(INPROGRESS, 0, -1) == (jobs[:5_001] + jobs[5_011:])[::-1]
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    size=st.integers(0, 60),
+    runs=st.lists(st.tuples(st.integers(0, 70), st.integers(1, 30)), max_size=6),
+    strangers=st.integers(0, 3),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_same_result_as_one_lrem_per_job(
+    r: redis.Redis,
+    scripts: Scripts,
+    *,
+    size: int,
+    runs: list[tuple[int, int]],
+    strangers: int,
+    seed: int,
+) -> None:
+    """Runs anywhere, in any order, with texts not in the list among them."""
+    stored = taken_in_batches(size)
+    jobs = stored[::-1]
+    given: list[bytes] = []
+    for start, length in runs:
+        given += jobs[start : start + length]
+    given += texts(strangers, prefix="gone")
+    rng = random.Random(seed)
+    if rng.random() < 0.3:
+        rng.shuffle(given)
+    expected, removed = lrem_model(stored, given)
+    assert ack(r, scripts, stored, given) == removed
+    assert r.lrange(INPROGRESS, 0, -1) == expected
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    stored=st.lists(st.sampled_from([b"a", b"b", b"c", b"d"]), max_size=30),
+    given=st.lists(st.sampled_from([b"a", b"b", b"c", b"d", b"e"]), max_size=30),
+)
+def test_same_jobs_left_when_texts_repeat(
+    r: redis.Redis, scripts: Scripts, stored: list[bytes], given: list[bytes]
+) -> None:
+    """A text stored twice (a job queued twice): the same count goes and the same texts
+    stay; which of two equal texts stays may differ, and equal texts are the same job."""
+    expected, removed = lrem_model(stored, given)
+    assert ack(r, scripts, stored, given) == removed
+    assert sorted(r.lrange(INPROGRESS, 0, -1)) == sorted(expected)
