@@ -21,9 +21,30 @@
 
 local key = KEYS[1]
 local n = #ARGV
-local FEW = 4         -- runs shorter than this are not looked for: one LREM each
-local MOST = 1000     -- jobs compared per LRANGE, and pushed per RPUSH (unpack's limit)
-local KEEP_MAX = 5000 -- most older jobs set aside and pushed back to cut a run out
+local FEW = 8          -- runs shorter than this go one LREM a job
+local MOST = 1000      -- most values per LRANGE window and per RPUSH (unpack's limit)
+local KEEP_MAX = 20000 -- most older jobs set aside and pushed back to cut a run out
+
+-- The length of the run of ARGV[i..] found at indexes pos, pos-1, ... (ARGV[i] is at
+-- pos), compared in windows that grow from 16 values, so jobs acked one by one cost a
+-- small LRANGE each, not a long one.
+local function run_length(i, pos)
+  local run, step = 1, 16
+  while i + run <= n and pos - run >= 0 do
+    local want = math.min(n - i - run + 1, step, pos - run + 1)
+    local window = redis.call('LRANGE', key, pos - run - want + 1, pos - run)
+    local matched = 0
+    while matched < #window and window[#window - matched] == ARGV[i + run + matched] do
+      matched = matched + 1
+    end
+    run = run + matched
+    if matched < #window then
+      break
+    end
+    step = math.min(step * 4, MOST)
+  end
+  return run
+end
 
 local removed = 0
 local i = 2
@@ -32,20 +53,16 @@ while i <= n do
   if n - i + 1 >= FEW then
     pos = redis.call('LPOS', key, ARGV[i], 'RANK', -1)
   end
-  if not pos then
-    removed = removed + redis.call('LREM', key, -1, ARGV[i])
-    i = i + 1
-  else
-    local length = redis.call('LLEN', key)
-    local older = length - 1 - pos
-    local window = redis.call('LRANGE', key, pos - math.min(n - i + 1, MOST, pos + 1) + 1, pos)
-    local run = 0
-    while run < #window and window[#window - run] == ARGV[i + run] do
-      run = run + 1
+  local run = pos and run_length(i, pos) or 1
+  local older = pos and (redis.call('LLEN', key) - 1 - pos) or 0
+  if not pos or run < FEW or older > KEEP_MAX then
+    for k = i, i + run - 1 do
+      removed = removed + redis.call('LREM', key, -1, ARGV[k])
     end
+  else
     if older == 0 then
       redis.call('LTRIM', key, 0, -run - 1)
-    elseif older <= KEEP_MAX then
+    else
       -- Set the older jobs aside, cut the run off the tail, push them back in order.
       -- Redis lets a script that has written go on writing when memory is short, so
       -- the RPUSH cannot fail after the LTRIM.
@@ -58,14 +75,10 @@ while i <= n do
       for k = 1, #kept, MOST do
         redis.call('RPUSH', key, unpack(kept, k, math.min(k + MOST - 1, #kept)))
       end
-    else
-      for k = i, i + run - 1 do
-        redis.call('LREM', key, -1, ARGV[k])
-      end
     end
     removed = removed + run
-    i = i + run
   end
+  i = i + run
 end
 
 local ran = n - 1

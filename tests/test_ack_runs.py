@@ -79,7 +79,7 @@ def test_a_run_behind_older_running_jobs_keeps_them_in_order(
     assert r.info("commandstats").get("cmdstat_lrem", {"calls": 0})["calls"] == before
 
 
-@pytest.mark.parametrize("count", [1, 3, 4, 999, 1000, 1001, 2500])
+@pytest.mark.parametrize("count", [1, 7, 8, 16, 17, 81, 999, 1000, 1001, 2500])
 def test_runs_of_every_length_at_the_head(r: redis.Redis, scripts: Scripts, count: int) -> None:
     """Runs shorter than, as long as and longer than one LRANGE window, up to the head."""
     stored = taken_in_batches(count + 7)
@@ -88,12 +88,35 @@ def test_runs_of_every_length_at_the_head(r: redis.Redis, scripts: Scripts, coun
     assert r.lrange(INPROGRESS, 0, -1) == jobs[:7][::-1]
 
 
+def calls(r: redis.Redis, before: dict[str, dict[str, int]], name: str) -> int:
+    """Calls of command ``name`` since ``before`` (an ``INFO commandstats``)."""
+    key = f"cmdstat_{name}"
+    return int(r.info("commandstats").get(key, {"calls": 0})["calls"]) - int(
+        before.get(key, {"calls": 0})["calls"]
+    )
+
+
 def test_many_older_jobs_fall_back_to_lrem(r: redis.Redis, scripts: Scripts) -> None:
-    """More than 5,000 older jobs are not set aside: each job of the run gets its LREM."""
-    stored = taken_in_batches(5_020)
+    """More than 20,000 older jobs are not set aside: each job of the run gets its LREM."""
+    stored = taken_in_batches(20_020)
     jobs = stored[::-1]
-    assert ack(r, scripts, stored, jobs[5_001:5_011]) == 10
-    assert r.lrange(INPROGRESS, 0, -1) == (jobs[:5_001] + jobs[5_011:])[::-1]
+    before = r.info("commandstats")
+    assert ack(r, scripts, stored, jobs[20_001:20_011]) == 10
+    assert r.lrange(INPROGRESS, 0, -1) == (jobs[:20_001] + jobs[20_011:])[::-1]
+    assert calls(r, before, "lrem") == 10
+    assert calls(r, before, "rpush") == 1  # the test's own
+
+
+def test_scattered_jobs_go_one_lrem_each(r: redis.Redis, scripts: Scripts) -> None:
+    """Every other job (no runs): one LREM each, nothing set aside, small windows."""
+    stored = taken_in_batches(3_000)
+    jobs = stored[::-1]
+    before = r.info("commandstats")
+    assert ack(r, scripts, stored, jobs[::2]) == 1_500
+    assert r.lrange(INPROGRESS, 0, -1) == jobs[1::2][::-1]
+    assert calls(r, before, "lrem") == 1_500
+    assert calls(r, before, "ltrim") == 0
+    assert calls(r, before, "rpush") == 1  # the test's own
 
 
 @settings(
@@ -102,8 +125,8 @@ def test_many_older_jobs_fall_back_to_lrem(r: redis.Redis, scripts: Scripts) -> 
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
-    size=st.integers(0, 60),
-    runs=st.lists(st.tuples(st.integers(0, 70), st.integers(1, 30)), max_size=6),
+    size=st.integers(0, 150),
+    runs=st.lists(st.tuples(st.integers(0, 160), st.integers(1, 90)), max_size=6),
     strangers=st.integers(0, 3),
     seed=st.integers(0, 2**32 - 1),
 )
