@@ -13,7 +13,8 @@
 -- Returns: the job texts taken, oldest first (an empty array when the queue is empty);
 -- nil when the queue is paused (nothing is taken).
 -- They enter the in-progress list at its head, so its tail holds the oldest (as BLMOVE
--- RIGHT LEFT would leave them), which keeps LREM -1 acks short.
+-- RIGHT LEFT would leave them): jobs taken together lie together, oldest nearest the
+-- tail, and ack_jobs.lua removes them as a run.
 
 if redis.call('SISMEMBER', KEYS[3], ARGV[2]) == 1 then
   return false

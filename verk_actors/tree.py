@@ -155,7 +155,7 @@ flowchart LR
     client -- "ZADD (enqueue_at)" --> schedule[("schedule")]
     inprogress[("inprogress:&lt;q&gt;:&lt;node&gt;")]
     queue -- "take_jobs.lua / BLMOVE by QueueManager or standby worker (one step)" --> inprogress
-    inprogress -- "ack_jobs.lua: LREM + stat:processed" --> done(["done"])
+    inprogress -- "ack_jobs.lua: LTRIM a run (LREM) + stat:processed" --> done(["done"])
     inprogress -- "fail_jobs.lua: LREM + ZADD" --> retry[("retry")]
     inprogress -- "fail_jobs.lua, retries used up" --> dead[("dead")]
     inprogress -- "requeue: stop, restart, dead node" --> queue
@@ -178,7 +178,7 @@ digraph job_flow {
     client -> queue [label="LPUSH"];
     client -> schedule [label="ZADD (enqueue_at)"];
     queue -> inprogress [label="take_jobs.lua / BLMOVE\\nby QueueManager\\nor standby worker"];
-    inprogress -> done [label="ack_jobs.lua:\\nLREM + stat:processed"];
+    inprogress -> done [label="ack_jobs.lua:\\nLTRIM a run (LREM) + stat:processed"];
     inprogress -> retry [label="fail_jobs.lua:\\nLREM + ZADD"];
     inprogress -> dead [label="fail_jobs.lua,\\nretries used up"];
     inprogress -> queue [label="requeue: stop,\\nrestart, dead node"];
