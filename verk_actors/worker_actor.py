@@ -2,8 +2,9 @@
 
 It registers the workers of the node's ``imports`` when initialised, then runs each
 ``RunJobs`` batch in order. Before and after each job it writes its progress board;
-it reports in few messages: at the end of a batch, at once after a failure, and at
-least every ``REPORT_EVERY`` seconds during a long batch.
+it reports in few messages: at the end of a batch and at least every ``REPORT_EVERY``
+seconds during a long batch, failures with the rest (a worker that dies before it
+reports leaves them marked failed on its board).
 
 On an idle queue the WorkersManager puts one free worker on ``Standby``: the worker
 waits on the queue itself (``BLMOVE`` into the node's in-progress list, its socket
@@ -156,10 +157,10 @@ class WorkerActor(VerkActor):
         last_report = time.monotonic()
         last = len(jobs) - 1
         for index, job in enumerate(jobs):
-            now, failed = self._run_one(
+            now, _ = self._run_one(
                 board, batch, job, index=index, report=report, detail=message.detail
             )
-            if index != last and (failed or now - last_report >= REPORT_EVERY):
+            if index != last and now - last_report >= REPORT_EVERY:
                 self._report(sender, report, batch, finished=False)
                 report = Report()
                 last_report = now
@@ -288,9 +289,7 @@ class WorkerActor(VerkActor):
             self._end_standby(taken=((ref, text),))
             return
         report = Report(clock=self.wait_clock)
-        self._run_one(
-            board, standby.batch, (ref, text), index=index, report=report, detail=True
-        )
+        self._run_one(board, standby.batch, (ref, text), index=index, report=report, detail=True)
         if self.standby_ending or self.standby_taken >= MAX_JOBS:
             self._end_standby(report=report, taken=((ref, text),))
             return
