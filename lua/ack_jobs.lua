@@ -21,17 +21,21 @@
 
 local key = KEYS[1]
 local n = #ARGV
-local FEW = 8          -- runs shorter than this go one LREM a job
-local MOST = 1000      -- most values per LRANGE window and per RPUSH (unpack's limit)
-local KEEP_MAX = 20000 -- most older jobs set aside and pushed back to cut a run out
+local FEW = 8                   -- runs shorter than this go one LREM a job
+local MOST = 1000               -- most values per LRANGE window and per RPUSH (unpack's limit)
+local KEEP_MAX = 20000          -- most older jobs set aside and pushed back to cut a run out
+local WINDOW_BYTES = 1048576    -- about the most bytes compared per LRANGE window
+local KEEP_BYTES = 2097152      -- about the most bytes set aside to cut a run out
 
 -- The length of the run of ARGV[i..] found at indexes pos, pos-1, ... (ARGV[i] is at
--- pos), compared in windows that grow from 16 values, so jobs acked one by one cost a
--- small LRANGE each, not a long one.
+-- pos), compared in windows that grow from 16 values (and hold about WINDOW_BYTES at
+-- most, judging by the size of ARGV[i]), so jobs acked one by one cost a small LRANGE
+-- each, not a long one.
 local function run_length(i, pos)
   local run, step = 1, 16
+  local most = math.max(1, math.min(MOST, math.floor(WINDOW_BYTES / #ARGV[i])))
   while i + run <= n and pos - run >= 0 do
-    local want = math.min(n - i - run + 1, step, pos - run + 1)
+    local want = math.min(n - i - run + 1, step, pos - run + 1, most)
     local window = redis.call('LRANGE', key, pos - run - want + 1, pos - run)
     local matched = 0
     while matched < #window and window[#window - matched] == ARGV[i + run + matched] do
@@ -41,7 +45,7 @@ local function run_length(i, pos)
     if matched < #window then
       break
     end
-    step = math.min(step * 4, MOST)
+    step = step * 4
   end
   return run
 end
@@ -55,7 +59,7 @@ while i <= n do
   end
   local run = pos and run_length(i, pos) or 1
   local older = pos and (redis.call('LLEN', key) - 1 - pos) or 0
-  if not pos or run < FEW or older > KEEP_MAX then
+  if not pos or run < FEW or older > KEEP_MAX or older * #ARGV[i] > KEEP_BYTES then
     for k = i, i + run - 1 do
       removed = removed + redis.call('LREM', key, -1, ARGV[k])
     end

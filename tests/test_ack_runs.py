@@ -171,3 +171,20 @@ def test_same_jobs_left_when_texts_repeat(
     expected, removed = lrem_model(stored, given)
     assert ack(r, scripts, stored, given) == removed
     assert sorted(r.lrange(INPROGRESS, 0, -1)) == sorted(expected)
+
+
+def test_big_jobs_are_not_set_aside_beyond_a_few_megabytes(
+    r: redis.Redis, scripts: Scripts
+) -> None:
+    """Jobs of 50 kB: a run behind 60 older ones (3 MB) goes one LREM a job instead of
+    copying the older jobs through Lua; behind 10 (0.5 MB) it is cut out."""
+    big = [t + b" " * 50_000 for t in taken_in_batches(100)]
+    jobs = big[::-1]
+    before = r.info("commandstats")
+    assert ack(r, scripts, big, jobs[60:80]) == 20
+    assert r.lrange(INPROGRESS, 0, -1) == (jobs[:60] + jobs[80:])[::-1]
+    assert calls(r, before, "lrem") == 20
+    before = r.info("commandstats")
+    assert ack(r, scripts, big, jobs[10:30]) == 20
+    assert r.lrange(INPROGRESS, 0, -1) == (jobs[:10] + jobs[30:])[::-1]
+    assert calls(r, before, "lrem") == 0
