@@ -8,7 +8,7 @@ import redis
 
 from tests.conftest import wait_for
 from verk_actors import Client, QueueSpec
-from verk_actors.dispatch import machine_cores
+from verk_actors.dispatch import MAX_BATCH_BYTES, machine_cores
 
 
 def test_long_jobs_do_not_hold_back_the_rest_of_the_queue(
@@ -74,4 +74,27 @@ def test_a_node_takes_no_more_of_a_backlog_than_its_workers_hold(
     wait_for(lambda: r.get("stat:processed") == str(jobs).encode())
     limit = 3 * 500 * (machine_cores() + 1) + 1_500  # 6,000 on two cores
     assert most <= limit, f"the node held {most:,} jobs in progress at once"
+    node.stop()
+
+
+def test_big_jobs_come_in_small_batches(start_verk, redis_server, r: redis.Redis) -> None:
+    """Jobs of 100 kB: batches (and so what the node takes at once) hold about 1 MB of
+    job text, not 500 jobs. Without the cap the node took every one of the 600 jobs
+    at once, as 50 MB messages, and drained a third as fast."""
+    jobs = 600
+    with Client(url=redis_server.url) as client:
+        for start in range(0, jobs, 100):
+            client.enqueue_many("Noop", [("x" * 100_000, i) for i in range(start, start + 100)])
+    pool = 8
+    node = start_verk(queues=(QueueSpec("default", pool),))
+    key = f"inprogress:default:{node.node_id}"
+    most = 0
+    deadline = time.monotonic() + 60
+    while (r.llen("queue:default") or r.llen(key)) and time.monotonic() < deadline:
+        most = max(most, r.llen(key))
+        time.sleep(0.001)
+    wait_for(lambda: r.get("stat:processed") == str(jobs).encode())
+    per_batch = MAX_BATCH_BYTES // 100_000  # 10
+    limit = 2 * (pool + 1) * per_batch  # a batch running and one held per worker, and one
+    assert most <= limit, f"the node held {most} jobs of 100 kB in progress at once"
     node.stop()

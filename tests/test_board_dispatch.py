@@ -11,6 +11,7 @@ import pytest
 from verk_actors import board
 from verk_actors.board import FAILED, MAX_JOBS, NOT_STARTED, RUNNING, SUCCEEDED, Board
 from verk_actors.dispatch import (
+    MAX_BATCH_BYTES,
     MAX_REQUEST,
     TARGET_BATCH_SECONDS,
     BatchSizer,
@@ -138,6 +139,26 @@ def test_batch_sizer_one_for_slow_jobs() -> None:
     for _ in range(50):
         sizer.observe(2.0)
     assert sizer.size == 1
+
+
+def test_batch_sizer_caps_the_bytes_of_a_batch() -> None:
+    """Big job texts make small batches: about MAX_BATCH_BYTES of text at most, never
+    fewer than one job; small texts leave the size to the durations."""
+    sizer = BatchSizer(max_batch=500)
+    sizer.observe(0.000_01)
+    assert sizer.size == 500
+    sizer.observe_texts(100, 100 * 200)
+    assert sizer.size == 500
+    for _ in range(20):
+        sizer.observe_texts(10, 10 * 100_000)
+    assert sizer.size == pytest.approx(MAX_BATCH_BYTES / 100_000, abs=1)
+    sizer.observe_texts(1, 50 * MAX_BATCH_BYTES)
+    assert sizer.size == 1
+    for _ in range(40):
+        sizer.observe_texts(50, 50 * 300)
+    assert sizer.size == 500
+    sizer.observe_texts(0, 0)
+    assert sizer.text_bytes == pytest.approx(300, rel=0.01)
 
 
 def test_batch_sizer_moving_average() -> None:

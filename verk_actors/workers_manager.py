@@ -325,6 +325,7 @@ class WorkersManager(VerkActor):
             return
         if self.standby is not None:
             self._end_standby()  # a backlog: batches move it faster than one BLMOVE a job
+        self.sizer.observe_texts(len(message.jobs), sum(len(text) for _, text in message.jobs))
         self.held.extend(message.jobs)
         if self.draining:
             self.drain_requeued += len(self.held)
