@@ -53,13 +53,15 @@ end
 local removed = 0
 local i = 2
 while i <= n do
-  local pos = false
-  if n - i + 1 >= FEW then
+  local looked, pos = n - i + 1 >= FEW, false
+  if looked then
     pos = redis.call('LPOS', key, ARGV[i], 'RANK', -1)
   end
   local run = pos and run_length(i, pos) or 1
   local older = pos and (redis.call('LLEN', key) - 1 - pos) or 0
-  if not pos or run < FEW or older > KEEP_MAX or older * #ARGV[i] > KEEP_BYTES then
+  if looked and not pos then
+    -- not in progress any more: nothing to remove
+  elseif not pos or run < FEW or older > KEEP_MAX or older * #ARGV[i] > KEEP_BYTES then
     for k = i, i + run - 1 do
       removed = removed + redis.call('LREM', key, -1, ARGV[k])
     end

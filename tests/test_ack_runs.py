@@ -188,3 +188,14 @@ def test_big_jobs_are_not_set_aside_beyond_a_few_megabytes(
     assert ack(r, scripts, big, jobs[10:30]) == 20
     assert r.lrange(INPROGRESS, 0, -1) == (jobs[:10] + jobs[30:])[::-1]
     assert calls(r, before, "lrem") == 0
+
+
+def test_jobs_no_longer_in_progress_are_looked_for_once(r: redis.Redis, scripts: Scripts) -> None:
+    """Ten jobs another node has recovered: where LPOS found nothing, no LREM scans for
+    the job again; the last seven, too few to look for a run, get their LREM only."""
+    stored = taken_in_batches(50)
+    before = r.info("commandstats")
+    assert ack(r, scripts, stored, texts(10, prefix="gone")) == 0
+    assert r.lrange(INPROGRESS, 0, -1) == stored
+    assert calls(r, before, "lpos") == 10 - 7  # the last 7 are too few to look for a run
+    assert calls(r, before, "lrem") == 7
