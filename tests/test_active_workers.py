@@ -11,6 +11,17 @@ from verk_actors import Client, QueueSpec
 from verk_actors.dispatch import MAX_BATCH_BYTES, machine_cores
 
 
+def most_in_progress(r: redis.Redis, key: str, *, every: float) -> int:
+    """Look at the in-progress list ``key`` every ``every`` seconds until it and the
+    default queue are empty (60 s at most); the longest it was."""
+    most = 0
+    deadline = time.monotonic() + 60
+    while (r.llen("queue:default") or r.llen(key)) and time.monotonic() < deadline:
+        most = max(most, r.llen(key))
+        time.sleep(every)
+    return most
+
+
 def test_long_jobs_do_not_hold_back_the_rest_of_the_queue(
     start_verk, redis_server, r: redis.Redis
 ) -> None:
@@ -64,12 +75,7 @@ def test_a_node_takes_no_more_of_a_backlog_than_its_workers_hold(
         for _ in range(jobs // 10_000):
             client.enqueue_many("Noop", [()] * 10_000)
     node = start_verk(queues=(QueueSpec("default", 25),))
-    key = f"inprogress:default:{node.node_id}"
-    most = 0
-    deadline = time.monotonic() + 60
-    while (r.llen("queue:default") or r.llen(key)) and time.monotonic() < deadline:
-        most = max(most, r.llen(key))
-        time.sleep(0.002)
+    most = most_in_progress(r, f"inprogress:default:{node.node_id}", every=0.002)
     assert r.llen("queue:default") == 0
     wait_for(lambda: r.get("stat:processed") == str(jobs).encode())
     limit = 3 * 500 * (machine_cores() + 1) + 1_500  # 6,000 on two cores
@@ -87,12 +93,7 @@ def test_big_jobs_come_in_small_batches(start_verk, redis_server, r: redis.Redis
             client.enqueue_many("Noop", [("x" * 100_000, i) for i in range(start, start + 100)])
     pool = 8
     node = start_verk(queues=(QueueSpec("default", pool),))
-    key = f"inprogress:default:{node.node_id}"
-    most = 0
-    deadline = time.monotonic() + 60
-    while (r.llen("queue:default") or r.llen(key)) and time.monotonic() < deadline:
-        most = max(most, r.llen(key))
-        time.sleep(0.001)
+    most = most_in_progress(r, f"inprogress:default:{node.node_id}", every=0.001)
     wait_for(lambda: r.get("stat:processed") == str(jobs).encode())
     per_batch = MAX_BATCH_BYTES // 100_000  # 10
     limit = 2 * (pool + 1) * per_batch  # a batch running and one held per worker, and one

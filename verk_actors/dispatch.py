@@ -41,32 +41,17 @@ class BatchSizer:
 
     def observe_texts(self, count: int, total_bytes: int) -> None:
         """Feed ``count`` job texts of ``total_bytes`` in all."""
-        if count <= 0:
-            return
-        mean = total_bytes / count
-        if self.text_bytes is None:
-            self.text_bytes = mean
-        else:
-            weight = 1.0 - (1.0 - EWMA_WEIGHT) ** min(count, 50)
-            self.text_bytes += weight * (mean - self.text_bytes)
+        if count > 0:
+            self.text_bytes = _moved(self.text_bytes, total_bytes / count, count)
 
     def observe(self, duration: float) -> None:
         """Feed the duration (seconds) of one finished job."""
-        if self.average is None:
-            self.average = duration
-        else:
-            self.average += EWMA_WEIGHT * (duration - self.average)
+        self.average = _moved(self.average, duration, 1)
 
     def observe_many(self, count: int, seconds: float) -> None:
         """Feed ``count`` finished jobs that took ``seconds`` in all."""
-        if count <= 0:
-            return
-        mean = seconds / count
-        if self.average is None:
-            self.average = mean
-        else:
-            weight = 1.0 - (1.0 - EWMA_WEIGHT) ** min(count, 50)
-            self.average += weight * (mean - self.average)
+        if count > 0:
+            self.average = _moved(self.average, seconds / count, count)
 
     @property
     def size(self) -> int:
@@ -79,6 +64,15 @@ class BatchSizer:
         if self.average <= 0:
             return most
         return max(1, min(most, int(TARGET_BATCH_SECONDS / self.average)))
+
+
+def _moved(average: float | None, mean: float, count: int) -> float:
+    """A moving average after ``count`` samples whose mean is ``mean`` (each weighs
+    ``EWMA_WEIGHT``, up to 50 of them)."""
+    if average is None:
+        return mean
+    weight = 1.0 - (1.0 - EWMA_WEIGHT) ** min(count, 50)
+    return average + weight * (mean - average)
 
 
 def jobs_wanted(free_workers: int, batch_size: int, held: int) -> int:
