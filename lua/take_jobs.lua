@@ -7,7 +7,7 @@
 -- KEYS[1]  queue:<q>              pending jobs; enqueue LPUSHes, so the oldest is rightmost
 -- KEYS[2]  inprogress:<q>:<node>  this node's unacknowledged jobs
 -- KEYS[3]  verk:paused            set of queues paused cluster-wide
--- ARGV[1]  N, the most jobs to take (1..1000)
+-- ARGV[1]  N, the most jobs to take (a WorkersManager asks for at most 2,000 at once)
 -- ARGV[2]  q, the queue's name
 --
 -- Returns: the job texts taken, oldest first (an empty array when the queue is empty);
