@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from verk_actors import keys
+from verk_actors.measure import CommandCounter
 from verk_actors.scripts import Scripts
 
 Q = "default"
@@ -53,17 +54,23 @@ def taken_in_batches(count: int) -> list[bytes]:
     return texts(count)[::-1]
 
 
+def counting(r: redis.Redis) -> CommandCounter:
+    """A started count of the commands the server runs (``stop()`` gives them by name)."""
+    counter = CommandCounter(r)
+    counter.start()
+    return counter
+
+
 def test_a_run_at_the_tail_goes_with_one_trim(r: redis.Redis, scripts: Scripts) -> None:
     """The oldest jobs, given oldest first, leave with one LTRIM and no LREM."""
     stored = taken_in_batches(600)
     oldest = stored[::-1][:500]
-    before = r.info("commandstats")
+    counter = counting(r)
     assert ack(r, scripts, stored, oldest) == 500
-    after = r.info("commandstats")
     assert r.lrange(INPROGRESS, 0, -1) == stored[:100]
-    calls = {k: v["calls"] - before.get(k, {"calls": 0})["calls"] for k, v in after.items()}
-    assert calls.get("cmdstat_lrem", 0) == 0
-    assert calls["cmdstat_ltrim"] == 1
+    ran = counter.stop()
+    assert ran.get("lrem", 0) == 0
+    assert ran.get("ltrim", 0) == 1
 
 
 def test_a_run_behind_older_running_jobs_keeps_them_in_order(
@@ -73,10 +80,11 @@ def test_a_run_behind_older_running_jobs_keeps_them_in_order(
     stored = taken_in_batches(1500)  # batches: oldest 0-499, 500-999, newest 1000-1499
     jobs = stored[::-1]
     middle = jobs[500:1000]
-    before = r.info("commandstats").get("cmdstat_lrem", {"calls": 0})["calls"]
+    counter = counting(r)
     assert ack(r, scripts, stored, middle) == 500
     assert r.lrange(INPROGRESS, 0, -1) == (jobs[:500] + jobs[1000:])[::-1]
-    assert r.info("commandstats").get("cmdstat_lrem", {"calls": 0})["calls"] == before
+    ran = counter.stop()
+    assert ran.get("lrem", 0) == 0
 
 
 @pytest.mark.parametrize("count", [1, 7, 8, 16, 17, 81, 999, 1000, 1001, 2500])
@@ -88,35 +96,29 @@ def test_runs_of_every_length_at_the_head(r: redis.Redis, scripts: Scripts, coun
     assert r.lrange(INPROGRESS, 0, -1) == jobs[:7][::-1]
 
 
-def calls(r: redis.Redis, before: dict[str, dict[str, int]], name: str) -> int:
-    """Calls of command ``name`` since ``before`` (an ``INFO commandstats``)."""
-    key = f"cmdstat_{name}"
-    return int(r.info("commandstats").get(key, {"calls": 0})["calls"]) - int(
-        before.get(key, {"calls": 0})["calls"]
-    )
-
-
 def test_many_older_jobs_fall_back_to_lrem(r: redis.Redis, scripts: Scripts) -> None:
     """More than 20,000 older jobs are not set aside: each job of the run gets its LREM."""
     stored = taken_in_batches(20_020)
     jobs = stored[::-1]
-    before = r.info("commandstats")
+    counter = counting(r)
     assert ack(r, scripts, stored, jobs[20_001:20_011]) == 10
     assert r.lrange(INPROGRESS, 0, -1) == (jobs[:20_001] + jobs[20_011:])[::-1]
-    assert calls(r, before, "lrem") == 10
-    assert calls(r, before, "rpush") == 1  # the test's own
+    ran = counter.stop()
+    assert ran.get("lrem", 0) == 10
+    assert ran.get("rpush", 0) == 1  # the test's own
 
 
 def test_scattered_jobs_go_one_lrem_each(r: redis.Redis, scripts: Scripts) -> None:
     """Every other job (no runs): one LREM each, nothing set aside, small windows."""
     stored = taken_in_batches(3_000)
     jobs = stored[::-1]
-    before = r.info("commandstats")
+    counter = counting(r)
     assert ack(r, scripts, stored, jobs[::2]) == 1_500
     assert r.lrange(INPROGRESS, 0, -1) == jobs[1::2][::-1]
-    assert calls(r, before, "lrem") == 1_500
-    assert calls(r, before, "ltrim") == 0
-    assert calls(r, before, "rpush") == 1  # the test's own
+    ran = counter.stop()
+    assert ran.get("lrem", 0) == 1_500
+    assert ran.get("ltrim", 0) == 0
+    assert ran.get("rpush", 0) == 1  # the test's own
 
 
 @settings(
@@ -180,22 +182,25 @@ def test_big_jobs_are_not_set_aside_beyond_a_few_megabytes(
     copying the older jobs through Lua; behind 10 (0.5 MB) it is cut out."""
     big = [t + b" " * 50_000 for t in taken_in_batches(100)]
     jobs = big[::-1]
-    before = r.info("commandstats")
+    counter = counting(r)
     assert ack(r, scripts, big, jobs[60:80]) == 20
     assert r.lrange(INPROGRESS, 0, -1) == (jobs[:60] + jobs[80:])[::-1]
-    assert calls(r, before, "lrem") == 20
-    before = r.info("commandstats")
+    ran = counter.stop()
+    assert ran.get("lrem", 0) == 20
+    counter = counting(r)
     assert ack(r, scripts, big, jobs[10:30]) == 20
     assert r.lrange(INPROGRESS, 0, -1) == (jobs[:10] + jobs[30:])[::-1]
-    assert calls(r, before, "lrem") == 0
+    ran = counter.stop()
+    assert ran.get("lrem", 0) == 0
 
 
 def test_jobs_no_longer_in_progress_are_looked_for_once(r: redis.Redis, scripts: Scripts) -> None:
     """Ten jobs another node has recovered: where LPOS found nothing, no LREM scans for
     the job again; the last seven, too few to look for a run, get their LREM only."""
     stored = taken_in_batches(50)
-    before = r.info("commandstats")
+    counter = counting(r)
     assert ack(r, scripts, stored, texts(10, prefix="gone")) == 0
     assert r.lrange(INPROGRESS, 0, -1) == stored
-    assert calls(r, before, "lpos") == 10 - 7  # the last 7 are too few to look for a run
-    assert calls(r, before, "lrem") == 7
+    ran = counter.stop()
+    assert ran.get("lpos", 0) == 10 - 7  # the last 7 are too few to look for a run
+    assert ran.get("lrem", 0) == 7

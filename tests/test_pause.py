@@ -7,6 +7,7 @@ import time
 from tests.conftest import wait_for
 from verk_actors import Client
 from verk_actors.control import pause_queue, resume_queue
+from verk_actors.measure import CommandCounter
 
 
 def test_pause_is_obeyed_within_a_poll_interval_and_resume_restarts(
@@ -41,10 +42,13 @@ def test_node_started_on_a_paused_queue_remembers_it(start_verk, redis_server, r
     node.stop()
 
 
-def _polls(r) -> int:
-    """EVALSHA calls so far (each poll of a paused queue is one take script)."""
-    stats = r.info("commandstats")
-    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+def _polls_in(r, seconds: float) -> int:
+    """EVALSHA calls in the next ``seconds`` (each poll of a paused queue is one take
+    script)."""
+    counter = CommandCounter(r)
+    counter.start()
+    time.sleep(seconds)
+    return counter.stop().get("evalsha", 0)
 
 
 def test_a_paused_queue_is_polled_at_an_even_pace(start_verk, redis_server, r) -> None:
@@ -56,13 +60,9 @@ def test_a_paused_queue_is_polled_at_an_even_pace(start_verk, redis_server, r) -
         client.enqueue_many("Record", ([redis_server.url, "ran", i] for i in range(3)))
     node = start_verk(poll_interval=0.2)
     time.sleep(2.0)
-    first = _polls(r)
-    time.sleep(3.0)
-    early = _polls(r) - first
+    early = _polls_in(r, 3.0)
     time.sleep(4.0)
-    second = _polls(r)
-    time.sleep(3.0)
-    late = _polls(r) - second
+    late = _polls_in(r, 3.0)
     print(f"polls per 3 s: {early} then {late}")
     assert r.llen("ran") == 0
     assert late <= early * 1.5 + 3, f"polls per 3 s went from {early} to {late}"
