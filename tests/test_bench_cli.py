@@ -7,6 +7,7 @@ import os
 import time
 
 import pytest
+import redis
 
 from tests.conftest import wait_for
 from tests.servers import RedisServer
@@ -26,6 +27,7 @@ def test_bench_prints_the_figures(
     assert "p50" in out and "p99" in out
     assert "commands per job" in out
     assert "per worker slot" in out
+    assert f"redis-py {redis.__version__}" in out  # the client the job's INCR ran on
     assert "drain: " in err or "starting the node" in err  # progress went to stderr
     client = redis_server.client()
     assert client.llen("queue:verk-bench") == 0

@@ -51,6 +51,7 @@ from verk_actors.measure import (
     Drain,
     MemorySampler,
     Progress,
+    client_stack,
     measure_pickups,
     node_processes,
     percentile,
@@ -184,6 +185,8 @@ class BenchResult:
     system: str = "verk_actors"
     setting: str = ""
     waiting: int = 0
+    client: str = attrs.field(factory=client_stack)
+    """The Python and redis-py the jobs ran with (their INCR is mostly client CPU)."""
 
     @property
     def commands_per_job(self) -> float:
@@ -207,6 +210,7 @@ class BenchResult:
             "jobs": self.jobs,
             "concurrency": self.concurrency,
             "redis": self.redis,
+            "client": self.client,
             "incr": self.incr,
             "enqueue_seconds": self.enqueue_seconds,
             "enqueue_jobs_per_s": self.jobs / self.enqueue_seconds,

@@ -7,16 +7,19 @@
   summed RSS and PSS, read from ``/proc`` (Linux only; elsewhere they find nothing).
 * ``wait_drained``: polls a done-count until a drain ends, showing ``Progress``.
 * ``measure_pickups``: the idle pickup-latency test (jobs enqueued ``PICKUP_GAP`` apart).
+* ``client_stack``: the Python and Redis client versions the figures were made with.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import platform
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import TextIO
 
@@ -206,6 +209,20 @@ class MemorySampler:
         self._stop.set()
         self._thread.join()
         self.sample(full=True)
+
+
+def client_stack() -> str:
+    """``Python 3.11.7, redis-py 8.1.0 (hiredis 3.5.0)`` or the like.
+
+    Figures depend on it: a job's own Redis command is mostly client CPU, and redis-py
+    8.1 runs 74 % more instructions per command than 5.2 (76,600 against 44,100 per
+    INCR, callgrind), which alone makes the standard job markedly slower.
+    """
+    try:
+        parser = f"hiredis {metadata.version('hiredis')}"
+    except metadata.PackageNotFoundError:
+        parser = "no hiredis"
+    return f"Python {platform.python_version()}, redis-py {redis.__version__} ({parser})"
 
 
 def percentile(values: Sequence[float], q: float) -> float:

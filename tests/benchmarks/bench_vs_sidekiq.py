@@ -86,6 +86,7 @@ from verk_actors.measure import (  # noqa: E402
     Drain,
     MemorySampler,
     Progress,
+    client_stack,
     percentile,
     wait_drained,
 )
@@ -353,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "commit": git_commit(package),
         "verk_actors": str(package),
         "when": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "host": f"{platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        "host": f"{platform.node()}, {os.cpu_count()} CPUs, {client_stack()}",
         "redis": server_version(),
         "jobs": args.jobs,
         "runs": args.runs,

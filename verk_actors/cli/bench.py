@@ -103,7 +103,7 @@ def format_report(result: BenchResult) -> str:
     behind = f", {result.waiting:,} more waiting behind them" if result.waiting else ""
     lines = [
         f"{result.system} bench: {result.jobs:,} jobs ({job}){behind}, {result.setting}, "
-        f"{result.redis}",
+        f"{result.redis}; {result.client}",
         f"  enqueue_many   {d['enqueue_jobs_per_s']:>10,.0f} jobs/s  "
         f"({result.jobs:,} jobs in {result.enqueue_seconds:.2f} s, before the node started)",
         f"  drain          {result.drain.rate:>10,.0f} jobs/s  "
