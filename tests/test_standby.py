@@ -12,6 +12,7 @@ import redis
 from tests.conftest import ask_for, wait_for
 from verk_actors import Client, QueueSpec
 from verk_actors.board import MAX_TEXT
+from verk_actors.measure import CommandCounter
 from verk_actors.messages import DescribeTree, TreeNode
 from verk_actors.tree import render_text
 
@@ -125,4 +126,27 @@ def test_a_job_a_killed_standby_never_noted_goes_back_and_runs(
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: r.lrange("ran", 0, -1) == [b"orphan"], timeout=15)
     wait_for(lambda: r.llen(f"inprogress:default:{node.node_id}") == 0)
+    node.stop()
+
+
+def test_a_trickle_on_standby_takes_and_acks_in_few_scripts(
+    start_verk, redis_server, r: redis.Redis
+) -> None:
+    """Jobs 10 ms apart on an idle queue: the standby runs each, but the managers look
+    for a backlog at most every 50 ms and send acks in one script per 50 ms, not a take
+    and an ack per job (2 scripts a job, and 27 % of a core at 100 jobs a second)."""
+    node = start_verk(queues=(QueueSpec("default", 4),))
+    wait_for(lambda: standby_pid(node), timeout=10)
+    counter = CommandCounter(r)
+    counter.start()
+    jobs = 60
+    with Client(url=redis_server.url) as client:
+        for i in range(jobs):
+            client.enqueue("Noop", i)
+            time.sleep(0.01)
+    wait_for(lambda: r.get("stat:processed") == str(jobs).encode(), timeout=10)
+    wait_for(lambda: r.llen(f"inprogress:default:{node.node_id}") == 0)
+    ran = counter.stop()
+    assert ran["blmove"] >= jobs  # each job came by the standby's BLMOVE
+    assert ran.get("evalsha", 0) <= jobs // 2, ran
     node.stop()
