@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,8 +21,11 @@ from verk_actors.dispatch import (
     machine_cores,
     share,
 )
+from verk_actors.job import Job
+from verk_actors.messages import InitWorkersManager
+from verk_actors.settings import QueueSpec, Settings
 from verk_actors.worker_actor import cpu_clock
-from verk_actors.workers_manager import Slot
+from verk_actors.workers_manager import Slot, WorkersManager
 
 
 @pytest.fixture
@@ -171,8 +175,16 @@ def test_batch_sizer_moving_average() -> None:
 
 @pytest.mark.parametrize(
     ("free", "batch", "held", "wanted"),
-    [(0, 10, 0, 0), (3, 1, 0, 3), (3, 10, 5, 25), (4, 10, 50, 0), (200, 100, 0, MAX_REQUEST),
-     (200, 100, 10, MAX_REQUEST), (2, 10, MAX_REQUEST, 0), (0, 10, -30, 30)],
+    [
+        (0, 10, 0, 0),
+        (3, 1, 0, 3),
+        (3, 10, 5, 25),
+        (4, 10, 50, 0),
+        (200, 100, 0, MAX_REQUEST),
+        (200, 100, 10, MAX_REQUEST),
+        (2, 10, MAX_REQUEST, 0),
+        (0, 10, -30, 30),
+    ],
 )
 def test_jobs_wanted(free: int, batch: int, held: int, wanted: int) -> None:
     """Ask for a batch per free worker minus jobs held (negative: prefetch still missing),
@@ -260,12 +272,78 @@ def test_a_batch_ends_only_when_every_report_is_in(tmp_path: Path) -> None:
 
 def test_board_holds_a_standby_job_text(boards: tuple[Board, Board]) -> None:
     """The worker keeps the text of the job it took; the manager reads it back. A text
-    longer than the board holds is refused and the last one stays."""
+    longer than the board holds is refused; one as long as it holds fits alone."""
     worker, manager = boards
-    assert manager.held_text() is None
-    assert worker.hold_text(b'{"jid":"a"}')
-    assert manager.held_text() == b'{"jid":"a"}'
-    assert not worker.hold_text(b"x" * (board.MAX_TEXT + 1))
-    assert manager.held_text() == b'{"jid":"a"}'
-    assert worker.hold_text(b"y" * board.MAX_TEXT)
-    assert manager.held_text() == b"y" * board.MAX_TEXT
+    assert manager.held_texts() == []
+    assert worker.hold_text(0, b'{"jid":"a"}')
+    assert manager.held_texts() == [(0, b'{"jid":"a"}')]
+    assert not worker.hold_text(1, b"x" * (board.MAX_TEXT + 1))
+    assert manager.held_texts() == [(0, b'{"jid":"a"}')]
+    assert not worker.hold_text(1, b"y" * board.MAX_TEXT)  # no room beside the first
+    worker.keep_texts_from(1)
+    assert manager.held_texts() == []
+    assert worker.hold_text(1, b"y" * board.MAX_TEXT)
+    assert manager.held_texts() == [(1, b"y" * board.MAX_TEXT)]
+
+
+def test_board_holds_the_texts_not_yet_reported(boards: tuple[Board, Board]) -> None:
+    """Texts pile up in order until the worker forgets those whose report is out;
+    the rest move to the front and keep their indexes."""
+    worker, manager = boards
+    texts = [f'{{"jid":"{n}","pad":"{"p" * n}"}}'.encode() for n in range(6)]
+    for index, text in enumerate(texts):
+        assert worker.hold_text(index, text)
+    assert manager.held_texts() == list(enumerate(texts))
+    worker.keep_texts_from(4)
+    assert manager.held_texts() == [(4, texts[4]), (5, texts[5])]
+    assert worker.hold_text(6, b"six")
+    assert manager.held_texts() == [(4, texts[4]), (5, texts[5]), (6, b"six")]
+    worker.keep_texts_from(2)  # already gone: nothing changes
+    assert manager.held_texts()[0] == (4, texts[4])
+    with pytest.raises(ValueError, match="does not follow"):
+        worker.hold_text(9, b"nine")
+    worker.keep_texts_from(7)
+    assert manager.held_texts() == []
+    assert worker.hold_text(9, b"nine")  # an empty board takes any index
+    worker.forget_texts()
+    assert manager.held_texts() == []
+
+
+def test_a_dead_standby_is_settled_from_its_board(tmp_path: Path) -> None:
+    """A standby worker died in its fourth job: the first was reported, the third too
+    (its report overtook the second's, which never came), the second failed. The
+    manager adopts the texts its board still holds and settles each job by its own
+    number: the second failed, the fourth died running, none is acked twice."""
+    manager = WorkersManager()
+    manager.init = InitWorkersManager(
+        Settings(), QueueSpec("default", 2), "node1", queue_manager=None
+    )
+    slot = Slot(0, None, Board.create(tmp_path))
+    worker = Board(slot.board.path)
+    slot.begin(7, [], 0.0)
+    slot.standby, slot.first_ref = True, -1
+    texts = [Job("Noop", [n], jid=f"j{n}").to_json().encode() for n in range(4)]
+    worker.begin_batch(7, MAX_JOBS)
+    for index, ok in enumerate([True, False, True]):
+        assert worker.hold_text(index, texts[index])
+        worker.job_started(7, index, 0.0)
+        worker.job_ended(7, index, ok)
+    worker.keep_texts_from(1)  # job 0's report is out; 1 and 2 went in a later one
+    assert worker.hold_text(3, texts[3])
+    worker.job_started(7, 3, 0.0)
+    for ref, text in ((-1, texts[0]), (-3, texts[2])):  # the reports that came
+        manager._adopt(slot, ((ref, text),))
+        slot.reported.add(ref)
+    manager.adopted.clear()
+
+    manager._adopt_from_board(slot)
+    manager._settle_dead_batch(slot)
+
+    assert sorted(ref for ref, _ in manager.adopted) == [-4, -2]
+    assert manager.acked == []
+    failed = dict(manager.failed)
+    assert sorted(failed) == [-4, -2]
+    assert "died before reporting why" in json.loads(failed[-2].text)["error_message"]
+    assert json.loads(failed[-4].text)["error_class"] == "WorkerDiedError"
+    worker.close()
+    slot.board.close()

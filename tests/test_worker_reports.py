@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import select
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+from thespian.actors import WatchMessage
 
 from tests.servers import RedisServer
 from verk_actors.board import Board
 from verk_actors.job import Job
-from verk_actors.messages import InitWorker, JobsDone, RunJobs
+from verk_actors.messages import (
+    EndStandby,
+    FlushStandbyReport,
+    InitWorker,
+    JobsDone,
+    RunJobs,
+    Standby,
+)
 from verk_actors.settings import Settings
 from verk_actors.worker_actor import WorkerActor
 
@@ -66,3 +75,87 @@ def test_failures_and_successes_report_together(
     done = sent[0]
     assert sorted(done.succeeded) == list(range(1, 20, 2))
     assert sorted(o.ref for o in done.failures) == list(range(0, 20, 2))
+
+
+@pytest.fixture
+def standby(
+    tmp_path: Path, redis_server: RedisServer
+) -> Iterator[tuple[WorkerActor, list[Any], list[Any], Board]]:
+    """A WorkerActor in this process put on standby on ``redis_server``'s queue
+    ``default``; what it sends and the timers it sets are collected."""
+    board = Board.create(tmp_path)
+    actor = WorkerActor()
+    sent: list[Any] = []
+    timers: list[Any] = []
+    actor.send = lambda to, message: sent.append(message)  # type: ignore[method-assign]
+    actor.after = lambda seconds, payload: timers.append(payload)  # type: ignore[method-assign]
+    settings = Settings().with_changes(imports=("tests.jobs",), redis_url=redis_server.url)
+    init = InitWorker(settings, "default", 0, str(board.path), "node1")
+    actor.receiveMsg_InitWorker(init, None)
+    sent.clear()
+    actor.receiveMsg_Standby(Standby(7, -1), None)
+    yield actor, sent, timers, board
+    actor.stopping()
+    board.unlink()
+
+
+def take_one(actor: WorkerActor, r: redis.Redis, url: str, value: str) -> None:
+    """Enqueue a Record job and let the standby worker run it (its BLMOVE answers)."""
+    r.lpush("queue:default", Job("Record", [url, "ran", value], jid=value).to_json())
+    fd = actor.wait_fd
+    assert fd is not None
+    assert select.select([fd], [], [], 5)[0], "the BLMOVE did not answer"
+    actor.receiveMsg_WatchMessage(WatchMessage([fd]), None)
+
+
+def test_a_standby_reports_its_jobs_a_few_at_a_time(
+    standby: tuple[WorkerActor, list[Any], list[Any], Board],
+    redis_server: RedisServer,
+    r: redis.Redis,
+) -> None:
+    """The first job after a quiet spell is reported at once; the next ones wait for
+    the timer, their texts on the board until a later report is out."""
+    actor, sent, timers, board = standby
+    take_one(actor, r, redis_server.url, "a")
+    assert [[ref for ref, _ in m.taken] for m in sent] == [[-1]]
+    for value in "bc":
+        take_one(actor, r, redis_server.url, value)
+    assert r.lrange("ran", 0, -1) == [b"a", b"b", b"c"]
+    assert len(sent) == 1  # b and c wait
+    assert [index for index, _ in board.held_texts()] == [0, 1, 2]
+    assert timers == [FlushStandbyReport(7)]
+    actor.receiveMsg_FlushStandbyReport(timers.pop(), None)
+    [_, second] = sent
+    assert [ref for ref, _ in second.taken] == [-2, -3]
+    assert sorted(second.succeeded) == [-3, -2]
+    assert not second.finished
+    assert [index for index, _ in board.held_texts()] == [1, 2]  # a's report is long out
+    actor.receiveMsg_EndStandby(EndStandby(7), None)
+    r.lpush("queue:default", "wake")  # the interrupted BLMOVE may take it: either way
+    fd = actor.wait_fd
+    if fd is not None:
+        select.select([fd], [], [], 5)
+        actor.receiveMsg_WatchMessage(WatchMessage([fd]), None)
+    assert sent[-1].finished
+
+
+def test_a_standby_ends_with_what_it_has_not_reported(
+    standby: tuple[WorkerActor, list[Any], list[Any], Board],
+    redis_server: RedisServer,
+    r: redis.Redis,
+) -> None:
+    """Ending a standby reports the jobs gathered since the last report in the last
+    JobsDone, so none is left unacked."""
+    actor, sent, _timers, _board = standby
+    for value in "abc":
+        take_one(actor, r, redis_server.url, value)
+    assert len(sent) == 1
+    actor.receiveMsg_EndStandby(EndStandby(7), None)
+    fd = actor.wait_fd
+    if fd is not None:  # the interrupted BLMOVE answers nil
+        assert select.select([fd], [], [], 5)[0]
+        actor.receiveMsg_WatchMessage(WatchMessage([fd]), None)
+    last = sent[-1]
+    assert last.finished
+    assert [ref for ref, _ in last.taken] == [-2, -3]
+    assert sorted(last.succeeded) == [-3, -2]

@@ -9,9 +9,11 @@ microsecond, so the board is the cheap alternative to a message per job.
 
 Layout: batch id (int64), running index (int32, -1 = none), padding, deadline
 (float64, ``time.monotonic()``, 0 = none), then one status byte per job of the batch,
-then the length (int32) and text of the last job a worker on standby took from Redis
-itself (the manager has no other copy of it until the worker reports). The file is
-sparse: the text area costs memory only for the pages a text touches.
+then the texts of the jobs a worker on standby took from Redis itself and may not
+have reported yet (the manager has no other copy of them until the worker reports):
+the index of the first (int32), how many (int32), the bytes they fill (int32), then
+each as a length (int32) and its bytes. The file is sparse: the text area costs
+memory only for the pages the texts touch.
 """
 
 from __future__ import annotations
@@ -25,11 +27,16 @@ from pathlib import Path
 
 HEADER = struct.Struct("<qiid")
 MAX_JOBS = 1024
+TEXTS = struct.Struct("<iii")
+"""Index of the first held text, texts held, bytes they fill."""
+TEXTS_AT = HEADER.size + MAX_JOBS
 TEXT_LENGTH = struct.Struct("<i")
-TEXT_AT = HEADER.size + MAX_JOBS
+RECORDS_AT = TEXTS_AT + TEXTS.size
 MAX_TEXT = 1 << 20
 """Bytes of the longest job text a board holds (a longer job is not run on standby)."""
-SIZE = TEXT_AT + TEXT_LENGTH.size + MAX_TEXT
+TEXT_SPACE = TEXT_LENGTH.size + MAX_TEXT
+"""Bytes for held texts: one of ``MAX_TEXT``, or several shorter ones."""
+SIZE = RECORDS_AT + TEXT_SPACE
 
 NOT_STARTED = 0
 RUNNING = 1
@@ -93,24 +100,71 @@ class Board:
         self._map[HEADER.size + index] = SUCCEEDED if ok else FAILED
         HEADER.pack_into(self._map, 0, batch, -1, 0, 0.0)
 
-    def hold_text(self, text: bytes) -> bool:
-        """Keep the text of the job a standby worker just took; False if it is too long."""
-        if len(text) > MAX_TEXT:
+    def hold_text(self, index: int, text: bytes) -> bool:
+        """Keep the text of job ``index``, which a standby worker just took, after those
+        held already (indexes follow each other); False if there is no room left
+        (``keep_texts_from`` makes some) or the text is longer than ``MAX_TEXT``."""
+        first, count, used = TEXTS.unpack_from(self._map, TEXTS_AT)
+        if count and index != first + count:
+            raise ValueError(
+                f"job {index} does not follow the held jobs {first}..{first + count - 1}"
+            )
+        if used + TEXT_LENGTH.size + len(text) > TEXT_SPACE:
             return False
-        start = TEXT_AT + TEXT_LENGTH.size
-        self._map[start : start + len(text)] = text
-        TEXT_LENGTH.pack_into(self._map, TEXT_AT, len(text))
+        at = RECORDS_AT + used
+        TEXT_LENGTH.pack_into(self._map, at, len(text))
+        self._map[at + TEXT_LENGTH.size : at + TEXT_LENGTH.size + len(text)] = text
+        # The count last: a worker killed before it leaves the texts held before.
+        TEXTS.pack_into(
+            self._map,
+            TEXTS_AT,
+            index if not count else first,
+            count + 1,
+            used + TEXT_LENGTH.size + len(text),
+        )
         return True
+
+    def keep_texts_from(self, index: int) -> None:
+        """Forget the held texts of the jobs before ``index`` (their report is out)."""
+        first, count, used = TEXTS.unpack_from(self._map, TEXTS_AT)
+        drop = min(max(index - first, 0), count)
+        if not drop:
+            return
+        at = RECORDS_AT
+        for _ in range(drop):
+            (length,) = TEXT_LENGTH.unpack_from(self._map, at)
+            at += TEXT_LENGTH.size + length
+        rest = RECORDS_AT + used - at
+        if rest:
+            # Forgetting is not atomic: a worker killed here leaves the kept texts
+            # behind a count of zero, so it empties the list first.
+            TEXTS.pack_into(self._map, TEXTS_AT, 0, 0, 0)
+            self._map.move(RECORDS_AT, at, rest)
+        TEXTS.pack_into(self._map, TEXTS_AT, first + drop, count - drop, rest)
+
+    def forget_texts(self) -> None:
+        """Hold no text (a new standby begins)."""
+        TEXTS.pack_into(self._map, TEXTS_AT, 0, 0, 0)
 
     # Read by the manager.
 
-    def held_text(self) -> bytes | None:
-        """The text ``hold_text`` kept last (None if none)."""
-        (length,) = TEXT_LENGTH.unpack_from(self._map, TEXT_AT)
-        if length <= 0:
-            return None
-        start = TEXT_AT + TEXT_LENGTH.size
-        return bytes(self._map[start : start + length])
+    def held_texts(self) -> list[tuple[int, bytes]]:
+        """The texts held, oldest first, each with the index of its job."""
+        first, count, used = TEXTS.unpack_from(self._map, TEXTS_AT)
+        texts: list[tuple[int, bytes]] = []
+        at, end = RECORDS_AT, RECORDS_AT + min(max(used, 0), TEXT_SPACE)
+        for n in range(count):
+            (length,) = TEXT_LENGTH.unpack_from(self._map, at)
+            if length < 0 or at + TEXT_LENGTH.size + length > end:
+                break  # a record cut short (never expected): keep those before it
+            texts.append(
+                (
+                    first + n,
+                    bytes(self._map[at + TEXT_LENGTH.size : at + TEXT_LENGTH.size + length]),
+                )
+            )
+            at += TEXT_LENGTH.size + length
+        return texts
 
     def running(self) -> tuple[int, int, float]:
         """``(batch, index, deadline)`` of the job running now (index -1 = none)."""

@@ -364,10 +364,11 @@ class Standby(Message):
     """Wait on the queue yourself and run each job the moment it arrives (to a free worker).
 
     The worker takes jobs with ``BLMOVE`` one at a time, numbers them ``first_ref``,
-    ``first_ref - 1``... (negative: never a QueueManager number), and reports each in a
-    ``JobsDone`` of ``batch`` that lists it in ``taken``, always with its details (a
-    standby lasts long; whether someone wants job events may change meanwhile);
-    ``finished`` ends the standby.
+    ``first_ref - 1``... (negative: never a QueueManager number), and reports them in
+    ``JobsDone`` of ``batch`` that list them in ``taken``, always with their details (a
+    standby lasts long; whether someone wants job events may change meanwhile): the
+    first after a quiet spell at once, the next ones gathered for
+    ``STANDBY_REPORT_EVERY``. ``finished`` ends the standby.
     """
 
     batch: int
@@ -385,6 +386,13 @@ class CheckStandby(Message):
 class EndStandby(Message):
     """Stop waiting on the queue and report the standby over (a job taken meanwhile is
     reported taken and not run)."""
+
+    batch: int
+
+
+@attrs.frozen
+class FlushStandbyReport(Message):
+    """Time for a worker on standby to report the jobs it ran since its last report."""
 
     batch: int
 

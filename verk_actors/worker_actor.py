@@ -27,12 +27,13 @@ import attrs
 from thespian.actors import ThespianWatch, WatchMessage
 
 from verk_actors.base import VerkActor
-from verk_actors.board import MAX_JOBS, Board
+from verk_actors.board import MAX_JOBS, MAX_TEXT, Board
 from verk_actors.job_wait import JobWait
 from verk_actors.messages import (
     ChildFailed,
     ChildReady,
     EndStandby,
+    FlushStandbyReport,
     InitWorker,
     JobsDone,
     RunJobs,
@@ -46,6 +47,19 @@ from verk_actors.running import JobOutcome, PreparedJob, execute
 log = logging.getLogger(__name__)
 
 REPORT_EVERY = 0.1
+
+STANDBY_REPORT_EVERY = 0.05
+"""Seconds a worker on standby gathers the jobs it ran into one report, sent after the
+first job that ends this long after the last report (the first job after a quiet
+spell is reported at once: it may start a backlog). A report a job cost the worker
+and its manager half a millisecond of CPU or more each per job; the texts of the jobs
+not reported yet are on the board meanwhile."""
+
+STANDBY_REPORT_LATEST = 0.5
+"""Seconds after which a timer reports the last jobs of a trickle that stopped. Not
+shorter: a timer's turn can hold up a job that arrives meanwhile. With timers of
+50-100 ms the pickup p99 was 1.13 ms against 1.04 for a report a job (medians of 7
+runs of 300 jobs 10 ms apart); with this one, 0.98-1.23 against 1.07-1.19 (4 runs)."""
 
 
 SCHEDSTAT = Path("/proc/self/schedstat")
@@ -70,6 +84,9 @@ class Report:
     details: list[tuple[int, str | None, str | None, float, float]] = attrs.field(factory=list)
     began: float = attrs.field(factory=time.monotonic)
     clock: tuple[float, float] = attrs.field(factory=cpu_clock)
+    load: list[float] | None = None
+    """Wall, CPU and CPU-wait seconds of the jobs only, summed job by job (standby:
+    the waits between its jobs are not load); None = all since ``began``."""
 
     def add(self, ref: int, failure: JobOutcome | None, duration: float) -> None:
         if failure is None:
@@ -78,10 +95,21 @@ class Report:
         else:
             self.failures.append(failure)
 
+    def add_load(self, wall: float, on_cpu: float, waiting: float) -> None:
+        if self.load is None:
+            self.load = [0.0, 0.0, 0.0]
+        self.load[0] += wall
+        self.load[1] += on_cpu
+        self.load[2] += waiting
+
     def message(
         self, batch: int, seq: int, *, finished: bool, taken: tuple[tuple[int, bytes], ...] = ()
     ) -> JobsDone:
-        on_cpu, waiting = cpu_clock()
+        if self.load is not None:
+            load = (self.load[0], self.load[1], self.load[2])
+        else:
+            on_cpu, waiting = cpu_clock()
+            load = (time.monotonic() - self.began, on_cpu - self.clock[0], waiting - self.clock[1])
         return JobsDone(
             batch,
             tuple(self.succeeded),
@@ -89,7 +117,7 @@ class Report:
             tuple(self.failures),
             finished,
             tuple(self.details),
-            load=(time.monotonic() - self.began, on_cpu - self.clock[0], waiting - self.clock[1]),
+            load=load,
             taken=taken,
             seq=seq,
         )
@@ -113,6 +141,13 @@ class WorkerActor(VerkActor):
         self.standby_to: Any = None
         self.standby_taken = 0
         self.standby_ending = False
+        self.standby_report: Report | None = None
+        """What the standby ran and has not reported yet."""
+        self.standby_unreported: list[tuple[int, bytes]] = []
+        """The jobs (ref, text) the standby took since its last report."""
+        self.standby_reported_at = 0.0
+        self.standby_flush_for: int | None = None
+        """The standby batch a ``FlushStandbyReport`` is on its way for."""
         self.wait: JobWait | None = None
         self.wait_fd: int | None = None
         self.wait_clock: tuple[float, float] = (0.0, 0.0)
@@ -223,8 +258,11 @@ class WorkerActor(VerkActor):
         self.standby, self.standby_to = message, sender
         self.standby_taken = 0
         self.standby_ending = False
+        self.standby_report, self.standby_unreported = None, []
+        self.standby_reported_at = 0.0
         self.reports = 0
         board.begin_batch(message.batch, MAX_JOBS)
+        board.forget_texts()
         self._wait_for_job()
 
     def receiveMsg_EndStandby(self, message: EndStandby, sender: Any) -> None:
@@ -283,32 +321,79 @@ class WorkerActor(VerkActor):
             else:
                 self._wait_for_job()
             return
+        self._run_standby_job(standby, board, text)
+
+    def _run_standby_job(self, standby: Standby, board: Board, text: bytes) -> None:
+        """Run a job the standby's BLMOVE took, then wait for the next one."""
+        began = time.monotonic()
         ref, index = standby.first_ref - self.standby_taken, self.standby_taken
         self.standby_taken += 1
-        if self.standby_ending or not board.hold_text(text):
+        if self.standby_ending or not self._hold(board, index, text):
             # Not run (ending, or too long for the board): the manager gives it back.
             self._end_standby(taken=((ref, text),))
             return
-        report = Report(clock=self.wait_clock)
+        report = self.standby_report = self.standby_report or Report(clock=self.wait_clock)
+        self.standby_unreported.append((ref, text))
         self._run_one(board, standby.batch, (ref, text), index=index, report=report, detail=True)
+        wall, clock = time.monotonic() - began, self.wait_clock
         if self.standby_ending or self.standby_taken >= MAX_JOBS:
-            self._end_standby(report=report, taken=((ref, text),))
+            on_cpu, waiting = cpu_clock()
+            report.add_load(wall, on_cpu - clock[0], waiting - clock[1])
+            self._end_standby()
             return
-        self._report(self.standby_to, report, standby.batch, finished=False, taken=((ref, text),))
-        self._wait_for_job()
+        self._wait_for_job()  # the next BLMOVE goes out first; it reads the CPU clock
+        if self.standby is None:
+            return  # Redis failed: the standby ended and reported
+        report.add_load(wall, self.wait_clock[0] - clock[0], self.wait_clock[1] - clock[1])
+        wait = self.standby_reported_at + STANDBY_REPORT_EVERY - time.monotonic()
+        if wait <= 0:
+            self._report_standby()
+        elif self.standby_flush_for != standby.batch:
+            self.standby_flush_for = standby.batch
+            self.after(STANDBY_REPORT_LATEST, FlushStandbyReport(standby.batch))
 
-    def _end_standby(
-        self, *, report: Report | None = None, taken: tuple[tuple[int, bytes], ...] = ()
-    ) -> None:
-        """Report the standby over; a job in ``taken`` that ``report`` lacks goes back."""
+    def _hold(self, board: Board, index: int, text: bytes) -> bool:
+        """Put job ``index``'s text on the board; False if it can never fit there."""
+        if board.hold_text(index, text):
+            return True
+        if len(text) > MAX_TEXT:
+            return False
+        # The board is full of texts: report them and keep only this one.
+        self._report_standby()
+        board.keep_texts_from(index)
+        return board.hold_text(index, text)
+
+    def receiveMsg_FlushStandbyReport(self, message: FlushStandbyReport, sender: Any) -> None:
+        if message.batch == self.standby_flush_for:
+            self.standby_flush_for = None
+        if self.standby is not None and self.standby.batch == message.batch:
+            self._report_standby()
+
+    def _report_standby(self) -> None:
+        """Report what the standby ran since its last report (if anything). The board
+        keeps the texts of this report until the next one is out, in case this worker
+        dies before Thespian has sent it."""
+        standby, report, taken = self.standby, self.standby_report, tuple(self.standby_unreported)
+        if standby is None or report is None or self.board is None:
+            return
+        self.standby_report, self.standby_unreported = None, []
+        self.standby_reported_at = time.monotonic()
+        self._report(self.standby_to, report, standby.batch, finished=False, taken=taken)
+        if taken:
+            self.board.keep_texts_from(standby.first_ref - taken[0][0])
+
+    def _end_standby(self, *, taken: tuple[tuple[int, bytes], ...] = ()) -> None:
+        """Report the standby over, with what it ran and has not reported yet; a job in
+        ``taken`` that the report lacks goes back."""
         standby, self.standby = self.standby, None
         self.wait_fd = None
         if self.wait is not None:
             self.wait.cancel()
+        report = self.standby_report or Report()
+        taken = (*self.standby_unreported, *taken)
+        self.standby_report, self.standby_unreported = None, []
         if standby is not None:
-            self._report(
-                self.standby_to, report or Report(), standby.batch, finished=True, taken=taken
-            )
+            self._report(self.standby_to, report, standby.batch, finished=True, taken=taken)
 
     def stopping(self) -> None:
         if self.wait is not None:

@@ -594,20 +594,36 @@ class WorkersManager(VerkActor):
             self._start_worker(index)
 
     def _adopt_from_board(self, slot: Slot) -> None:
-        """A worker on standby died: adopt the job it took and had not reported yet."""
-        index = len(slot.jobs)
-        if index >= boards.MAX_JOBS:
+        """A worker on standby died: adopt the jobs it took and whose report has not come.
+
+        A job its board does not show started was never run: it died between its
+        BLMOVE and its board, and the QueueManager's reconcile gives it back.
+        """
+        held = slot.board.held_texts()
+        if not held:
             return
-        if slot.board.statuses(slot.batch, index + 1)[index] == boards.NOT_STARTED:
-            return  # it died waiting, or between its BLMOVE and its board (recovered at restart)
-        text = slot.board.held_text()
-        if text is not None:
-            self._adopt(slot, ((slot.first_ref - index, text),))
+        statuses = slot.board.statuses(slot.batch, held[-1][0] + 1)
+        known = {ref for ref, _ in slot.jobs}
+        taken = tuple(
+            (slot.first_ref - index, text)
+            for index, text in held
+            if slot.first_ref - index not in known and statuses[index] != boards.NOT_STARTED
+        )
+        if taken:
+            self._adopt(slot, taken)
 
     def _settle_dead_batch(self, slot: Slot) -> None:
         """Record the batch of a dead worker from its board: ran, died in, or never began."""
         assert self.init is not None
-        statuses = slot.board.statuses(slot.batch, len(slot.jobs))
+        # A batch's jobs are on its board in order; a standby's by the number it took
+        # them in (its reports may come in any order).
+        indexes = (
+            [slot.first_ref - ref for ref, _ in slot.jobs]
+            if slot.standby
+            else list(range(len(slot.jobs)))
+        )
+        on_board = slot.board.statuses(slot.batch, max(indexes, default=-1) + 1)
+        statuses = [on_board[index] for index in indexes]
         timed_out = slot.kill_reason is not None and slot.kill_reason.startswith("timed out")
         reason = slot.kill_reason or "the worker process died while running the job"
         error_class = "JobTimeoutError" if timed_out else "WorkerDiedError"
