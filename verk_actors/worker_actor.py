@@ -10,7 +10,8 @@ On an idle queue the WorkersManager puts one free worker on ``Standby``: the wor
 waits on the queue itself (``BLMOVE`` into the node's in-progress list, its socket
 watched by Thespian) and runs each job the moment it arrives, with no actor message
 between the enqueue and the job. It keeps the job's text on its board before it runs
-it, and reports the job as ``taken`` with its outcome.
+it, and reports the jobs as ``taken`` with their outcomes, a few at a time
+(``STANDBY_REPORT_EVERY``).
 """
 
 from __future__ import annotations
