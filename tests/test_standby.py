@@ -150,3 +150,27 @@ def test_a_trickle_on_standby_takes_and_acks_in_few_scripts(
     assert ran["blmove"] >= jobs  # each job came by the standby's BLMOVE
     assert ran.get("evalsha", 0) <= jobs // 2, ran
     node.stop()
+
+
+def test_a_standby_killed_before_reporting_its_jobs_runs_none_twice(
+    start_verk, redis_server, r: redis.Redis
+) -> None:
+    """A standby gathers its jobs into a report every 50 ms. Killed in a job right after
+    a few short ones (likely not reported yet), it leaves them to its board: each short
+    job is recorded once and never runs again; the one it died in goes to retry."""
+    node = start_verk(queues=(QueueSpec("default", 2),))
+    wait_for(lambda: standby_pid(node), timeout=10)
+    with Client(url=redis_server.url) as client:
+        client.enqueue("Record", redis_server.url, "ran", "first")
+        wait_for(lambda: r.llen("ran") == 1, every=0.002)
+        for token in ("a", "b", "c"):
+            client.enqueue("Record", redis_server.url, "ran", token)
+        client.enqueue("Crash", redis_server.url, "crashed", "x")  # SIGKILLs its worker
+    wait_for(lambda: r.zcard("retry") == 1, timeout=15)
+    wait_for(lambda: r.llen(f"inprogress:default:{node.node_id}") == 0, timeout=15)
+    wait_for(lambda: r.get("stat:processed") == b"5", timeout=10)  # the failed one too
+    time.sleep(0.5)  # time for a wrongly requeued job to run again
+    assert sorted(r.lrange("ran", 0, -1)) == [b"a", b"b", b"c", b"first"]
+    [entry] = r.zrange("retry", 0, -1)
+    assert json.loads(entry)["error_class"] == "WorkerDiedError"
+    node.stop()
