@@ -6,6 +6,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ from verk_actors.dispatch import (
     share,
 )
 from verk_actors.job import Job
-from verk_actors.messages import InitWorkersManager
+from verk_actors.messages import InitWorkersManager, JobsDequeued
 from verk_actors.settings import QueueSpec, Settings
 from verk_actors.worker_actor import cpu_clock
 from verk_actors.workers_manager import Slot, WorkersManager
@@ -347,3 +348,36 @@ def test_a_dead_standby_is_settled_from_its_board(tmp_path: Path) -> None:
     assert json.loads(failed[-4].text)["error_class"] == "WorkerDiedError"
     worker.close()
     slot.board.close()
+
+
+def test_a_probe_that_finds_a_few_jobs_keeps_the_standby(tmp_path: Path) -> None:
+    """On standby, a look for a backlog that the queue could not fill (a few jobs came
+    since the last look) hands them to another worker and the standby goes on; one
+    that got all it asked for is a backlog and ends the standby."""
+    manager = WorkersManager()
+    sent: list[tuple[Any, Any]] = []
+    manager.send = lambda to, message: sent.append((to, message))  # type: ignore[method-assign]
+    manager.after = lambda seconds, payload: None  # type: ignore[method-assign]
+    manager.init = InitWorkersManager(
+        Settings(), QueueSpec("default", 3), "node1", queue_manager="qm"
+    )
+    manager.slots = [Slot(n, f"worker{n}", Board.create(tmp_path)) for n in range(3)]
+    for slot in manager.slots:
+        slot.state = "free"
+    manager._queue_is_empty()  # the first free worker goes on standby
+    standby = manager.standby
+    assert standby is not None
+    assert [type(m).__name__ for _, m in sent] == ["Standby"]
+    sent.clear()
+    few = tuple((n, Job("Noop", [n]).to_json().encode()) for n in range(3))
+    manager.receiveMsg_JobsDequeued(JobsDequeued(few, request=0, remaining=7), None)
+    kinds = [(to, type(m).__name__) for to, m in sent]
+    assert ("worker0", "EndStandby") not in kinds
+    assert ("worker1", "RunJobs") in kinds
+    assert manager.standby is standby
+    sent.clear()
+    more = tuple((n, Job("Noop", [n]).to_json().encode()) for n in range(3, 13))
+    manager.receiveMsg_JobsDequeued(JobsDequeued(more, request=0, remaining=0), None)
+    assert ("worker0", "EndStandby") in [(to, type(m).__name__) for to, m in sent]
+    for slot in manager.slots:
+        slot.board.close()
