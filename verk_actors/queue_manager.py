@@ -45,6 +45,12 @@ MAX_BACKOFF = 2.0
 """Most seconds between two tries while Redis is away: short, to resume soon after."""
 
 
+def taken_order(ref: int) -> tuple[bool, int]:
+    """Sort key of job references in the order the jobs were taken: the QueueManager's
+    own (0, 1, 2...) first, then a standby's (-1, -2, ...)."""
+    return ref < 0, abs(ref)
+
+
 class QueueManager(VerkActor):
     """The Redis side of one queue: take, ack, fail, requeue."""
 
@@ -209,9 +215,11 @@ class QueueManager(VerkActor):
         self.workers_manager = sender
         self.standby = message.standby
         self.inflight.update(message.adopted)
-        # Oldest first (references grow as jobs are taken): ack_jobs removes a run of
-        # jobs taken together in a few calls when they come in the order they were taken.
-        for ref in sorted(message.acked):
+        # Oldest first: ack_jobs removes a run of jobs taken together in a few calls when
+        # they come in the order they were taken. Taken jobs' references grow; a standby
+        # worker's fall (-1, -2, ...): sorted by size alone, its runs came newest first
+        # and went one LREM a job, after an LPOS and an LRANGE that found no run.
+        for ref in sorted(message.acked, key=taken_order):
             text = self.inflight.pop(ref, None)
             if text is not None:
                 self.pending.acked.append(text)
