@@ -23,10 +23,10 @@ from verk_actors.dispatch import (
     share,
 )
 from verk_actors.job import Job
-from verk_actors.messages import InitWorkersManager, JobsDequeued
+from verk_actors.messages import InitWorkersManager, JobsDequeued, JobsDone, RecordOutcomes
 from verk_actors.settings import QueueSpec, Settings
 from verk_actors.worker_actor import cpu_clock
-from verk_actors.workers_manager import Slot, WorkersManager
+from verk_actors.workers_manager import BACKLOG_AT_LEAST, Slot, WorkersManager
 
 
 @pytest.fixture
@@ -368,6 +368,16 @@ def test_a_probe_that_finds_a_few_jobs_keeps_the_standby(tmp_path: Path) -> None
     standby = manager.standby
     assert standby is not None
     assert [type(m).__name__ for _, m in sent] == ["Standby"]
+    sent.clear()
+    # The standby's first job makes the manager look for a backlog, but only a real one.
+    text = Job("Noop", [0]).to_json().encode()
+    manager.receiveMsg_JobsDone(
+        JobsDone(standby.batch, (standby.first_ref,), 0.001, (), False, taken=((-1, text),)),
+        standby.address,
+    )
+    [look] = [m for _, m in sent if isinstance(m, RecordOutcomes)]
+    assert look.dequeue > 0
+    assert look.least == BACKLOG_AT_LEAST > 1
     sent.clear()
     few = tuple((n, Job("Noop", [n]).to_json().encode()) for n in range(3))
     manager.receiveMsg_JobsDequeued(JobsDequeued(few, request=0, remaining=7), None)

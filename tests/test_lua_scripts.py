@@ -64,6 +64,20 @@ def test_take_jobs_fifo_into_inprogress(r: redis.Redis, scripts: Scripts) -> Non
     assert not r.exists(QUEUE)
 
 
+def test_take_jobs_takes_nothing_below_least(r: redis.Redis, scripts: Scripts) -> None:
+    """With ``least``, a queue holding fewer jobs gives none (a standby runs them);
+    one holding that many gives as many as asked, as without it."""
+    j = jobs(8)
+    enqueue(r, j[:7])
+    assert scripts.take_jobs(r, Q, NODE, 100, least=8) == []
+    assert r.llen(QUEUE) == 7
+    assert not r.exists(INPROGRESS)
+    enqueue(r, j[7:])
+    assert scripts.take_jobs(r, Q, NODE, 5, least=8) == j[:5]
+    assert r.llen(QUEUE) == 3
+    assert scripts.take_jobs(r, Q, NODE, 5) == j[5:]  # least 1: as before
+
+
 def test_take_jobs_count_limit(r: redis.Redis, scripts: Scripts) -> None:
     """take_jobs takes at most the count asked for."""
     enqueue(r, jobs(10))

@@ -279,7 +279,8 @@ class RecordOutcomes(BatchMessage):
 
     ``dequeue`` is how many jobs the WorkersManager wants in all, replacing what it
     asked before; ``request`` numbers the asks (an older one that arrives late is
-    ignored: Thespian does not keep the order of messages).
+    ignored: Thespian does not keep the order of messages). ``least``: take none unless
+    at least this many wait (a look for a backlog beside a worker on standby).
     """
 
     acked: tuple[int, ...] = ()
@@ -291,6 +292,7 @@ class RecordOutcomes(BatchMessage):
     standby: bool = False
     reconcile: bool = False
     request: int = 0
+    least: int = 1
 
 
 @attrs.frozen

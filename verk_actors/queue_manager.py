@@ -76,6 +76,8 @@ class QueueManager(VerkActor):
         self.stopped = False
         self.paused: bool | None = None
         self.wait_for_jobs = True
+        self.least = 1
+        """Take nothing unless this many jobs wait (the request's ``least``)."""
         self.standby = False
         self.reconcile_due = False
 
@@ -235,6 +237,7 @@ class QueueManager(VerkActor):
             self.request = message.request
             self.demand = message.dequeue
             self.wait_for_jobs = message.wait
+            self.least = message.least
         if message.reconcile:
             self.reconcile_due = True
         if self.reconcile_due and not self.standby and not self.down:
@@ -254,7 +257,7 @@ class QueueManager(VerkActor):
         take = self.demand if self.wait_fd is None else 0
         if not self.pending and not take:
             return
-        taken, error = self.store.write(self.pending, take)
+        taken, error = self.store.write(self.pending, take, least=self.least)
         if taken is None:
             self._set_paused(True)
             taken = []

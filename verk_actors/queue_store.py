@@ -82,9 +82,10 @@ class QueueStore:
                 return total
 
     def write(
-        self, pending: Pending, take: int, *, reloaded: bool = False
+        self, pending: Pending, take: int, *, least: int = 1, reloaded: bool = False
     ) -> tuple[list[bytes] | None, Exception | None]:
-        """Write ``pending`` outcomes and take up to ``take`` jobs, in one round trip.
+        """Write ``pending`` outcomes and take up to ``take`` jobs (none if fewer than
+        ``least`` wait), in one round trip.
 
         Returns the jobs taken (None: the queue is paused) and the first error. Each
         part of ``pending`` is emptied only if its write succeeded, so what failed is
@@ -113,7 +114,7 @@ class QueueStore:
             self.scripts.requeue_jobs(pipe, self.queue, self.node_id, pending.requeued)
             parts.append("requeued")
         if take > 0:
-            self.scripts.take_jobs(pipe, self.queue, self.node_id, take)
+            self.scripts.take_jobs(pipe, self.queue, self.node_id, take, least)
             parts.append("take")
         if not parts:
             return [], None
@@ -127,7 +128,7 @@ class QueueStore:
                 self.scripts.load(self.client)
             except REDIS_ERRORS as exc:
                 return [], exc
-            return self.write(pending, take, reloaded=True)
+            return self.write(pending, take, least=least, reloaded=True)
         error: Exception | None = None
         taken: list[bytes] | None = []
         for part, result in zip(parts, results, strict=True):

@@ -70,14 +70,16 @@ class Scripts:
         for script in self._scripts.values():
             script.sha = client.script_load(script.script)
 
-    def take_jobs(self, on: Client, queue: str, node_id: str, count: int) -> list[bytes] | None:
-        """Move up to ``count`` jobs of ``queue`` into this node's in-progress list;
-        None when the queue is paused."""
+    def take_jobs(
+        self, on: Client, queue: str, node_id: str, count: int, least: int = 1
+    ) -> list[bytes] | None:
+        """Move up to ``count`` jobs of ``queue`` into this node's in-progress list, if
+        at least ``least`` wait (else none); None when the queue is paused."""
         result: list[bytes] | None = self._run(
             "take_jobs",
             on,
             (keys.queue_key(queue), keys.inprogress_key(queue, node_id), keys.PAUSED),
-            (count, queue),
+            (count, queue, least),
         )
         return result
 

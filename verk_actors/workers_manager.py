@@ -93,6 +93,12 @@ at one, but looking after every job cost a take on an empty queue and two actor
 messages per job: on a queue trickling 100 jobs a second, 2.7 ms of the two managers'
 CPU per job (27 % of a core)."""
 
+BACKLOG_AT_LEAST = 8
+"""A look for a backlog beside a worker on standby takes jobs only if this many wait:
+fewer, the standby runs them one by one within a few milliseconds, sooner than a
+batch through the two managers (at 1,000 jobs a second the jobs such looks took made
+the pickup p99 6.6 ms)."""
+
 REPLACE_AFTER = 0.05
 """Seconds between a worker's death and its replacement."""
 
@@ -520,6 +526,7 @@ class WorkersManager(VerkActor):
                 standby=any(s.standby for s in self.slots),
                 reconcile=self.reconcile,
                 request=self.request + 1 if want else self.request,
+                least=BACKLOG_AT_LEAST if self.standby is not None else 1,
             ),
         )
         self.reconcile = False
