@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import time
+from typing import Any
 
 import redis
 
@@ -27,6 +28,26 @@ def standby_pid(node) -> int | None:
         if "WorkerActor" in line and "on standby" in line:
             return int(line.split("pid ")[1].split(",")[0].split(" ")[0])
     return None
+
+
+def trickle(
+    start_verk: Any, redis_server: Any, r: redis.Redis, *, jobs: int, gap: float
+) -> dict[str, int]:
+    """Start a node, let a worker go on standby, enqueue ``jobs`` Noop jobs ``gap`` s
+    apart; once all are acked and the node stopped, the Redis commands they cost."""
+    node = start_verk(queues=(QueueSpec("default", 4),))
+    wait_for(lambda: standby_pid(node), timeout=10)
+    counter = CommandCounter(r)
+    counter.start()
+    with Client(url=redis_server.url) as client:
+        for i in range(jobs):
+            client.enqueue("Noop", i)
+            time.sleep(gap)
+    wait_for(lambda: r.get("stat:processed") == str(jobs).encode(), timeout=10)
+    wait_for(lambda: r.llen(f"inprogress:default:{node.node_id}") == 0)
+    ran = counter.stop()
+    node.stop()
+    return ran
 
 
 def test_an_idle_queue_has_one_worker_on_standby_that_runs_its_jobs(
@@ -135,21 +156,10 @@ def test_a_trickle_on_standby_takes_and_acks_in_few_scripts(
     """Jobs 10 ms apart on an idle queue: the standby runs each, but the managers look
     for a backlog at most every 50 ms and send acks in one script per 50 ms, not a take
     and an ack per job (2 scripts a job, and 27 % of a core at 100 jobs a second)."""
-    node = start_verk(queues=(QueueSpec("default", 4),))
-    wait_for(lambda: standby_pid(node), timeout=10)
-    counter = CommandCounter(r)
-    counter.start()
     jobs = 60
-    with Client(url=redis_server.url) as client:
-        for i in range(jobs):
-            client.enqueue("Noop", i)
-            time.sleep(0.01)
-    wait_for(lambda: r.get("stat:processed") == str(jobs).encode(), timeout=10)
-    wait_for(lambda: r.llen(f"inprogress:default:{node.node_id}") == 0)
-    ran = counter.stop()
+    ran = trickle(start_verk, redis_server, r, jobs=jobs, gap=0.01)
     assert ran["blmove"] >= jobs  # each job came by the standby's BLMOVE
     assert ran.get("evalsha", 0) <= jobs // 2, ran
-    node.stop()
 
 
 def test_a_standby_killed_before_reporting_its_jobs_runs_none_twice(
@@ -180,17 +190,6 @@ def test_a_busy_standby_is_acked_by_runs(start_verk, redis_server, r: redis.Redi
     """Jobs 2 ms apart: the standby reports them some 25 at a time, and their acks
     remove runs, not one LREM a job. (A standby's references fall as it takes jobs; put
     in order by size they came newest first and no run was found.)"""
-    node = start_verk(queues=(QueueSpec("default", 4),))
-    wait_for(lambda: standby_pid(node), timeout=10)
-    counter = CommandCounter(r)
-    counter.start()
     jobs = 200
-    with Client(url=redis_server.url) as client:
-        for i in range(jobs):
-            client.enqueue("Noop", i)
-            time.sleep(0.002)
-    wait_for(lambda: r.get("stat:processed") == str(jobs).encode(), timeout=10)
-    wait_for(lambda: r.llen(f"inprogress:default:{node.node_id}") == 0)
-    ran = counter.stop()
+    ran = trickle(start_verk, redis_server, r, jobs=jobs, gap=0.002)
     assert ran.get("lrem", 0) <= jobs // 2, ran
-    node.stop()
