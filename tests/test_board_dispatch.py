@@ -26,7 +26,7 @@ from verk_actors.job import Job
 from verk_actors.messages import InitWorkersManager, JobsDequeued, JobsDone, RecordOutcomes
 from verk_actors.settings import QueueSpec, Settings
 from verk_actors.worker_actor import cpu_clock
-from verk_actors.workers_manager import BACKLOG_AT_LEAST, Slot, WorkersManager
+from verk_actors.workers_manager import BACKLOG_AT_LEAST, FREE, Slot, WorkersManager
 
 
 @pytest.fixture
@@ -363,7 +363,7 @@ def test_a_probe_that_finds_a_few_jobs_keeps_the_standby(tmp_path: Path) -> None
     )
     manager.slots = [Slot(n, f"worker{n}", Board.create(tmp_path)) for n in range(3)]
     for slot in manager.slots:
-        slot.state = "free"
+        slot.state = FREE
     manager._queue_is_empty()  # the first free worker goes on standby
     standby = manager.standby
     assert standby is not None
