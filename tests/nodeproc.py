@@ -20,13 +20,22 @@ ROOT = Path(__file__).resolve().parent.parent
 class NodeProcess:
     """``verk-actors start`` with the test workers importable."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None, cwd: str | None = None):
+    def __init__(
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+        own_group: bool = False,
+    ):
         if "--admin-port" not in args:
             args = (*args, "--admin-port", str(free_port()))
         self.admin_port = int(args[args.index("--admin-port") + 1])
         self.args = ["-m", "verk_actors", "start", "--import", "tests.jobs", *args]
         self.env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
         self.cwd = cwd or tempfile.mkdtemp(prefix="verk-node-")
+        self.own_group = own_group
+        """Start the launcher as the leader of a process group, as a shell runs a command
+        (then ``interrupt_group`` is a terminal's Ctrl-C)."""
         self.process: subprocess.Popen[str] | None = None
         self.lines: list[str] = []
         self._before: set[int] = set()
@@ -40,6 +49,7 @@ class NodeProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            process_group=0 if self.own_group else None,
         )
         threading.Thread(target=self._read, daemon=True).start()
         self.wait_for_line(" running: queues", timeout)
@@ -102,6 +112,11 @@ class NodeProcess:
         """Send ``signum`` to the launcher only (as systemd or Ctrl-C would)."""
         assert self.process is not None
         self.process.send_signal(signum)
+
+    def interrupt_group(self) -> None:
+        """SIGINT to every process of the launcher's group, as Ctrl-C in a terminal."""
+        assert self.process is not None and self.own_group
+        os.killpg(self.process.pid, signal.SIGINT)
 
     def terminate(self, timeout: float = 60.0) -> int:
         assert self.process is not None

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 import redis
 
 from tests.conftest import wait_for
 from tests.nodeproc import NodeProcess
 from verk_actors import Client
+from verk_actors.embedded import EmbeddedRedis
 
 
 def test_start_without_redis_url_runs_on_embedded_valkey() -> None:
@@ -59,3 +62,50 @@ def test_start_with_unknown_import_fails_fast_with_exit_2(tmp_path) -> None:
     )
     assert result.returncode == 2
     assert "no.such.module" in result.stderr
+
+
+def test_embedded_valkey_leads_a_session_of_its_own(tmp_path) -> None:
+    """Out of the launcher's process group, the server never gets a terminal's Ctrl-C."""
+    server = EmbeddedRedis(tmp_path / "data")
+    url = server.start()
+    try:
+        client = redis.Redis.from_url(url)
+        pid = int(client.info("server")["process_id"])
+        client.close()
+        assert os.getsid(pid) == pid != os.getsid(0)
+    finally:
+        server.stop()
+
+
+def test_ctrl_c_on_embedded_valkey_lets_the_running_job_finish_and_be_acked() -> None:
+    """Ctrl-C signals the launcher's whole process group: the node stops as on SIGTERM.
+
+    When the embedded server was in that group it shut down at once: the running job
+    could not write its end or its ack, and the stop logged Redis errors.
+    """
+    node = NodeProcess(env={"VERK_REDIS_URL": ""}, own_group=True).start()
+    url = re.search(r"redis://127\.0\.0\.1:\d+/0", node.lines[0]).group(0)
+    client = redis.Redis.from_url(url)
+    try:
+        with Client(url=url) as verk:
+            verk.enqueue("Sleep", url, "log", "a", 1.0)
+        wait_for(lambda: client.llen("log") == 1)
+        node.interrupt_group()
+        assert node.process is not None
+        code = node.process.wait(60)
+    finally:
+        client.close()
+        if node.process is not None and node.process.poll() is None:
+            node.kill_all()
+    assert code == 0
+    assert "unavailable" not in node.output
+    assert "could not" not in node.output
+    reopened = EmbeddedRedis(Path(node.cwd) / "verk-data")
+    client = redis.Redis.from_url(reopened.start())
+    try:
+        assert client.lrange("log", 0, -1) == [b"start:a", b"end:a"]
+        assert client.keys("inprogress:*") == []
+        assert int(client.get("stat:processed") or 0) == 1
+    finally:
+        client.close()
+        reopened.stop()

