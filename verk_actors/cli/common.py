@@ -12,6 +12,7 @@ from typing import Any
 import redis
 
 from verk_actors.config_file import CONFIG_ENV, resolve_settings
+from verk_actors.embedded import DEFAULT_DATA_DIR, running_url
 from verk_actors.errors import RedisUnavailableError
 from verk_actors.redis_conn import connect, redact_url
 
@@ -82,10 +83,20 @@ def positive_float(text: str) -> float:
 
 
 def redis_url(args: argparse.Namespace) -> str:
-    """The Redis URL: ``--redis-url``, else ``VERK_REDIS_URL``, else the config file."""
+    """The Redis URL: ``--redis-url``, else ``VERK_REDIS_URL``, else the config file; with
+    none of them, the embedded server of a node started in this directory if one runs
+    (said on stderr), else the default."""
     resolved = resolve_settings(
         {"redis_url": getattr(args, "redis_url", None)}, config=getattr(args, "config", None)
     )
+    if "redis_url" not in resolved.sources:
+        embedded = running_url()
+        if embedded is not None:
+            warn(
+                f"no Redis configured: using the embedded Valkey of the node in "
+                f"./{DEFAULT_DATA_DIR} ({embedded})"
+            )
+            return embedded
     return resolved.settings.redis_url
 
 

@@ -15,7 +15,8 @@ import attrs
 
 from verk_actors.client import Client
 from verk_actors.config_file import CONFIG_ENV, Resolved, resolve_settings
-from verk_actors.embedded import DEFAULT_DATA_DIR, EmbeddedRedis
+from verk_actors.embedded import DEFAULT_DATA_DIR, EmbeddedRedis, running_url
+from verk_actors.errors import ConfigurationError
 from verk_actors.messages import GetStatus, VerkStatus
 from verk_actors.redis_conn import redact_url
 from verk_actors.registry import WorkerRegistry
@@ -126,6 +127,13 @@ def run(args: argparse.Namespace) -> int:
     registry = WorkerRegistry.from_modules(settings.imports)
     embedded: EmbeddedRedis | None = None
     if resolved.source("redis_url") is None:
+        already = running_url(Path(args.data_dir))
+        if already is not None:
+            raise ConfigurationError(
+                f"an embedded Valkey of another node already runs on {args.data_dir} "
+                f"({already}); two servers must not share one data directory. Join that "
+                f"node with --redis-url {already}, or give this one another --data-dir"
+            )
         embedded = EmbeddedRedis(args.data_dir)
         url = embedded.start()
         settings = settings.with_changes(redis_url=url)
