@@ -155,3 +155,9 @@ def test_a_url_file_left_by_a_killed_node_is_ignored(tmp_path) -> None:
     assert running_url(tmp_path) is None
     (tmp_path / URL_FILE).write_text("redis://elsewhere.example:6379/0\n")
     assert running_url(tmp_path) is None
+
+
+def test_a_url_file_naming_another_server_is_ignored(tmp_path, redis_server) -> None:
+    """A server that answers on the file's port but keeps another directory is not it."""
+    (tmp_path / URL_FILE).write_text(redis_server.url + "\n")
+    assert running_url(tmp_path) is None

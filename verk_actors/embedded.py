@@ -80,7 +80,7 @@ def running_url(data_dir: Path = DEFAULT_DATA_DIR) -> str | None:
     So ``verk-actors stats`` (and the other commands) in the directory where ``start``
     runs on its embedded server, with no Redis configured, look at that server and not
     at a Redis on the default port. A file left by a node that was killed names a
-    server that no longer answers: None.
+    server that no longer answers, or another server now on its port: None.
     """
     try:
         url = (data_dir / URL_FILE).read_text().strip()
@@ -90,9 +90,9 @@ def running_url(data_dir: Path = DEFAULT_DATA_DIR) -> str | None:
         return None
     client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
     try:
-        client.ping()
+        served = client.config_get("dir").get("dir")
     except (redis.RedisError, OSError):
         return None
     finally:
         client.close()
-    return url
+    return url if served == str(data_dir.resolve()) else None
