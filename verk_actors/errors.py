@@ -6,6 +6,7 @@
     ├── ConfigurationError        bad settings, queue specs, Redis URLs, imports
     ├── RedisUnavailableError     Redis could not be reached or answered an error
     ├── ActorSystemError          the actor system cannot run verk_actors as asked
+    │   └── UnauthenticatedFrameError  a frame without the node's MAC, dropped unread
     ├── NotFoundError             no job with that jid in a set or queue, no such queue
     └── JobError                  something about one job
         ├── InvalidJobError       refused at enqueue: bad args, queue, class or time
@@ -34,6 +35,10 @@ class RedisUnavailableError(VerkError):
 
 class ActorSystemError(VerkError):
     """The Thespian actor system cannot run verk_actors the way it was asked to."""
+
+
+class UnauthenticatedFrameError(ActorSystemError):
+    """A frame reached a node's port without a valid MAC; it was dropped before unpickling."""
 
 
 class NotFoundError(VerkError):

@@ -36,6 +36,7 @@ from typing import Any
 
 from thespian.actors import ThespianWatch, WatchMessage
 
+from verk_actors import thespian_fixes
 from verk_actors.client import Client
 from verk_actors.control import pause_queue, resume_queue
 from verk_actors.errors import ActorSystemError, ConfigurationError, VerkError
@@ -81,6 +82,7 @@ from verk_actors.messages import (
     VerkStatus,
     VerkStopped,
 )
+from verk_actors.node_key import remove_key, write_key
 from verk_actors.node_manager import NodeManager
 from verk_actors.queue_store import REDIS_ERRORS
 from verk_actors.queue_supervisor import QueueSupervisor
@@ -100,10 +102,18 @@ LAUNCHER_POLL = 1.0
 
 IN_PROCESS_REFUSAL = (
     "VerkRoot runs jobs in the background, which Thespian's in-process base (what a bare "
-    "ActorSystem() starts) cannot do: start a real system first, e.g. "
-    "ActorSystem('multiprocTCPBase', {'Admin Port': 19500}), or use "
-    "verk_actors.system.start_actor_system(); set Settings(allow_in_process=True) only "
+    "ActorSystem() starts) cannot do: start a real system first with "
+    "verk_actors.system.start_actor_system(), or call verk_actors.thespian_fixes.apply() "
+    "then ActorSystem('multiprocTCPBase', {'Admin Port': 19500}); set "
+    "Settings(allow_in_process=True) only "
     "in unit tests that drive timers themselves"
+)
+
+UNPROTECTED_REFUSAL = (
+    "this actor system was started without verk_actors' changes to Thespian's transport "
+    "(loopback only, authenticated frames), so anyone who can reach its ports could run "
+    "code as this user: call verk_actors.thespian_fixes.apply() before starting "
+    "ActorSystem('multiprocTCPBase', ...), or use verk_actors.system.start_actor_system()"
 )
 
 
@@ -144,6 +154,8 @@ class VerkRoot(Supervisor):
         """True once the NodeManager holds the lease and the other children run."""
         self.halted = False
         self.stop_requested = False
+        self.key_port: int | None = None
+        """The admin port whose key file this root wrote (for ``verk-actors tree``)."""
 
     def describe(self) -> str:
         return f"node {self.node_id}" if self.node_id else "VerkRoot"
@@ -171,6 +183,8 @@ class VerkRoot(Supervisor):
         settings = message.settings
         if self.in_process and not settings.allow_in_process:
             raise ActorSystemError(IN_PROCESS_REFUSAL)
+        if not self.in_process and not thespian_fixes.applied():
+            raise ActorSystemError(UNPROTECTED_REFUSAL)
         if self.settings is not None:
             raise ConfigurationError(
                 f"this VerkRoot already runs node {self.node_id}; create another VerkRoot "
@@ -181,6 +195,7 @@ class VerkRoot(Supervisor):
         self.node_id = settings.node_id or generate_node_id()
         self.epoch = secrets.token_hex(8)
         self.client = Client(url=settings.redis_url)
+        self._publish_key()
         for spec in settings.queues:
             self.queue_specs[spec.name] = spec
         self.start_child(NODE_MANAGER, NodeManager)
@@ -470,6 +485,14 @@ class VerkRoot(Supervisor):
         self.send(self.stop_reply, VerkStopped(self.stop_requeued))
         self.stop_reply = None
 
+    def _publish_key(self) -> None:
+        """Write the node's key where this user's tools (``verk-actors tree``) find it."""
+        port = self.capabilities.get("Admin Port")
+        if self.in_process or not port:
+            return
+        write_key(port, thespian_fixes.node_key(port))
+        self.key_port = port
+
     # --- the launcher -----------------------------------------------------------------------
 
     def _watch_launcher(self, pid: int) -> None:
@@ -512,6 +535,9 @@ class VerkRoot(Supervisor):
 
     def stopping(self) -> None:
         super().stopping()
+        if self.key_port is not None:
+            remove_key(self.key_port, thespian_fixes.node_key(self.key_port))
+            self.key_port = None
         if self.client is not None:
             self.client.close()
             self.client = None

@@ -11,7 +11,6 @@ runs nothing in the background.
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import sys
 from typing import Any
@@ -19,8 +18,9 @@ from typing import Any
 from thespian.actors import ActorExitRequest, ActorSystem
 
 from verk_actors import thespian_fixes
-from verk_actors.errors import ActorSystemError, VerkError
+from verk_actors.errors import ActorSystemError, ConfigurationError, VerkError
 from verk_actors.messages import ConfigureVerk, RequestFailed, StopVerk, VerkStarted, VerkStopped
+from verk_actors.node_key import read_key
 from verk_actors.root import VerkRoot
 from verk_actors.settings import Settings
 
@@ -32,11 +32,32 @@ ROOT_NAME = "verk_root"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def free_port(host: str = "127.0.0.1") -> int:
+def free_port(host: str = thespian_fixes.LOOPBACK) -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def port_in_use(port: int, host: str = thespian_fixes.LOOPBACK) -> bool:
+    """True when some socket on this host holds ``port`` (as Thespian itself probes)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def check_admin_port_free(port: int) -> None:
+    """Refuse an admin port already in use: starting there would join that actor system."""
+    if port_in_use(port):
+        raise ConfigurationError(
+            f"admin port {port} is in use, by another node or another program; a node must "
+            "have an actor system of its own: give this one another --admin-port, or none "
+            "to have a free one chosen"
+        )
 
 
 def log_defs(level: str = "INFO", stream: str = "ext://sys.stderr") -> dict[str, Any]:
@@ -58,11 +79,15 @@ def start_actor_system(
 ) -> ActorSystem:
     """Start a private ``multiprocTCPBase`` system on ``admin_port`` (a free one if None).
 
-    Shut it down with ``.shutdown()``; until then its admin process keeps running.
+    Shut it down with ``.shutdown()``; until then its admin process keeps running. It
+    never joins a system already on ``admin_port``: ConfigurationError if the port is
+    taken. Every socket of the system listens on 127.0.0.1, and its frames are sealed
+    with this process's key (``thespian_fixes``).
     """
     thespian_fixes.apply()
+    if admin_port:
+        check_admin_port_free(admin_port)
     port = admin_port or free_port()
-    os.environ.setdefault("THESPIAN_BASE_IPADDR", "127.0.0.1")
     try:
         return ActorSystem(
             BASE,
@@ -109,8 +134,14 @@ def configure_launcher_logging(level: str = "INFO") -> None:
     logging.getLogger("verk_actors").setLevel(level)
 
 
-def attach(admin_port: int, host: str = "127.0.0.1") -> ActorSystem:
-    """Join the running actor system of a node (never starts one)."""
+def attach(admin_port: int, host: str = thespian_fixes.LOOPBACK) -> ActorSystem:
+    """Join the running actor system of a node on this host (never starts one).
+
+    Its frames must be sealed with the node's key, read from the node's private key
+    file: only the node's user on its host can attach.
+    """
+    thespian_fixes.apply()
+    thespian_fixes.trust_key(admin_port, read_key(admin_port))
     with socket.socket() as probe:
         probe.settimeout(2.0)
         try:
@@ -120,7 +151,6 @@ def attach(admin_port: int, host: str = "127.0.0.1") -> ActorSystem:
                 f"no node's actor system answers on {host}:{admin_port} ({exc}); is the node "
                 "running on this host?"
             ) from None
-    os.environ.setdefault("THESPIAN_BASE_IPADDR", "127.0.0.1")
     return ActorSystem(BASE, {"Admin Port": admin_port}, transientUnique=True)
 
 

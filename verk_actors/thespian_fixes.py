@@ -1,37 +1,301 @@
-"""Changes to Thespian 4.0.1's multiprocess TCP base: one bug fix and three speed-ups.
+"""verk_actors' changes to Thespian 4.0.1's multiprocess TCP base: the only module that
+touches Thespian's internals.
 
-Each is idempotent and applied by ``apply()`` in the process that starts the
+Security (issue: a node's ports took pickles from anyone):
+
+- ``bind_to_loopback``: every socket of a node (admin, logger, each actor, the
+  launcher's) listens on 127.0.0.1 only; Thespian binds ``('', port)``.
+- ``authenticate_frames``: every frame carries an HMAC-SHA256 of its payload made
+  with the node's key; a frame without a valid MAC is dropped *before* it is
+  unpickled (Thespian unpickles whatever arrives).
+- ``release_inherited_listeners``: a new actor process (admin, logger, actor) lets go
+  of the listening sockets it inherited by fork from the processes above it.
+
+Then one bug fix (``report_every_child_exit``) and three speed-ups. Thespian's TCP
+transport is Python: each turn of its loop (``_runWithExpiry``) costs a few hundred
+microseconds on a small VM, a message costs an actor four or five turns, and that,
+not pickling, is what a message costs (py-spy, cProfile).
+
+Each change is idempotent and applied by ``apply()`` in the process that starts the
 admin, before it starts: the admin and every actor process are forked from it and
-inherit them. An application that starts its own ``ActorSystem('multiprocTCPBase',
-...)`` for verk_actors should call ``apply()`` first.
-
-Thespian's TCP transport is Python: each turn of its loop (``_runWithExpiry``) costs
-a few hundred microseconds on a small VM, a message costs an actor four or five
-turns, and that, not pickling, is what a message costs (py-spy, cProfile).
+inherit them, and the node's key with them. ``apply()`` refuses any Thespian but
+the version these changes were written for. An application that starts its own
+``ActorSystem('multiprocTCPBase', ...)`` for verk_actors must call ``apply()``
+first; VerkRoot refuses to run on a system without these changes.
 """
 
 from __future__ import annotations
 
+import hmac
+import importlib.metadata
+import logging
+import os
+import pickle
 import select
 import selectors
 import socket
+import time
 import types
 from datetime import timedelta
 from typing import Any
 
 from thespian.system import multiprocCommon
-from thespian.system.transport import TCPTransport
+from thespian.system.transport import IPBase, TCPTransport
+from thespian.system.transport.streamBuffer import ackDataErrPacket, ackPacket, toSendBuffer
+
+from verk_actors.errors import ActorSystemError, UnauthenticatedFrameError
+from verk_actors.node_key import new_key
+
+log = logging.getLogger(__name__)
+
+THESPIAN_VERSION = "4.0.1"
+"""The one Thespian release these changes were written and tested for."""
+
+LOOPBACK = "127.0.0.1"
+MAC_BYTES = 32
+REJECTION_WARNING_EVERY = 60.0
+"""Seconds between two warnings about dropped frames (the first is logged at once)."""
 
 IDLE_SOCKET_SECONDS = 1.0
 """How long a connection to another actor stays open unused (Thespian: 20 minutes)."""
 
 
 def apply() -> None:
-    """All of the changes below."""
+    """All of the changes below; ActorSystemError on a Thespian they were not written for."""
+    check_thespian_version()
+    bind_to_loopback()
+    authenticate_frames()
+    release_inherited_listeners()
     report_every_child_exit()
     poll_instead_of_epoll()
     read_whole_messages()
     close_idle_sockets_after(IDLE_SOCKET_SECONDS)
+
+
+def applied() -> bool:
+    """True in a process where (or whose forking ancestor) ``apply()`` ran."""
+    return bool(getattr(TCPTransport.TCPTransport, "_verk_authenticated", False))
+
+
+def check_thespian_version() -> None:
+    """Refuse, with a clear error, a Thespian these changes were not written for."""
+    found = importlib.metadata.version("thespian")
+    if found != THESPIAN_VERSION:
+        raise ActorSystemError(
+            f"verk_actors changes Thespian {THESPIAN_VERSION}'s TCP transport (frame "
+            f"authentication, loopback binding) and cannot vouch for Thespian {found}: "
+            f"install thespian=={THESPIAN_VERSION}"
+        )
+
+
+# --- loopback only ---------------------------------------------------------------------
+
+
+def bind_to_loopback() -> None:
+    """Make every Thespian TCP socket listen on 127.0.0.1 and advertise that address.
+
+    Thespian binds ``('', port)`` (every interface) for the admin and for each actor;
+    ``THESPIAN_BASE_IPADDR`` only changes the address it advertises. A node's actors
+    talk to each other on one host (nodes meet in Redis, not in a Thespian convention),
+    so nothing of a node needs to be reachable from another host.
+    """
+    os.environ["THESPIAN_BASE_IPADDR"] = LOOPBACK
+    address = IPBase.IPActorAddress
+    if getattr(address, "_verk_loopback", False):
+        return
+
+    def bindArgs(self: Any) -> tuple[tuple[str, int]]:
+        return ((LOOPBACK, self.bindname[1]),)
+
+    address.bindArgs = property(bindArgs)
+    address._verk_loopback = True
+
+
+# --- authenticated frames ----------------------------------------------------------------
+
+_port_keys: dict[int | None, bytes] = {}
+"""Keys by admin port; under None, this process's own key."""
+_CONTROL = {pickle.dumps(ackPacket): ackPacket, pickle.dumps(ackDataErrPacket): ackDataErrPacket}
+"""Thespian's two acknowledgements, exactly as it pickles them. They are accepted
+without a MAC: they carry no data, and are compared byte for byte, never unpickled."""
+
+
+def node_key(admin_port: int | None) -> bytes:
+    """The key frames to the actor system on ``admin_port`` are sealed with.
+
+    That is the key ``trust_key`` registered for the port (a node this process
+    attached to), else this process's own key, made at first use and inherited by
+    every process forked from it: the admin and actors of the systems it starts.
+    """
+    if admin_port in _port_keys:
+        return _port_keys[admin_port]
+    if None not in _port_keys:
+        _port_keys[None] = new_key()
+    return _port_keys[None]
+
+
+def trust_key(admin_port: int, key: bytes) -> None:
+    """Talk to the actor system on ``admin_port`` with ``key`` (read from its key file)."""
+    _port_keys[admin_port] = key
+
+
+def seal(key: bytes, payload: bytes) -> bytes:
+    """``payload`` with its MAC in front."""
+    return hmac.digest(key, payload, "sha256") + payload
+
+
+def open_frame(frame: bytes) -> Any:
+    """The message in ``frame`` if a key this process holds sealed it; else raise.
+
+    The MAC is checked before anything is unpickled: a frame from a process without
+    the key never reaches ``pickle``.
+    """
+    if len(frame) <= MAC_BYTES and frame in _CONTROL:
+        return _CONTROL[frame]
+    view = memoryview(frame)
+    mac, body = view[:MAC_BYTES], view[MAC_BYTES:]
+    node_key(None)
+    for key in set(_port_keys.values()):
+        if hmac.compare_digest(hmac.digest(key, body, "sha256"), mac):
+            return pickle.loads(body)  # noqa: S301 - authenticated: sent by a holder of the key
+    _rejected.note(len(frame))
+    raise UnauthenticatedFrameError(
+        "dropped a frame without a valid MAC: its sender does not hold this node's key"
+    )
+
+
+class _Rejections:
+    """Counts dropped frames and warns about them at most once a minute."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.warned_at: float | None = None
+
+    def note(self, size: int) -> None:
+        self.count += 1
+        now = time.monotonic()
+        if self.warned_at is not None and now - self.warned_at < REJECTION_WARNING_EVERY:
+            return
+        log.warning(
+            "pid %d dropped %d frame(s) without a valid MAC (last: %d bytes), unread: some "
+            "process that does not hold this node's key is writing to its ports",
+            os.getpid(),
+            self.count,
+            size,
+        )
+        self.count = 0
+        self.warned_at = now
+
+
+_rejected = _Rejections()
+
+
+class _AuthenticatedPickle:
+    """Stands in for the ``pickle`` module Thespian's TCP transport (de)serializes with."""
+
+    @staticmethod
+    def dumps(message: Any) -> bytes:
+        return seal(node_key(None), pickle.dumps(message))
+
+    loads = staticmethod(open_frame)
+
+
+def _transport_key(transport: Any) -> bytes:
+    """The key of the actor system ``transport`` belongs to (by its admin's port)."""
+    key: bytes | None = getattr(transport, "_verk_key", None)
+    if key is None:
+        try:
+            port = int(transport._adminAddr.addressDetails.sockname[1])
+        except (AttributeError, IndexError, TypeError, ValueError):
+            port = None
+        key = transport._verk_key = node_key(port)
+    return key
+
+
+def authenticate_frames() -> None:
+    """Seal every frame a TCP transport sends; drop, unread, every frame not sealed.
+
+    Thespian frames a message as ``b"<length>>" + pickle``, and unpickles what
+    arrives on any of its sockets: anyone who could connect could run code as the
+    node's user. The transport now sends ``b"<length>>" + MAC + pickle`` and its
+    receive buffers check the MAC with ``open_frame`` first.
+    """
+    node_key(None)  # made now, so the processes forked from here inherit it
+    transport = TCPTransport.TCPTransport
+    if getattr(transport, "_verk_authenticated", False):
+        return
+    TCPTransport.serializer = _AuthenticatedPickle
+
+    def serializer(self: Any, intent: Any) -> bytes:
+        key = _transport_key(self)
+        sealed: bytes = toSendBuffer(
+            (self.myAddress, intent.message), lambda data: seal(key, pickle.dumps(data))
+        )
+        return sealed
+
+    transport.serializer = serializer
+    transport._verk_authenticated = True
+
+
+# --- no inherited listeners --------------------------------------------------------------
+
+
+def _is_listening(fd: int) -> bool:
+    """True when ``fd`` is a socket that listens (asked of the socket: no /proc tables)."""
+    try:
+        if not os.readlink(f"/proc/self/fd/{fd}").startswith("socket:["):
+            return False
+        sock = socket.socket(fileno=fd)
+    except OSError:
+        return False
+    try:
+        return bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
+    except OSError:
+        return False
+    finally:
+        sock.detach()  # the fd stays open: it is not this object's to close
+
+
+def release_listeners(keep: int) -> int:
+    """Let go of every listening socket of this process but fd ``keep``; return how many.
+
+    Each fd is pointed at ``/dev/null`` rather than closed, so its number stays taken:
+    the socket object it came with may still be closed later by its owner's code.
+    """
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        return 0  # not Linux
+    doomed = [fd for fd in fds if fd != keep and _is_listening(fd)]
+    if doomed:
+        null = os.open(os.devnull, os.O_RDONLY)
+        for fd in doomed:
+            os.dup2(null, fd)
+        os.close(null)
+    return len(doomed)
+
+
+def release_inherited_listeners() -> None:
+    """Make each new admin, logger and actor process drop the listeners it inherited.
+
+    The process that starts an actor system binds its own socket before it forks the
+    admin, and Thespian forks the logger from the admin without closing the admin's
+    socket: every process of a node held the starter's listening socket, and any
+    frame sent there could reach whichever process read it first. A transport made
+    for a new actor process (a ``TCPEndpoint``) now releases every other listener.
+    """
+    transport = TCPTransport.TCPTransport
+    if getattr(transport, "_verk_releases_listeners", False):
+        return
+    init = transport.__init__
+
+    def init_then_release(self: Any, init_type: Any, *args: Any) -> None:
+        init(self, init_type, *args)
+        if isinstance(init_type, TCPTransport.TCPEndpoint):
+            release_listeners(self.socket.fileno())
+
+    transport.__init__ = init_then_release
+    transport._verk_releases_listeners = True
 
 
 def report_every_child_exit() -> None:

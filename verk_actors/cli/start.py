@@ -22,6 +22,7 @@ from verk_actors.redis_conn import redact_url
 from verk_actors.registry import WorkerRegistry
 from verk_actors.settings import QueueSpec, Settings
 from verk_actors.system import (
+    check_admin_port_free,
     configure_launcher_logging,
     start_actor_system,
     start_node,
@@ -125,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
     resolved = resolve(args)
     settings = resolved.settings
     registry = WorkerRegistry.from_modules(settings.imports)
+    if args.admin_port:
+        check_admin_port_free(args.admin_port)  # before anything is started
     embedded: EmbeddedRedis | None = None
     if resolved.source("redis_url") is None:
         already = running_url(Path(args.data_dir))
