@@ -190,6 +190,12 @@ def test_duplicate_queues_refused() -> None:
         ("redis://host:6379/0?db=1&password=s3cret", "redis://host:6379/0?db=1&password=***"),
         ("unix://:s3cret@/tmp/redis.sock?db=0", "unix://:***@/tmp/redis.sock?db=0"),
         ("redis://host:6379/0", "redis://host:6379/0"),
+        ("redis://:s3cret#x@127.0.0.1:1/0", "redis://:***@127.0.0.1:1/0"),
+        ("redis://:s3cret/x@127.0.0.1:1/0", "redis://:***@127.0.0.1:1/0"),
+        ("redis://u:s3cret?x@h:1/0?db=1", "redis://u:***@h:1/0?db=1"),
+        ("redis://:s3c@ret@h:1/0", "redis://:***@h:1/0"),
+        ("redis://h:1/0?client_name=a@b", "redis://h:1/0?client_name=a@b"),
+        ("redis://h/0?password=s3cret#frag", "redis://h/0?password=***#frag"),
     ],
 )
 def test_redact_url(url: str, redacted: str) -> None:
@@ -210,6 +216,15 @@ def test_check_url_rejects_other_schemes(url: str) -> None:
     with pytest.raises(ConfigurationError, match="redis://") as info:
         check_url(url)
     assert "s3cret" not in str(info.value)
+
+
+@pytest.mark.parametrize("url", ["redis://:s3cret#x@h:1/0", "redis://u:s3/cret@h:1/0"])
+def test_check_url_asks_to_escape_a_password_that_breaks_the_url(url: str) -> None:
+    """A password with an unescaped '#', '/' or '?' is refused with how to escape it, and
+    without the password."""
+    with pytest.raises(ConfigurationError, match="percent-encode") as info:
+        check_url(url)
+    assert "s3" not in str(info.value)
 
 
 # --- WorkerRegistry --------------------------------------------------------------------------
