@@ -6,6 +6,7 @@ executions without trusting the node.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import time
@@ -113,3 +114,11 @@ class Stamp(Worker):
     def perform(self, url: str, key: str, enqueued: float) -> None:
         started = time.time()
         client(url).rpush(key, started - enqueued)
+
+
+class Segfault(Worker):
+    """Records its process id, then reads address 0 (a crash in C: SIGSEGV)."""
+
+    def perform(self, url: str, key: str) -> None:
+        client(url).rpush(key, os.getpid())
+        ctypes.string_at(0)
