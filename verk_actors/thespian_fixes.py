@@ -22,6 +22,8 @@ from typing import Any
 from thespian.system import multiprocCommon
 from thespian.system.transport import TCPTransport
 
+from verk_actors.actor_process import die_with_parent, forking_parent
+
 IDLE_SOCKET_SECONDS = 1.0
 """How long a connection to another actor stays open unused (Thespian: 20 minutes)."""
 
@@ -32,6 +34,7 @@ def apply() -> None:
     poll_instead_of_epoll()
     read_whole_messages()
     close_idle_sockets_after(IDLE_SOCKET_SECONDS)
+    tie_actor_processes_to_parents()
 
 
 def report_every_child_exit() -> None:
@@ -131,3 +134,27 @@ def close_idle_sockets_after(seconds: float) -> None:
     message, as Thespian does after its own 20 minutes.
     """
     TCPTransport.MAX_IDLE_SOCKET_PERIOD = timedelta(seconds=seconds)
+
+
+def tie_actor_processes_to_parents() -> None:
+    """Make each actor process ask to die with its parent first thing after the fork.
+
+    ``VerkActor.__init__`` asks too, but Thespian's child start path
+    (``multiprocCommon.startChild``) runs for a while before it: it opens the
+    transport, sets up logging and signals, imports the actor's class. A parent
+    killed in that window left its new child running with no parent (seen in 5 of
+    12 rounds of killing a QueueSupervisor, then the rest of its node 5-50 ms
+    later). ``_startChildActor`` looks ``startChild`` up at each start, so wrapping
+    it puts the request before all of that; ``die_with_parent`` also exits at once
+    if the parent is already gone.
+    """
+    if getattr(multiprocCommon, "_verk_ties_children", False):
+        return
+    start_child = multiprocCommon.startChild
+
+    def startChild(*args: Any, **kwargs: Any) -> Any:
+        die_with_parent(forking_parent())
+        return start_child(*args, **kwargs)
+
+    multiprocCommon.startChild = startChild
+    multiprocCommon._verk_ties_children = True
