@@ -151,11 +151,15 @@ class QueueStatus(Message):
 
 @attrs.frozen
 class VerkStatus(Message):
-    """A node's state."""
+    """A node's state. ``running`` is ``state == "running"``; ``state`` is one of
+    ``not configured``, ``running``, ``stopping`` (a ``StopVerk`` is draining the
+    queues), ``stopped`` (a ``StopVerk`` finished: a clean stop) or ``failed`` (it
+    gave up restarting a child, or its node id is used by another live node)."""
 
     node_id: str
     running: bool
     queues: tuple[QueueStatus, ...]
+    state: str = "running"
 
 
 @attrs.frozen
