@@ -122,3 +122,26 @@ class Segfault(Worker):
     def perform(self, url: str, key: str) -> None:
         client(url).rpush(key, os.getpid())
         ctypes.string_at(0)
+
+
+class FailTwice(Worker):
+    """Records the attempt and raises; retried at once, at most twice (its own option)."""
+
+    retry = 2
+
+    def perform(self, url: str, key: str, token: Any) -> None:
+        client(url).rpush(key, token)
+        raise ValueError(f"boom {token}")
+
+    def retry_in(self, retry_count: int, error: BaseException) -> float | None:
+        return 0.0
+
+
+class CrashOnceRetried(Worker):
+    """Records the attempt, then kills its own process; retried at most once."""
+
+    retry = 1
+
+    def perform(self, url: str, key: str, token: Any) -> None:
+        client(url).rpush(key, token)
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -72,6 +72,35 @@ def test_retry_limit_default_is_configurable() -> None:
     assert retry_limit(job(), default=4) == 4
 
 
+@pytest.mark.parametrize(
+    ("fields", "worker_retry", "limit"),
+    [
+        ({}, 2, 2),
+        ({}, False, 0),
+        ({}, True, DEFAULT_MAX_RETRIES),
+        ({"retry": None}, 2, 2),
+        ({"retry": True}, 2, DEFAULT_MAX_RETRIES),
+        ({"retry": 5}, 2, 5),
+        ({"retry": False}, 2, 0),
+        ({"max_retry_count": 1}, 2, 1),
+        ({"max_retry_count": 7}, 2, 2),
+        ({}, "seven", DEFAULT_MAX_RETRIES),
+    ],
+)
+def test_retry_limit_takes_the_worker_option_when_the_job_has_no_retry(
+    fields: dict[str, object], worker_retry: object, limit: int
+) -> None:
+    """A job without retry takes its worker's retry option; an explicit retry wins over it."""
+    assert retry_limit(job(**fields), worker_retry=worker_retry) == limit
+
+
+def test_build_failure_uses_the_worker_option() -> None:
+    """build_failure sends a job without retry to dead once its worker's limit is used up."""
+    assert fail(job(retry_count=2), worker_retry=2)[0] == DEAD
+    assert fail(job(retry_count=1), worker_retry=2)[0] == RETRY
+    assert "retry" not in fail(job(retry_count=1), worker_retry=2)[2]
+
+
 # --- backoff_delay ------------------------------------------------------------------------
 
 

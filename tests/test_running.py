@@ -304,6 +304,15 @@ def test_died_failure() -> None:
     assert record.target == RETRY
     data = json.loads(record.text)
     assert (data["error_class"], data["error_message"]) == ("WorkerDiedError", "killed")
+    limited = died_failure(
+        text("Boom", 1),
+        reason="killed",
+        error_class="WorkerDiedError",
+        queue="q",
+        settings=SETTINGS,
+        worker_retries={"Boom": False},
+    )
+    assert limited.target == DEAD, "a job without retry takes its worker's option"
     dead = died_failure(
         b"garbage", reason="killed", error_class="WorkerDiedError", queue="q", settings=SETTINGS
     )

@@ -248,6 +248,21 @@ def test_sidekiq_class_alias() -> None:
     assert registry.lookup(f"{__name__}.Aliased") is Aliased
 
 
+def test_retry_options_name_each_worker_option() -> None:
+    """retry_options gives each name's worker retry option, leaving out values that are not one."""
+
+    class Odd(Worker):
+        retry = "often"  # type: ignore[assignment]
+
+        def perform(self, *args: Any) -> None:
+            return None
+
+    options = dict(WorkerRegistry([Aliased, tests.jobs.FailTwice, Odd]).retry_options())
+    assert options["FailTwice"] == options["tests.jobs.FailTwice"] == 2
+    assert options["Billing::ChargeWorker"] is options["Aliased"] is True
+    assert "Odd" not in options
+
+
 def test_two_workers_with_one_name_refused() -> None:
     """Registering two classes under one name raises ConfigurationError naming both."""
 

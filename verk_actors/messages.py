@@ -77,7 +77,8 @@ class Enqueue(Message):
     args: tuple[Any, ...] = ()
     queue: str = "default"
     at: float | None = None
-    retry: bool | int | None = True
+    retry: bool | int | None = None
+    """None: the job carries no ``retry``; the worker's option applies where it runs."""
     jid: str | None = None
     extra: tuple[tuple[str, Any], ...] = ()
 
@@ -237,6 +238,8 @@ class ChildReady(Message):
     """A child finished its initialisation (sent to its parent)."""
 
     pid: int
+    worker_retries: tuple[tuple[str, bool | int], ...] = ()
+    """A worker's: the ``retry`` option of each worker class it can run, by name."""
 
 
 @attrs.frozen

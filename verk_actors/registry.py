@@ -46,6 +46,14 @@ class WorkerRegistry:
                 "--import MODULE for the module that defines it"
             ) from None
 
+    def retry_options(self) -> tuple[tuple[str, bool | int], ...]:
+        """Each name's worker ``retry`` option (True, False or a number), where it is one."""
+        return tuple(
+            (name, retry)
+            for name, cls in sorted(self._by_name.items())
+            if isinstance(retry := getattr(cls, "retry", None), bool | int)
+        )
+
     def names(self) -> list[str]:
         """All registered names, sorted."""
         return sorted(self._by_name)

@@ -19,20 +19,22 @@ RETRY = "retry"
 DEAD = "dead"
 
 
-def retry_limit(job: Job, default: int = DEFAULT_MAX_RETRIES) -> int:
+def retry_limit(job: Job, default: int = DEFAULT_MAX_RETRIES, worker_retry: object = None) -> int:
     """How many retries ``job`` may have.
 
     Sidekiq's ``retry`` (true = ``default``, false = none, an integer = that many) and
     Verk's ``max_retry_count`` are both read; when both are set the stricter wins; when
-    neither is, ``default`` applies.
+    neither is, ``default`` applies. A job without ``retry`` takes its worker's
+    ``retry`` option (``worker_retry``), as Sidekiq's server does.
     """
+    retry = job.retry if job.retry is not None else worker_retry
     limits: list[int] = []
-    if job.retry is True:
+    if retry is True:
         limits.append(default)
-    elif job.retry is False:
+    elif retry is False:
         limits.append(0)
-    elif isinstance(job.retry, int):
-        limits.append(max(job.retry, 0))
+    elif isinstance(retry, int):
+        limits.append(max(retry, 0))
     if job.max_retry_count is not None:
         limits.append(max(job.max_retry_count, 0))
     return min(limits) if limits else default
@@ -64,10 +66,14 @@ def build_failure(
     backtrace: Sequence[str],
     now: float,
     default_max_retries: int = DEFAULT_MAX_RETRIES,
+    worker_retry: object = None,
     delay_override: float | None = None,
     rng: random.Random | None = None,
 ) -> FailureRecord:
-    """The failed copy of ``job`` and whether it goes to ``retry`` or ``dead``."""
+    """The failed copy of ``job`` and whether it goes to ``retry`` or ``dead``.
+
+    ``worker_retry`` is the ``retry`` option of the job's worker class (see
+    ``retry_limit``)."""
     count = (job.retry_count or 0) + 1
     first = job.failed_at is None
     failed = attrs.evolve(
@@ -79,7 +85,7 @@ def build_failure(
         error_message=error_message,
         error_backtrace=list(backtrace),
     )
-    if count > retry_limit(job, default_max_retries):
+    if count > retry_limit(job, default_max_retries, worker_retry):
         return FailureRecord(target=DEAD, score=now, text=failed.to_json())
     delay = backoff_delay(count, rng) if delay_override is None else max(delay_override, 0.0)
     return FailureRecord(target=RETRY, score=now + delay, text=failed.to_json())

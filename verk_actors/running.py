@@ -9,7 +9,7 @@ from __future__ import annotations
 import signal
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from types import FrameType
 from typing import Any
@@ -179,6 +179,7 @@ def execute(prepared: PreparedJob, ref: int, settings: Settings) -> JobOutcome |
                 backtrace=backtrace_lines(exc, settings.backtrace_lines),
                 now=time.time(),
                 default_max_retries=settings.max_retries,
+                worker_retry=getattr(worker, "retry", None),
                 delay_override=delay,
             ),
             error_class=type(exc).__name__,
@@ -201,9 +202,18 @@ def _delay_override(instance: Any, job: Job, exc: BaseException) -> float | None
 
 
 def died_failure(
-    text: bytes, *, reason: str, error_class: str, queue: str, settings: Settings
+    text: bytes,
+    *,
+    reason: str,
+    error_class: str,
+    queue: str,
+    settings: Settings,
+    worker_retries: Mapping[str, object] | None = None,
 ) -> FailureRecord:
-    """The failure record of a job whose worker died while (or after) running it."""
+    """The failure record of a job whose worker died while (or after) running it.
+
+    ``worker_retries`` holds the ``retry`` option of each worker class by name (the
+    workers report them, see ``WorkerRegistry.retry_options``)."""
     now = time.time()
     try:
         job = decode_job(text)
@@ -216,4 +226,5 @@ def died_failure(
         backtrace=(),
         now=now,
         default_max_retries=settings.max_retries,
+        worker_retry=(worker_retries or {}).get(job.class_name),
     )

@@ -179,7 +179,7 @@ class WorkerActor(VerkActor):
             log.error("worker %s/%d cannot start: %s", message.queue, message.index, exc)
             self.send(sender, ChildFailed(type(exc).__name__, str(exc)))
             return
-        self.send(sender, ChildReady(os.getpid()))
+        self.send(sender, ChildReady(os.getpid(), self.registry.retry_options()))
 
     def receiveMsg_RunJobs(self, message: RunJobs, sender: Any) -> None:
         init, board = self.init, self.board
