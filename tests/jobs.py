@@ -145,3 +145,14 @@ class CrashOnceRetried(Worker):
     def perform(self, url: str, key: str, token: Any) -> None:
         client(url).rpush(key, token)
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+async def _record(url: str, key: str, token: Any) -> None:
+    client(url).rpush(key, token)
+
+
+class ReturnsCoroutine(Worker):
+    """A plain perform that returns a coroutine (what a sync wrapper of async code may do)."""
+
+    def perform(self, url: str, key: str, token: Any) -> Any:
+        return _record(url, key, token)

@@ -6,6 +6,7 @@ WorkersManager calls ``died_failure`` for a job whose worker process died.
 
 from __future__ import annotations
 
+import inspect
 import signal
 import time
 import traceback
@@ -16,9 +17,14 @@ from typing import Any
 
 import attrs
 
-from verk_actors.errors import JobTimeoutError, MalformedJobError, UnknownWorkerError
+from verk_actors.errors import (
+    AsyncWorkerError,
+    JobTimeoutError,
+    MalformedJobError,
+    UnknownWorkerError,
+)
 from verk_actors.job import Job, decode_job
-from verk_actors.registry import WorkerRegistry
+from verk_actors.registry import WorkerRegistry, async_perform_refusal
 from verk_actors.retry import FailureRecord, build_failure, bury_malformed
 from verk_actors.settings import Settings
 
@@ -160,9 +166,11 @@ def execute(prepared: PreparedJob, ref: int, settings: Settings) -> JobOutcome |
     try:
         if prepared.limit:
             with time_limit(prepared.limit):
-                instance.perform(*job.args)
+                result = instance.perform(*job.args)
         else:
-            instance.perform(*job.args)
+            result = instance.perform(*job.args)
+        if result is not None and inspect.isawaitable(result):
+            refuse_awaitable(worker, result)
     except (Exception, SystemExit, KeyboardInterrupt) as exc:
         duration = time.monotonic() - started
         delay = _delay_override(instance, job, exc)
@@ -186,6 +194,17 @@ def execute(prepared: PreparedJob, ref: int, settings: Settings) -> JobOutcome |
             error_message=message,
         )
     return None
+
+
+def refuse_awaitable(worker: type, result: Any) -> None:
+    """Fail a job whose ``perform`` returned an awaitable: it never ran (it is not awaited)."""
+    close = getattr(result, "close", None)
+    if callable(close):
+        close()  # no "coroutine was never awaited" warning: this error says it
+    raise AsyncWorkerError(
+        f"perform returned {type(result).__name__}, which was not awaited: "
+        + async_perform_refusal(worker)
+    )
 
 
 def _delay_override(instance: Any, job: Job, exc: BaseException) -> float | None:
