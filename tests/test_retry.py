@@ -101,6 +101,12 @@ def test_build_failure_uses_the_worker_option() -> None:
     assert "retry" not in fail(job(retry_count=1), worker_retry=2)[2]
 
 
+def test_build_failure_writes_the_queue_a_queueless_job_ran_on() -> None:
+    """A job without queue fails with the queue it ran on written in; a job's own queue stays."""
+    assert fail(job(), queue="low")[2]["queue"] == "low"
+    assert fail(job(queue="mail"), queue="low")[2]["queue"] == "mail"
+
+
 # --- backoff_delay ------------------------------------------------------------------------
 
 

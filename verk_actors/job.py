@@ -39,6 +39,10 @@ KNOWN_FIELDS = frozenset(
 
 MAX_QUEUE_NAME = 200
 
+DEFAULT_QUEUE = "default"
+"""Sidekiq's default queue: where a job without a ``queue`` field goes when it is
+scheduled, retried or enqueued by name."""
+
 
 def new_jid() -> str:
     """A new job id: 24 hex characters, as Sidekiq makes them."""

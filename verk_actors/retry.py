@@ -67,13 +67,15 @@ def build_failure(
     now: float,
     default_max_retries: int = DEFAULT_MAX_RETRIES,
     worker_retry: object = None,
+    queue: str | None = None,
     delay_override: float | None = None,
     rng: random.Random | None = None,
 ) -> FailureRecord:
     """The failed copy of ``job`` and whether it goes to ``retry`` or ``dead``.
 
     ``worker_retry`` is the ``retry`` option of the job's worker class (see
-    ``retry_limit``)."""
+    ``retry_limit``); ``queue`` the queue it ran from, written into a job that has no
+    ``queue`` field so that its retry comes back there (as Sidekiq does)."""
     count = (job.retry_count or 0) + 1
     first = job.failed_at is None
     failed = attrs.evolve(
@@ -84,6 +86,7 @@ def build_failure(
         error_class=error_class,
         error_message=error_message,
         error_backtrace=list(backtrace),
+        queue=job.queue or queue,
     )
     if count > retry_limit(job, default_max_retries, worker_retry):
         return FailureRecord(target=DEAD, score=now, text=failed.to_json())

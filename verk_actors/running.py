@@ -94,6 +94,7 @@ class PreparedJob:
 
     def __init__(self, text: bytes, registry: WorkerRegistry, settings: Settings, queue: str):
         self.text = text
+        self.queue = queue
         self.job: Job | None = None
         self.worker: type | None = None
         self.refusal: tuple[str, str, FailureRecord] | None = None
@@ -120,6 +121,7 @@ class PreparedJob:
                     backtrace=(),
                     now=time.time(),
                     default_max_retries=settings.max_retries,
+                    queue=queue,
                 ),
             )
             return
@@ -188,6 +190,7 @@ def execute(prepared: PreparedJob, ref: int, settings: Settings) -> JobOutcome |
                 now=time.time(),
                 default_max_retries=settings.max_retries,
                 worker_retry=getattr(worker, "retry", None),
+                queue=prepared.queue,
                 delay_override=delay,
             ),
             error_class=type(exc).__name__,
@@ -246,4 +249,5 @@ def died_failure(
         now=now,
         default_max_retries=settings.max_retries,
         worker_retry=(worker_retries or {}).get(job.class_name),
+        queue=queue,
     )
