@@ -218,6 +218,20 @@ def decode_job(text: str | bytes) -> Job:
     )
 
 
+def peek_ids(text: str | bytes) -> tuple[str | None, str | None]:
+    """The ``jid`` and ``class`` of a job text where they can be read, also from a job
+    that cannot run (bad args, no class, not UTF-8), for logs and events."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    try:
+        data = loads(text)
+    except ValueError:
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    return _str_or_none(data.get("jid")), _str_or_none(data.get("class"))
+
+
 def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 

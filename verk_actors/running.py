@@ -23,7 +23,7 @@ from verk_actors.errors import (
     MalformedJobError,
     UnknownWorkerError,
 )
-from verk_actors.job import Job, decode_job
+from verk_actors.job import Job, decode_job, peek_ids
 from verk_actors.registry import WorkerRegistry, async_perform_refusal
 from verk_actors.retry import FailureRecord, build_failure, bury_malformed
 from verk_actors.settings import Settings
@@ -99,9 +99,12 @@ class PreparedJob:
         self.worker: type | None = None
         self.refusal: tuple[str, str, FailureRecord] | None = None
         self.limit: float | None = None
+        self.peeked: tuple[str | None, str | None] = (None, None)
+        """``jid`` and ``class`` as far as they can be read from a malformed text."""
         try:
             self.job = decode_job(text)
         except MalformedJobError as exc:
+            self.peeked = peek_ids(text)
             self.refusal = (
                 "MalformedJobError",
                 str(exc),
@@ -126,6 +129,16 @@ class PreparedJob:
             )
             return
         self.limit = job_time_limit(self.job, self.worker, settings)
+
+    @property
+    def jid(self) -> str | None:
+        """The job's jid, also read from a malformed job's text when it can be."""
+        return self.job.jid if self.job is not None else self.peeked[0]
+
+    @property
+    def class_name(self) -> str | None:
+        """The job's class, also read from a malformed job's text when it can be."""
+        return self.job.class_name if self.job is not None else self.peeked[1]
 
     def deadline(self, started: float) -> float:
         """When (monotonic) the manager kills the worker if this job still runs; 0 = never."""
@@ -155,8 +168,8 @@ def execute(prepared: PreparedJob, ref: int, settings: Settings) -> JobOutcome |
         error_class, message, failure = prepared.refusal
         return JobOutcome(
             ref=ref,
-            jid=job.jid if job else None,
-            class_name=job.class_name if job else None,
+            jid=prepared.jid,
+            class_name=prepared.class_name,
             duration=0.0,
             failure=failure,
             error_class=error_class,

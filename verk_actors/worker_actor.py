@@ -226,12 +226,11 @@ class WorkerActor(VerkActor):
         board.job_ended(batch, index, failure is None)
         report.add(ref, failure, now - started)
         if detail:
-            decoded = prepared.job
             report.details.append(
                 (
                     ref,
-                    decoded.jid if decoded else None,
-                    decoded.class_name if decoded else None,
+                    prepared.jid,
+                    prepared.class_name,
                     time.time() - (now - started),
                     now - started,
                 )
