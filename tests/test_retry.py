@@ -198,6 +198,13 @@ def test_unknown_fields_are_kept() -> None:
 # --- bury_malformed -----------------------------------------------------------------------
 
 
+def test_bury_malformed_keeps_a_non_utf8_text_byte_for_byte() -> None:
+    """A job text that is not UTF-8 goes to dead exactly as it was, never decoded."""
+    for text in (b'{"class": "A", "args": ["\xff"]}', b"\xfe\xff garbage"):
+        record = bury_malformed(text, reason="not UTF-8", queue="default", now=NOW)
+        assert (record.target, record.score, record.text) == (DEAD, NOW, text)
+
+
 def test_bury_json_object_keeps_fields() -> None:
     """A JSON object without a usable class keeps all its fields and gains error fields."""
     text = '{"args":[1,[]],"tags":["t"],"jid":"j1","big":123456789012345678901234567890}'
@@ -240,6 +247,6 @@ def test_bury_non_object_text_verbatim(text: str) -> None:
 
 
 def test_bury_bytes() -> None:
-    """Bytes are buried too (non-UTF-8 bytes replaced), giving valid JSON."""
-    record = bury_malformed(b"\xffgarbage", reason="r", queue="q", now=NOW)
-    assert json.loads(record.text)["args"] == ["\ufffdgarbage"]
+    """UTF-8 bytes are buried like text, wrapped in valid JSON."""
+    record = bury_malformed("caf\u00e9 garbage".encode(), reason="r", queue="q", now=NOW)
+    assert json.loads(record.text)["args"] == ["caf\u00e9 garbage"]

@@ -52,7 +52,8 @@ class FailureRecord:
 
     target: str
     score: float
-    text: str
+    text: str | bytes
+    """The text to store: JSON, or a malformed job's own bytes when they are not UTF-8."""
 
     def __deepcopy__(self, memo: dict[int, object]) -> FailureRecord:
         return self  # immutable: Thespian's deep copy of messages need not copy it
@@ -103,8 +104,17 @@ def bury_malformed(text: str | bytes, *, reason: str, queue: str, now: float) ->
     A JSON object keeps all its fields and gains the error fields. Anything else (not
     JSON, not an object) is kept verbatim as the single argument of a
     ``verk_actors.MalformedJob`` entry, so the dead set stays readable by Sidekiq's tools.
+    A text that is not UTF-8 cannot be held by any JSON text as it is: it goes to dead
+    byte for byte (never decoded and encoded again), and whoever reads it there is told
+    why it cannot run (``StoredJob``).
     """
-    raw = text.decode("utf-8", errors="replace") if isinstance(text, bytes) else text
+    if isinstance(text, bytes):
+        try:
+            raw = text.decode("utf-8")
+        except UnicodeDecodeError:
+            return FailureRecord(target=DEAD, score=now, text=text)
+    else:
+        raw = text
     data: object
     try:
         data = loads(raw)

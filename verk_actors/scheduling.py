@@ -26,7 +26,7 @@ class Moved:
     full: bool
 
 
-def plan_move(member: bytes, now: float) -> tuple[str | None, str]:
+def plan_move(member: bytes, now: float) -> tuple[str | None, str | bytes]:
     """Where a due member goes: ``(queue, new text)``, or ``(None, dead text)`` if malformed."""
     try:
         job = decode_job(member)
