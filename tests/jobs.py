@@ -6,6 +6,7 @@ executions without trusting the node.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import time
@@ -113,3 +114,45 @@ class Stamp(Worker):
     def perform(self, url: str, key: str, enqueued: float) -> None:
         started = time.time()
         client(url).rpush(key, started - enqueued)
+
+
+class Segfault(Worker):
+    """Records its process id, then reads address 0 (a crash in C: SIGSEGV)."""
+
+    def perform(self, url: str, key: str) -> None:
+        client(url).rpush(key, os.getpid())
+        ctypes.string_at(0)
+
+
+class FailTwice(Worker):
+    """Records the attempt and raises; retried at once, at most twice (its own option)."""
+
+    retry = 2
+
+    def perform(self, url: str, key: str, token: Any) -> None:
+        client(url).rpush(key, token)
+        raise ValueError(f"boom {token}")
+
+    def retry_in(self, retry_count: int, error: BaseException) -> float | None:
+        return 0.0
+
+
+class CrashOnceRetried(Worker):
+    """Records the attempt, then kills its own process; retried at most once."""
+
+    retry = 1
+
+    def perform(self, url: str, key: str, token: Any) -> None:
+        client(url).rpush(key, token)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+async def _record(url: str, key: str, token: Any) -> None:
+    client(url).rpush(key, token)
+
+
+class ReturnsCoroutine(Worker):
+    """A plain perform that returns a coroutine (what a sync wrapper of async code may do)."""
+
+    def perform(self, url: str, key: str, token: Any) -> Any:
+        return _record(url, key, token)

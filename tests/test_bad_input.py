@@ -7,7 +7,9 @@ import os
 import tempfile
 
 from tests.conftest import wait_for
+from tests.nodeproc import NodeProcess
 from verk_actors import Client
+from verk_actors.job_sets import JobSet
 
 
 def test_malformed_and_unknown_jobs_are_parked_and_the_queue_goes_on(
@@ -52,3 +54,25 @@ def test_malformed_and_unknown_jobs_are_parked_and_the_queue_goes_on(
         assert "no registered worker" in job["error_message"]
     wait_for(lambda: not r.exists(f"inprogress:default:{node.node_id}"))
     node.stop()
+
+
+def test_malformed_jobs_are_logged_by_jid_and_bytes_kept_exactly(redis_server, r) -> None:
+    """A malformed job's log line names its jid and class; a non-UTF-8 one stays byte-exact."""
+    not_utf8 = b'{"class": "Record", "args": ["caf\xe9 \xff"], "jid": "latin1"}'
+    bad_args = json.dumps({"class": "Record", "args": {"a": 1}, "jid": "badargs"}).encode()
+    not_utf8_nor_json = b"\xfe\xff garbage \x80"
+    for text in (not_utf8, bad_args, not_utf8_nor_json):
+        r.lpush("queue:default", text)
+    node = NodeProcess("--redis-url", redis_server.url, "--queue", "default=2").start()
+    try:
+        wait_for(lambda: r.zcard("dead") == 3)
+        node.wait_for_line("job latin1 (Record) failed: MalformedJobError: job text is not UTF-8")
+        node.wait_for_line("job badargs (Record) failed: MalformedJobError")
+        node.wait_for_line("job None (None) failed: MalformedJobError: job text is not UTF-8")
+    finally:
+        assert node.terminate() == 0
+    dead = r.zrange("dead", 0, -1)
+    assert not_utf8 in dead and not_utf8_nor_json in dead
+    entries = {e.stored.raw: e for e in JobSet(r, "dead").scan()}
+    assert "not UTF-8" in (entries[not_utf8].stored.error or "")
+    assert entries[not_utf8].jid == "latin1"

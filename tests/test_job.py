@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from verk_actors.errors import InvalidJobError, MalformedJobError
-from verk_actors.job import KNOWN_FIELDS, MAX_QUEUE_NAME, Job, decode_job, new_job
+from verk_actors.job import KNOWN_FIELDS, MAX_QUEUE_NAME, Job, decode_job, new_job, peek_ids
 
 # --- strategies ------------------------------------------------------------------------
 
@@ -288,3 +288,19 @@ def test_new_jobs_round_trip(fields: dict[str, Any]) -> None:
     """A job built by new_job decodes from its own JSON to an equal job."""
     job = new_job(**fields)
     assert decode_job(job.to_json()) == job
+
+
+@pytest.mark.parametrize(
+    ("text", "ids"),
+    [
+        (b'{"class": "A", "args": {"x": 1}, "jid": "j1"}', ("j1", "A")),
+        (b'{"args": [], "jid": "j2"}', ("j2", None)),
+        (b'{"class": "B", "args": ["\xff"], "jid": "j3"}', ("j3", "B")),
+        (b'{"class": 5, "jid": 7}', (None, None)),
+        (b"[1, 2]", (None, None)),
+        (b"\xfe\xff not json", (None, None)),
+    ],
+)
+def test_peek_ids_reads_what_it_can_of_a_malformed_job(text: bytes, ids: tuple) -> None:
+    """peek_ids gives jid and class of a job that cannot run, where they are readable strings."""
+    assert peek_ids(text) == ids

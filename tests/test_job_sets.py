@@ -132,7 +132,7 @@ def test_retry_now_from_dead_and_schedule(r: redis.Redis) -> None:
 
 def test_retry_now_refuses_what_cannot_run(r: redis.Redis) -> None:
     """A buried malformed text cannot be retried; the error says to delete it instead."""
-    record = bury_malformed(b"\xff garbage", reason="not JSON", queue="default", now=1.0)
+    record = bury_malformed(b"garbage, not JSON", reason="not JSON", queue="default", now=1.0)
     r.zadd(keys.DEAD, {record.text: 1.0})
     jid = json.loads(record.text)["jid"]
     with pytest.raises(MalformedJobError, match="delete it instead"):

@@ -72,6 +72,41 @@ def test_retry_limit_default_is_configurable() -> None:
     assert retry_limit(job(), default=4) == 4
 
 
+@pytest.mark.parametrize(
+    ("fields", "worker_retry", "limit"),
+    [
+        ({}, 2, 2),
+        ({}, False, 0),
+        ({}, True, DEFAULT_MAX_RETRIES),
+        ({"retry": None}, 2, 2),
+        ({"retry": True}, 2, DEFAULT_MAX_RETRIES),
+        ({"retry": 5}, 2, 5),
+        ({"retry": False}, 2, 0),
+        ({"max_retry_count": 1}, 2, 1),
+        ({"max_retry_count": 7}, 2, 2),
+        ({}, "seven", DEFAULT_MAX_RETRIES),
+    ],
+)
+def test_retry_limit_takes_the_worker_option_when_the_job_has_no_retry(
+    fields: dict[str, object], worker_retry: object, limit: int
+) -> None:
+    """A job without retry takes its worker's retry option; an explicit retry wins over it."""
+    assert retry_limit(job(**fields), worker_retry=worker_retry) == limit
+
+
+def test_build_failure_uses_the_worker_option() -> None:
+    """build_failure sends a job without retry to dead once its worker's limit is used up."""
+    assert fail(job(retry_count=2), worker_retry=2)[0] == DEAD
+    assert fail(job(retry_count=1), worker_retry=2)[0] == RETRY
+    assert "retry" not in fail(job(retry_count=1), worker_retry=2)[2]
+
+
+def test_build_failure_writes_the_queue_a_queueless_job_ran_on() -> None:
+    """A job without queue fails with the queue it ran on written in; a job's own queue stays."""
+    assert fail(job(), queue="low")[2]["queue"] == "low"
+    assert fail(job(queue="mail"), queue="low")[2]["queue"] == "mail"
+
+
 # --- backoff_delay ------------------------------------------------------------------------
 
 
@@ -163,6 +198,13 @@ def test_unknown_fields_are_kept() -> None:
 # --- bury_malformed -----------------------------------------------------------------------
 
 
+def test_bury_malformed_keeps_a_non_utf8_text_byte_for_byte() -> None:
+    """A job text that is not UTF-8 goes to dead exactly as it was, never decoded."""
+    for text in (b'{"class": "A", "args": ["\xff"]}', b"\xfe\xff garbage"):
+        record = bury_malformed(text, reason="not UTF-8", queue="default", now=NOW)
+        assert (record.target, record.score, record.text) == (DEAD, NOW, text)
+
+
 def test_bury_json_object_keeps_fields() -> None:
     """A JSON object without a usable class keeps all its fields and gains error fields."""
     text = '{"args":[1,[]],"tags":["t"],"jid":"j1","big":123456789012345678901234567890}'
@@ -205,6 +247,6 @@ def test_bury_non_object_text_verbatim(text: str) -> None:
 
 
 def test_bury_bytes() -> None:
-    """Bytes are buried too (non-UTF-8 bytes replaced), giving valid JSON."""
-    record = bury_malformed(b"\xffgarbage", reason="r", queue="q", now=NOW)
-    assert json.loads(record.text)["args"] == ["\ufffdgarbage"]
+    """UTF-8 bytes are buried like text, wrapped in valid JSON."""
+    record = bury_malformed("caf\u00e9 garbage".encode(), reason="r", queue="q", now=NOW)
+    assert json.loads(record.text)["args"] == ["caf\u00e9 garbage"]

@@ -202,6 +202,9 @@ def test_malformed_text_goes_dead(raw: bytes) -> None:
     assert outcome.failure.target == DEAD
     assert outcome.error_class == "MalformedJobError"
     assert (outcome.jid, outcome.class_name) == (None, None)
+    if raw == b"\xff\xfe":
+        assert outcome.failure.text == raw, "not UTF-8: kept byte for byte"
+        return
     data = json.loads(outcome.failure.text)
     assert data["error_class"] == "MalformedJobError"
     assert data["queue"] == "q"
@@ -209,6 +212,17 @@ def test_malformed_text_goes_dead(raw: bytes) -> None:
         assert data["args"] == [1]
     else:
         assert data["class"] == MALFORMED_CLASS
+
+
+def test_malformed_job_outcome_names_its_readable_jid_and_class() -> None:
+    """A malformed job whose jid and class can be read is reported under them."""
+    raw = json.dumps({"class": "Boom", "args": {"a": 1}, "jid": "bad1"}).encode()
+    outcome = run_prepared(PreparedJob(raw, REGISTRY, SETTINGS, "q"), 1, SETTINGS)
+    assert (outcome.error_class, outcome.jid, outcome.class_name) == (
+        "MalformedJobError",
+        "bad1",
+        "Boom",
+    )
 
 
 @pytest.mark.parametrize("cls", ["os.system", "builtins.eval", "subprocess.Popen", "Nope"])
@@ -304,6 +318,15 @@ def test_died_failure() -> None:
     assert record.target == RETRY
     data = json.loads(record.text)
     assert (data["error_class"], data["error_message"]) == ("WorkerDiedError", "killed")
+    limited = died_failure(
+        text("Boom", 1),
+        reason="killed",
+        error_class="WorkerDiedError",
+        queue="q",
+        settings=SETTINGS,
+        worker_retries={"Boom": False},
+    )
+    assert limited.target == DEAD, "a job without retry takes its worker's option"
     dead = died_failure(
         b"garbage", reason="killed", error_class="WorkerDiedError", queue="q", settings=SETTINGS
     )

@@ -11,7 +11,7 @@ import pytest
 
 import tests.jobs
 from verk_actors import Worker
-from verk_actors.errors import ConfigurationError, UnknownWorkerError
+from verk_actors.errors import AsyncWorkerError, ConfigurationError, UnknownWorkerError
 from verk_actors.redis_conn import check_url, redact_url
 from verk_actors.registry import WorkerRegistry
 from verk_actors.settings import DEFAULT_CONCURRENCY, DEFAULT_REDIS_URL, QueueSpec, Settings
@@ -261,6 +261,35 @@ def test_sidekiq_class_alias() -> None:
     assert registry.lookup("Billing::ChargeWorker") is Aliased
     assert registry.lookup("Aliased") is Aliased
     assert registry.lookup(f"{__name__}.Aliased") is Aliased
+
+
+def test_retry_options_name_each_worker_option() -> None:
+    """retry_options gives each name's worker retry option, leaving out values that are not one."""
+
+    class Odd(Worker):
+        retry = "often"  # type: ignore[assignment]
+
+        def perform(self, *args: Any) -> None:
+            return None
+
+    options = dict(WorkerRegistry([Aliased, tests.jobs.FailTwice, Odd]).retry_options())
+    assert options["FailTwice"] == options["tests.jobs.FailTwice"] == 2
+    assert options["Billing::ChargeWorker"] is options["Aliased"] is True
+    assert "Odd" not in options
+
+
+def test_async_perform_refused_at_registration() -> None:
+    """A worker with async def perform is refused with AsyncWorkerError saying what to do."""
+
+    class AsyncMailer(Worker):
+        async def perform(self, *args: Any) -> None:  # type: ignore[override]
+            return None
+
+    with pytest.raises(AsyncWorkerError, match=r"AsyncMailer.perform is async.*asyncio.run"):
+        WorkerRegistry([AsyncMailer])
+    with pytest.raises(AsyncWorkerError, match="AsyncRecord"):
+        WorkerRegistry.from_modules(["tests.async_jobs"])
+    assert issubclass(AsyncWorkerError, ConfigurationError)
 
 
 def test_two_workers_with_one_name_refused() -> None:

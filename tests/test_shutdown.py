@@ -18,7 +18,8 @@ import pytest
 from tests.conftest import ask_for, wait_for
 from tests.nodeproc import NodeProcess
 from verk_actors import Client, QueueSpec, keys
-from verk_actors.messages import StopVerk, VerkStopped
+from verk_actors.messages import GetStatus, StopVerk, VerkStatus, VerkStopped
+from verk_actors.system import attach, root_of
 
 SHUTDOWN_TIMEOUT = 2.0
 GRACE = 5.0
@@ -132,6 +133,37 @@ def test_stop_verk_message_stops_gracefully(start_verk, redis_server, r) -> None
     assert b"end:job0" not in r.lrange("log", 0, -1)
     assert not r.exists(f"inprogress:default:{node.node_id}")
     _assert_node_left(r, node.node_id)
+
+
+def test_status_after_stop_verk_says_stopped(start_verk, redis_server, r) -> None:
+    """After StopVerk, GetStatus says running=False, state "stopped"; a second stop is a no-op."""
+    node, *_ = _stop_embedded_with_two_running(start_verk, redis_server, r)
+    status = ask_for(node.asys, node.root, GetStatus(), VerkStatus)
+    assert (status.running, status.state) == (False, "stopped")
+    assert ask_for(node.asys, node.root, StopVerk(), VerkStopped) == VerkStopped(0)
+
+
+def test_stop_verk_through_the_api_makes_the_launcher_exit_0(redis_server, r) -> None:
+    """StopVerk sent to a `verk-actors start` node drains it, and the launcher exits 0."""
+    url = redis_server.url
+    node = NodeProcess("--redis-url", url, "--queue", "default=2").start()
+    try:
+        with Client(url=url) as client:
+            client.enqueue("Sleep", url, "log", "a", 1.0)
+        wait_for(lambda: r.llen("log") == 1)
+        asys = attach(node.admin_port)
+        reply = ask_for(asys, root_of(asys), StopVerk(), VerkStopped, timeout=30)
+        assert reply == VerkStopped(0)
+        assert r.lrange("log", 0, -1) == [b"start:a", b"end:a"]
+        assert node.process is not None
+        code = node.process.wait(20)
+    finally:
+        if node.process is not None and node.process.poll() is None:
+            node.kill_all()
+    assert code == 0
+    assert "stopped through its API (StopVerk); exiting" in node.output
+    wait_for(lambda: not node.processes())
+    assert not _port_open(node.admin_port)
 
 
 def test_stop_verk_reports_requeued_count(start_verk, redis_server, r) -> None:

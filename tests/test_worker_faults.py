@@ -6,6 +6,7 @@ import json
 import time
 
 from tests.conftest import wait_for
+from tests.nodeproc import NodeProcess
 from verk_actors import Client, QueueSpec
 
 
@@ -88,3 +89,39 @@ def test_job_that_always_crashes_ends_in_dead(start_verk, redis_server, r) -> No
     assert r.llen("crashes") == 3
     wait_for(lambda: r.llen("ok") == 30)
     node.stop()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_segfaulting_job_goes_to_retry_and_its_worker_is_replaced(redis_server, r) -> None:
+    """A job that crashes in C (SIGSEGV) kills its worker: retry as WorkerDiedError, new worker."""
+    url = redis_server.url
+    node = NodeProcess("--redis-url", url, "--queue", "default=2").start()
+    try:
+        wait_for(lambda: len(node.actor_pids("WorkerActor")) == 2)
+        with Client(url=url) as client:
+            jid = client.enqueue("Segfault", url, "segv")
+            client.enqueue_many("Record", ([url, "ok", i] for i in range(20)))
+        wait_for(lambda: r.zcard("retry") == 1, timeout=20)
+        job = _retry_jobs(r)[jid]
+        assert job["error_class"] == "WorkerDiedError"
+        wait_for(lambda: r.llen("ok") == 20)
+        crashed = int(r.lrange("segv", 0, -1)[0])
+        wait_for(lambda: not _alive(crashed))
+        wait_for(lambda: len(node.actor_pids("WorkerActor")) == 2)
+        assert crashed not in node.actor_pids("WorkerActor")
+        # faulthandler wrote the job's Python stack to the node's log.
+        node.wait_for_line("Fatal Python error: Segmentation fault")
+        assert "jobs.py" in node.wait_for_line("in perform")
+        with Client(url=url) as client:
+            client.enqueue_many("Record", ([url, "after", i] for i in range(20)))
+        wait_for(lambda: r.llen("after") == 20)
+    finally:
+        code = node.terminate()
+    assert code == 0

@@ -20,6 +20,7 @@ from verk_actors.config_file import load_config, resolve_settings
 from verk_actors.control import is_paused, pause_queue, paused_queues, resume_queue
 from verk_actors.errors import (
     ActorSystemError,
+    AsyncWorkerError,
     ConfigurationError,
     InvalidJobError,
     JobError,
@@ -45,6 +46,7 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "ActorSystemError",
+    "AsyncWorkerError",
     "Client",
     "ConfigurationError",
     "InvalidJobError",

@@ -2,17 +2,14 @@
 
 It gives each actor its system capabilities, ties its process to its parent's
 (``PR_SET_PDEATHSIG``: a killed supervisor never leaves orphaned children running),
+lets a crash in C kill its process (``verk_actors.actor_process``),
 turns timer payloads into ordinary typed messages, and logs what it drops.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import os
-import signal
-import sys
 from datetime import timedelta
 from typing import Any
 
@@ -24,20 +21,12 @@ from thespian.actors import (
     WakeupMessage,
 )
 
+from verk_actors.actor_process import crash_on_fatal_signals, die_with_parent, forking_parent
 from verk_actors.messages import DescribeTree, TreeNode
 
 log = logging.getLogger(__name__)
 
 IN_PROCESS_BASE = "simpleSystem"
-PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when its parent process dies."""
-    if not sys.platform.startswith("linux"):
-        return
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 class VerkActor(ActorTypeDispatcher):  # type: ignore[misc]
@@ -47,7 +36,10 @@ class VerkActor(ActorTypeDispatcher):  # type: ignore[misc]
         super().__init__()
         self.capabilities: dict[str, Any] = dict(capabilities or {})
         if not self.in_process:
-            die_with_parent()
+            # Again here for systems started without thespian_fixes.apply(), which
+            # asks it earlier (see verk_actors.actor_process).
+            die_with_parent(forking_parent())
+            crash_on_fatal_signals()
 
     @property
     def in_process(self) -> bool:

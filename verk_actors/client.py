@@ -98,9 +98,9 @@ class Client:
             if queue is not None
             else (default_queue if isinstance(default_queue, str) else None) or "default",
             now=time.time(),
-            retry=retry
-            if retry is not None
-            else (default_retry if default_retry is not None else True),
+            # By name: no retry field, so the worker's option decides where the job runs
+            # (as for a Sidekiq job without one); by class: the class's option.
+            retry=retry if retry is not None else default_retry,
             jid=jid,
             extra=extra,
         )

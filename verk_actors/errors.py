@@ -4,6 +4,7 @@
 
     VerkError
     ├── ConfigurationError        bad settings, queue specs, Redis URLs, imports
+    │   └── AsyncWorkerError      a worker whose perform is async (not supported yet)
     ├── RedisUnavailableError     Redis could not be reached or answered an error
     ├── ActorSystemError          the actor system cannot run verk_actors as asked
     │   └── UnauthenticatedFrameError  a frame without the node's MAC, dropped unread
@@ -27,6 +28,11 @@ class VerkError(Exception):
 
 class ConfigurationError(VerkError):
     """A setting, queue spec, URL or import list cannot be used."""
+
+
+class AsyncWorkerError(ConfigurationError):
+    """A worker's ``perform`` is a coroutine function (``async def``), or returned an
+    awaitable: verk_actors runs ``perform`` in a plain call and cannot await it yet."""
 
 
 class RedisUnavailableError(VerkError):

@@ -39,6 +39,10 @@ KNOWN_FIELDS = frozenset(
 
 MAX_QUEUE_NAME = 200
 
+DEFAULT_QUEUE = "default"
+"""Sidekiq's default queue: where a job without a ``queue`` field goes when it is
+scheduled, retried or enqueued by name."""
+
 
 def new_jid() -> str:
     """A new job id: 24 hex characters, as Sidekiq makes them."""
@@ -212,6 +216,20 @@ def decode_job(text: str | bytes) -> Job:
         {k: v for k, v in data.items() if k not in KNOWN_FIELDS},
         text,
     )
+
+
+def peek_ids(text: str | bytes) -> tuple[str | None, str | None]:
+    """The ``jid`` and ``class`` of a job text where they can be read, also from a job
+    that cannot run (bad args, no class, not UTF-8), for logs and events."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    try:
+        data = loads(text)
+    except ValueError:
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    return _str_or_none(data.get("jid")), _str_or_none(data.get("class"))
 
 
 def _str_or_none(value: Any) -> str | None:

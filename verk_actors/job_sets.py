@@ -24,6 +24,7 @@ import redis
 
 from verk_actors import keys
 from verk_actors.errors import ConfigurationError, MalformedJobError, NotFoundError
+from verk_actors.job import DEFAULT_QUEUE
 from verk_actors.retry import MALFORMED_CLASS
 from verk_actors.scripts import Scripts
 from verk_actors.stored_job import StoredJob, jid_needle, matches_jid
@@ -32,9 +33,6 @@ SET_KEYS = {"retry": keys.RETRY, "schedule": keys.SCHEDULE, "dead": keys.DEAD}
 """The sorted sets by name; ``scheduled`` is accepted for ``schedule``."""
 
 ALIASES = {"scheduled": "schedule", "retries": "retry", "morgue": "dead"}
-
-DEFAULT_QUEUE = "default"
-"""Where a job without a ``queue`` field goes when retried (Sidekiq's default queue)."""
 
 SCAN_COUNT = 500
 RETRY_ALL_BATCH = 100

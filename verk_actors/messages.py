@@ -77,7 +77,8 @@ class Enqueue(Message):
     args: tuple[Any, ...] = ()
     queue: str = "default"
     at: float | None = None
-    retry: bool | int | None = True
+    retry: bool | int | None = None
+    """None: the job carries no ``retry``; the worker's option applies where it runs."""
     jid: str | None = None
     extra: tuple[tuple[str, Any], ...] = ()
 
@@ -151,11 +152,15 @@ class QueueStatus(Message):
 
 @attrs.frozen
 class VerkStatus(Message):
-    """A node's state."""
+    """A node's state. ``running`` is ``state == "running"``; ``state`` is one of
+    ``not configured``, ``running``, ``stopping`` (a ``StopVerk`` is draining the
+    queues), ``stopped`` (a ``StopVerk`` finished: a clean stop) or ``failed`` (it
+    gave up restarting a child, or its node id is used by another live node)."""
 
     node_id: str
     running: bool
     queues: tuple[QueueStatus, ...]
+    state: str = "running"
 
 
 @attrs.frozen
@@ -233,6 +238,8 @@ class ChildReady(Message):
     """A child finished its initialisation (sent to its parent)."""
 
     pid: int
+    worker_retries: tuple[tuple[str, bool | int], ...] = ()
+    """A worker's: the ``retry`` option of each worker class it can run, by name."""
 
 
 @attrs.frozen

@@ -38,7 +38,7 @@ class Pending:
     """Outcomes not yet written to Redis (kept until a write succeeds)."""
 
     acked: list[bytes] = attrs.field(factory=list)
-    failed: list[tuple[bytes, str, float, str]] = attrs.field(factory=list)
+    failed: list[tuple[bytes, str, float, str | bytes]] = attrs.field(factory=list)
     requeued: list[bytes] = attrs.field(factory=list)
 
     def __bool__(self) -> bool:

@@ -10,8 +10,18 @@ import importlib
 import inspect
 from collections.abc import Iterable
 
-from verk_actors.errors import ConfigurationError, UnknownWorkerError
+from verk_actors.errors import AsyncWorkerError, ConfigurationError, UnknownWorkerError
 from verk_actors.worker import Worker, worker_names
+
+
+def async_perform_refusal(cls: type) -> str:
+    """Why a worker whose ``perform`` is async cannot run, and what to do instead."""
+    return (
+        f"{cls.__module__}.{cls.__qualname__}.perform is async, and verk_actors does not "
+        "run async jobs yet (it would never await the coroutine, so the job would never "
+        "run): make perform a plain def, and run the coroutine inside it with "
+        "asyncio.run(...)"
+    )
 
 
 class WorkerRegistry:
@@ -24,8 +34,12 @@ class WorkerRegistry:
 
     def register(self, cls: type) -> type:
         """Register ``cls`` (a class with a ``perform`` method) under its names."""
-        if not inspect.isclass(cls) or not callable(getattr(cls, "perform", None)):
+        perform = getattr(cls, "perform", None)
+        if not inspect.isclass(cls) or not callable(perform):
             raise ConfigurationError(f"{cls!r} is not a class with a perform() method")
+        perform = inspect.unwrap(perform)
+        if inspect.iscoroutinefunction(perform) or inspect.isasyncgenfunction(perform):
+            raise AsyncWorkerError(async_perform_refusal(cls))
         for name in worker_names(cls):
             known = self._by_name.get(name)
             if known is not None and known is not cls:
@@ -45,6 +59,14 @@ class WorkerRegistry:
                 f"no registered worker is named {name!r}; start the node with "
                 "--import MODULE for the module that defines it"
             ) from None
+
+    def retry_options(self) -> tuple[tuple[str, bool | int], ...]:
+        """Each name's worker ``retry`` option (True, False or a number), where it is one."""
+        return tuple(
+            (name, retry)
+            for name, cls in sorted(self._by_name.items())
+            if isinstance(retry := getattr(cls, "retry", None), bool | int)
+        )
 
     def names(self) -> list[str]:
         """All registered names, sorted."""

@@ -13,6 +13,7 @@ that keeps crashing is restarted alone; past the limit the root stops the node
 
 When the node id turns out to be used by another live node (``NodeIdTaken``), the
 root stops its children and reports ``running=False``; the launcher exits non-zero.
+After a ``StopVerk`` it reports ``state="stopped"`` and the launcher exits 0.
 
 Messages it answers (each gets exactly one reply; errors come as RequestFailed):
 ``ConfigureVerk`` → VerkStarted, ``Enqueue`` → Enqueued, ``AddQueue`` → QueueAdded,
@@ -156,6 +157,10 @@ class VerkRoot(Supervisor):
         self.stop_requested = False
         self.key_port: int | None = None
         """The admin port whose key file this root wrote (for ``verk-actors tree``)."""
+        self.stop_also: list[Any] = []
+        """Who else asked for the stop under way."""
+        self.stopped = False
+        """True once a ``StopVerk`` has stopped every child (a clean stop)."""
 
     def describe(self) -> str:
         return f"node {self.node_id}" if self.node_id else "VerkRoot"
@@ -421,12 +426,25 @@ class VerkRoot(Supervisor):
             )
             for spec in self.queue_specs.values()
         )
-        running = self.settings is not None and not self.giving_up and not self.halted
-        self.send(sender, VerkStatus(self.node_id, running, queues))
+        state = self._state()
+        self.send(sender, VerkStatus(self.node_id, state == "running", queues, state))
+
+    def _state(self) -> str:
+        """What ``VerkStatus.state`` says of this node."""
+        if self.settings is None:
+            return "not configured"
+        if self.giving_up or self.halted:
+            return "failed"
+        if self.stopped:
+            return "stopped"
+        return "stopping" if self.stop_requested else "running"
 
     def receiveMsg_StopVerk(self, message: StopVerk, sender: Any) -> None:
-        if self.settings is None or self.halted:
+        if self.settings is None or self.halted or self.stopped:
             self.send(sender, VerkStopped(0))
+            return
+        if self.stop_reply is not None:
+            self.stop_also.append(sender)  # already stopping: answered together
             return
         self.stop_requested = True
         self.stop_reply = sender
@@ -482,8 +500,10 @@ class VerkRoot(Supervisor):
             self.node_id,
             self.stop_requeued,
         )
-        self.send(self.stop_reply, VerkStopped(self.stop_requeued))
-        self.stop_reply = None
+        for reply_to in (self.stop_reply, *self.stop_also):
+            self.send(reply_to, VerkStopped(self.stop_requeued))
+        self.stop_reply, self.stop_also = None, []
+        self.stopped = True
 
     def _publish_key(self) -> None:
         """Write the node's key where this user's tools (``verk-actors tree``) find it."""

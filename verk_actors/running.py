@@ -6,19 +6,25 @@ WorkersManager calls ``died_failure`` for a job whose worker process died.
 
 from __future__ import annotations
 
+import inspect
 import signal
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
 import attrs
 
-from verk_actors.errors import JobTimeoutError, MalformedJobError, UnknownWorkerError
-from verk_actors.job import Job, decode_job
-from verk_actors.registry import WorkerRegistry
+from verk_actors.errors import (
+    AsyncWorkerError,
+    JobTimeoutError,
+    MalformedJobError,
+    UnknownWorkerError,
+)
+from verk_actors.job import Job, decode_job, peek_ids
+from verk_actors.registry import WorkerRegistry, async_perform_refusal
 from verk_actors.retry import FailureRecord, build_failure, bury_malformed
 from verk_actors.settings import Settings
 
@@ -88,13 +94,17 @@ class PreparedJob:
 
     def __init__(self, text: bytes, registry: WorkerRegistry, settings: Settings, queue: str):
         self.text = text
+        self.queue = queue
         self.job: Job | None = None
         self.worker: type | None = None
         self.refusal: tuple[str, str, FailureRecord] | None = None
         self.limit: float | None = None
+        self.peeked: tuple[str | None, str | None] = (None, None)
+        """``jid`` and ``class`` as far as they can be read from a malformed text."""
         try:
             self.job = decode_job(text)
         except MalformedJobError as exc:
+            self.peeked = peek_ids(text)
             self.refusal = (
                 "MalformedJobError",
                 str(exc),
@@ -114,10 +124,21 @@ class PreparedJob:
                     backtrace=(),
                     now=time.time(),
                     default_max_retries=settings.max_retries,
+                    queue=queue,
                 ),
             )
             return
         self.limit = job_time_limit(self.job, self.worker, settings)
+
+    @property
+    def jid(self) -> str | None:
+        """The job's jid, also read from a malformed job's text when it can be."""
+        return self.job.jid if self.job is not None else self.peeked[0]
+
+    @property
+    def class_name(self) -> str | None:
+        """The job's class, also read from a malformed job's text when it can be."""
+        return self.job.class_name if self.job is not None else self.peeked[1]
 
     def deadline(self, started: float) -> float:
         """When (monotonic) the manager kills the worker if this job still runs; 0 = never."""
@@ -147,8 +168,8 @@ def execute(prepared: PreparedJob, ref: int, settings: Settings) -> JobOutcome |
         error_class, message, failure = prepared.refusal
         return JobOutcome(
             ref=ref,
-            jid=job.jid if job else None,
-            class_name=job.class_name if job else None,
+            jid=prepared.jid,
+            class_name=prepared.class_name,
             duration=0.0,
             failure=failure,
             error_class=error_class,
@@ -160,9 +181,11 @@ def execute(prepared: PreparedJob, ref: int, settings: Settings) -> JobOutcome |
     try:
         if prepared.limit:
             with time_limit(prepared.limit):
-                instance.perform(*job.args)
+                result = instance.perform(*job.args)
         else:
-            instance.perform(*job.args)
+            result = instance.perform(*job.args)
+        if result is not None and inspect.isawaitable(result):
+            refuse_awaitable(worker, result)
     except (Exception, SystemExit, KeyboardInterrupt) as exc:
         duration = time.monotonic() - started
         delay = _delay_override(instance, job, exc)
@@ -179,12 +202,25 @@ def execute(prepared: PreparedJob, ref: int, settings: Settings) -> JobOutcome |
                 backtrace=backtrace_lines(exc, settings.backtrace_lines),
                 now=time.time(),
                 default_max_retries=settings.max_retries,
+                worker_retry=getattr(worker, "retry", None),
+                queue=prepared.queue,
                 delay_override=delay,
             ),
             error_class=type(exc).__name__,
             error_message=message,
         )
     return None
+
+
+def refuse_awaitable(worker: type, result: Any) -> None:
+    """Fail a job whose ``perform`` returned an awaitable: it never ran (it is not awaited)."""
+    close = getattr(result, "close", None)
+    if callable(close):
+        close()  # no "coroutine was never awaited" warning: this error says it
+    raise AsyncWorkerError(
+        f"perform returned {type(result).__name__}, which was not awaited: "
+        + async_perform_refusal(worker)
+    )
 
 
 def _delay_override(instance: Any, job: Job, exc: BaseException) -> float | None:
@@ -201,9 +237,18 @@ def _delay_override(instance: Any, job: Job, exc: BaseException) -> float | None
 
 
 def died_failure(
-    text: bytes, *, reason: str, error_class: str, queue: str, settings: Settings
+    text: bytes,
+    *,
+    reason: str,
+    error_class: str,
+    queue: str,
+    settings: Settings,
+    worker_retries: Mapping[str, object] | None = None,
 ) -> FailureRecord:
-    """The failure record of a job whose worker died while (or after) running it."""
+    """The failure record of a job whose worker died while (or after) running it.
+
+    ``worker_retries`` holds the ``retry`` option of each worker class by name (the
+    workers report them, see ``WorkerRegistry.retry_options``)."""
     now = time.time()
     try:
         job = decode_job(text)
@@ -216,4 +261,6 @@ def died_failure(
         backtrace=(),
         now=now,
         default_max_retries=settings.max_retries,
+        worker_retry=(worker_retries or {}).get(job.class_name),
+        queue=queue,
     )

@@ -8,7 +8,7 @@ import attrs
 import redis
 
 from verk_actors.errors import MalformedJobError
-from verk_actors.job import decode_job
+from verk_actors.job import DEFAULT_QUEUE, decode_job
 from verk_actors.retry import bury_malformed
 from verk_actors.scripts import Scripts
 
@@ -26,16 +26,15 @@ class Moved:
     full: bool
 
 
-def plan_move(member: bytes, now: float) -> tuple[str | None, str]:
+def plan_move(member: bytes, now: float) -> tuple[str | None, str | bytes]:
     """Where a due member goes: ``(queue, new text)``, or ``(None, dead text)`` if malformed."""
     try:
         job = decode_job(member)
     except MalformedJobError as exc:
         return None, bury_malformed(member, reason=str(exc), queue="", now=now).text
-    if job.queue is None:
-        reason = 'scheduled job has no "queue" field, so it cannot be enqueued'
-        return None, bury_malformed(member, reason=reason, queue="", now=now).text
-    return job.queue, attrs.evolve(job, enqueued_at=now).to_json()
+    # No "queue": the default queue, as Sidekiq's scheduler enqueues such a member.
+    queue = job.queue or DEFAULT_QUEUE
+    return queue, attrs.evolve(job, queue=queue, enqueued_at=now).to_json()
 
 
 def move_due(

@@ -106,7 +106,7 @@ class Scripts:
         queue: str,
         node_id: str,
         day: str,
-        failures: Sequence[tuple[bytes, str, float, str]],
+        failures: Sequence[tuple[bytes, str, float, str | bytes]],
         *,
         now: float,
         dead_timeout: float,
@@ -167,7 +167,7 @@ class Scripts:
         self,
         on: Client,
         zset: str,
-        moves: Sequence[tuple[bytes, str | None, str]],
+        moves: Sequence[tuple[bytes, str | None, str | bytes]],
         *,
         now: float,
     ) -> int:

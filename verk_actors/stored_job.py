@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 
 from verk_actors.errors import MalformedJobError
-from verk_actors.job import Job, decode_job
+from verk_actors.job import Job, decode_job, peek_ids
 
 
 def as_text(raw: str | bytes) -> str:
@@ -37,7 +37,7 @@ class StoredJob:
         try:
             return cls(raw=data, job=decode_job(data))
         except MalformedJobError as exc:
-            return cls(raw=data, job=None, error=str(exc), malformed_jid=_loose_jid(data))
+            return cls(raw=data, job=None, error=str(exc), malformed_jid=peek_ids(data)[0] or None)
 
     @property
     def jid(self) -> str | None:
@@ -61,15 +61,6 @@ class StoredJob:
         if self.job is None:
             return {"jid": self.jid, "job": None, "raw": self.text, "error": self.error}
         return {"jid": self.jid, "job": self.fields(), "raw": None, "error": None}
-
-
-def _loose_jid(data: bytes) -> str | None:
-    try:
-        value = json.loads(data)
-    except ValueError:
-        return None
-    jid = value.get("jid") if isinstance(value, dict) else None
-    return jid if isinstance(jid, str) and jid else None
 
 
 def jid_needle(jid: str) -> str | None:

@@ -11,7 +11,8 @@ Security (issue: a node's ports took pickles from anyone):
 - ``release_inherited_listeners``: a new actor process (admin, logger, actor) lets go
   of the listening sockets it inherited by fork from the processes above it.
 
-Then one bug fix (``report_every_child_exit``) and three speed-ups. Thespian's TCP
+Then two fixes (``report_every_child_exit``, ``tie_actor_processes_to_parents``) and
+three speed-ups. Thespian's TCP
 transport is Python: each turn of its loop (``_runWithExpiry``) costs a few hundred
 microseconds on a small VM, a message costs an actor four or five turns, and that,
 not pickling, is what a message costs (py-spy, cProfile).
@@ -43,6 +44,7 @@ from thespian.system import multiprocCommon
 from thespian.system.transport import IPBase, TCPTransport
 from thespian.system.transport.streamBuffer import ackDataErrPacket, ackPacket, toSendBuffer
 
+from verk_actors.actor_process import die_with_parent, forking_parent
 from verk_actors.errors import ActorSystemError, UnauthenticatedFrameError
 from verk_actors.node_key import new_key
 
@@ -70,6 +72,7 @@ def apply() -> None:
     poll_instead_of_epoll()
     read_whole_messages()
     close_idle_sockets_after(IDLE_SOCKET_SECONDS)
+    tie_actor_processes_to_parents()
 
 
 def applied() -> bool:
@@ -395,3 +398,27 @@ def close_idle_sockets_after(seconds: float) -> None:
     message, as Thespian does after its own 20 minutes.
     """
     TCPTransport.MAX_IDLE_SOCKET_PERIOD = timedelta(seconds=seconds)
+
+
+def tie_actor_processes_to_parents() -> None:
+    """Make each actor process ask to die with its parent first thing after the fork.
+
+    ``VerkActor.__init__`` asks too, but Thespian's child start path
+    (``multiprocCommon.startChild``) runs for a while before it: it opens the
+    transport, sets up logging and signals, imports the actor's class. A parent
+    killed in that window left its new child running with no parent (seen in 5 of
+    12 rounds of killing a QueueSupervisor, then the rest of its node 5-50 ms
+    later). ``_startChildActor`` looks ``startChild`` up at each start, so wrapping
+    it puts the request before all of that; ``die_with_parent`` also exits at once
+    if the parent is already gone.
+    """
+    if getattr(multiprocCommon, "_verk_ties_children", False):
+        return
+    start_child = multiprocCommon.startChild
+
+    def startChild(*args: Any, **kwargs: Any) -> Any:
+        die_with_parent(forking_parent())
+        return start_child(*args, **kwargs)
+
+    multiprocCommon.startChild = startChild
+    multiprocCommon._verk_ties_children = True

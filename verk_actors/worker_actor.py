@@ -179,7 +179,7 @@ class WorkerActor(VerkActor):
             log.error("worker %s/%d cannot start: %s", message.queue, message.index, exc)
             self.send(sender, ChildFailed(type(exc).__name__, str(exc)))
             return
-        self.send(sender, ChildReady(os.getpid()))
+        self.send(sender, ChildReady(os.getpid(), self.registry.retry_options()))
 
     def receiveMsg_RunJobs(self, message: RunJobs, sender: Any) -> None:
         init, board = self.init, self.board
@@ -226,12 +226,11 @@ class WorkerActor(VerkActor):
         board.job_ended(batch, index, failure is None)
         report.add(ref, failure, now - started)
         if detail:
-            decoded = prepared.job
             report.details.append(
                 (
                     ref,
-                    decoded.jid if decoded else None,
-                    decoded.class_name if decoded else None,
+                    prepared.jid,
+                    prepared.class_name,
                     time.time() - (now - started),
                     now - started,
                 )

@@ -204,6 +204,8 @@ class WorkersManager(VerkActor):
         self.next_adopted_ref = -1
         self.adopted: list[tuple[int, bytes]] = []
         self.reconcile = False
+        self.worker_retries: dict[str, bool | int] = {}
+        """Each worker class's ``retry`` option, as the workers report it (``ChildReady``)."""
 
     @property
     def queue(self) -> str:
@@ -290,6 +292,7 @@ class WorkersManager(VerkActor):
         if slot is None:
             return
         slot.pid = message.pid
+        self.worker_retries = dict(message.worker_retries) or self.worker_retries
         slot.board.unlink()
         if slot.state == STARTING:
             slot.state = FREE
@@ -664,6 +667,7 @@ class WorkersManager(VerkActor):
                     error_class=error_class,
                     queue=self.queue,
                     settings=self.init.settings,
+                    worker_retries=self.worker_retries,
                 )
                 self.failed.append((ref, record))
                 counts["failed"] += 1

@@ -33,6 +33,8 @@ log = logging.getLogger("verk_actors.cli")
 
 HEALTH_EVERY = 2.0
 HEALTH_TIMEOUT = 10.0
+STOP_GRACE = 20.0
+"""Seconds past ``shutdown_timeout`` a stop asked through the API may take."""
 DEMO_MODULE = "verk_actors.demo"
 
 
@@ -162,14 +164,15 @@ def run(args: argparse.Namespace) -> int:
         )
         if args.demo:
             enqueue_demo(settings.redis_url)
-        code = watch(asys, root, stop)
-        if code == 0:
+        code = watch(asys, root, stop, stop_grace=settings.shutdown_timeout + STOP_GRACE)
+        if code is None:
             log.info("stopping: running jobs get up to %g s", settings.shutdown_timeout)
             stopped = stop_node(asys, root, settings)
             if stopped is None:
                 log.warning("the node did not confirm its stop; in-progress jobs stay in Redis")
             else:
                 log.info("stopped; %d unfinished jobs went back to their queues", stopped.requeued)
+            code = 0
         return code
     finally:
         asys.shutdown()
@@ -177,14 +180,29 @@ def run(args: argparse.Namespace) -> int:
             embedded.stop()
 
 
-def watch(asys: Any, root: Any, stop: threading.Event) -> int:
-    """Wait for a stop signal, checking that the node answers; 1 if it stopped or went silent."""
+def watch(asys: Any, root: Any, stop: threading.Event, *, stop_grace: float) -> int | None:
+    """Wait for a stop signal (None), checking that the node answers.
+
+    0 once the node was stopped through its API (``StopVerk``, a clean stop), 1 if it
+    failed, went silent or took more than ``stop_grace`` seconds to stop.
+    """
     misses = 0
+    stopping_since: float | None = None
     while not stop.wait(HEALTH_EVERY):
         reply = asys.ask(root, GetStatus(), HEALTH_TIMEOUT)
+        if isinstance(reply, VerkStatus) and reply.state == "stopping":
+            stopping_since = stopping_since or time.monotonic()
+            if time.monotonic() - stopping_since <= stop_grace:
+                misses = 0
+                continue
+            log.error("the node has been stopping for %g s; exiting", stop_grace)
+            return 1
         if isinstance(reply, VerkStatus) and reply.running:
             misses = 0
             continue
+        if isinstance(reply, VerkStatus) and reply.state == "stopped":
+            log.info("the node %s was stopped through its API (StopVerk); exiting", reply.node_id)
+            return 0
         if isinstance(reply, VerkStatus):
             # The node says it stopped working (it gave up, or its node id is taken).
             log.error("the node %s has stopped (see the errors above); exiting", reply.node_id)
@@ -193,4 +211,4 @@ def watch(asys: Any, root: Any, stop: threading.Event) -> int:
         if misses >= 2:
             log.error("the node stopped answering (%r); exiting so it can be restarted", reply)
             return 1
-    return 0
+    return None
