@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import select
+import time
 
 import pytest
 import redis
 from redis._parsers.base import BaseParser
 
 from tests.servers import RedisServer
+from verk_actors.job_wait import JobWait
 from verk_actors.redis_errors import REMIND_EVERY, Outage, describe, is_transient, reply_code
 from verk_actors.scripts import Scripts
 
@@ -116,15 +119,17 @@ def test_error_replies_read_off_the_wire_are_classified(
 
 
 def test_an_outage_is_logged_once_reminded_and_closed(caplog) -> None:
-    """One warning when failures start, one reminder per REMIND_EVERY saying how long, one
-    line when Redis answers; a permanent error in between is an error, once."""
+    """One warning when failures start (whatever transient reply follows), one reminder
+    per REMIND_EVERY saying how long, one line when Redis answers; a permanent error in
+    between is an error, once."""
     log = logging.getLogger("test.outage")
     outage = Outage(log, "scheduler", "redis://host:6379/0")
     busy = BaseParser.parse_error("BUSY Redis is busy running a script.")
+    loading = BaseParser.parse_error("LOADING Redis is loading the dataset in memory")
     wrong = BaseParser.parse_error("WRONGTYPE Operation against a key holding the wrong kind")
     with caplog.at_level(logging.INFO, logger="test.outage"):
         for second in range(0, int(REMIND_EVERY * 2.5), 2):
-            outage.failed(busy, "moving due jobs", now=1000.0 + second)
+            outage.failed(busy if second < 100 else loading, "moving due jobs", now=1000.0 + second)
         outage.failed(wrong, "moving due jobs", now=1000.0 + REMIND_EVERY * 2.5)
         outage.failed(wrong, "moving due jobs", now=1001.0 + REMIND_EVERY * 2.5)
         outage.ok(now=1003.0 + REMIND_EVERY * 2.5)
@@ -133,7 +138,32 @@ def test_an_outage_is_logged_once_reminded_and_closed(caplog) -> None:
     assert [level for level, _ in lines] == ["WARNING", "WARNING", "WARNING", "ERROR", "INFO"]
     assert "unavailable while moving due jobs (BUSY" in lines[0][1]
     assert "still failing after 60 s" in lines[1][1]
-    assert "still failing after 120 s" in lines[2][1]
+    assert (
+        "still failing after 120 s" in lines[2][1]
+        and "last while moving due jobs: LOADING" in lines[2][1]
+    )
     assert "refused a command while moving due jobs (WRONGTYPE" in lines[3][1]
     assert "answers again after 153.0 s (77 failed tries)" in lines[4][1]
     assert not outage.active
+
+
+def test_wait_refused_at_its_start_can_still_be_interrupted_later(redis_server, r) -> None:
+    """A blocking wait whose CLIENT ID was refused (an error reply) starts afresh next
+    time, so its BLMOVE can be interrupted at once instead of running out."""
+    r.acl_setuser(
+        "waiter", enabled=True, passwords=["+pw"], keys=["*"], commands=["+@all", "-client|id"]
+    )
+    url = f"redis://waiter:pw@127.0.0.1:{redis_server.port}/0"
+    wait = JobWait(url, "q", "n", name="verk:test:wait", control=r)
+    try:
+        refused = _raised(wait.start)
+        assert reply_code(refused) == "NOPERM"
+        r.acl_setuser("waiter", enabled=True, commands=["+client|id"])
+        fd = wait.start()
+        began = time.monotonic()
+        wait.interrupt()
+        ready, _, _ = select.select([fd], [], [], 5)
+        assert ready and wait.finish() is None
+        assert time.monotonic() - began < 1.0, "the BLMOVE ran out instead"
+    finally:
+        wait.close()

@@ -119,25 +119,26 @@ class Outage:
     failures: int = 0
     said_at: float = 0.0
     said: set[str] = attrs.field(factory=set)
-    """Reply codes (or error classes) logged in this outage: each one once."""
+    """What this outage has logged: ``"transient"`` once whatever its cause (a restart
+    refuses connections, then answers LOADING), and each permanent reply code once."""
 
     @property
     def active(self) -> bool:
         return self.since is not None
 
     def failed(self, exc: BaseException, doing: str = "", now: float | None = None) -> None:
-        """Count a failure; log it if it opens the outage or is a new kind of error in it,
-        or remind that the outage goes on every ``REMIND_EVERY`` seconds."""
+        """Count a failure; log it if it opens the outage or is the first permanent error
+        of its kind in it, else remind that it goes on every ``REMIND_EVERY`` seconds."""
         now = time.monotonic() if now is None else now
         if self.since is None:
             self.since = self.said_at = now
         self.failures += 1
-        kind = reply_code(exc) or type(exc).__name__
+        kind = "transient" if is_transient(exc) else reply_code(exc) or type(exc).__name__
         where = f" while {doing}" if doing else ""
         if kind not in self.said:
             self.said.add(kind)
             self.said_at = now
-            if is_transient(exc):
+            if kind == "transient":
                 self.log.warning(
                     "%s: Redis at %s unavailable%s (%s); retrying until it answers",
                     self.who,
