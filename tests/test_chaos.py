@@ -1,8 +1,9 @@
 """Chaos: real faults inflicted on real nodes, real Redis, multiprocTCPBase.
 
-Not in the default run; run alone with ``pytest -m chaos -s`` (``-s`` shows what each
-test inflicted and counted). Faults come from a seeded ``random.Random``: the seed is
-printed, and ``VERK_CHAOS_SEED=<seed>`` replays a run.
+Part of the default run (about two and a half minutes); run alone with
+``pytest -m chaos -s`` (``-s`` shows what each test inflicted and counted). Faults come
+from a seeded ``random.Random``: the seed is printed, and ``VERK_CHAOS_SEED=<seed>``
+replays a run.
 
 1. a 5,000-job run whose node is SIGKILLed (every process) and restarted with the
    same node id, several times: every job runs, nothing is left but done;
