@@ -1,8 +1,9 @@
 """Chaos: real faults inflicted on real nodes, real Redis, multiprocTCPBase.
 
-Not in the default run; run alone with ``pytest -m chaos -s`` (``-s`` shows what each
-test inflicted and counted). Faults come from a seeded ``random.Random``: the seed is
-printed, and ``VERK_CHAOS_SEED=<seed>`` replays a run.
+Part of the default run (about two and a half minutes); run alone with
+``pytest -m chaos -s`` (``-s`` shows what each test inflicted and counted). Faults come
+from a seeded ``random.Random``: the seed is printed, and ``VERK_CHAOS_SEED=<seed>``
+replays a run.
 
 1. a 5,000-job run whose node is SIGKILLed (every process) and restarted with the
    same node id, several times: every job runs, nothing is left but done;
@@ -10,20 +11,27 @@ printed, and ``VERK_CHAOS_SEED=<seed>`` replays a run.
    WorkerDiedError, everything else runs; the retries then run too;
 3. Redis stopped for several seconds mid-run and restarted: nothing lost, no actor
    restarted, jobs whose own Redis calls failed are retried;
-4. two nodes, one SIGKILLed: the other requeues its jobs within two heartbeats.
+4. two nodes, one SIGKILLed: the other requeues its jobs within two heartbeats;
+5. Redis refusing commands (12 s of ``OOM`` under maxmemory, a 9 s Lua script of
+   another client answering ``BUSY``) on two busy nodes, and ``OOM`` on idle ones:
+   nothing lost or run twice, no live node declared dead, no queue left wedged.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import random
+import re
 import signal
+import threading
 import time
 from collections.abc import Iterator
 
 import pytest
+import redis
 
 from tests.conftest import node_settings, wait_for
 from tests.nodeproc import NodeProcess
@@ -281,4 +289,151 @@ def test_two_nodes_one_killed_the_other_recovers_within_two_heartbeats(
     assert sorted(int(k) for k in ends) == list(range(total))
     assert not any(left.values()), left
     wait_for(lambda: not r.sismember(keys.NODES, "a"))
+    assert b.terminate() == 0
+
+
+# --- Redis error replies -------------------------------------------------------------------
+
+BUSY_SCRIPT = (
+    "local function now() local t = redis.call('TIME') return t[1] + t[2] / 1e6 end "
+    "local e = now() + tonumber(ARGV[1]) while now() < e do end return 1"
+)
+DEAD_LINE = re.compile(r"node (\S+): node (\S+) is dead \(no lease\)")
+
+
+@contextlib.contextmanager
+def _out_of_memory(r) -> Iterator[None]:
+    """Redis refuses every write with ``OOM`` (maxmemory far below its use, noeviction)."""
+    r.config_set("maxmemory-policy", "noeviction")
+    r.config_set("maxmemory", 1)
+    try:
+        yield
+    finally:
+        r.config_set("maxmemory", 0)
+
+
+def _busy_script(url: str, seconds: int) -> threading.Thread:
+    """Another client runs a Lua script for ``seconds``: Redis answers ``BUSY`` meanwhile."""
+
+    def run() -> None:
+        client = redis.Redis.from_url(url, socket_timeout=seconds + 30)
+        try:
+            client.eval(BUSY_SCRIPT, 0, seconds)
+        finally:
+            client.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def _two_nodes(url: str, nodes: list[NodeProcess]) -> tuple[NodeProcess, NodeProcess]:
+    for node_id in ("a", "b"):
+        node = NodeProcess(
+            "--redis-url", url, "--node-id", node_id, "--queue", "default=4", env=ENV
+        )
+        nodes.append(node.start())
+    return nodes[0], nodes[1]
+
+
+def _declared_dead(*nodes: NodeProcess) -> list[str]:
+    return [m[0] for node in nodes for m in DEAD_LINE.finditer(node.output)]
+
+
+def _beating(r, node_ids: tuple[str, ...]) -> bool:
+    """Every node holds its lease and has described itself within two heartbeats."""
+    now = time.time()
+    for node_id in node_ids:
+        beat = r.hget(keys.node_info_key(node_id), "beat")
+        if not r.exists(keys.node_lease_key(node_id)) or beat is None:
+            return False
+        if now - float(beat) > 2 * HEARTBEAT or not r.sismember(keys.NODES, node_id):
+            return False
+    return True
+
+
+def _run_through_redis_refusals(url: str, r, nodes: list[NodeProcess], inflict, what: str) -> None:
+    """Two busy nodes; ``inflict()`` makes Redis refuse commands for a while. Afterwards
+    every job has ended exactly once, nothing is left, no node declared the other dead,
+    and both still beat."""
+    a, b = _two_nodes(url, nodes)
+    total = 1500
+    with Client(url=url) as client:  # about 4 s of work for the two nodes
+        client.enqueue_many("Sleep", ([url, "log", i, 0.02] for i in range(total)))
+    wait_for(lambda: len(_ended(r)) >= 200, timeout=30)
+    done_before = len(_ended(r))
+    began = time.monotonic()
+    inflict()
+    lasted = time.monotonic() - began
+    retried: dict[str, str] = {}
+
+    def all_ended() -> bool:
+        for job in _make_retries_due(r):  # jobs whose own Redis writes were refused
+            retried[job["jid"]] = job["error_class"]
+        return len(_ended(r)) >= total
+
+    wait_for(all_ended, timeout=120)
+    wait_for(lambda: not r.exists("inprogress:default:a", "inprogress:default:b"), timeout=20)
+    wait_for(lambda: r.zcard("retry") == 0, timeout=20)
+    wait_for(lambda: not _declared_dead(a, b) and _beating(r, ("a", "b")), timeout=10)
+    ends = _ended(r)
+    left = _leftovers(r, ["a", "b"])
+    print(
+        f"inflicted: {what} for {lasted:.1f} s after {done_before} of {total} jobs\n"
+        f"counted: {len(ends)} jobs ended, {sum(ends.values()) - len(ends)} duplicate runs; "
+        f"{len(retried)} retried ({collections.Counter(retried.values())}); left {left}; "
+        f"declared dead: {_declared_dead(a, b)}"
+    )
+    assert not _declared_dead(a, b), "a live node was declared dead"
+    assert sorted(int(k) for k in ends) == list(range(total))
+    assert set(ends.values()) == {1}, "a job ran twice"
+    assert not any(left.values()), left
+    assert a.terminate() == 0
+    assert b.terminate() == 0
+
+
+@pytest.mark.chaos
+def test_redis_out_of_memory_for_12_s_mid_run(redis_server, r, nodes) -> None:
+    """12 s of OOM replies mid-run: no job lost or run twice, no node declared dead."""
+
+    def inflict() -> None:
+        with _out_of_memory(r):
+            time.sleep(12)
+
+    _run_through_redis_refusals(redis_server.url, r, nodes, inflict, "maxmemory OOM")
+
+
+@pytest.mark.chaos
+def test_lua_script_busy_for_9_s_mid_run(redis_server, r, nodes) -> None:
+    """A 9 s Lua script of another client (BUSY replies) mid-run: nothing lost or run twice."""
+
+    def inflict() -> None:
+        _busy_script(redis_server.url, 9).join(30)
+
+    what = "a Lua script of another client"
+    _run_through_redis_refusals(redis_server.url, r, nodes, inflict, what)
+
+
+@pytest.mark.chaos
+def test_redis_out_of_memory_for_12_s_while_idle(redis_server, r, nodes) -> None:
+    """12 s of OOM replies on idle nodes: both keep their leases, and jobs enqueued after
+    Redis recovers run at once (no queue stays wedged on standby)."""
+    url = redis_server.url
+    a, b = _two_nodes(url, nodes)
+    time.sleep(1.5)  # idle: a worker of each node waits on the queue (standby)
+    with _out_of_memory(r):
+        time.sleep(12)
+    wait_for(lambda: _beating(r, ("a", "b")), timeout=10)
+    began = time.monotonic()
+    with Client(url=url) as client:
+        client.enqueue_many("Record", ([url, "ran", i] for i in range(200)))
+    wait_for(lambda: r.llen("ran") >= 200, timeout=15)
+    took = time.monotonic() - began
+    print(
+        f"inflicted: maxmemory OOM for 12 s on idle nodes\ncounted: 200 jobs enqueued "
+        f"after it ran in {took:.2f} s; declared dead: {_declared_dead(a, b)}"
+    )
+    assert not _declared_dead(a, b), "a live node was declared dead"
+    assert sorted(int(x) for x in r.lrange("ran", 0, -1)) == list(range(200))
+    assert a.terminate() == 0
     assert b.terminate() == 0

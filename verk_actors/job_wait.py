@@ -38,9 +38,17 @@ class JobWait:
     def start(self) -> int:
         """Send a BLMOVE for one job; return the socket to watch for its answer."""
         if self._conn is None:
-            self._conn = self._waiter.connection_pool.get_connection()
-            self._conn.send_command("CLIENT", "ID")  # type: ignore[no-untyped-call]
-            self._id = int(self._conn.read_response())
+            conn = self._waiter.connection_pool.get_connection()
+            try:
+                conn.send_command("CLIENT", "ID")  # type: ignore[no-untyped-call]
+                self._id = int(conn.read_response())
+            except BaseException:
+                # Kept without its id (an error reply: BUSY...), its BLMOVE could not
+                # be interrupted: start afresh next time.
+                conn.disconnect()  # type: ignore[no-untyped-call]
+                self._waiter.connection_pool.release(conn)
+                raise
+            self._conn = conn
         conn = self._conn
         conn.send_command(  # type: ignore[no-untyped-call]
             "BLMOVE",

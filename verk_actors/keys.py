@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 QUEUES = "queues"
 SCHEDULE = "schedule"
 RETRY = "retry"
@@ -19,6 +21,28 @@ def queue_key(queue: str) -> str:
 def inprogress_key(queue: str, node_id: str) -> str:
     """The list of jobs of ``queue`` taken by ``node_id`` and not yet acknowledged."""
     return f"inprogress:{queue}:{node_id}"
+
+
+INPROGRESS_PATTERN = "inprogress:*"
+"""``SCAN`` pattern matching every in-progress list."""
+
+
+def inprogress_owner(key: str, queues: Iterable[str]) -> tuple[str, str] | None:
+    """``(queue, node id)`` of an ``inprogress_key``, given the known queue names.
+
+    None when no known queue fits, or more than one (queue names and node ids may
+    hold ``:``, so ``inprogress:a:b:c`` could be queue ``a`` or queue ``a:b``).
+    """
+    prefix = "inprogress:"
+    if not key.startswith(prefix):
+        return None
+    rest = key[len(prefix) :]
+    fits = [
+        (queue, rest[len(queue) + 1 :])
+        for queue in queues
+        if len(rest) > len(queue) + 1 and rest.startswith(queue) and rest[len(queue)] == ":"
+    ]
+    return fits[0] if len(fits) == 1 else None
 
 
 def node_lease_key(node_id: str) -> str:

@@ -406,6 +406,13 @@ class FlushStandbyReport(Message):
     batch: int
 
 
+@attrs.frozen
+class RetryStandbyWait(Message):
+    """Time for a worker on standby whose wait Redis refused (``OOM``...) to wait again."""
+
+    batch: int
+
+
 # --- Queue supervisor <-> WorkersManager, VerkRoot <-> queue supervisor ----------------------
 
 

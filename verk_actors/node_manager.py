@@ -18,8 +18,24 @@ a dead node's jobs run again within two heartbeats. If its own lease had expired
 (the node was stalled, or Redis was away for longer than the lease), it claims it
 again and carries on: jobs another node recovered meanwhile run again there (at
 least once), and this node's late acks of them find nothing to remove, so nothing
-is lost or counted into retry twice. If by then another process holds the lease
-under the same id, VerkRoot is told to stop this node (``NodeIdTaken``).
+is lost or counted into retry twice. Its next description registers it again
+(``verk_nodes`` and its queues), should a node that recovered its jobs have
+forgotten it. If by then another process holds the lease under the same id,
+VerkRoot is told to stop this node (``NodeIdTaken``).
+
+Redis failing (out of reach, or answering ``OOM``, ``BUSY``...: see
+``redis_errors``) never stops the heartbeat or the scans: the failure is logged once
+per outage, and the heartbeat is tried again four times a heartbeat until Redis
+answers. A node that saw Redis fail for a transient reason declares no other node
+dead until Redis has answered it again for a whole lease: every node was refused
+alike meanwhile and could not renew its lease either, so an expired lease then says
+nothing about its holder; each gets the time to renew first.
+
+Now and then (every ``SWEEP_EVERY`` heartbeats) the scans also walk every
+in-progress list in Redis (``SCAN``, one step per scan) for lists of a node that has
+no lease and is not in ``verk_nodes``, and move their jobs back: a node forgotten
+while stalled that took jobs before it registered again, then died, leaves no job
+behind.
 """
 
 from __future__ import annotations
@@ -41,8 +57,8 @@ from verk_actors.messages import (
     ScanNodes,
 )
 from verk_actors.node_store import LeaseHolder, NodeStore, node_facts
-from verk_actors.queue_store import REDIS_ERRORS
 from verk_actors.redis_conn import redact_url
+from verk_actors.redis_errors import REDIS_ERRORS, Outage, is_transient
 from verk_actors.settings import QueueSpec
 
 log = logging.getLogger(__name__)
@@ -51,6 +67,10 @@ SCANS_PER_HEARTBEAT = 4
 
 RENEWAL_SLACK = 0.05
 """Seconds a held lease may seem to outlive its first reading (clock steps, rounding)."""
+
+SWEEP_EVERY = 12
+"""Heartbeats between two walks over every in-progress list (a SCAN of the keyspace,
+one step of ``node_store.SWEEP_COUNT`` keys per scan)."""
 
 
 class NodeManager(VerkActor):
@@ -63,10 +83,19 @@ class NodeManager(VerkActor):
         self.queues: tuple[QueueSpec, ...] = ()
         self.root: Any = None
         self.claimed = False
-        self.failing = False
         self.taken = False
         self.holder: tuple[str, float] | None = None
         """Epoch of the other incarnation holding our lease, and when it should expire."""
+        self.outage = Outage(log, "node ?", "?")
+        """Redis failing the heartbeat (or the scans, for a transient reason)."""
+        self.scan_outage = Outage(log, "node ?", "?")
+        """Redis refusing the scans' commands for a reason of their own."""
+        self.answered_since: float | None = float("-inf")
+        """Since when Redis has answered this node without a transient failure
+        (``time.monotonic()``); None while it fails."""
+        self.sweep_cursor = 0
+        self.sweep_at = 0.0
+        """When the next walk over the in-progress lists may begin (monotonic)."""
 
     def receiveMsg_InitNodeManager(self, message: InitNodeManager, sender: Any) -> None:
         self.init = message
@@ -74,6 +103,9 @@ class NodeManager(VerkActor):
         self.queues = message.queues
         facts = node_facts(message.node_id, message.epoch, message.admin_port, message.root_pid)
         self.store = NodeStore(message.settings, facts)
+        url = redact_url(message.settings.redis_url)
+        self.outage = Outage(log, f"node {message.node_id}", url)
+        self.scan_outage = Outage(log, f"node {message.node_id}: dead-node scan", url)
         self.receiveMsg_Heartbeat(Heartbeat(), self.myAddress)
         self.after(message.settings.heartbeat_interval / SCANS_PER_HEARTBEAT, ScanNodes())
 
@@ -143,24 +175,34 @@ class NodeManager(VerkActor):
                 self._claim(init, store)
             if self.claimed and not self.taken:
                 store.describe(self.queues)
-            if self.failing:
-                log.info("node %s: Redis is back", init.node_id)
-            self.failing = False
+            self._answered()
+            self.outage.ok()
         except REDIS_ERRORS as exc:
-            if not self.failing:
-                log.warning(
-                    "node %s: heartbeat failed, Redis at %s unavailable (%s: %s); retrying",
-                    init.node_id,
-                    redact_url(init.settings.redis_url),
-                    type(exc).__name__,
-                    exc,
-                )
-            self.failing = True
+            if is_transient(exc):
+                self.answered_since = None
+            self.outage.failed(exc, "at its heartbeat" if self.claimed else "taking its lease")
         if self.taken:
             return
         interval = init.settings.heartbeat_interval
-        # Until the lease is ours, look again often: a lease running out, or Redis back.
-        self.after(interval if self.claimed else interval / SCANS_PER_HEARTBEAT, Heartbeat())
+        # Until the lease is ours, and while Redis fails, look again often: a lease
+        # running out, or Redis back (the lease must be renewed before others judge).
+        steady = self.claimed and not self.outage.active
+        self.after(interval if steady else interval / SCANS_PER_HEARTBEAT, Heartbeat())
+
+    def timer_retry(self, payload: object) -> float:
+        if self.init is None:
+            return super().timer_retry(payload)
+        return self.init.settings.heartbeat_interval / SCANS_PER_HEARTBEAT
+
+    def _answered(self) -> None:
+        if self.answered_since is None:
+            self.answered_since = time.monotonic()
+
+    def _may_judge(self, init: InitNodeManager) -> bool:
+        """Whether an expired lease means a dead node: not until Redis has answered this
+        node for a whole lease since it last failed it for a transient reason."""
+        since = self.answered_since
+        return since is not None and time.monotonic() - since >= init.settings.lease_ttl
 
     def _renew(self, init: InitNodeManager, store: NodeStore) -> None:
         renewed = store.renew()
@@ -185,19 +227,52 @@ class NodeManager(VerkActor):
         init, store = self.init, self.store
         if init is None or store is None or self.taken:
             return
+        doing = "looking for dead nodes"
         try:
-            for dead in store.dead_nodes() if self.claimed else ():
-                moved = store.recover(dead)
-                log.warning(
-                    "node %s: node %s is dead (no lease); moved %d of its in-progress jobs "
-                    "back to their queues",
-                    init.node_id,
-                    dead,
-                    moved,
-                )
-        except REDIS_ERRORS:
-            pass  # the heartbeat reports Redis trouble
+            if self.claimed:
+                dead_nodes = store.dead_nodes()
+                self._answered()
+                if self._may_judge(init):
+                    for dead in dead_nodes:
+                        moved = store.recover(dead)
+                        log.warning(
+                            "node %s: node %s is dead (no lease); moved %d of its "
+                            "in-progress jobs back to their queues",
+                            init.node_id,
+                            dead,
+                            moved,
+                        )
+                    doing = "looking for in-progress lists of unregistered nodes"
+                    self._sweep(init, store)
+            self.scan_outage.ok()
+        except REDIS_ERRORS as exc:
+            if is_transient(exc):
+                self.answered_since = None
+                self.outage.failed(exc, doing)  # closed by the next good heartbeat
+            else:
+                self.scan_outage.failed(exc, doing)
         self.after(init.settings.heartbeat_interval / SCANS_PER_HEARTBEAT, ScanNodes())
+
+    def _sweep(self, init: InitNodeManager, store: NodeStore) -> None:
+        """One step of the walk over every in-progress list, when one is due."""
+        now = time.monotonic()
+        if self.sweep_cursor == 0 and now < self.sweep_at:
+            return
+        cursor, lists = store.orphan_lists(self.sweep_cursor)
+        for queue, node in lists:
+            moved = store.recover_list(queue, node)
+            if moved:
+                log.warning(
+                    "node %s: node %s, not registered and without a lease, had %d jobs "
+                    "of queue %s in progress; moved them back to the queue",
+                    init.node_id,
+                    node,
+                    moved,
+                    queue,
+                )
+        self.sweep_cursor = cursor
+        if cursor == 0:
+            self.sweep_at = now + SWEEP_EVERY * init.settings.heartbeat_interval
 
     def receiveMsg_LeaveCluster(self, message: LeaveCluster, sender: Any) -> None:
         if self.store is not None and self.claimed:

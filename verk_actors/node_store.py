@@ -38,6 +38,8 @@ PROCESS_TTL = 60
 
 SHOWN_PER_QUEUE = 50
 RECOVERY_BATCH = 1000
+SWEEP_COUNT = 1000
+"""Keys one step of the walk over the in-progress lists asks ``SCAN`` to look at."""
 
 
 @attrs.frozen
@@ -249,18 +251,55 @@ class NodeStore:
         )
         moved_total = 0
         for queue in queues:
-            while True:
-                moved, remaining = self.scripts.requeue_inprogress(
-                    self.client, queue, dead, RECOVERY_BATCH, only_if_dead=True
-                )
-                if moved < 0:
-                    return moved_total  # it came back
-                moved_total += moved
-                if remaining <= 0 or moved == 0:
-                    break
+            moved = self.recover_list(queue, dead)
+            if moved is None:
+                return moved_total  # it came back
+            moved_total += moved
         identity = self._identity_of(dead)
         self.scripts.forget_node(self.client, dead, identity, queues)
         return moved_total
+
+    def recover_list(self, queue: str, node: str) -> int | None:
+        """Move ``node``'s in-progress jobs of ``queue`` back to the queue, in atomic
+        batches, while it has no lease: how many moved; None once it has one."""
+        moved_total = 0
+        while True:
+            moved, remaining = self.scripts.requeue_inprogress(
+                self.client, queue, node, RECOVERY_BATCH, only_if_dead=True
+            )
+            if moved < 0:
+                return None
+            moved_total += moved
+            if remaining <= 0 or moved == 0:
+                return moved_total
+
+    def orphan_lists(self, cursor: int) -> tuple[int, list[tuple[str, str]]]:
+        """One step of a walk over every in-progress list in Redis (``SCAN`` from
+        ``cursor``): the next cursor (0 when the walk is over) and the ``(queue, node)``
+        of the lists found whose node is neither this one nor in ``verk_nodes``.
+
+        The dead-node scan only sees registered nodes; a node forgotten while it was
+        stalled, that took jobs before it registered again and then died, is found here.
+        A list whose queue is unknown, or ambiguous (see ``keys.inprogress_owner``), is
+        left alone.
+        """
+        next_cursor, found = self.client.scan(
+            cursor, match=keys.INPROGRESS_PATTERN, count=SWEEP_COUNT
+        )
+        if not found:
+            return int(next_cursor), []
+        pipe = self.client.pipeline(transaction=False)
+        pipe.smembers(keys.QUEUES)
+        pipe.smembers(keys.NODES)
+        queue_names, node_ids = pipe.execute()
+        queues = [_text(q) or "" for q in queue_names]
+        registered = {_text(n) for n in node_ids} | {self.facts.node_id}
+        lists = []
+        for key in found:
+            owner = keys.inprogress_owner(_text(key) or "", queues)
+            if owner is not None and owner[1] not in registered:
+                lists.append(owner)
+        return int(next_cursor), lists
 
     def _identity_of(self, node_id: str) -> str:
         host, pid = self.client.hmget(keys.node_info_key(node_id), "host", "pid")

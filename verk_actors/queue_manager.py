@@ -6,8 +6,9 @@ waits on a blocking ``BLMOVE`` watched with ``ThespianWatch``, so an enqueue is
 picked up at once), records outcomes (ack, retry, dead, requeue), and at start and
 stop gives this node's leftover in-progress jobs back to the queue.
 
-Nothing is lost when Redis is away: jobs stay in Redis, outcomes not yet written are
-kept and written again (with backoff) until Redis takes them.
+Nothing is lost when Redis is away or refuses commands (``OOM``, ``BUSY``...: see
+``redis_errors``): jobs stay in Redis, outcomes not yet written are kept and written
+again (with backoff) until Redis takes them; the log says so once per outage.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ from verk_actors.messages import (
     RetryRedis,
     StopQueueManager,
 )
-from verk_actors.queue_store import REDIS_ERRORS, Pending, QueueStore
+from verk_actors.queue_store import Pending, QueueStore
 from verk_actors.redis_conn import redact_url
+from verk_actors.redis_errors import REDIS_ERRORS, Outage
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,7 @@ class QueueManager(VerkActor):
         """Take nothing unless this many jobs wait (the request's ``least``)."""
         self.standby = False
         self.reconcile_due = False
+        self.outage: Outage | None = None
 
     # Every return path hands Thespian the socket to watch while a BLMOVE is out.
     def receiveMessage(self, message: Any, sender: Any) -> Any:
@@ -128,17 +131,11 @@ class QueueManager(VerkActor):
     def _redis_down(self, doing: str, exc: BaseException) -> None:
         """Wait (with backoff) before touching Redis again; log once per outage."""
         assert self.init is not None
-        if not self.down:
-            log.warning(
-                "queue %s: Redis at %s unavailable while %s (%s: %s); outcomes are kept "
-                "and written when it is back, retrying every %g s at most",
-                self.init.queue,
-                redact_url(self.init.settings.redis_url),
-                doing,
-                type(exc).__name__,
-                exc,
-                MAX_BACKOFF,
+        if self.outage is None:
+            self.outage = Outage(
+                log, f"queue {self.init.queue}", redact_url(self.init.settings.redis_url)
             )
+        self.outage.failed(exc, doing)
         self.down = True
         self.backoff = min(max(self.backoff * 2, 0.05), MAX_BACKOFF)
         if not self.retry_armed:
@@ -150,7 +147,8 @@ class QueueManager(VerkActor):
         self.down = False
         self.backoff = 0.0
         if was_down and self.init is not None:
-            log.info("queue %s: Redis is back", self.init.queue)
+            if self.outage is not None:
+                self.outage.ok()
             self._reconcile()
 
     def _reconcile(self) -> None:
@@ -266,14 +264,7 @@ class QueueManager(VerkActor):
         if taken:
             self._deliver(taken)
         if error is not None:
-            if not isinstance(error, REDIS_ERRORS):
-                log.error(
-                    "queue %s: Redis refused a write (%s: %s); it is kept and tried again",
-                    self.store.queue,
-                    type(error).__name__,
-                    error,
-                )
-            self._redis_down("writing job outcomes", error)
+            self._redis_down("writing job outcomes" if self.pending else "taking jobs", error)
             return
         self._redis_up()
         if self.demand and len(taken) < take and self.wait_fd is None:

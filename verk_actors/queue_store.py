@@ -17,13 +17,11 @@ import redis
 from verk_actors import keys
 from verk_actors.job_wait import JobWait
 from verk_actors.redis_conn import connect
+from verk_actors.redis_errors import REDIS_ERRORS
 from verk_actors.scripts import Scripts
 from verk_actors.settings import Settings
 
 log = logging.getLogger(__name__)
-
-REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
-"""Errors that mean Redis is out of reach for now (as opposed to a refused command)."""
 
 RECOVERY_BATCH = 1000
 

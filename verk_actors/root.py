@@ -85,9 +85,9 @@ from verk_actors.messages import (
 )
 from verk_actors.node_key import remove_key, write_key
 from verk_actors.node_manager import NodeManager
-from verk_actors.queue_store import REDIS_ERRORS
 from verk_actors.queue_supervisor import QueueSupervisor
 from verk_actors.redis_conn import check_url, redact_url
+from verk_actors.redis_errors import REDIS_ERRORS
 from verk_actors.schedule_manager import ScheduleManager
 from verk_actors.settings import QueueSpec, Settings
 from verk_actors.stats import snapshot

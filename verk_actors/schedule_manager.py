@@ -3,7 +3,10 @@
 Every ``poll_interval`` (with a little jitter, so nodes spread out) it moves up to
 100 due jobs per set in one atomic call, and at once again while batches come back
 full. Malformed members go to ``dead`` with the reason instead of being retried
-forever. It has its own Redis connection; when Redis is away it waits and retries.
+forever. It has its own Redis connection. When Redis is away or refuses commands
+(``OOM``, ``BUSY``...: see ``redis_errors``) it logs that once per outage (with a
+reminder now and then saying how long it has lasted) and keeps polling at its usual
+pace, so due jobs move within a poll interval of Redis answering again.
 """
 
 from __future__ import annotations
@@ -19,14 +22,12 @@ import redis
 from verk_actors import keys
 from verk_actors.base import VerkActor
 from verk_actors.messages import ChildReady, InitScheduleManager, PollSchedule
-from verk_actors.queue_store import REDIS_ERRORS
 from verk_actors.redis_conn import connect, redact_url
+from verk_actors.redis_errors import REDIS_ERRORS, Outage
 from verk_actors.scheduling import move_due
 from verk_actors.scripts import Scripts
 
 log = logging.getLogger(__name__)
-
-MAX_BACKOFF = 10.0
 
 
 class ScheduleManager(VerkActor):
@@ -37,12 +38,13 @@ class ScheduleManager(VerkActor):
         self.init: InitScheduleManager | None = None
         self.client: redis.Redis | None = None
         self.scripts: Scripts | None = None
-        self.backoff = 0.0
+        self.outage = Outage(log, "scheduler", "?")
 
     def receiveMsg_InitScheduleManager(self, message: InitScheduleManager, sender: Any) -> None:
         self.init = message
         self.client = connect(message.settings.redis_url, name=f"verk:{message.node_id}:schedule")
         self.scripts = Scripts(self.client)
+        self.outage = Outage(log, "scheduler", redact_url(message.settings.redis_url))
         self.send(sender, ChildReady(os.getpid()))
         self.after(0.001, PollSchedule())
 
@@ -62,23 +64,17 @@ class ScheduleManager(VerkActor):
                     )
                 again = again or moved.full
         except REDIS_ERRORS as exc:
-            self.backoff = min(max(self.backoff * 2, 0.5), MAX_BACKOFF)
-            log.warning(
-                "scheduler: Redis at %s unavailable (%s: %s); retrying in %.1f s",
-                redact_url(init.settings.redis_url),
-                type(exc).__name__,
-                exc,
-                self.backoff,
-            )
-            self.after(self.backoff, PollSchedule())
-            return
-        except redis.ResponseError as exc:
-            log.error("scheduler: Redis refused a command (%s); retrying later", exc)
-            self.after(init.settings.poll_interval, PollSchedule())
-            return
-        self.backoff = 0.0
+            # A try costs one refused connection or error reply: no backoff, so due
+            # jobs move within a poll interval of Redis answering again.
+            self.outage.failed(exc, "moving due jobs")
+            again = False
+        else:
+            self.outage.ok()
         interval = init.settings.poll_interval * random.uniform(0.9, 1.1)
         self.after(0.001 if again else interval, PollSchedule())
+
+    def timer_retry(self, payload: object) -> float:
+        return self.init.settings.poll_interval if self.init is not None else 1.0
 
     def stopping(self) -> None:
         if self.client is not None:

@@ -37,11 +37,12 @@ from verk_actors.messages import (
     FlushStandbyReport,
     InitWorker,
     JobsDone,
+    RetryStandbyWait,
     RunJobs,
     Standby,
 )
-from verk_actors.queue_store import REDIS_ERRORS
 from verk_actors.redis_conn import connect, redact_url
+from verk_actors.redis_errors import REDIS_ERRORS, Outage, reply_code
 from verk_actors.registry import WorkerRegistry
 from verk_actors.running import JobOutcome, PreparedJob, execute
 
@@ -61,6 +62,11 @@ STANDBY_REPORT_LATEST = 0.5
 shorter: a timer's turn can hold up a job that arrives meanwhile. With timers of
 50-100 ms the pickup p99 was 1.13 ms against 1.04 for a report a job (medians of 7
 runs of 300 jobs 10 ms apart); with this one, 0.98-1.23 against 1.07-1.19 (4 runs)."""
+
+STANDBY_RETRY = 0.5
+"""Seconds a worker on standby waits before it waits on the queue again after Redis
+refused the wait (``OOM``, ``BUSY``...): the standby goes on, as the queue's other
+users wait out an outage, and picks up within this long of Redis recovering."""
 
 
 SCHEDSTAT = Path("/proc/self/schedstat")
@@ -151,6 +157,9 @@ class WorkerActor(VerkActor):
         """The standby batch a ``FlushStandbyReport`` is on its way for."""
         self.wait: JobWait | None = None
         self.wait_fd: int | None = None
+        self.standby_retrying = False
+        """A ``RetryStandbyWait`` is armed: Redis refused the standby's last wait."""
+        self.outage = Outage(log, "worker ?", "?")
         self.wait_clock: tuple[float, float] = (0.0, 0.0)
         """``cpu_clock()`` when the standby's BLMOVE went out: the start of the next
         job's report, read before the job arrives (reading it costs 40-50 us when the
@@ -245,7 +254,17 @@ class WorkerActor(VerkActor):
     # each report took three turns of the loop, one per BLMOVE, to leave (0.3 s).
 
     def receiveMessage(self, message: Any, sender: Any) -> Any:
-        super().receiveMessage(message, sender)
+        try:
+            super().receiveMessage(message, sender)
+        finally:
+            if self.standby is not None and self.wait_fd is None and not self.standby_retrying:
+                # Nothing would ever wake this standby (a handler failed half-way):
+                # end it; its manager starts another one when the queue is empty.
+                log.error(
+                    "worker on standby had no wait out after %s; standby ended",
+                    type(message).__name__,
+                )
+                self._end_standby()
         if self.wait_fd is not None:
             return ThespianWatch([self.wait_fd])
         return None
@@ -294,6 +313,16 @@ class WorkerActor(VerkActor):
             self.wait_fd = self.wait.start()
             self.wait_clock = cpu_clock()
         except REDIS_ERRORS as exc:
+            self._wait_failed(exc)
+
+    def _wait_failed(self, exc: BaseException) -> None:
+        """Redis failed the standby's wait. An error reply moved nothing: wait again a
+        little later. A lost connection may have lost the answer of a BLMOVE that moved
+        a job: the standby ends, and the QueueManager gives such jobs back."""
+        init, standby = self.init, self.standby
+        assert init is not None
+        self.wait_fd = None
+        if reply_code(exc) is None or standby is None or self.standby_ending:
             log.info(
                 "worker %s/%d: standby ends, Redis at %s: %s",
                 init.queue,
@@ -302,6 +331,23 @@ class WorkerActor(VerkActor):
                 exc,
             )
             self._end_standby()
+            return
+        if not self.outage.active:
+            self.outage = Outage(
+                log,
+                f"worker {init.queue}/{init.index} on standby",
+                redact_url(init.settings.redis_url),
+            )
+        self.outage.failed(exc, "waiting on the queue")
+        self.standby_retrying = True
+        self.after(STANDBY_RETRY, RetryStandbyWait(standby.batch))
+
+    def receiveMsg_RetryStandbyWait(self, message: RetryStandbyWait, sender: Any) -> None:
+        standby = self.standby
+        if standby is None or standby.batch != message.batch or not self.standby_retrying:
+            return
+        self.standby_retrying = False
+        self._wait_for_job()
 
     def receiveMsg_WatchMessage(self, message: WatchMessage, sender: Any) -> None:
         if self.wait_fd is None or self.wait_fd not in message.ready or self.wait is None:
@@ -309,9 +355,10 @@ class WorkerActor(VerkActor):
         self.wait_fd = None
         try:
             text = self.wait.finish()
-        except REDIS_ERRORS:
-            self._end_standby()
+        except REDIS_ERRORS as exc:
+            self._wait_failed(exc)
             return
+        self.outage.ok()
         standby, board = self.standby, self.board
         if standby is None or board is None:
             return
@@ -387,6 +434,7 @@ class WorkerActor(VerkActor):
         ``taken`` that the report lacks goes back."""
         standby, self.standby = self.standby, None
         self.wait_fd = None
+        self.standby_retrying = False
         if self.wait is not None:
             self.wait.cancel()
         report = self.standby_report or Report()
