@@ -65,3 +65,26 @@ class KillingParent(ActorTypeDispatcher):  # type: ignore[misc]
 
     def receiveMsg_ExitsSeen(self, message: ExitsSeen, sender: Any) -> None:
         self.send(sender, Exits(self.killed, self.reported))
+
+
+@attrs.frozen
+class SpawnChildren:
+    """Create ``count`` children and answer ``Spawned`` at once (they are still starting)."""
+
+    count: int
+
+
+@attrs.frozen
+class Spawned:
+    """The parent has asked for its children."""
+
+    count: int
+
+
+class SpawningParent(ActorTypeDispatcher):  # type: ignore[misc]
+    """Creates children on request and answers before they have started."""
+
+    def receiveMsg_SpawnChildren(self, message: SpawnChildren, sender: Any) -> None:
+        for _ in range(message.count):
+            self.createActor(PidChild)
+        self.send(sender, Spawned(message.count))

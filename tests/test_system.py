@@ -18,8 +18,18 @@ from tests.echo_actors import (
     Sockets,
     payload,
 )
-from tests.exit_actors import Exits, ExitsSeen, KillChildren, KillingParent
+from tests.exit_actors import (
+    Exits,
+    ExitsSeen,
+    KillChildren,
+    KillingParent,
+    SpawnChildren,
+    Spawned,
+    SpawningParent,
+)
+from tests.servers import descendants
 from verk_actors import thespian_fixes
+from verk_actors.system import start_actor_system
 
 
 def test_each_of_several_children_killed_at_once_is_reported(asys) -> None:
@@ -81,3 +91,19 @@ def test_the_changes_are_applied_once() -> None:
     assert TCPTransport.MAX_IDLE_SOCKET_PERIOD.total_seconds() == (
         thespian_fixes.IDLE_SOCKET_SECONDS
     )
+
+
+def test_a_parent_told_to_exit_while_its_children_start_takes_them_along() -> None:
+    """An actor that exits while children it just created are still starting asks each of
+    them to exit as it connects: the whole system shuts down and no process is left, ten
+    times over (Thespian alone waited for ever for such a child)."""
+    for _ in range(10):
+        system = start_actor_system(log_level="WARNING")
+        try:
+            parent = system.createActor(SpawningParent)
+            assert ask_for(system, parent, SpawnChildren(8), Spawned).count == 8
+            system.tell(parent, ActorExitRequest())
+            wait_for(lambda: not [p for p, v in descendants().items() if "PidChild" in v[2]],
+                     timeout=15)
+        finally:
+            system.shutdown()

@@ -11,8 +11,8 @@ Security (issue: a node's ports took pickles from anyone):
 - ``release_inherited_listeners``: a new actor process (admin, logger, actor) lets go
   of the listening sockets it inherited by fork from the processes above it.
 
-Then two fixes (``report_every_child_exit``, ``tie_actor_processes_to_parents``) and
-three speed-ups. Thespian's TCP
+Then three fixes (``report_every_child_exit``, ``tie_actor_processes_to_parents``,
+``stop_children_that_start_during_exit``) and three speed-ups. Thespian's TCP
 transport is Python: each turn of its loop (``_runWithExpiry``) costs a few hundred
 microseconds on a small VM, a message costs an actor four or five turns, and that,
 not pickling, is what a message costs (py-spy, cProfile).
@@ -40,8 +40,9 @@ import types
 from datetime import timedelta
 from typing import Any
 
-from thespian.system import multiprocCommon
-from thespian.system.transport import IPBase, TCPTransport
+from thespian.actors import ActorExitRequest
+from thespian.system import actorManager, multiprocCommon
+from thespian.system.transport import IPBase, TCPTransport, TransmitIntent
 from thespian.system.transport.streamBuffer import ackDataErrPacket, ackPacket, toSendBuffer
 
 from verk_actors.actor_process import die_with_parent, forking_parent
@@ -73,6 +74,7 @@ def apply() -> None:
     read_whole_messages()
     close_idle_sockets_after(IDLE_SOCKET_SECONDS)
     tie_actor_processes_to_parents()
+    stop_children_that_start_during_exit()
 
 
 def applied() -> bool:
@@ -422,3 +424,35 @@ def tie_actor_processes_to_parents() -> None:
 
     multiprocCommon.startChild = startChild
     multiprocCommon._verk_ties_children = True
+
+
+def stop_children_that_start_during_exit() -> None:
+    """Tell a child that finishes starting after its parent began to exit to exit too.
+
+    On ``ActorExitRequest`` Thespian's ``ActorManager._shutdownActor`` sends the request
+    on to the children it knows, then waits for each of them to exit. A child created
+    just before (a supervisor answering a ``ChildReady``) is not known until it
+    connects; when it connects later, it is registered and waited for, but never asked
+    to exit: the parent waits for ever, and so does ``ActorSystem.shutdown()``, which
+    gives up after 10 s and leaves the node running (seen when a node was shut down
+    within a fraction of a second of its start).
+    """
+    manager = actorManager.ActorManager
+    if getattr(manager, "_verk_stops_late_children", False):
+        return
+    ready = manager._pendingActorReady
+
+    def ready_then_stop(self: Any, instance: Any, address: Any, *args: Any, **kw: Any) -> None:
+        ready(self, instance, address, *args, **kw)
+        mine = kw.get("isMyChild", args[0] if args else True)
+        if mine and getattr(self, "_exiting", False):
+            self._send_intent(
+                TransmitIntent(
+                    address,
+                    ActorExitRequest(recursive=True),
+                    onError=lambda _result, _intent: self._childInaccessible(address, None),
+                )
+            )
+
+    manager._pendingActorReady = ready_then_stop
+    manager._verk_stops_late_children = True
