@@ -6,8 +6,9 @@ import time
 
 import redis
 
-from tests.conftest import wait_for
+from tests.conftest import no_standby_waiting, wait_for
 from verk_actors import Client, QueueSpec
+from verk_actors.control import pause_queue, resume_queue
 from verk_actors.dispatch import MAX_BATCH_BYTES, machine_cores
 
 
@@ -101,4 +102,41 @@ def test_big_jobs_come_in_small_batches(start_verk, redis_server, r: redis.Redis
     # 210 with the tests before it). Without the cap: 599.
     limit = 3 * (pool + 1) * per_batch
     assert most <= limit, f"the node held {most} jobs of 100 kB in progress at once"
+    node.stop()
+
+
+def test_jobs_behind_a_long_one_are_taken_back_and_run_by_free_workers(
+    start_verk, redis_server, r: redis.Redis
+) -> None:
+    """A worker holding a batch behind a long job gives back the jobs it has not started:
+    of 510 jobs enqueued at once on a warm node (one that sleeps 8 s, 500 quick ones, 8
+    failing ones) every quick and failing job ends within a few seconds, on the free
+    workers, each exactly once. Before, 100-250 of them waited for the long job to end."""
+    url = redis_server.url
+    node = start_verk(queues=(QueueSpec("default", 5),))
+    with Client(url=url) as client:
+        # Warm: the node has measured quick jobs, so it hands them out in big batches.
+        client.enqueue_many("Record", ([url, "warm", i] for i in range(300)))
+        wait_for(lambda: r.llen("warm") == 300)
+        # Paused, the node ends its standby: the jobs below all come back in batches.
+        pause_queue(r, "default")
+        wait_for(lambda: no_standby_waiting(r), timeout=10)
+        jobs = [client.build("Sleep", (url, "slow", "long", 8.0))]
+        jobs += [client.build("Record", (url, "quick", i)) for i in range(500)]
+        for k in range(8):
+            jobs.insert(40 + 60 * k, client.build("Fail", (url, "failed", k)))
+        client.push(jobs)
+        started = time.monotonic()
+        resume_queue(r, "default")
+    wait_for(lambda: r.llen("quick") == 500 and r.llen("failed") == 8, timeout=15)
+    took = time.monotonic() - started
+    assert r.lrange("slow", 0, -1) == [b"start:long"], "the long job ended first"
+    assert took < 4.0, f"the quick jobs took {took:.2f} s beside an 8 s job"
+    assert sorted(int(t) for t in r.lrange("quick", 0, -1)) == list(range(500))
+    assert sorted(int(t) for t in r.lrange("failed", 0, -1)) == list(range(8))
+    assert r.zcard("retry") == 8
+    wait_for(lambda: r.llen("slow") == 2, timeout=15)
+    assert r.lrange("slow", 0, -1) == [b"start:long", b"end:long"]
+    wait_for(lambda: r.get("stat:processed") == b"809")
+    assert r.llen("quick") == 500  # nothing ran twice
     node.stop()

@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
+import random
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import pytest
 
+from tests.conftest import IN_CI
 from verk_actors import board
-from verk_actors.board import FAILED, MAX_JOBS, NOT_STARTED, RUNNING, SUCCEEDED, Board
+from verk_actors.board import (
+    FAILED,
+    GIVEN_BACK,
+    MAX_JOBS,
+    NOT_STARTED,
+    RUNNING,
+    SUCCEEDED,
+    Board,
+)
 from verk_actors.dispatch import (
     MAX_BATCH_BYTES,
     MAX_REQUEST,
@@ -59,18 +73,19 @@ def test_statuses_follow_the_worker(boards: tuple[Board, Board]) -> None:
     worker, manager = boards
     worker.begin_batch(7, 4)
     assert manager.statuses(7, 4) == [NOT_STARTED] * 4
-    assert manager.running() == (7, -1, 0.0)
-    worker.job_started(7, 0, 123.5)
+    assert manager.running() == (7, -1, 0.0, 0.0)
+    assert worker.job_started(7, 0, 123.5, 100.25)
     assert manager.statuses(7, 4) == [RUNNING, NOT_STARTED, NOT_STARTED, NOT_STARTED]
-    assert manager.running() == (7, 0, 123.5)
+    assert manager.running() == (7, 0, 123.5, 100.25)
     worker.job_ended(7, 0, ok=True)
-    worker.job_started(7, 1, 0.0)
+    worker.job_started(7, 1, 0.0, 101.0)
     worker.job_ended(7, 1, ok=False)
-    worker.job_started(7, 2, 456.25)
+    worker.job_started(7, 2, 456.25, 102.5)
     assert manager.statuses(7, 4) == [SUCCEEDED, FAILED, RUNNING, NOT_STARTED]
-    assert manager.running() == (7, 2, 456.25)
+    assert manager.running() == (7, 2, 456.25, 102.5)
+    assert manager.running().started == 102.5
     worker.job_ended(7, 2, ok=True)
-    assert manager.running() == (7, -1, 0.0)
+    assert manager.running() == (7, -1, 0.0, 0.0)
     assert manager.statuses(7, 4) == [SUCCEEDED, FAILED, SUCCEEDED, NOT_STARTED]
 
 
@@ -78,7 +93,7 @@ def test_statuses_of_another_batch_are_not_started(boards: tuple[Board, Board]) 
     """Statuses asked for a batch other than the current one are all NOT_STARTED."""
     worker, manager = boards
     worker.begin_batch(1, 3)
-    worker.job_started(1, 0, 0.0)
+    worker.job_started(1, 0, 0.0, 1.0)
     worker.job_ended(1, 0, ok=True)
     assert manager.statuses(2, 3) == [NOT_STARTED] * 3
     assert manager.statuses(0, 3) == [NOT_STARTED] * 3
@@ -90,7 +105,7 @@ def test_begin_batch_clears_previous_statuses(boards: tuple[Board, Board]) -> No
     worker, manager = boards
     worker.begin_batch(1, 5)
     for i in range(5):
-        worker.job_started(1, i, 0.0)
+        worker.job_started(1, i, 0.0, 1.0)
         worker.job_ended(1, i, ok=False)
     worker.begin_batch(2, 5)
     assert manager.statuses(2, 5) == [NOT_STARTED] * 5
@@ -100,10 +115,143 @@ def test_largest_batch_fits(boards: tuple[Board, Board]) -> None:
     """A batch of MAX_JOBS jobs can mark its last job."""
     worker, manager = boards
     worker.begin_batch(3, MAX_JOBS)
-    worker.job_started(3, MAX_JOBS - 1, 9.0)
+    worker.job_started(3, MAX_JOBS - 1, 9.0, 1.0)
     worker.job_ended(3, MAX_JOBS - 1, ok=True)
     assert manager.statuses(3, MAX_JOBS)[-1] == SUCCEEDED
     assert manager.statuses(3, MAX_JOBS).count(NOT_STARTED) == MAX_JOBS - 1
+
+
+def test_take_back_takes_the_jobs_not_started(boards: tuple[Board, Board]) -> None:
+    """The manager takes back the jobs behind the running one that have not started;
+    the worker gives back the next one it reaches, and a second take-back takes nothing."""
+    worker, manager = boards
+    if not worker.allow_take_back():
+        no_membarrier()
+    assert manager.can_take_back()
+    worker.begin_batch(4, 6)
+    assert worker.job_started(4, 0, 0.0, 1.0)
+    worker.job_ended(4, 0, ok=True)
+    assert worker.job_started(4, 1, 0.0, 2.0)
+    assert manager.take_back(3, 2, 6) == []  # not the batch it runs
+    assert manager.take_back(4, 2, 6) == [2, 3, 4, 5]
+    assert manager.take_back(4, 3, 6) == []  # once per batch
+    worker.job_ended(4, 1, ok=False)
+    assert not worker.job_started(4, 2, 0.0, 3.0)
+    worker.job_given_back(4, 2)
+    assert manager.statuses(4, 6) == [SUCCEEDED, FAILED, GIVEN_BACK, 0, 0, 0]
+    assert manager.running().job == -1
+    worker.begin_batch(5, 3)  # the next batch is the worker's again
+    assert worker.job_started(5, 2, 0.0, 4.0)
+
+
+def test_a_worker_that_did_not_register_keeps_its_jobs(boards: tuple[Board, Board]) -> None:
+    """Without the worker's part of the memory barriers nothing is taken back from it."""
+    worker, manager = boards
+    worker.begin_batch(1, 3)
+    assert worker.job_started(1, 0, 0.0, 1.0)
+    assert not manager.can_take_back()
+    assert manager.take_back(1, 1, 3) == []
+    worker.job_ended(1, 0, ok=True)
+    assert worker.job_started(1, 1, 0.0, 1.0)
+
+
+def no_membarrier() -> None:
+    """Skip (fail in CI): the system has no expedited membarrier(2) (Linux 4.16+)."""
+    reason = "membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) is not available here"
+    if IN_CI:
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def _stall_between_lines(seed: int) -> None:
+    """Pause a few random microseconds before each line of the board's code that runs
+    in this process, so the manager's take-back lands between any two of its steps."""
+    rng = random.Random(seed)
+
+    def each_line(frame: FrameType, event: str, arg: Any) -> Any:
+        if event == "line":
+            until = time.perf_counter() + rng.choice((0, 0, 5e-6, 2e-5, 5e-5))
+            while time.perf_counter() < until:
+                pass
+        return each_line
+
+    def each_call(frame: FrameType, event: str, arg: Any) -> Any:
+        return each_line if frame.f_code.co_filename == board.__file__ else None
+
+    sys.settrace(each_call)
+
+
+def _race_worker(path: str, batches: int, size: int, orders: Any, done: Any) -> None:
+    """The worker side of the race test: runs each batch it is told to, jobs of a few
+    microseconds, giving back the first job it finds taken back."""
+    _stall_between_lines(batches)
+    worker = Board(Path(path))
+    done.send(worker.allow_take_back())
+    for batch in range(1, batches + 1):
+        orders.recv()
+        worker.begin_batch(batch, size)
+        done.send("begun")
+        for index in range(size):
+            if not worker.job_started(batch, index, 0.0, 1.0):
+                worker.job_given_back(batch, index)
+                break
+            for _ in range(index % 7 * 10):
+                pass
+            worker.job_ended(batch, index, ok=True)
+        done.send("ended")
+
+
+def test_a_job_is_run_or_taken_back_never_both(tmp_path: Path) -> None:
+    """A worker process runs 1,500 batches of quick jobs while the manager takes back
+    the rest of each batch at a random moment: every job ends up run by the worker,
+    taken back, or given back unrun (and then sent back to the queue), exactly one of
+    the three; none is lost."""
+    context = multiprocessing.get_context("fork")
+    manager = Board.create(tmp_path)
+    orders, worker_orders = context.Pipe()
+    done, worker_done = context.Pipe()
+    batches, size = 1500, 40
+    process = context.Process(
+        target=_race_worker, args=(str(manager.path), batches, size, worker_orders, worker_done)
+    )
+    process.start()
+    rng = random.Random(20)
+    outcomes = {"taken": 0, "ran": 0, "given back": 0}
+    try:
+        if not done.recv():
+            no_membarrier()
+        for batch in range(1, batches + 1):
+            orders.send("go")
+            assert done.recv() == "begun"
+            for _ in range(rng.randrange(0, 400)):
+                pass
+            first = rng.randrange(1, size)
+            taken = manager.take_back(batch, first, size)
+            assert done.recv() == "ended"
+            statuses = manager.statuses(batch, size)
+            for index in range(first, size):
+                status = statuses[index]
+                if index in taken:
+                    # Not started, or reached and given back by the worker: never run.
+                    assert status in (NOT_STARTED, GIVEN_BACK), f"batch {batch}: job {index} ran"
+                    outcomes["taken"] += 1
+                elif status == SUCCEEDED:
+                    outcomes["ran"] += 1
+                elif status == GIVEN_BACK:
+                    outcomes["given back"] += 1
+                else:
+                    pytest.fail(f"batch {batch}: job {index} neither ran nor was taken back")
+            assert statuses.count(GIVEN_BACK) <= 1
+            assert NOT_STARTED not in statuses[:first], f"batch {batch}: stopped early"
+    finally:
+        process.join(timeout=30)
+        if process.is_alive():
+            process.kill()
+            process.join()
+        manager.close()
+    assert process.exitcode == 0
+    # The race was run both ways: some batches ended before the take-back, some not.
+    assert outcomes["taken"] > 0 and outcomes["ran"] > 0, outcomes
 
 
 def test_board_dir_is_writable() -> None:
@@ -327,11 +475,11 @@ def test_a_dead_standby_is_settled_from_its_board(tmp_path: Path) -> None:
     worker.begin_batch(7, MAX_JOBS)
     for index, ok in enumerate([True, False, True]):
         assert worker.hold_text(index, texts[index])
-        worker.job_started(7, index, 0.0)
+        worker.job_started(7, index, 0.0, 1.0)
         worker.job_ended(7, index, ok)
     worker.keep_texts_from(1)  # job 0's report is out; 1 and 2 went in a later one
     assert worker.hold_text(3, texts[3])
-    worker.job_started(7, 3, 0.0)
+    worker.job_started(7, 3, 0.0, 1.0)
     for ref, text in ((-1, texts[0]), (-3, texts[2])):  # the reports that came
         manager._adopt(slot, ((ref, text),))
         slot.reported.add(ref)

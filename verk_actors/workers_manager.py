@@ -12,6 +12,11 @@ actor message in between. The jobs it takes are adopted: reported with their tex
 recorded like the others. When a backlog appears, a pause or a drain comes, the
 standby ends and jobs flow in batches again.
 
+A worker runs its batch in order, and while it is inside a job it hears no message.
+When a job has run ``TAKE_BACK_AFTER``, the jobs behind it in its batch that have not
+started are taken back through the board (see ``verk_actors.board``) and go to other
+workers: no job waits for another job's run time while a worker is free.
+
 Worker deaths (SIGKILL, OOM, ``os._exit``, a job past its time limit) are read off
 the worker's progress board: jobs that ended are recorded as they ended, the job
 that was running fails with the reason (it goes to retry, or dead when exhausted),
@@ -38,6 +43,7 @@ from verk_actors.dispatch import BatchSizer, CpuGauge, jobs_wanted, machine_core
 from verk_actors.job_events import outcome_events, started_events
 from verk_actors.messages import (
     AttachWorkersManager,
+    CheckBatches,
     CheckDeadlines,
     CheckStandby,
     ChildFailed,
@@ -110,6 +116,15 @@ ASK_AGAIN_AFTER = 2.0
 """Seconds without an answer to a request for jobs before it is sent again (a request
 replaces the one before, so asking twice takes no more jobs)."""
 
+TAKE_BACK_AFTER = 0.2
+"""Seconds a job runs before the jobs waiting behind it in its worker's batch are taken
+back and handed to other workers. A batch holds about 0.1 s of work, so a job this
+long is not one of the quick jobs it was sized for."""
+
+BATCH_CHECK = 0.05
+"""Seconds between looks at the boards for batches held up behind a long job (only
+while some worker holds jobs it has not started)."""
+
 QUIET_AFTER = 0.25
 """A busy worker silent this long is inside one long job (workers report at least every
 ``REPORT_EVERY`` between jobs): it stops counting against the active-worker limit,
@@ -143,6 +158,9 @@ class Slot:
     """Reports of the current batch received so far."""
     last_report: int | None = None
     """The number of the batch's ``finished`` report, once it has come."""
+    taken_back: set[int] = attrs.field(factory=set)
+    """Jobs of the batch taken back from behind a long job (others run them)."""
+    take_back_tried: bool = False
 
     def begin(self, batch: int, jobs: list[tuple[int, bytes]], now: float) -> None:
         """A new batch (or standby) goes to this worker."""
@@ -153,6 +171,12 @@ class Slot:
         self.reports = 0
         self.last_report = None
         self.heard_at = now
+        self.taken_back = set()
+        self.take_back_tried = False
+
+    def in_hand(self) -> int:
+        """Jobs of its batch it has not reported and that were not taken back."""
+        return len(self.jobs) - len(self.reported) - len(self.taken_back)
 
     def note_report(self, seq: int, *, finished: bool) -> bool:
         """Count one report of the current batch; True once the batch is over: its
@@ -204,6 +228,9 @@ class WorkersManager(VerkActor):
         self.next_adopted_ref = -1
         self.adopted: list[tuple[int, bytes]] = []
         self.reconcile = False
+        self.batch_check_armed = False
+        self.handed_again: set[int] = set()
+        """Jobs taken back and not handed out again yet (their start was announced)."""
 
     @property
     def queue(self) -> str:
@@ -389,9 +416,14 @@ class WorkersManager(VerkActor):
         if slot.note_report(message.seq, finished=message.finished):
             if self.paused and not any(s.state == BUSY for s in self.slots if s is not slot):
                 self._queue_event("paused")
-            # A job the worker did not report did not run: it goes back to the queue.
-            if len(slot.reported) != len(slot.jobs):
-                self.requeued.extend(ref for ref, _ in slot.jobs if ref not in slot.reported)
+            # A job the worker did not report did not run: it goes back to the queue
+            # (unless it was taken back: another worker has it).
+            if slot.in_hand():
+                self.requeued.extend(
+                    ref
+                    for ref, _ in slot.jobs
+                    if ref not in slot.reported and ref not in slot.taken_back
+                )
             slot.state = FREE
             slot.jobs = []
             slot.reported = set()
@@ -426,7 +458,7 @@ class WorkersManager(VerkActor):
         slot = self.standby
         if slot is None or slot.batch != message.batch or self.exiting:
             return
-        batch, index, _ = slot.board.running()
+        batch, index, _, _ = slot.board.running()
         running = (batch, index) if batch == slot.batch and index >= 0 else None
         if running is not None and running == self.standby_seen:
             # A long job: this worker stops waiting after it; another one takes over.
@@ -461,28 +493,22 @@ class WorkersManager(VerkActor):
         size = self.sizer.size
         # The first free slots in pool order: the same few processes stay warm.
         free = [s for s in self.slots if s.state == FREE]
-        # No more jobs than free slots: one each, never two queued behind each other
-        # (a job may be slower than the average says); the rest wait for the next slot.
-        few = len(self.held) <= len(free)
         now = time.monotonic()
         busy = quiet = 0
         for slot in self.slots:
             if slot.state == BUSY:
-                if now - slot.heard_at < QUIET_AFTER:
+                if now - slot.heard_at < QUIET_AFTER and not slot.taken_back:
                     busy += 1
                 else:
-                    quiet += 1
+                    quiet += 1  # inside a long job
         active = self.gauge.active_limit(len(self.slots), long_jobs=quiet > 0)
+        # No more jobs than free slots: one each, never two queued behind each other
+        # (a job may be slower than the average says); the rest wait for the next slot.
+        few = len(self.held) <= len(free)
         del free[max(0, active - busy) :]
         while self.held and free:
             count = 1 if few else share(len(self.held), len(free), size)
-            slot = free.pop(0)
-            jobs, self.held = self.held[:count], self.held[count:]
-            slot.begin(self.next_batch, jobs, now)
-            self.next_batch += 1
-            self.send(slot.address, RunJobs(slot.batch, tuple(jobs), detail=self.job_events))
-            if self.job_events:
-                self._publish(started_events(self.queue, jobs))
+            self._hand_out(free.pop(0), count)
         want = 0
         if not self.draining and not (self.standby is not None and self.standby_idle):
             # Fast jobs: keep a batch per worker in hand, so a worker that finishes
@@ -501,6 +527,26 @@ class WorkersManager(VerkActor):
             )
         if self.draining:
             self._finish_drain_if_idle()
+
+    def _hand_out(self, slot: Slot, count: int) -> None:
+        """Give the next ``count`` held jobs to ``slot``, a free worker."""
+        jobs, self.held = self.held[:count], self.held[count:]
+        slot.begin(self.next_batch, jobs, time.monotonic())
+        self.next_batch += 1
+        self.send(slot.address, RunJobs(slot.batch, tuple(jobs), detail=self.job_events))
+        if self.job_events:
+            self._announce(jobs)
+        if count > 1:
+            self._arm_batch_check()  # a long job may hold the others up
+
+    def _announce(self, jobs: list[tuple[int, bytes]]) -> None:
+        """Job events: these jobs are handed to a worker (once per job, even if it is
+        taken back and handed out again)."""
+        if self.handed_again:
+            again = self.handed_again
+            jobs = [job for job in jobs if job[0] not in again]
+            again.difference_update(ref for ref, _ in jobs)
+        self._publish(started_events(self.queue, jobs))
 
     def receiveMsg_FlushOutcomes(self, message: FlushOutcomes, sender: Any) -> None:
         self.flush_armed = False
@@ -546,7 +592,7 @@ class WorkersManager(VerkActor):
         for slot in self.slots:
             if slot.state != BUSY or slot.pid is None or slot.kill_reason is not None:
                 continue
-            batch, index, deadline = slot.board.running()
+            batch, index, deadline, _ = slot.board.running()
             if batch == slot.batch and index >= 0 and deadline and now > deadline:
                 self._kill(slot, "timed out: it ran past its time limit and its worker was killed")
         self.after(DEADLINE_CHECK, CheckDeadlines())
@@ -554,6 +600,68 @@ class WorkersManager(VerkActor):
             self.asked = 0  # no answer for long (a lost word): ask anew, it replaces
         if self.held or not self.asked:
             self._run()  # workers gone quiet in long jobs no longer hold the others back
+
+    # --- batches behind a long job -----------------------------------------------------------
+
+    def _arm_batch_check(self) -> None:
+        if not self.batch_check_armed:
+            self.batch_check_armed = True
+            self.after(BATCH_CHECK, CheckBatches())
+
+    def receiveMsg_CheckBatches(self, message: CheckBatches, sender: Any) -> None:
+        self.batch_check_armed = False
+        if self.exiting:
+            return
+        now = time.monotonic()
+        waiting = False
+        taken = 0
+        for slot in self.slots:
+            if (
+                slot.state != BUSY
+                or slot.standby
+                or slot.take_back_tried
+                or slot.kill_reason is not None
+                or len(slot.jobs) < 2
+            ):
+                continue
+            waiting = True
+            running = slot.board.running()
+            if (
+                running.batch == slot.batch
+                and 0 <= running.job < len(slot.jobs) - 1
+                and now - running.started >= TAKE_BACK_AFTER
+            ):
+                taken += self._take_back(slot, running.job + 1)
+        if waiting:
+            self.after(BATCH_CHECK, message)
+            self.batch_check_armed = True
+        if taken:
+            self._run()
+
+    def _take_back(self, slot: Slot, first: int) -> int:
+        """Take back the jobs of ``slot``'s batch from ``first`` on that it has not
+        started (it is inside a long job); they go first to the next free workers."""
+        slot.take_back_tried = True
+        indexes = slot.board.take_back(slot.batch, first, len(slot.jobs))
+        if not indexes:
+            return 0
+        jobs = [slot.jobs[i] for i in indexes]
+        slot.taken_back.update(ref for ref, _ in jobs)
+        if self.draining:  # stopping: they go back to the queue, as held jobs do
+            self.requeued.extend(ref for ref, _ in jobs)
+            self.drain_requeued += len(jobs)
+            return len(jobs)
+        self.held[:0] = jobs
+        if self.job_events:
+            self.handed_again.update(ref for ref, _ in jobs)
+        log.info(
+            "queue %s: worker %d is inside a long job; %d jobs waiting behind it in its "
+            "batch go to other workers",
+            self.queue,
+            slot.index,
+            len(jobs),
+        )
+        return len(jobs)
 
     def _kill(self, slot: Slot, reason: str, *, requeue_running: bool = False) -> None:
         slot.kill_reason = reason
@@ -642,12 +750,12 @@ class WorkersManager(VerkActor):
         error_class = "JobTimeoutError" if timed_out else "WorkerDiedError"
         counts = {"acked": 0, "failed": 0, "requeued": 0}
         for (ref, text), status in zip(slot.jobs, statuses, strict=True):
-            if ref in slot.reported:
+            if ref in slot.reported or ref in slot.taken_back:
                 continue
             if status == boards.SUCCEEDED:
                 self.acked.append(ref)
                 counts["acked"] += 1
-            elif status == boards.NOT_STARTED or (
+            elif status in (boards.NOT_STARTED, boards.GIVEN_BACK) or (
                 status == boards.RUNNING and slot.requeue_running
             ):
                 self.requeued.append(ref)
