@@ -55,6 +55,13 @@ class Sleep(Worker):
         client(url).rpush(key, f"end:{token}")
 
 
+class Doze(Worker):
+    """Sleeps ``seconds`` (a job that waits rather than computes)."""
+
+    def perform(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
 class Spin(Worker):
     """Keeps a CPU busy for ``seconds`` (a CPU-bound job)."""
 

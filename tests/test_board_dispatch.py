@@ -28,10 +28,12 @@ from verk_actors.board import (
 )
 from verk_actors.dispatch import (
     MAX_BATCH_BYTES,
+    MAX_IN_PROGRESS,
     MAX_REQUEST,
     TARGET_BATCH_SECONDS,
     BatchSizer,
     CpuGauge,
+    bounded_batch,
     jobs_wanted,
     machine_cores,
     share,
@@ -330,15 +332,45 @@ def test_batch_sizer_moving_average() -> None:
         (3, 10, 5, 25),
         (4, 10, 50, 0),
         (200, 100, 0, MAX_REQUEST),
-        (200, 100, 10, MAX_REQUEST),
+        (200, 100, 10, MAX_IN_PROGRESS - 10),
         (2, 10, MAX_REQUEST, 0),
         (0, 10, -30, 30),
     ],
 )
 def test_jobs_wanted(free: int, batch: int, held: int, wanted: int) -> None:
     """Ask for a batch per free worker minus jobs held (negative: prefetch still missing),
-    never below 0 or above MAX_REQUEST."""
+    never below 0 or above MAX_REQUEST, nor past MAX_IN_PROGRESS jobs in hand."""
     assert jobs_wanted(free, batch, held) == wanted
+
+
+@pytest.mark.parametrize(
+    ("free", "batch", "held", "prefetch", "in_workers", "wanted"),
+    [
+        (0, 500, 0, 1500, 0, 1500),  # nothing held: the prefetch
+        (0, 500, 400, 1500, 1500, 100),  # 3 batches running: room for 500 held in all
+        (1, 500, 0, 1500, 1500, 500),  # a free worker: its batch, within the bound
+        (0, 500, 600, 1500, 1500, 0),  # over the bound (a late answer): nothing
+        (0, 80, 0, 2000, 1900, 100),  # 25 busy workers of 76 jobs: 100 more at most
+        (0, 1, 0, 0, 3, 0),  # slow jobs: no prefetch
+    ],
+)
+def test_jobs_wanted_stay_within_the_bound(
+    *, free: int, batch: int, held: int, prefetch: int, in_workers: int, wanted: int
+) -> None:
+    """The prefetch is asked for only as far as the jobs in the workers' batches and
+    those held stay within MAX_IN_PROGRESS."""
+    assert jobs_wanted(free, batch, held, prefetch=prefetch, in_workers=in_workers) == wanted
+
+
+@pytest.mark.parametrize(
+    ("size", "active", "bounded"),
+    [(500, 3, 500), (500, 5, 333), (90, 25, 76), (10, 25, 10), (500, 0, 500), (1, 3000, 1)],
+)
+def test_bounded_batch(size: int, active: int, bounded: int) -> None:
+    """Batches shrink so that every busy worker holds one and one more is ready, within
+    MAX_IN_PROGRESS; never below one job."""
+    assert bounded_batch(size, active) == bounded
+    assert bounded * (max(active, 1) + 1) <= MAX_IN_PROGRESS or bounded == 1
 
 
 @pytest.mark.parametrize(

@@ -39,7 +39,14 @@ from thespian.actors import ChildActorExited
 from verk_actors import board as boards
 from verk_actors.base import VerkActor
 from verk_actors.board import Board
-from verk_actors.dispatch import BatchSizer, CpuGauge, jobs_wanted, machine_cores, share
+from verk_actors.dispatch import (
+    BatchSizer,
+    CpuGauge,
+    bounded_batch,
+    jobs_wanted,
+    machine_cores,
+    share,
+)
 from verk_actors.job_events import outcome_events, started_events
 from verk_actors.messages import (
     AttachWorkersManager,
@@ -490,7 +497,6 @@ class WorkersManager(VerkActor):
         """Hand held jobs to free workers, report outcomes, ask for more."""
         if self.init is None:
             return
-        size = self.sizer.size
         # The first free slots in pool order: the same few processes stay warm.
         free = [s for s in self.slots if s.state == FREE]
         now = time.monotonic()
@@ -502,6 +508,7 @@ class WorkersManager(VerkActor):
                 else:
                     quiet += 1  # inside a long job
         active = self.gauge.active_limit(len(self.slots), long_jobs=quiet > 0)
+        size = bounded_batch(self.sizer.size, active)
         # No more jobs than free slots: one each, never two queued behind each other
         # (a job may be slower than the average says); the rest wait for the next slot.
         few = len(self.held) <= len(free)
@@ -510,13 +517,20 @@ class WorkersManager(VerkActor):
             count = 1 if few else share(len(self.held), len(free), size)
             self._hand_out(free.pop(0), count)
         want = 0
-        if not self.draining and not (self.standby is not None and self.standby_idle):
-            # Fast jobs: keep a batch per worker in hand, so a worker that finishes
-            # gets its next batch without waiting for Redis. Slow jobs: no prefetch.
-            prefetch = min(active, len(self.slots)) * size if size > 1 else 0
-            want = jobs_wanted(len(free), size, len(self.held) - prefetch)
-        if want <= self.asked:
-            want = 0
+        if not (
+            self.draining or self.asked or (self.standby is not None and self.standby_idle)
+        ):
+            # One request at a time: a bigger one sent while jobs of the last are on
+            # their way would bring both. Fast jobs: keep batches ready, so a worker
+            # that finishes gets its next one without waiting for Redis. Slow jobs:
+            # no prefetch.
+            want = jobs_wanted(
+                len(free),
+                size,
+                len(self.held),
+                prefetch=min(active, len(self.slots)) * size if size > 1 else 0,
+                in_workers=sum(s.in_hand() for s in self.slots if s.state == BUSY),
+            )
         outcomes = len(self.acked) + len(self.failed) + len(self.requeued)
         if want or self.failed or self.draining or outcomes >= FLUSH_OUTCOMES:
             self._send_outcomes(want)
