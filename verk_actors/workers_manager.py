@@ -37,6 +37,7 @@ import attrs
 from thespian.actors import ChildActorExited
 
 from verk_actors import board as boards
+from verk_actors import running_jobs
 from verk_actors.base import VerkActor
 from verk_actors.board import Board
 from verk_actors.dispatch import (
@@ -79,6 +80,7 @@ from verk_actors.messages import (
 )
 from verk_actors.retry import FailureRecord
 from verk_actors.running import died_failure
+from verk_actors.running_jobs import Running, RunningJobs
 from verk_actors.supervisor import RestartIntensity
 from verk_actors.worker_actor import WorkerActor
 
@@ -236,6 +238,8 @@ class WorkersManager(VerkActor):
         self.adopted: list[tuple[int, bytes]] = []
         self.reconcile = False
         self.batch_check_armed = False
+        self.running_jobs: RunningJobs | None = None
+        """Shows in Redis which jobs the workers run (for Sidekiq's Busy page)."""
         self.handed_again: set[int] = set()
         """Jobs taken back and not handed out again yet (their start was announced)."""
 
@@ -256,6 +260,8 @@ class WorkersManager(VerkActor):
         self.sizer = BatchSizer(max(1, min(message.settings.max_batch, boards.MAX_JOBS)))
         for index in range(message.queue.concurrency):
             self._start_worker(index)
+        if self.running_jobs is None:
+            self.running_jobs = RunningJobs(message.settings, message.node_id, self.queue)
         self.send(message.queue_manager, AttachWorkersManager())
         self.send(sender, ChildReady(os.getpid()))
         self.after(DEADLINE_CHECK, CheckDeadlines())
@@ -610,6 +616,7 @@ class WorkersManager(VerkActor):
             if batch == slot.batch and index >= 0 and deadline and now > deadline:
                 self._kill(slot, "timed out: it ran past its time limit and its worker was killed")
         self.after(DEADLINE_CHECK, CheckDeadlines())
+        self._show_running(now)
         if self.asked and not self.held and now - self.asked_at > ASK_AGAIN_AFTER:
             self.asked = 0  # no answer for long (a lost word): ask anew, it replaces
         if self.held or not self.asked:
@@ -676,6 +683,38 @@ class WorkersManager(VerkActor):
             len(jobs),
         )
         return len(jobs)
+
+    def _show_running(self, now: float) -> None:
+        """Write which jobs the workers run now, read off their boards (jobs handed
+        to a worker and not started yet are not running)."""
+        shown = self.running_jobs
+        if shown is None or not shown.due(now):
+            return
+        wall = time.time()
+        running: dict[str, Running] = {}
+        for slot in self.slots:
+            if slot.state != BUSY:
+                continue
+            job = slot.board.running()
+            if job.batch != slot.batch or job.job < 0:
+                continue
+            text = self._text_of(slot, job.job)
+            if text is not None:
+                running[running_jobs.field(self.queue, slot.index)] = Running(
+                    (slot.batch, job.job), text, wall - (now - job.started)
+                )
+        shown.publish(running, now)
+
+    def _text_of(self, slot: Slot, index: int) -> bytes | None:
+        """The text of job ``index`` of ``slot``'s batch (a standby's: the ``index``-th
+        it took, reported or still on its board)."""
+        if not slot.standby:
+            return slot.jobs[index][1] if index < len(slot.jobs) else None
+        ref = slot.first_ref - index
+        for taken, text in reversed(slot.jobs):
+            if taken == ref:
+                return text
+        return next((text for at, text in slot.board.held_texts() if at == index), None)
 
     def _kill(self, slot: Slot, reason: str, *, requeue_running: bool = False) -> None:
         slot.kill_reason = reason
@@ -840,3 +879,6 @@ class WorkersManager(VerkActor):
         self.exiting = True
         for slot in self.slots:
             slot.board.close()
+        if self.running_jobs is not None:
+            self.running_jobs.close()
+            self.running_jobs = None
