@@ -39,7 +39,13 @@ from verk_actors.dispatch import (
     share,
 )
 from verk_actors.job import Job
-from verk_actors.messages import InitWorkersManager, JobsDequeued, JobsDone, RecordOutcomes
+from verk_actors.messages import (
+    InitWorkersManager,
+    JobsDequeued,
+    JobsDone,
+    RecordOutcomes,
+    RunJobs,
+)
 from verk_actors.settings import QueueSpec, Settings
 from verk_actors.worker_actor import cpu_clock
 from verk_actors.workers_manager import BACKLOG_AT_LEAST, FREE, Slot, WorkersManager
@@ -569,5 +575,57 @@ def test_a_probe_that_finds_a_few_jobs_keeps_the_standby(tmp_path: Path) -> None
     more = tuple((n, Job("Noop", [n]).to_json().encode()) for n in range(3, 13))
     manager.receiveMsg_JobsDequeued(JobsDequeued(more, request=0, remaining=0), None)
     assert ("worker0", "EndStandby") in [(to, type(m).__name__) for to, m in sent]
+    for slot in manager.slots:
+        slot.board.close()
+
+
+def _manager(tmp_path: Path, workers: int) -> tuple[WorkersManager, list[tuple[Any, Any]]]:
+    """A WorkersManager of ``workers`` free workers, its messages kept, one core's worth
+    of jobs measured (CPU-bound, so 2 run at once on CpuGauge(2)), 1 ms each."""
+    manager = WorkersManager()
+    sent: list[tuple[Any, Any]] = []
+    manager.send = lambda to, message: sent.append((to, message))  # type: ignore[method-assign]
+    manager.after = lambda seconds, payload: None  # type: ignore[method-assign]
+    manager.init = InitWorkersManager(
+        Settings(), QueueSpec("default", workers), "node1", queue_manager="qm"
+    )
+    manager.slots = [Slot(n, f"worker{n}", Board.create(tmp_path)) for n in range(workers)]
+    for slot in manager.slots:
+        slot.state = FREE
+    manager.gauge = CpuGauge(2, share=1.0)
+    manager.sizer.observe(0.001)
+    return manager, sent
+
+
+def test_jobs_go_out_in_batches_to_the_workers_that_may_run(tmp_path: Path) -> None:
+    """With fewer jobs held than the pool has free workers, but more than the workers
+    that may run at once, each of those gets a batch. They got one job each (counting
+    the whole pool as free), so a node fed a batch a message ran near one job a message."""
+    manager, sent = _manager(tmp_path, 25)
+    jobs = tuple((n, Job("Noop", [n]).to_json().encode()) for n in range(20))
+    manager.request = 1
+    manager.receiveMsg_JobsDequeued(JobsDequeued(jobs, request=1, remaining=0), None)
+    batches = [len(m.jobs) for _, m in sent if isinstance(m, RunJobs)]
+    assert batches == [10, 10]
+    for slot in manager.slots:
+        slot.board.close()
+
+
+def test_one_request_for_jobs_at_a_time(tmp_path: Path) -> None:
+    """A request for jobs goes out only once the last one is answered: jobs of the last
+    still on their way would otherwise come on top of the next."""
+    manager, sent = _manager(tmp_path, 4)
+    manager._run()
+    [first] = [m for _, m in sent if isinstance(m, RecordOutcomes)]
+    assert first.dequeue > 0
+    sent.clear()
+    manager.gauge.share = 0.1  # jobs that wait: all 4 workers may run, more is wanted
+    manager._run()
+    assert not [m for _, m in sent if isinstance(m, RecordOutcomes)]
+    jobs = tuple((n, Job("Noop", [n]).to_json().encode()) for n in range(10))
+    manager.receiveMsg_JobsDequeued(JobsDequeued(jobs, request=first.request, remaining=0), None)
+    [second] = [m for _, m in sent if isinstance(m, RecordOutcomes)]
+    assert second.request == first.request + 1
+    assert second.dequeue > 0
     for slot in manager.slots:
         slot.board.close()

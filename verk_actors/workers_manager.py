@@ -515,10 +515,11 @@ class WorkersManager(VerkActor):
                     quiet += 1  # inside a long job
         active = self.gauge.active_limit(len(self.slots), long_jobs=quiet > 0)
         size = bounded_batch(self.sizer.size, active)
-        # No more jobs than free slots: one each, never two queued behind each other
-        # (a job may be slower than the average says); the rest wait for the next slot.
-        few = len(self.held) <= len(free)
         del free[max(0, active - busy) :]
+        # No more jobs than free slots that may take some: one each, never two queued
+        # behind each other (a job may be slower than the average says); the rest wait
+        # for the next slot.
+        few = len(self.held) <= len(free)
         while self.held and free:
             count = 1 if few else share(len(self.held), len(free), size)
             self._hand_out(free.pop(0), count)
