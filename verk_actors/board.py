@@ -15,12 +15,12 @@ reads its mark, and gives the job back instead of running it if it is marked. Ea
 side writes, then reads what the other wrote; the manager puts a ``membarrier(2)``
 between its writes and its reads, which makes every worker process pass a full
 memory barrier, so of a worker starting job k and the manager taking it back at
-least one sees the other: the manager keeps only jobs it sees not started, and a job
-both claimed is given back by the worker unrun (its batch's report then sends it
-back to the queue). No job runs twice; none is lost. Single bytes, because a byte is
-written whole: ``struct`` writes a little-endian int a byte at a time, and a worker
-reading one half-written saw a number that was never written. The worker's side
-costs a read of one byte per job.
+least one sees the other: the manager keeps only jobs it sees not started (or given
+back), and a job it sees started is the worker's: run, or given back unrun if both
+claimed it (its batch's report then sends it back to the queue). No job runs twice;
+none is lost. Single bytes, because a byte is written whole: ``struct`` writes a
+little-endian int a byte at a time, and a worker reading one half-written saw a
+number that was never written. The worker's side costs a read of one byte per job.
 
 Layout: the worker's header (batch id int64, running index int32 (-1 = none), flags
 int32, deadline float64 (``time.monotonic()``, 0 = none), start of the running job
@@ -40,6 +40,7 @@ import mmap
 import os
 import platform
 import struct
+import sys
 import tempfile
 import uuid
 from pathlib import Path
@@ -93,7 +94,7 @@ class Running(NamedTuple):
 def _membarrier_call() -> tuple[ctypes.CDLL, int] | None:
     """libc and membarrier's number, if this system has an expedited global barrier."""
     number = MEMBARRIER_SYSCALL.get(platform.machine())
-    if number is None or not Path("/proc").is_dir():
+    if number is None or sys.platform != "linux":  # the numbers are Linux's
         return None
     try:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -279,7 +280,8 @@ class Board:
     def take_back(self, batch: int, first: int, size: int) -> list[int]:
         """Take back the jobs of ``batch`` (of ``size`` jobs) from index ``first`` on that
         the worker has not started: it will not start them. Returns their indexes; a
-        job it was starting meanwhile stays with it (it runs it, or gives it back).
+        job it was starting meanwhile stays with it (it runs it, or gives it back, and
+        its batch's report sends it back to the queue).
 
         Once per batch (a second call takes nothing): the worker clears the marks
         when it begins its next batch.
@@ -294,4 +296,4 @@ class Board:
             # those jobs back unrun, and its batch's end sends them back to the queue.
             return []
         statuses = self.statuses(batch, size)
-        return [i for i in range(first, size) if statuses[i] == NOT_STARTED]
+        return [i for i in range(first, size) if statuses[i] in (NOT_STARTED, GIVEN_BACK)]
