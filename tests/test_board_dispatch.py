@@ -536,6 +536,33 @@ def test_a_dead_standby_is_settled_from_its_board(tmp_path: Path) -> None:
     slot.board.close()
 
 
+def test_a_dead_worker_leaves_the_jobs_taken_back_to_the_others(tmp_path: Path) -> None:
+    """A worker dies in a long job after the jobs behind it were taken back: the job
+    before it is acked, the one it died in fails, and the jobs taken back are neither
+    requeued nor failed (they wait for other workers)."""
+    manager, _ = _manager(tmp_path, 2)
+    slot = manager.slots[0]
+    worker = Board(slot.board.path)
+    if not worker.allow_take_back():
+        no_membarrier()
+    jobs = [(n, Job("Noop", [n]).to_json().encode()) for n in range(5)]
+    manager.held = list(jobs)
+    manager._hand_out(slot, 5)
+    worker.begin_batch(slot.batch, 5)
+    assert worker.job_started(slot.batch, 0, 0.0, 1.0)
+    worker.job_ended(slot.batch, 0, ok=True)
+    assert worker.job_started(slot.batch, 1, 0.0, 1.0)
+    assert manager._take_back(slot, 2) == 3
+    assert [ref for ref, _ in manager.held] == [2, 3, 4]
+    manager._settle_dead_batch(slot)
+    assert manager.acked == [0]
+    assert [ref for ref, _ in manager.failed] == [1]
+    assert manager.requeued == []
+    worker.close()
+    for each in manager.slots:
+        each.board.close()
+
+
 def test_a_probe_that_finds_a_few_jobs_keeps_the_standby(tmp_path: Path) -> None:
     """On standby, a look for a backlog that the queue could not fill (a few jobs came
     since the last look) hands them to another worker and the standby goes on; one

@@ -287,7 +287,7 @@ class WorkersManager(VerkActor):
                 detail=(
                     "on standby: waits on the queue itself"
                     if slot is self.standby
-                    else f"{len(slot.jobs)} jobs in hand"
+                    else f"{slot.in_hand()} jobs in hand"
                     if slot.state == BUSY
                     else ""
                 ),
