@@ -142,6 +142,13 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, every: float =
         time.sleep(every)
 
 
+def no_standby_waiting(r: redis.Redis) -> bool:
+    """No worker of a node waits on a queue itself (no standby's BLMOVE is out)."""
+    return not [
+        c for c in r.client_list() if c["name"].endswith(":wait") and c["cmd"] == "blmove"
+    ]
+
+
 def ask_for(asys: Any, address: Any, message: Any, kind: type, timeout: float = 10.0) -> Any:
     """Ask ``address`` and return the first reply of type ``kind`` (stale replies skipped)."""
     deadline = time.monotonic() + timeout

@@ -56,6 +56,22 @@ class Sleep(Worker):
         client(url).rpush(key, f"end:{token}")
 
 
+class Nap(Worker):
+    """Records when it started (``time.time()``) in the hash ``key`` under ``token``,
+    then sleeps ``seconds``."""
+
+    def perform(self, url: str, key: str, token: Any, seconds: float) -> None:
+        client(url).hset(key, str(token), repr(time.time()))
+        time.sleep(seconds)
+
+
+class Doze(Worker):
+    """Sleeps ``seconds`` (a job that waits rather than computes)."""
+
+    def perform(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
 class Spin(Worker):
     """Keeps a CPU busy for ``seconds`` (a CPU-bound job)."""
 

@@ -3,27 +3,49 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
+import random
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import pytest
 
+from tests.conftest import IN_CI
 from verk_actors import board
-from verk_actors.board import FAILED, MAX_JOBS, NOT_STARTED, RUNNING, SUCCEEDED, Board
+from verk_actors.board import (
+    FAILED,
+    GIVEN_BACK,
+    MAX_JOBS,
+    NOT_STARTED,
+    RUNNING,
+    SUCCEEDED,
+    Board,
+)
 from verk_actors.dispatch import (
     MAX_BATCH_BYTES,
+    MAX_IN_PROGRESS,
     MAX_REQUEST,
     TARGET_BATCH_SECONDS,
     BatchSizer,
     CpuGauge,
+    bounded_batch,
     jobs_wanted,
     machine_cores,
     share,
 )
 from verk_actors.job import Job
-from verk_actors.messages import InitWorkersManager, JobsDequeued, JobsDone, RecordOutcomes
+from verk_actors.messages import (
+    InitWorkersManager,
+    JobsDequeued,
+    JobsDone,
+    RecordOutcomes,
+    RunJobs,
+)
 from verk_actors.settings import QueueSpec, Settings
 from verk_actors.worker_actor import cpu_clock
 from verk_actors.workers_manager import BACKLOG_AT_LEAST, FREE, Slot, WorkersManager
@@ -59,18 +81,19 @@ def test_statuses_follow_the_worker(boards: tuple[Board, Board]) -> None:
     worker, manager = boards
     worker.begin_batch(7, 4)
     assert manager.statuses(7, 4) == [NOT_STARTED] * 4
-    assert manager.running() == (7, -1, 0.0)
-    worker.job_started(7, 0, 123.5)
+    assert manager.running() == (7, -1, 0.0, 0.0)
+    assert worker.job_started(7, 0, 123.5, 100.25)
     assert manager.statuses(7, 4) == [RUNNING, NOT_STARTED, NOT_STARTED, NOT_STARTED]
-    assert manager.running() == (7, 0, 123.5)
+    assert manager.running() == (7, 0, 123.5, 100.25)
     worker.job_ended(7, 0, ok=True)
-    worker.job_started(7, 1, 0.0)
+    worker.job_started(7, 1, 0.0, 101.0)
     worker.job_ended(7, 1, ok=False)
-    worker.job_started(7, 2, 456.25)
+    worker.job_started(7, 2, 456.25, 102.5)
     assert manager.statuses(7, 4) == [SUCCEEDED, FAILED, RUNNING, NOT_STARTED]
-    assert manager.running() == (7, 2, 456.25)
+    assert manager.running() == (7, 2, 456.25, 102.5)
+    assert manager.running().started == 102.5
     worker.job_ended(7, 2, ok=True)
-    assert manager.running() == (7, -1, 0.0)
+    assert manager.running() == (7, -1, 0.0, 0.0)
     assert manager.statuses(7, 4) == [SUCCEEDED, FAILED, SUCCEEDED, NOT_STARTED]
 
 
@@ -78,7 +101,7 @@ def test_statuses_of_another_batch_are_not_started(boards: tuple[Board, Board]) 
     """Statuses asked for a batch other than the current one are all NOT_STARTED."""
     worker, manager = boards
     worker.begin_batch(1, 3)
-    worker.job_started(1, 0, 0.0)
+    worker.job_started(1, 0, 0.0, 1.0)
     worker.job_ended(1, 0, ok=True)
     assert manager.statuses(2, 3) == [NOT_STARTED] * 3
     assert manager.statuses(0, 3) == [NOT_STARTED] * 3
@@ -90,7 +113,7 @@ def test_begin_batch_clears_previous_statuses(boards: tuple[Board, Board]) -> No
     worker, manager = boards
     worker.begin_batch(1, 5)
     for i in range(5):
-        worker.job_started(1, i, 0.0)
+        worker.job_started(1, i, 0.0, 1.0)
         worker.job_ended(1, i, ok=False)
     worker.begin_batch(2, 5)
     assert manager.statuses(2, 5) == [NOT_STARTED] * 5
@@ -100,10 +123,143 @@ def test_largest_batch_fits(boards: tuple[Board, Board]) -> None:
     """A batch of MAX_JOBS jobs can mark its last job."""
     worker, manager = boards
     worker.begin_batch(3, MAX_JOBS)
-    worker.job_started(3, MAX_JOBS - 1, 9.0)
+    worker.job_started(3, MAX_JOBS - 1, 9.0, 1.0)
     worker.job_ended(3, MAX_JOBS - 1, ok=True)
     assert manager.statuses(3, MAX_JOBS)[-1] == SUCCEEDED
     assert manager.statuses(3, MAX_JOBS).count(NOT_STARTED) == MAX_JOBS - 1
+
+
+def test_take_back_takes_the_jobs_not_started(boards: tuple[Board, Board]) -> None:
+    """The manager takes back the jobs behind the running one that have not started;
+    the worker gives back the next one it reaches, and a second take-back takes nothing."""
+    worker, manager = boards
+    if not worker.allow_take_back():
+        no_membarrier()
+    assert manager.can_take_back()
+    worker.begin_batch(4, 6)
+    assert worker.job_started(4, 0, 0.0, 1.0)
+    worker.job_ended(4, 0, ok=True)
+    assert worker.job_started(4, 1, 0.0, 2.0)
+    assert manager.take_back(3, 2, 6) == []  # not the batch it runs
+    assert manager.take_back(4, 2, 6) == [2, 3, 4, 5]
+    assert manager.take_back(4, 3, 6) == []  # once per batch
+    worker.job_ended(4, 1, ok=False)
+    assert not worker.job_started(4, 2, 0.0, 3.0)
+    worker.job_given_back(4, 2)
+    assert manager.statuses(4, 6) == [SUCCEEDED, FAILED, GIVEN_BACK, 0, 0, 0]
+    assert manager.running().job == -1
+    worker.begin_batch(5, 3)  # the next batch is the worker's again
+    assert worker.job_started(5, 2, 0.0, 4.0)
+
+
+def test_a_worker_that_did_not_register_keeps_its_jobs(boards: tuple[Board, Board]) -> None:
+    """Without the worker's part of the memory barriers nothing is taken back from it."""
+    worker, manager = boards
+    worker.begin_batch(1, 3)
+    assert worker.job_started(1, 0, 0.0, 1.0)
+    assert not manager.can_take_back()
+    assert manager.take_back(1, 1, 3) == []
+    worker.job_ended(1, 0, ok=True)
+    assert worker.job_started(1, 1, 0.0, 1.0)
+
+
+def no_membarrier() -> None:
+    """Skip (fail in CI): the system has no expedited membarrier(2) (Linux 4.16+)."""
+    reason = "membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) is not available here"
+    if IN_CI:
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def _stall_between_lines(seed: int) -> None:
+    """Pause a few random microseconds before each line of the board's code that runs
+    in this process, so the manager's take-back lands between any two of its steps."""
+    rng = random.Random(seed)
+
+    def each_line(frame: FrameType, event: str, arg: Any) -> Any:
+        if event == "line":
+            until = time.perf_counter() + rng.choice((0, 0, 5e-6, 2e-5, 5e-5))
+            while time.perf_counter() < until:
+                pass
+        return each_line
+
+    def each_call(frame: FrameType, event: str, arg: Any) -> Any:
+        return each_line if frame.f_code.co_filename == board.__file__ else None
+
+    sys.settrace(each_call)
+
+
+def _race_worker(path: str, batches: int, size: int, orders: Any, done: Any) -> None:
+    """The worker side of the race test: runs each batch it is told to, jobs of a few
+    microseconds, giving back the first job it finds taken back."""
+    _stall_between_lines(batches)
+    worker = Board(Path(path))
+    done.send(worker.allow_take_back())
+    for batch in range(1, batches + 1):
+        orders.recv()
+        worker.begin_batch(batch, size)
+        done.send("begun")
+        for index in range(size):
+            if not worker.job_started(batch, index, 0.0, 1.0):
+                worker.job_given_back(batch, index)
+                break
+            for _ in range(index % 7 * 10):
+                pass
+            worker.job_ended(batch, index, ok=True)
+        done.send("ended")
+
+
+def test_a_job_is_run_or_taken_back_never_both(tmp_path: Path) -> None:
+    """A worker process runs 1,500 batches of quick jobs while the manager takes back
+    the rest of each batch at a random moment: every job ends up run by the worker,
+    taken back, or given back unrun (and then sent back to the queue), exactly one of
+    the three; none is lost."""
+    context = multiprocessing.get_context("fork")
+    manager = Board.create(tmp_path)
+    orders, worker_orders = context.Pipe()
+    done, worker_done = context.Pipe()
+    batches, size = 1500, 40
+    process = context.Process(
+        target=_race_worker, args=(str(manager.path), batches, size, worker_orders, worker_done)
+    )
+    process.start()
+    rng = random.Random(20)
+    outcomes = {"taken": 0, "ran": 0, "given back": 0}
+    try:
+        if not done.recv():
+            no_membarrier()
+        for batch in range(1, batches + 1):
+            orders.send("go")
+            assert done.recv() == "begun"
+            for _ in range(rng.randrange(0, 400)):
+                pass
+            first = rng.randrange(1, size)
+            taken = manager.take_back(batch, first, size)
+            assert done.recv() == "ended"
+            statuses = manager.statuses(batch, size)
+            for index in range(first, size):
+                status = statuses[index]
+                if index in taken:
+                    # Not started, or reached and given back by the worker: never run.
+                    assert status in (NOT_STARTED, GIVEN_BACK), f"batch {batch}: job {index} ran"
+                    outcomes["taken"] += 1
+                elif status == SUCCEEDED:
+                    outcomes["ran"] += 1
+                elif status == GIVEN_BACK:
+                    outcomes["given back"] += 1
+                else:
+                    pytest.fail(f"batch {batch}: job {index} neither ran nor was taken back")
+            assert statuses.count(GIVEN_BACK) <= 1
+            assert NOT_STARTED not in statuses[:first], f"batch {batch}: stopped early"
+    finally:
+        process.join(timeout=30)
+        if process.is_alive():
+            process.kill()
+            process.join()
+        manager.close()
+    assert process.exitcode == 0
+    # The race was run both ways: some batches ended before the take-back, some not.
+    assert outcomes["taken"] > 0 and outcomes["ran"] > 0, outcomes
 
 
 def test_board_dir_is_writable() -> None:
@@ -182,15 +338,45 @@ def test_batch_sizer_moving_average() -> None:
         (3, 10, 5, 25),
         (4, 10, 50, 0),
         (200, 100, 0, MAX_REQUEST),
-        (200, 100, 10, MAX_REQUEST),
+        (200, 100, 10, MAX_IN_PROGRESS - 10),
         (2, 10, MAX_REQUEST, 0),
         (0, 10, -30, 30),
     ],
 )
 def test_jobs_wanted(free: int, batch: int, held: int, wanted: int) -> None:
     """Ask for a batch per free worker minus jobs held (negative: prefetch still missing),
-    never below 0 or above MAX_REQUEST."""
+    never below 0 or above MAX_REQUEST, nor past MAX_IN_PROGRESS jobs in hand."""
     assert jobs_wanted(free, batch, held) == wanted
+
+
+@pytest.mark.parametrize(
+    ("free", "batch", "held", "prefetch", "in_workers", "wanted"),
+    [
+        (0, 500, 0, 1500, 0, 1500),  # nothing held: the prefetch
+        (0, 500, 400, 1500, 1500, 100),  # 3 batches running: room for 500 held in all
+        (1, 500, 0, 1500, 1500, 500),  # a free worker: its batch, within the bound
+        (0, 500, 600, 1500, 1500, 0),  # over the bound (a late answer): nothing
+        (0, 80, 0, 2000, 1900, 100),  # 25 busy workers of 76 jobs: 100 more at most
+        (0, 1, 0, 0, 3, 0),  # slow jobs: no prefetch
+    ],
+)
+def test_jobs_wanted_stay_within_the_bound(
+    *, free: int, batch: int, held: int, prefetch: int, in_workers: int, wanted: int
+) -> None:
+    """The prefetch is asked for only as far as the jobs in the workers' batches and
+    those held stay within MAX_IN_PROGRESS."""
+    assert jobs_wanted(free, batch, held, prefetch=prefetch, in_workers=in_workers) == wanted
+
+
+@pytest.mark.parametrize(
+    ("size", "active", "bounded"),
+    [(500, 3, 500), (500, 5, 333), (90, 25, 76), (10, 25, 10), (500, 0, 500), (1, 3000, 1)],
+)
+def test_bounded_batch(size: int, active: int, bounded: int) -> None:
+    """Batches shrink so that every busy worker holds one and one more is ready, within
+    MAX_IN_PROGRESS; never below one job."""
+    assert bounded_batch(size, active) == bounded
+    assert bounded * (max(active, 1) + 1) <= MAX_IN_PROGRESS or bounded == 1
 
 
 @pytest.mark.parametrize(
@@ -327,11 +513,11 @@ def test_a_dead_standby_is_settled_from_its_board(tmp_path: Path) -> None:
     worker.begin_batch(7, MAX_JOBS)
     for index, ok in enumerate([True, False, True]):
         assert worker.hold_text(index, texts[index])
-        worker.job_started(7, index, 0.0)
+        worker.job_started(7, index, 0.0, 1.0)
         worker.job_ended(7, index, ok)
     worker.keep_texts_from(1)  # job 0's report is out; 1 and 2 went in a later one
     assert worker.hold_text(3, texts[3])
-    worker.job_started(7, 3, 0.0)
+    worker.job_started(7, 3, 0.0, 1.0)
     for ref, text in ((-1, texts[0]), (-3, texts[2])):  # the reports that came
         manager._adopt(slot, ((ref, text),))
         slot.reported.add(ref)
@@ -348,6 +534,33 @@ def test_a_dead_standby_is_settled_from_its_board(tmp_path: Path) -> None:
     assert json.loads(failed[-4].text)["error_class"] == "WorkerDiedError"
     worker.close()
     slot.board.close()
+
+
+def test_a_dead_worker_leaves_the_jobs_taken_back_to_the_others(tmp_path: Path) -> None:
+    """A worker dies in a long job after the jobs behind it were taken back: the job
+    before it is acked, the one it died in fails, and the jobs taken back are neither
+    requeued nor failed (they wait for other workers)."""
+    manager, _ = _manager(tmp_path, 2)
+    slot = manager.slots[0]
+    worker = Board(slot.board.path)
+    if not worker.allow_take_back():
+        no_membarrier()
+    jobs = [(n, Job("Noop", [n]).to_json().encode()) for n in range(5)]
+    manager.held = list(jobs)
+    manager._hand_out(slot, 5)
+    worker.begin_batch(slot.batch, 5)
+    assert worker.job_started(slot.batch, 0, 0.0, 1.0)
+    worker.job_ended(slot.batch, 0, ok=True)
+    assert worker.job_started(slot.batch, 1, 0.0, 1.0)
+    assert manager._take_back(slot, 2) == 3
+    assert [ref for ref, _ in manager.held] == [2, 3, 4]
+    manager._settle_dead_batch(slot)
+    assert manager.acked == [0]
+    assert [ref for ref, _ in manager.failed] == [1]
+    assert manager.requeued == []
+    worker.close()
+    for each in manager.slots:
+        each.board.close()
 
 
 def test_a_probe_that_finds_a_few_jobs_keeps_the_standby(tmp_path: Path) -> None:
@@ -389,5 +602,57 @@ def test_a_probe_that_finds_a_few_jobs_keeps_the_standby(tmp_path: Path) -> None
     more = tuple((n, Job("Noop", [n]).to_json().encode()) for n in range(3, 13))
     manager.receiveMsg_JobsDequeued(JobsDequeued(more, request=0, remaining=0), None)
     assert ("worker0", "EndStandby") in [(to, type(m).__name__) for to, m in sent]
+    for slot in manager.slots:
+        slot.board.close()
+
+
+def _manager(tmp_path: Path, workers: int) -> tuple[WorkersManager, list[tuple[Any, Any]]]:
+    """A WorkersManager of ``workers`` free workers, its messages kept, one core's worth
+    of jobs measured (CPU-bound, so 2 run at once on CpuGauge(2)), 1 ms each."""
+    manager = WorkersManager()
+    sent: list[tuple[Any, Any]] = []
+    manager.send = lambda to, message: sent.append((to, message))  # type: ignore[method-assign]
+    manager.after = lambda seconds, payload: None  # type: ignore[method-assign]
+    manager.init = InitWorkersManager(
+        Settings(), QueueSpec("default", workers), "node1", queue_manager="qm"
+    )
+    manager.slots = [Slot(n, f"worker{n}", Board.create(tmp_path)) for n in range(workers)]
+    for slot in manager.slots:
+        slot.state = FREE
+    manager.gauge = CpuGauge(2, share=1.0)
+    manager.sizer.observe(0.001)
+    return manager, sent
+
+
+def test_jobs_go_out_in_batches_to_the_workers_that_may_run(tmp_path: Path) -> None:
+    """With fewer jobs held than the pool has free workers, but more than the workers
+    that may run at once, each of those gets a batch. They got one job each (counting
+    the whole pool as free), so a node fed a batch a message ran near one job a message."""
+    manager, sent = _manager(tmp_path, 25)
+    jobs = tuple((n, Job("Noop", [n]).to_json().encode()) for n in range(20))
+    manager.request = 1
+    manager.receiveMsg_JobsDequeued(JobsDequeued(jobs, request=1, remaining=0), None)
+    batches = [len(m.jobs) for _, m in sent if isinstance(m, RunJobs)]
+    assert batches == [10, 10]
+    for slot in manager.slots:
+        slot.board.close()
+
+
+def test_one_request_for_jobs_at_a_time(tmp_path: Path) -> None:
+    """A request for jobs goes out only once the last one is answered: jobs of the last
+    still on their way would otherwise come on top of the next."""
+    manager, sent = _manager(tmp_path, 4)
+    manager._run()
+    [first] = [m for _, m in sent if isinstance(m, RecordOutcomes)]
+    assert first.dequeue > 0
+    sent.clear()
+    manager.gauge.share = 0.1  # jobs that wait: all 4 workers may run, more is wanted
+    manager._run()
+    assert not [m for _, m in sent if isinstance(m, RecordOutcomes)]
+    jobs = tuple((n, Job("Noop", [n]).to_json().encode()) for n in range(10))
+    manager.receiveMsg_JobsDequeued(JobsDequeued(jobs, request=first.request, remaining=0), None)
+    [second] = [m for _, m in sent if isinstance(m, RecordOutcomes)]
+    assert second.request == first.request + 1
+    assert second.dequeue > 0
     for slot in manager.slots:
         slot.board.close()

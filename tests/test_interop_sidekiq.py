@@ -24,10 +24,11 @@ from typing import Any
 import pytest
 import redis
 
-from tests.conftest import IN_CI, wait_for
+from tests.conftest import IN_CI, no_standby_waiting, wait_for
 from tests.interop.sidekiq import SidekiqServer, SidekiqUnavailableError, ensure_sidekiq, run_ruby
 from tests.interop_jobs import RAN, URL_ENV
 from verk_actors import Client
+from verk_actors.control import pause_queue, resume_queue
 from verk_actors.messages import Enqueue, Enqueued
 from verk_actors.settings import QueueSpec
 
@@ -229,6 +230,19 @@ emit({"processes" => procs, "size" => Sidekiq::ProcessSet.new.size,
       "total_concurrency" => Sidekiq::ProcessSet.new.total_concurrency,
       "stats_processes" => Sidekiq::Stats.new.processes_size,
       "work" => work, "work_size" => Sidekiq::WorkSet.new.size})
+"""
+
+READ_BUSY_RB = """
+procs = Sidekiq::ProcessSet.new.select { |p| p["identity"].include?(INPUT["node"]) }.map { |p|
+  {"busy" => p["busy"], "concurrency" => p["concurrency"], "rss" => p["rss"],
+   "tag" => p["tag"], "labels" => p["labels"], "identity" => p["identity"],
+   "beat" => p["beat"]}
+}
+work = Sidekiq::Workers.new.map { |process, thread, w|
+  {"process" => process, "thread" => thread, "run_at" => w["run_at"],
+   "jid" => w["payload"]["jid"], "args" => w["payload"]["args"]}
+}
+emit({"processes" => procs, "work" => work})
 """
 
 
@@ -600,3 +614,49 @@ def test_mixed_writers_and_consumers_run_every_job_exactly_once(
     assert r.get("stat:processed") == str(total).encode()
     print(f"runs: {dict(by_runner)}; Verk-shaped jobs Sidekiq got as one string: "
           f"{sidekiq_got_verk_string}")
+
+
+def test_sidekiq_sees_only_started_jobs_as_busy_with_their_start_times(
+    start_verk, ruby, interop_url: str, r: redis.Redis
+) -> None:
+    """Sidekiq::ProcessSet and Sidekiq::Workers see a node with 2 workers and 6 long
+    jobs in progress as 2 busy (the jobs that started, each with its own start time),
+    with its resident memory and the ``verk_actors`` tag once. It used to show every
+    job in progress as busy (Sidekiq's "Utilization 300 %"), all started at the last
+    heartbeat, and RSS 0."""
+    node = start_verk(imports=IMPORTS, queues=(QueueSpec("default", 2),))
+    with Client(url=interop_url) as client:
+        # Warm: quick jobs measured, so the long ones below go out in batches of three.
+        client.enqueue_many("Record", ([interop_url, "warm", i] for i in range(200)))
+        wait_for(lambda: r.llen("warm") == 200)
+        pause_queue(r, "default")
+        wait_for(lambda: no_standby_waiting(r), timeout=10)
+        client.push([client.build("Nap", (interop_url, "naps", n, 6.0)) for n in range(6)])
+        resume_queue(r, "default")
+    wait_for(lambda: r.hlen("naps") == 2, timeout=10)
+    wait_for(lambda: r.llen(f"inprogress:default:{node.node_id}") == 6, timeout=10)
+
+    def seen() -> Any:
+        """Sidekiq shows the node as of a heartbeat 2 s or more after the jobs started."""
+        view = ruby(READ_BUSY_RB, {"node": node.node_id})
+        latest = max(float(t) for t in r.hvals("naps"))
+        beats = [p["beat"] for p in view["processes"]]
+        return view if beats and beats[0] >= latest + 2.0 else None
+
+    view = wait_for(seen, timeout=12, every=0.3)
+    [process] = view["processes"]
+    assert len(view["work"]) == 2, f"Sidekiq lists {len(view['work'])} jobs running"
+    assert process["concurrency"] == 2
+    assert process["busy"] == 2, f"{process['busy']} busy on 2 workers"
+    assert process["rss"] > 10_000, "rss (kB): the node's processes hold more than 10 MB"
+    assert [process["tag"], *process["labels"]].count("verk_actors") == 1
+    started = {int(k): float(v) for k, v in r.hgetall("naps").items()}
+    assert len(started) == 2
+    for work in view["work"]:
+        assert work["process"] == process["identity"]
+        token = work["args"][2]
+        assert token in started, f"job {token} shown running, never started"
+        # run_at is whole seconds: the job's own start, not the heartbeat's time.
+        assert started[token] - 1.0 < work["run_at"] <= started[token]
+    assert len({work["thread"] for work in view["work"]}) == 2
+    node.stop()

@@ -22,6 +22,10 @@ import attrs
 
 TARGET_BATCH_SECONDS = 0.1
 MAX_REQUEST = 2000
+MAX_IN_PROGRESS = 2000
+"""Most jobs of one queue a node holds at once on a backlog: in its workers' batches
+(running or waiting their turn), ready for the next free worker, and asked for. It
+leaves the rest of a backlog to other nodes."""
 EWMA_WEIGHT = 0.2
 MAX_BATCH_BYTES = 1024 * 1024
 """About the most bytes of job text in one batch, and so in a worker's share of a take.
@@ -75,10 +79,22 @@ def _moved(average: float | None, mean: float, count: int) -> float:
     return average + weight * (mean - average)
 
 
-def jobs_wanted(free_workers: int, batch_size: int, held: int) -> int:
-    """Jobs to ask the QueueManager for, given free workers and jobs already held
-    (``held`` may be negative: the prefetch still missing)."""
-    return max(0, min(MAX_REQUEST, free_workers * batch_size - held))
+def jobs_wanted(
+    free_workers: int, batch_size: int, held: int, *, prefetch: int = 0, in_workers: int = 0
+) -> int:
+    """Jobs to ask the QueueManager for: a batch per free worker and ``prefetch`` more,
+    less the ``held`` ones; at most ``MAX_REQUEST``, and no more than keeps the jobs
+    in hand (``in_workers``, not yet done in the workers' batches, and ``held``)
+    within ``MAX_IN_PROGRESS``."""
+    wanted = free_workers * batch_size + prefetch - held
+    room = MAX_IN_PROGRESS - in_workers - max(held, 0)
+    return max(0, min(MAX_REQUEST, wanted, room))
+
+
+def bounded_batch(size: int, active: int) -> int:
+    """The batch size that lets ``active`` busy workers each hold a batch, with one
+    more batch ready, within ``MAX_IN_PROGRESS`` (many busy workers: smaller batches)."""
+    return max(1, min(size, MAX_IN_PROGRESS // (max(active, 1) + 1)))
 
 
 def share(held: int, free_workers: int, batch_size: int) -> int:

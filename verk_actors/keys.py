@@ -95,3 +95,8 @@ def process_workers_key(identity: str) -> str:
 def node_info_key(node_id: str) -> str:
     """Hash describing a live node (host, pid, started_at, queues, admin port...)."""
     return f"verk:node:{node_id}:info"
+
+
+def node_running_key(node_id: str) -> str:
+    """Hash of the jobs a node's workers run now (``<queue>-<worker>`` -> Sidekiq work JSON)."""
+    return f"verk:node:{node_id}:running"

@@ -476,6 +476,11 @@ class CheckDeadlines(Message):
 
 
 @attrs.frozen
+class CheckBatches(Message):
+    """Time to look for jobs waiting in a batch behind a long job."""
+
+
+@attrs.frozen
 class PollSchedule(Message):
     """Time to move due scheduled and retry jobs."""
 

@@ -5,7 +5,9 @@ The lease (``verk:node:<id>``, holding the node's random epoch) lives
 gone is dead: any live node moves its in-progress jobs back to their queues (in
 atomic batches, so each job moves once however many nodes try at once) and then
 removes its registration. The node also appears in Sidekiq's ``processes`` set, so
-Sidekiq's web UI and ``Sidekiq::ProcessSet`` list it.
+Sidekiq's web UI and ``Sidekiq::ProcessSet`` list it: busy with the jobs its workers
+have started (``verk_actors.running_jobs``), each with its start time, and the resident
+memory of all its processes.
 
 A node takes its lease before it touches any in-progress list: if another
 incarnation holds it, ``claim`` says who (``LeaseHolder``), and the caller either
@@ -36,10 +38,10 @@ VERSION = "0.1.0"
 PROCESS_TTL = 60
 """Seconds Sidekiq's process hash lives without a heartbeat (Sidekiq's own value)."""
 
-SHOWN_PER_QUEUE = 50
 RECOVERY_BATCH = 1000
 SWEEP_COUNT = 1000
 """Keys one step of the walk over the in-progress lists asks ``SCAN`` to look at."""
+PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 @attrs.frozen
@@ -89,6 +91,41 @@ def process_running(pid: int) -> bool:
             return True
         return True
     return stat[stat.rfind(")") + 2 :].split()[0] not in ("Z", "X")
+
+
+def _processes() -> dict[int, int]:
+    """Every process of this host: pid -> parent pid (empty off Linux)."""
+    parents: dict[int, int] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return parents
+    for entry in entries:
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_bytes()
+                parents[int(entry)] = int(stat[stat.rfind(b")") + 2 :].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    return parents
+
+
+def tree_rss_kb(root: int) -> int:
+    """Resident memory (kB) of process ``root`` and all its descendants, summed: a
+    node's actors are processes forked below its root (0 where ``/proc`` is missing).
+    Pages the processes share are counted once in each, as Sidekiq counts a process."""
+    children: dict[int, list[int]] = {}
+    for pid, parent in _processes().items():
+        children.setdefault(parent, []).append(pid)
+    total, pending = 0, [root]
+    while pending:
+        pid = pending.pop()
+        pending.extend(children.get(pid, ()))
+        try:
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE // 1024
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
 
 
 def _text(value: bytes | str | None) -> str | None:
@@ -156,25 +193,16 @@ class NodeStore:
         )
 
     def describe(self, queues: tuple[QueueSpec, ...]) -> int:
-        """Write the node's info hash and its Sidekiq process entry; return busy jobs."""
+        """Write the node's info hash and its Sidekiq process entry; return busy jobs
+        (the jobs its workers have started, as its WorkersManagers last wrote them)."""
         node = self.facts.node_id
         names = [q.name for q in queues]
-        lengths_pipe = self.client.pipeline(transaction=False)
-        for name in names:
-            lengths_pipe.lrange(keys.inprogress_key(name, node), 0, SHOWN_PER_QUEUE - 1)
-            lengths_pipe.llen(keys.inprogress_key(name, node))
-        replies = lengths_pipe.execute() if names else []
-        busy = 0
-        workers: dict[str, str] = {}
+        workers = {
+            _text(name) or "": _text(work) or ""
+            for name, work in self.client.hgetall(keys.node_running_key(node)).items()
+        }
+        busy = len(workers)
         now = time.time()
-        for i, name in enumerate(names):
-            shown, length = replies[2 * i], replies[2 * i + 1]
-            busy += int(length)
-            for n, text in enumerate(shown):
-                payload = text.decode("utf-8", errors="replace")
-                workers[f"{name}-{n}"] = json.dumps(
-                    {"queue": name, "payload": payload, "run_at": int(now)}
-                )
         concurrency = sum(q.concurrency for q in queues)
         info = {
             "hostname": self.facts.host,
@@ -183,7 +211,7 @@ class NodeStore:
             "tag": "verk_actors",
             "concurrency": concurrency,
             "queues": names,
-            "labels": ["verk_actors", f"node:{node}"],
+            "labels": [f"node:{node}"],
             "identity": self.facts.identity,
         }
         pipe = self.client.pipeline(transaction=True)
@@ -216,7 +244,7 @@ class NodeStore:
                 "busy": busy,
                 "beat": now,
                 "quiet": "false",
-                "rss": 0,
+                "rss": tree_rss_kb(self.facts.pid),
                 "rtt_us": 0,
             },
         )
@@ -327,7 +355,11 @@ class NodeStore:
                 pass  # it changed hands meanwhile: not ours to drop
         pipe = self.client.pipeline(transaction=False)
         pipe.srem(keys.PROCESSES, self.facts.identity)
-        pipe.delete(self.facts.identity, keys.process_workers_key(self.facts.identity))
+        pipe.delete(
+            self.facts.identity,
+            keys.process_workers_key(self.facts.identity),
+            keys.node_running_key(node),
+        )
         pipe.smembers(keys.node_queues_key(node))
         queues = pipe.execute()[-1]
         self.scripts.forget_node(

@@ -82,10 +82,12 @@ def connect(
     *,
     name: str = "verk_actors",
     socket_timeout: float | None = 10.0,
+    connect_timeout: float = 5.0,
 ) -> redis.Redis:
     """A client for ``url`` that names itself ``name`` in ``CLIENT LIST``.
 
-    ``socket_timeout`` bounds every command; callers that block (BLMOVE) pass a bigger one.
+    ``socket_timeout`` bounds every command; callers that block (BLMOVE) pass a bigger
+    one. ``connect_timeout`` bounds opening a connection.
     """
     check_url(url)
     try:
@@ -93,7 +95,7 @@ def connect(
             url,
             client_name=name,
             socket_timeout=socket_timeout,
-            socket_connect_timeout=5.0,
+            socket_connect_timeout=connect_timeout,
             socket_keepalive=True,
             health_check_interval=30,
         )

@@ -184,6 +184,7 @@ class WorkerActor(VerkActor):
         try:
             self.registry = WorkerRegistry.from_modules(message.settings.imports)
             self.board = Board(Path(message.board_path))
+            self.board.allow_take_back()
         except Exception as exc:
             log.error("worker %s/%d cannot start: %s", message.queue, message.index, exc)
             self.send(sender, ChildFailed(type(exc).__name__, str(exc)))
@@ -206,6 +207,8 @@ class WorkerActor(VerkActor):
             now = self._run_one(
                 board, batch, job, index=index, report=report, detail=message.detail
             )
+            if now is None:
+                break  # taken back, with the rest of the batch: other workers run them
             if index != last and now - last_report >= REPORT_EVERY:
                 self._report(sender, report, batch, finished=False)
                 report = Report()
@@ -221,15 +224,17 @@ class WorkerActor(VerkActor):
         index: int,
         report: Report,
         detail: bool,
-    ) -> float:
+    ) -> float | None:
         """Run job ``index`` of ``batch``, note it on the board and in ``report``; return
-        the monotonic time it ended."""
+        the monotonic time it ended (None: the manager took it back, it did not run)."""
         assert self.init is not None
         ref, text = job
         settings = self.init.settings
         prepared = PreparedJob(text, self.registry, settings, self.init.queue)
         started = time.monotonic()
-        board.job_started(batch, index, prepared.deadline(started))
+        if not board.job_started(batch, index, prepared.deadline(started), started):
+            board.job_given_back(batch, index)
+            return None
         failure = execute(prepared, ref, settings)
         now = time.monotonic()
         board.job_ended(batch, index, failure is None)

@@ -12,6 +12,11 @@ actor message in between. The jobs it takes are adopted: reported with their tex
 recorded like the others. When a backlog appears, a pause or a drain comes, the
 standby ends and jobs flow in batches again.
 
+A worker runs its batch in order, and while it is inside a job it hears no message.
+When a job has run ``TAKE_BACK_AFTER``, the jobs behind it in its batch that have not
+started are taken back through the board (see ``verk_actors.board``) and go to other
+workers: no job waits for another job's run time while a worker is free.
+
 Worker deaths (SIGKILL, OOM, ``os._exit``, a job past its time limit) are read off
 the worker's progress board: jobs that ended are recorded as they ended, the job
 that was running fails with the reason (it goes to retry, or dead when exhausted),
@@ -32,12 +37,21 @@ import attrs
 from thespian.actors import ChildActorExited
 
 from verk_actors import board as boards
+from verk_actors import running_jobs
 from verk_actors.base import VerkActor
 from verk_actors.board import Board
-from verk_actors.dispatch import BatchSizer, CpuGauge, jobs_wanted, machine_cores, share
+from verk_actors.dispatch import (
+    BatchSizer,
+    CpuGauge,
+    bounded_batch,
+    jobs_wanted,
+    machine_cores,
+    share,
+)
 from verk_actors.job_events import outcome_events, started_events
 from verk_actors.messages import (
     AttachWorkersManager,
+    CheckBatches,
     CheckDeadlines,
     CheckStandby,
     ChildFailed,
@@ -66,6 +80,7 @@ from verk_actors.messages import (
 )
 from verk_actors.retry import FailureRecord
 from verk_actors.running import died_failure
+from verk_actors.running_jobs import Running, RunningJobs
 from verk_actors.supervisor import RestartIntensity
 from verk_actors.worker_actor import WorkerActor
 
@@ -110,6 +125,15 @@ ASK_AGAIN_AFTER = 2.0
 """Seconds without an answer to a request for jobs before it is sent again (a request
 replaces the one before, so asking twice takes no more jobs)."""
 
+TAKE_BACK_AFTER = 0.2
+"""Seconds a job runs before the jobs waiting behind it in its worker's batch are taken
+back and handed to other workers. A batch holds about 0.1 s of work, so a job this
+long is not one of the quick jobs it was sized for."""
+
+BATCH_CHECK = 0.05
+"""Seconds between looks at the boards for batches held up behind a long job (only
+while some worker holds jobs it has not started)."""
+
 QUIET_AFTER = 0.25
 """A busy worker silent this long is inside one long job (workers report at least every
 ``REPORT_EVERY`` between jobs): it stops counting against the active-worker limit,
@@ -143,6 +167,9 @@ class Slot:
     """Reports of the current batch received so far."""
     last_report: int | None = None
     """The number of the batch's ``finished`` report, once it has come."""
+    taken_back: set[int] = attrs.field(factory=set)
+    """Jobs of the batch taken back from behind a long job (others run them)."""
+    take_back_tried: bool = False
 
     def begin(self, batch: int, jobs: list[tuple[int, bytes]], now: float) -> None:
         """A new batch (or standby) goes to this worker."""
@@ -153,6 +180,12 @@ class Slot:
         self.reports = 0
         self.last_report = None
         self.heard_at = now
+        self.taken_back = set()
+        self.take_back_tried = False
+
+    def in_hand(self) -> int:
+        """Jobs of its batch it has not reported and that were not taken back."""
+        return len(self.jobs) - len(self.reported) - len(self.taken_back)
 
     def note_report(self, seq: int, *, finished: bool) -> bool:
         """Count one report of the current batch; True once the batch is over: its
@@ -206,6 +239,11 @@ class WorkersManager(VerkActor):
         self.reconcile = False
         self.worker_retries: dict[str, bool | int] = {}
         """Each worker class's ``retry`` option, as the workers report it (``ChildReady``)."""
+        self.batch_check_armed = False
+        self.running_jobs: RunningJobs | None = None
+        """Shows in Redis which jobs the workers run (for Sidekiq's Busy page)."""
+        self.handed_again: set[int] = set()
+        """Jobs taken back and not handed out again yet (their start was announced)."""
 
     @property
     def queue(self) -> str:
@@ -224,6 +262,8 @@ class WorkersManager(VerkActor):
         self.sizer = BatchSizer(max(1, min(message.settings.max_batch, boards.MAX_JOBS)))
         for index in range(message.queue.concurrency):
             self._start_worker(index)
+        if self.running_jobs is None:
+            self.running_jobs = RunningJobs(message.settings, message.node_id, self.queue)
         self.send(message.queue_manager, AttachWorkersManager())
         self.send(sender, ChildReady(os.getpid()))
         self.after(DEADLINE_CHECK, CheckDeadlines())
@@ -249,7 +289,7 @@ class WorkersManager(VerkActor):
                 detail=(
                     "on standby: waits on the queue itself"
                     if slot is self.standby
-                    else f"{len(slot.jobs)} jobs in hand"
+                    else f"{slot.in_hand()} jobs in hand"
                     if slot.state == BUSY
                     else ""
                 ),
@@ -392,9 +432,14 @@ class WorkersManager(VerkActor):
         if slot.note_report(message.seq, finished=message.finished):
             if self.paused and not any(s.state == BUSY for s in self.slots if s is not slot):
                 self._queue_event("paused")
-            # A job the worker did not report did not run: it goes back to the queue.
-            if len(slot.reported) != len(slot.jobs):
-                self.requeued.extend(ref for ref, _ in slot.jobs if ref not in slot.reported)
+            # A job the worker did not report did not run: it goes back to the queue
+            # (unless it was taken back: another worker has it).
+            if slot.in_hand():
+                self.requeued.extend(
+                    ref
+                    for ref, _ in slot.jobs
+                    if ref not in slot.reported and ref not in slot.taken_back
+                )
             slot.state = FREE
             slot.jobs = []
             slot.reported = set()
@@ -429,7 +474,7 @@ class WorkersManager(VerkActor):
         slot = self.standby
         if slot is None or slot.batch != message.batch or self.exiting:
             return
-        batch, index, _ = slot.board.running()
+        batch, index, _, _ = slot.board.running()
         running = (batch, index) if batch == slot.batch and index >= 0 else None
         if running is not None and running == self.standby_seen:
             # A long job: this worker stops waiting after it; another one takes over.
@@ -461,39 +506,41 @@ class WorkersManager(VerkActor):
         """Hand held jobs to free workers, report outcomes, ask for more."""
         if self.init is None:
             return
-        size = self.sizer.size
         # The first free slots in pool order: the same few processes stay warm.
         free = [s for s in self.slots if s.state == FREE]
-        # No more jobs than free slots: one each, never two queued behind each other
-        # (a job may be slower than the average says); the rest wait for the next slot.
-        few = len(self.held) <= len(free)
         now = time.monotonic()
         busy = quiet = 0
         for slot in self.slots:
             if slot.state == BUSY:
-                if now - slot.heard_at < QUIET_AFTER:
+                if now - slot.heard_at < QUIET_AFTER and not slot.taken_back:
                     busy += 1
                 else:
-                    quiet += 1
+                    quiet += 1  # inside a long job
         active = self.gauge.active_limit(len(self.slots), long_jobs=quiet > 0)
+        size = bounded_batch(self.sizer.size, active)
         del free[max(0, active - busy) :]
+        # No more jobs than free slots that may take some: one each, never two queued
+        # behind each other (a job may be slower than the average says); the rest wait
+        # for the next slot.
+        few = len(self.held) <= len(free)
         while self.held and free:
             count = 1 if few else share(len(self.held), len(free), size)
-            slot = free.pop(0)
-            jobs, self.held = self.held[:count], self.held[count:]
-            slot.begin(self.next_batch, jobs, now)
-            self.next_batch += 1
-            self.send(slot.address, RunJobs(slot.batch, tuple(jobs), detail=self.job_events))
-            if self.job_events:
-                self._publish(started_events(self.queue, jobs))
+            self._hand_out(free.pop(0), count)
         want = 0
-        if not self.draining and not (self.standby is not None and self.standby_idle):
-            # Fast jobs: keep a batch per worker in hand, so a worker that finishes
-            # gets its next batch without waiting for Redis. Slow jobs: no prefetch.
-            prefetch = min(active, len(self.slots)) * size if size > 1 else 0
-            want = jobs_wanted(len(free), size, len(self.held) - prefetch)
-        if want <= self.asked:
-            want = 0
+        if not (
+            self.draining or self.asked or (self.standby is not None and self.standby_idle)
+        ):
+            # One request at a time: a bigger one sent while jobs of the last are on
+            # their way would bring both. Fast jobs: keep batches ready, so a worker
+            # that finishes gets its next one without waiting for Redis. Slow jobs:
+            # no prefetch.
+            want = jobs_wanted(
+                len(free),
+                size,
+                len(self.held),
+                prefetch=min(active, len(self.slots)) * size if size > 1 else 0,
+                in_workers=sum(s.in_hand() for s in self.slots if s.state == BUSY),
+            )
         outcomes = len(self.acked) + len(self.failed) + len(self.requeued)
         if want or self.failed or self.draining or outcomes >= FLUSH_OUTCOMES:
             self._send_outcomes(want)
@@ -504,6 +551,26 @@ class WorkersManager(VerkActor):
             )
         if self.draining:
             self._finish_drain_if_idle()
+
+    def _hand_out(self, slot: Slot, count: int) -> None:
+        """Give the next ``count`` held jobs to ``slot``, a free worker."""
+        jobs, self.held = self.held[:count], self.held[count:]
+        slot.begin(self.next_batch, jobs, time.monotonic())
+        self.next_batch += 1
+        self.send(slot.address, RunJobs(slot.batch, tuple(jobs), detail=self.job_events))
+        if self.job_events:
+            self._announce(jobs)
+        if count > 1:
+            self._arm_batch_check()  # a long job may hold the others up
+
+    def _announce(self, jobs: list[tuple[int, bytes]]) -> None:
+        """Job events: these jobs are handed to a worker (once per job, even if it is
+        taken back and handed out again)."""
+        if self.handed_again:
+            again = self.handed_again
+            jobs = [job for job in jobs if job[0] not in again]
+            again.difference_update(ref for ref, _ in jobs)
+        self._publish(started_events(self.queue, jobs))
 
     def receiveMsg_FlushOutcomes(self, message: FlushOutcomes, sender: Any) -> None:
         self.flush_armed = False
@@ -549,14 +616,109 @@ class WorkersManager(VerkActor):
         for slot in self.slots:
             if slot.state != BUSY or slot.pid is None or slot.kill_reason is not None:
                 continue
-            batch, index, deadline = slot.board.running()
+            batch, index, deadline, _ = slot.board.running()
             if batch == slot.batch and index >= 0 and deadline and now > deadline:
                 self._kill(slot, "timed out: it ran past its time limit and its worker was killed")
         self.after(DEADLINE_CHECK, CheckDeadlines())
+        self._show_running(now)
         if self.asked and not self.held and now - self.asked_at > ASK_AGAIN_AFTER:
             self.asked = 0  # no answer for long (a lost word): ask anew, it replaces
         if self.held or not self.asked:
             self._run()  # workers gone quiet in long jobs no longer hold the others back
+
+    # --- batches behind a long job -----------------------------------------------------------
+
+    def _arm_batch_check(self) -> None:
+        if not self.batch_check_armed:
+            self.batch_check_armed = True
+            self.after(BATCH_CHECK, CheckBatches())
+
+    def receiveMsg_CheckBatches(self, message: CheckBatches, sender: Any) -> None:
+        self.batch_check_armed = False
+        if self.exiting:
+            return
+        now = time.monotonic()
+        waiting = False
+        taken = 0
+        for slot in self.slots:
+            if (
+                slot.state != BUSY
+                or slot.standby
+                or slot.take_back_tried
+                or slot.kill_reason is not None
+                or len(slot.jobs) < 2
+            ):
+                continue
+            waiting = True
+            running = slot.board.running()
+            if (
+                running.batch == slot.batch
+                and 0 <= running.job < len(slot.jobs) - 1
+                and now - running.started >= TAKE_BACK_AFTER
+            ):
+                taken += self._take_back(slot, running.job + 1)
+        if waiting:
+            self.after(BATCH_CHECK, message)
+            self.batch_check_armed = True
+        if taken:
+            self._run()
+
+    def _take_back(self, slot: Slot, first: int) -> int:
+        """Take back the jobs of ``slot``'s batch from ``first`` on that it has not
+        started (it is inside a long job); they go first to the next free workers."""
+        slot.take_back_tried = True
+        indexes = slot.board.take_back(slot.batch, first, len(slot.jobs))
+        if not indexes:
+            return 0
+        jobs = [slot.jobs[i] for i in indexes]
+        slot.taken_back.update(ref for ref, _ in jobs)
+        if self.draining:  # stopping: they go back to the queue, as held jobs do
+            self.requeued.extend(ref for ref, _ in jobs)
+            self.drain_requeued += len(jobs)
+            return len(jobs)
+        self.held[:0] = jobs
+        if self.job_events:
+            self.handed_again.update(ref for ref, _ in jobs)
+        log.info(
+            "queue %s: worker %d is inside a long job; %d jobs waiting behind it in its "
+            "batch go to other workers",
+            self.queue,
+            slot.index,
+            len(jobs),
+        )
+        return len(jobs)
+
+    def _show_running(self, now: float) -> None:
+        """Write which jobs the workers run now, read off their boards (jobs handed
+        to a worker and not started yet are not running)."""
+        shown = self.running_jobs
+        if shown is None or not shown.due(now):
+            return
+        wall = time.time()
+        running: dict[str, Running] = {}
+        for slot in self.slots:
+            if slot.state != BUSY:
+                continue
+            job = slot.board.running()
+            if job.batch != slot.batch or job.job < 0:
+                continue
+            text = self._text_of(slot, job.job)
+            if text is not None:
+                running[running_jobs.field(self.queue, slot.index)] = Running(
+                    (slot.batch, job.job), text, wall - (now - job.started)
+                )
+        shown.publish(running, now)
+
+    def _text_of(self, slot: Slot, index: int) -> bytes | None:
+        """The text of job ``index`` of ``slot``'s batch (a standby's: the ``index``-th
+        it took, reported or still on its board)."""
+        if not slot.standby:
+            return slot.jobs[index][1] if index < len(slot.jobs) else None
+        ref = slot.first_ref - index
+        for taken, text in reversed(slot.jobs):
+            if taken == ref:
+                return text
+        return next((text for at, text in slot.board.held_texts() if at == index), None)
 
     def _kill(self, slot: Slot, reason: str, *, requeue_running: bool = False) -> None:
         slot.kill_reason = reason
@@ -645,12 +807,12 @@ class WorkersManager(VerkActor):
         error_class = "JobTimeoutError" if timed_out else "WorkerDiedError"
         counts = {"acked": 0, "failed": 0, "requeued": 0}
         for (ref, text), status in zip(slot.jobs, statuses, strict=True):
-            if ref in slot.reported:
+            if ref in slot.reported or ref in slot.taken_back:
                 continue
             if status == boards.SUCCEEDED:
                 self.acked.append(ref)
                 counts["acked"] += 1
-            elif status == boards.NOT_STARTED or (
+            elif status in (boards.NOT_STARTED, boards.GIVEN_BACK) or (
                 status == boards.RUNNING and slot.requeue_running
             ):
                 self.requeued.append(ref)
@@ -722,3 +884,6 @@ class WorkersManager(VerkActor):
         self.exiting = True
         for slot in self.slots:
             slot.board.close()
+        if self.running_jobs is not None:
+            self.running_jobs.close()
+            self.running_jobs = None
