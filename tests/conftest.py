@@ -22,8 +22,8 @@ import pytest
 import redis
 
 from tests.servers import RedisServer, descendants
-from verk_actors.settings import QueueSpec, Settings
-from verk_actors.system import start_actor_system, start_node, stop_node
+from verk_actors.actors.system import start_actor_system, start_node, stop_node
+from verk_actors.config.settings import QueueSpec, Settings
 
 PR_SET_CHILD_SUBREAPER = 36
 LEFTOVER_GRACE = 10.0

@@ -8,7 +8,7 @@ from typing import Any
 
 import redis
 
-from verk_actors.job import new_jid
+from verk_actors.jobs.job import new_jid
 
 
 def job_text(**fields: Any) -> str:

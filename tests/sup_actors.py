@@ -8,9 +8,9 @@ from typing import Any, ClassVar
 import attrs
 from thespian.actors import ChildActorExited
 
-from verk_actors.base import VerkActor
-from verk_actors.messages import ChildReady
-from verk_actors.supervisor import Child, Strategy, Supervisor
+from verk_actors.actors.base import VerkActor
+from verk_actors.actors.messages import ChildReady
+from verk_actors.actors.supervisor import Child, Strategy, Supervisor
 
 
 @attrs.frozen

@@ -10,9 +10,9 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from verk_actors import keys
-from verk_actors.measure import CommandCounter
-from verk_actors.scripts import Scripts
+from verk_actors.bench.measure import CommandCounter
+from verk_actors.store import keys
+from verk_actors.store.scripts import Scripts
 
 Q = "default"
 NODE = "node-a"

@@ -10,8 +10,8 @@ import redis
 
 from tests.conftest import no_standby_waiting, wait_for
 from verk_actors import Client, QueueSpec
-from verk_actors.control import pause_queue, resume_queue
-from verk_actors.dispatch import MAX_BATCH_BYTES, MAX_IN_PROGRESS, machine_cores
+from verk_actors.actors.queue._batches import MAX_BATCH_BYTES, MAX_IN_PROGRESS, machine_cores
+from verk_actors.store.admin.pause import pause_queue, resume_queue
 
 
 def most_in_progress(r: redis.Redis, key: str, *, every: float) -> int:

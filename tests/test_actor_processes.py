@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import _reap_zombies, wait_for
 from tests.nodeproc import NodeProcess
 from tests.servers import descendants
-from verk_actors.actor_process import (
+from verk_actors.actors._process import (
     CRASH_SIGNALS,
     ORPHAN_EXIT,
     crash_on_fatal_signals,

@@ -10,7 +10,7 @@ import sys
 from tests.conftest import ask_for, wait_for
 from tests.nodeproc import ROOT
 from verk_actors import Client
-from verk_actors.messages import DescribeTree, TreeNode
+from verk_actors.actors.messages import DescribeTree, TreeNode
 
 
 def test_start_refuses_a_module_with_an_async_worker(redis_server, tmp_path) -> None:

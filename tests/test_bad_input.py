@@ -9,7 +9,7 @@ import tempfile
 from tests.conftest import wait_for
 from tests.nodeproc import NodeProcess
 from verk_actors import Client
-from verk_actors.job_sets import JobSet
+from verk_actors.store.admin.job_sets import JobSet
 
 
 def test_malformed_and_unknown_jobs_are_parked_and_the_queue_goes_on(

@@ -11,7 +11,7 @@ import redis
 
 from tests.conftest import wait_for
 from tests.servers import RedisServer
-from verk_actors import measure
+from verk_actors.bench import measure
 from verk_actors.cli import EXIT_OK, EXIT_USAGE, main
 
 

@@ -16,17 +16,15 @@ from typing import Any
 import pytest
 
 from tests.conftest import IN_CI
-from verk_actors import board
-from verk_actors.board import (
-    FAILED,
-    GIVEN_BACK,
-    MAX_JOBS,
-    NOT_STARTED,
-    RUNNING,
-    SUCCEEDED,
-    Board,
+from verk_actors.actors.messages import (
+    InitWorkersManager,
+    JobsDequeued,
+    JobsDone,
+    RecordOutcomes,
+    RunJobs,
 )
-from verk_actors.dispatch import (
+from verk_actors.actors.queue import _board as board
+from verk_actors.actors.queue._batches import (
     MAX_BATCH_BYTES,
     MAX_IN_PROGRESS,
     MAX_REQUEST,
@@ -38,17 +36,19 @@ from verk_actors.dispatch import (
     machine_cores,
     share,
 )
-from verk_actors.job import Job
-from verk_actors.messages import (
-    InitWorkersManager,
-    JobsDequeued,
-    JobsDone,
-    RecordOutcomes,
-    RunJobs,
+from verk_actors.actors.queue._board import (
+    FAILED,
+    GIVEN_BACK,
+    MAX_JOBS,
+    NOT_STARTED,
+    RUNNING,
+    SUCCEEDED,
+    Board,
 )
-from verk_actors.settings import QueueSpec, Settings
-from verk_actors.worker_actor import cpu_clock
-from verk_actors.workers_manager import BACKLOG_AT_LEAST, FREE, Slot, WorkersManager
+from verk_actors.actors.queue.worker_actor import cpu_clock
+from verk_actors.actors.queue.workers_manager import BACKLOG_AT_LEAST, FREE, Slot, WorkersManager
+from verk_actors.config.settings import QueueSpec, Settings
+from verk_actors.jobs.job import Job
 
 
 @pytest.fixture

@@ -36,9 +36,10 @@ import redis
 from tests.conftest import node_settings, wait_for
 from tests.nodeproc import NodeProcess
 from tests.servers import RedisServer, descendants
-from verk_actors import Client, QueueSpec, keys
-from verk_actors.messages import GetStatus, VerkStatus
-from verk_actors.system import start_node
+from verk_actors import Client, QueueSpec
+from verk_actors.actors.messages import GetStatus, VerkStatus
+from verk_actors.actors.system import start_node
+from verk_actors.store import keys
 
 HEARTBEAT = 1.0
 ENV = {"VERK_HEARTBEAT_INTERVAL": str(HEARTBEAT)}

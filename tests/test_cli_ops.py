@@ -12,10 +12,11 @@ import redis
 
 from tests.ops_data import add_to_set, failed_fields
 from tests.servers import RedisServer, free_port
-from verk_actors import Client, keys
+from verk_actors import Client
 from verk_actors.cli import EXIT_FAILURE, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, build_parser, main
 from verk_actors.cli import start as start_cmd
 from verk_actors.cli import stats as stats_cmd
+from verk_actors.store import keys
 
 Run = Callable[..., tuple[int, str, str]]
 

@@ -15,7 +15,7 @@ from tests.conftest import wait_for
 from tests.nodeproc import NodeProcess
 from tests.servers import free_port
 from verk_actors import Client
-from verk_actors.embedded import DEFAULT_DATA_DIR, URL_FILE, EmbeddedRedis, running_url
+from verk_actors.store.embedded import DEFAULT_DATA_DIR, URL_FILE, EmbeddedRedis, running_url
 
 
 def test_start_without_redis_url_runs_on_embedded_valkey() -> None:

@@ -1,4 +1,4 @@
-"""verk_actors.client: enqueueing Sidekiq-format jobs into a private Redis."""
+"""verk_actors.store.client: enqueueing Sidekiq-format jobs into a private Redis."""
 
 from __future__ import annotations
 

@@ -7,9 +7,9 @@ import time
 
 from tests.conftest import ask_for, node_settings, wait_for
 from verk_actors import Client
+from verk_actors.actors.messages import GetStats, PauseQueue, QueuePaused, ResumeQueue, StatsReport
+from verk_actors.actors.system import start_actor_system, start_node, stop_node
 from verk_actors.cli import main
-from verk_actors.messages import GetStats, PauseQueue, QueuePaused, ResumeQueue, StatsReport
-from verk_actors.system import start_actor_system, start_node, stop_node
 
 
 def test_two_nodes_seen_together_and_a_pause_obeyed_by_the_other(

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from verk_actors.config_file import env_var, file_fields, load_config, resolve_settings
+from verk_actors.config.file import env_var, file_fields, load_config, resolve_settings
+from verk_actors.config.settings import QueueSpec, Settings
 from verk_actors.errors import ConfigurationError
-from verk_actors.settings import QueueSpec, Settings
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -6,8 +6,7 @@ import time
 
 from tests.conftest import ask_for, wait_for
 from verk_actors import Client, QueueSpec
-from verk_actors.control import pause_queue
-from verk_actors.messages import (
+from verk_actors.actors.messages import (
     AddQueue,
     DescribeTree,
     JobFailed,
@@ -22,7 +21,8 @@ from verk_actors.messages import (
     Unsubscribed,
     VerkEvents,
 )
-from verk_actors.tree import render_text
+from verk_actors.actors.tree import render_text
+from verk_actors.store.admin.pause import pause_queue
 
 
 def collect(asys, until, timeout: float = 20.0) -> tuple[list, int]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from thespian.actors import ActorSystem
 
-from verk_actors.messages import ConfigureVerk, Enqueue, RequestFailed
-from verk_actors.root import VerkRoot
-from verk_actors.settings import Settings
+from verk_actors.actors.messages import ConfigureVerk, Enqueue, RequestFailed
+from verk_actors.actors.root import VerkRoot
+from verk_actors.config.settings import Settings
 
 
 def test_in_process_base_is_refused_with_how_to_fix() -> None:

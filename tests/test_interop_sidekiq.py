@@ -28,9 +28,9 @@ from tests.conftest import IN_CI, no_standby_waiting, wait_for
 from tests.interop.sidekiq import SidekiqServer, SidekiqUnavailableError, ensure_sidekiq, run_ruby
 from tests.interop_jobs import RAN, URL_ENV
 from verk_actors import Client
-from verk_actors.control import pause_queue, resume_queue
-from verk_actors.messages import Enqueue, Enqueued
-from verk_actors.settings import QueueSpec
+from verk_actors.actors.messages import Enqueue, Enqueued
+from verk_actors.config.settings import QueueSpec
+from verk_actors.store.admin.pause import pause_queue, resume_queue
 
 pytestmark = pytest.mark.interop
 

@@ -1,4 +1,4 @@
-"""verk_actors.job: decoding job texts from Redis, building new jobs, the JSON round trip."""
+"""verk_actors.jobs.job: decoding job texts from Redis, building new jobs, the JSON round trip."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from verk_actors.errors import InvalidJobError, MalformedJobError
-from verk_actors.job import KNOWN_FIELDS, MAX_QUEUE_NAME, Job, decode_job, new_job, peek_ids
+from verk_actors.jobs.job import KNOWN_FIELDS, MAX_QUEUE_NAME, Job, decode_job, new_job, peek_ids
 
 # --- strategies ------------------------------------------------------------------------
 

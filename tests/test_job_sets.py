@@ -11,10 +11,10 @@ import redis
 
 from tests.ops_data import add_to_set, failed_fields, job_text
 from tests.servers import RedisServer
-from verk_actors import keys
 from verk_actors.errors import ConfigurationError, MalformedJobError, NotFoundError
-from verk_actors.job_sets import JobSet, glob_escape
-from verk_actors.retry import bury_malformed
+from verk_actors.jobs.retry import bury_malformed
+from verk_actors.store import keys
+from verk_actors.store.admin.job_sets import JobSet, glob_escape
 
 
 def queued(r: redis.Redis, queue: str = "default") -> list[dict]:

@@ -1,4 +1,4 @@
-"""Each Lua script of lua/, through verk_actors.scripts.Scripts, against a private Redis."""
+"""Each Lua script of lua/, through verk_actors.store.scripts.Scripts, against a private Redis."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 import redis
 
 from tests.servers import RedisServer
-from verk_actors import keys
-from verk_actors.scripts import DAY_COUNTER_TTL, SCRIPT_NAMES, Scripts
+from verk_actors.store import keys
+from verk_actors.store.scripts import DAY_COUNTER_TTL, SCRIPT_NAMES, Scripts
 
 Q = "default"
 NODE = "node-a"
@@ -391,8 +391,8 @@ def test_wrappers_survive_script_flush(r: redis.Redis, scripts: Scripts) -> None
 
 def test_queue_store_writes_through_a_script_flush(redis_server: RedisServer, r) -> None:
     """QueueStore.write reloads the scripts after NOSCRIPT and writes everything once."""
-    from verk_actors.queue_store import Pending, QueueStore
-    from verk_actors.settings import Settings
+    from verk_actors.config.settings import Settings
+    from verk_actors.store.queue_store import Pending, QueueStore
 
     j = jobs(3)
     enqueue(r, j)

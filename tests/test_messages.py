@@ -13,8 +13,8 @@ import pytest
 from thespian.actors import ActorAddress
 from thespian.system.transport.IPBase import TCPv4ActorAddress
 
-from verk_actors import messages
-from verk_actors.settings import QueueSpec, Settings
+from verk_actors.actors import messages
+from verk_actors.config.settings import QueueSpec, Settings
 
 MESSAGE_CLASSES = sorted(
     (

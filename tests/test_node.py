@@ -91,7 +91,7 @@ def test_scheduled_job_runs_no_earlier_than_its_time(start_verk, redis_server, r
 
 def test_enqueue_by_actor_message_returns_jid(start_verk, redis_server, r) -> None:
     """An Enqueue message to VerkRoot is answered with the jid, and the job runs."""
-    from verk_actors.messages import Enqueue, Enqueued, RequestFailed
+    from verk_actors.actors.messages import Enqueue, Enqueued, RequestFailed
 
     node = start_verk()
     reply = node.asys.ask(node.root, Enqueue("Record", (redis_server.url, "msg", "m")), 10)

@@ -18,8 +18,9 @@ import pytest
 
 from tests.conftest import node_settings, wait_for
 from tests.nodeproc import NodeProcess
-from verk_actors import Client, keys
-from verk_actors.node_store import NodeStore, node_facts
+from verk_actors import Client
+from verk_actors.store import keys
+from verk_actors.store.node_store import NodeStore, node_facts
 
 HEARTBEAT = 1.0
 ENV = {"VERK_HEARTBEAT_INTERVAL": str(HEARTBEAT)}
@@ -131,7 +132,7 @@ def test_two_nodes_racing_recovery_of_a_dead_node_move_each_job_once(
 
 def test_recovery_race_between_stores_moves_each_job_once(redis_server, r, monkeypatch) -> None:
     """Two NodeStores recovering one dead node in small batches at once move each job once."""
-    monkeypatch.setattr("verk_actors.node_store.RECOVERY_BATCH", 7)
+    monkeypatch.setattr("verk_actors.store.node_store.RECOVERY_BATCH", 7)
     texts = [json.dumps({"class": "Noop", "args": [i], "jid": f"j{i}"}) for i in range(3000)]
     r.rpush("inprogress:default:ghost", *texts)
     r.sadd(keys.node_queues_key("ghost"), "default")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from verk_actors.scripts import SCRIPT_NAMES
+from verk_actors.store.scripts import SCRIPT_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,7 +66,7 @@ def test_unpacked_wheel_finds_its_scripts(wheel: zipfile.ZipFile, tmp_path: Path
     wheel.extractall(tmp_path)
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     code = (
-        "import verk_actors.scripts as s\n"
+        "import verk_actors.store.scripts as s\n"
         "print(s.lua_dir())\n"
         "assert all(s.script_source(n) for n in s.SCRIPT_NAMES)\n"
     )

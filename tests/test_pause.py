@@ -6,8 +6,8 @@ import time
 
 from tests.conftest import wait_for
 from verk_actors import Client
-from verk_actors.control import pause_queue, resume_queue
-from verk_actors.measure import CommandCounter
+from verk_actors.bench.measure import CommandCounter
+from verk_actors.store.admin.pause import pause_queue, resume_queue
 
 
 def test_pause_is_obeyed_within_a_poll_interval_and_resume_restarts(

@@ -8,10 +8,11 @@ import pytest
 import redis
 
 from tests.ops_data import job_text
-from verk_actors import Client, keys
-from verk_actors.control import is_paused, pause_queue, paused_queues, resume_queue
+from verk_actors import Client
 from verk_actors.errors import InvalidJobError, NotFoundError
-from verk_actors.queues import Queue, latency_of, queue_names
+from verk_actors.store import keys
+from verk_actors.store.admin.pause import is_paused, pause_queue, paused_queues, resume_queue
+from verk_actors.store.admin.queues import Queue, latency_of, queue_names
 
 
 def test_queue_names_come_from_the_queues_set(r: redis.Redis) -> None:

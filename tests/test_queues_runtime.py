@@ -6,7 +6,13 @@ import time
 
 from tests.conftest import wait_for
 from verk_actors import Client, QueueSpec
-from verk_actors.messages import AddQueue, QueueAdded, QueueRemoved, RemoveQueue, RequestFailed
+from verk_actors.actors.messages import (
+    AddQueue,
+    QueueAdded,
+    QueueRemoved,
+    RemoveQueue,
+    RequestFailed,
+)
 
 
 def test_add_queue_at_runtime_runs_its_jobs(start_verk, redis_server, r) -> None:

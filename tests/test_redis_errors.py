@@ -11,9 +11,9 @@ import redis
 from redis._parsers.base import BaseParser
 
 from tests.servers import RedisServer
-from verk_actors.job_wait import JobWait
-from verk_actors.redis_errors import REMIND_EVERY, Outage, describe, is_transient, reply_code
-from verk_actors.scripts import Scripts
+from verk_actors.store.failures import REMIND_EVERY, Outage, describe, is_transient, reply_code
+from verk_actors.store.job_wait import JobWait
+from verk_actors.store.scripts import Scripts
 
 
 def _raised(call) -> BaseException:

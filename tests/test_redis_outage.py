@@ -8,8 +8,8 @@ import time
 from tests.conftest import node_settings, wait_for
 from tests.servers import RedisServer
 from verk_actors import Client
-from verk_actors.messages import GetStatus, VerkStatus
-from verk_actors.system import start_node
+from verk_actors.actors.messages import GetStatus, VerkStatus
+from verk_actors.actors.system import start_node
 
 
 def test_node_started_while_redis_is_down_starts_working_when_it_comes_up(asys) -> None:

@@ -14,9 +14,10 @@ import pytest
 from tests.conftest import wait_for
 from tests.nodeproc import NodeProcess
 from tests.servers import RedisServer
-from verk_actors import Client, keys
-from verk_actors.node_store import NodeStore, node_facts
-from verk_actors.settings import Settings
+from verk_actors import Client
+from verk_actors.config.settings import Settings
+from verk_actors.store import keys
+from verk_actors.store.node_store import NodeStore, node_facts
 
 HEARTBEAT = 1.0
 ENV = {"VERK_HEARTBEAT_INTERVAL": str(HEARTBEAT), "VERK_POLL_INTERVAL": "0.2"}

@@ -1,4 +1,4 @@
-"""verk_actors.retry: retry limits, Sidekiq's backoff, failure records, burying bad texts."""
+"""verk_actors.jobs.retry: retry limits, Sidekiq's backoff, failure records, burying bad texts."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from verk_actors.job import Job, decode_job
-from verk_actors.retry import (
+from verk_actors.jobs.job import Job, decode_job
+from verk_actors.jobs.retry import (
     DEAD,
     DEFAULT_MAX_RETRIES,
     MALFORMED_CLASS,

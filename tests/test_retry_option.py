@@ -7,8 +7,9 @@ import time
 
 from tests.conftest import wait_for
 from tests.jobs import FailTwice
-from verk_actors import Client, keys
-from verk_actors.job import dumps, new_jid
+from verk_actors import Client
+from verk_actors.jobs.job import dumps, new_jid
+from verk_actors.store import keys
 
 
 def _dead(r) -> dict[str, dict]:

@@ -1,4 +1,4 @@
-"""verk_actors.running: running one prepared job and describing how it ended."""
+"""verk_actors.jobs.running: running one prepared job and describing how it ended."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 
 from verk_actors import Worker
+from verk_actors.config.settings import Settings
 from verk_actors.errors import JobTimeoutError
-from verk_actors.registry import WorkerRegistry
-from verk_actors.retry import DEAD, MALFORMED_CLASS, RETRY
-from verk_actors.running import (
+from verk_actors.jobs.registry import WorkerRegistry
+from verk_actors.jobs.retry import DEAD, MALFORMED_CLASS, RETRY
+from verk_actors.jobs.running import (
     HARD_KILL_GRACE,
     JobOutcome,
     PreparedJob,
@@ -21,7 +22,6 @@ from verk_actors.running import (
     run_prepared,
     time_limit,
 )
-from verk_actors.settings import Settings
 
 CALLS: list[tuple[str, Any]] = []
 

@@ -10,9 +10,10 @@ import time
 import redis
 
 from tests.conftest import node_settings
-from verk_actors import keys
-from verk_actors.node_store import NodeStore, node_facts, tree_rss_kb
-from verk_actors.running_jobs import (
+from verk_actors.config.settings import QueueSpec
+from verk_actors.store import keys
+from verk_actors.store.node_store import NodeStore, node_facts, tree_rss_kb
+from verk_actors.store.running_jobs import (
     PUBLISH_EVERY,
     RETRY_AFTER,
     TTL,
@@ -20,7 +21,6 @@ from verk_actors.running_jobs import (
     RunningJobs,
     field,
 )
-from verk_actors.settings import QueueSpec
 
 JOB = b'{"class":"Noop","args":[1],"jid":"j1"}'
 

@@ -6,10 +6,11 @@ import json
 import time
 
 from tests.conftest import wait_for
-from verk_actors import QueueSpec, keys
-from verk_actors.job import dumps, new_jid
-from verk_actors.scheduling import move_due, plan_move
-from verk_actors.scripts import Scripts
+from verk_actors import QueueSpec
+from verk_actors.jobs.job import dumps, new_jid
+from verk_actors.store import keys
+from verk_actors.store.scheduling import move_due, plan_move
+from verk_actors.store.scripts import Scripts
 
 
 def _member(**fields: object) -> bytes:

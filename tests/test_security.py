@@ -28,10 +28,10 @@ from tests.attack import (
 from tests.conftest import ask_for, wait_for
 from tests.nodeproc import ROOT, NodeProcess
 from tests.servers import RedisServer, descendants, free_port
-from verk_actors import thespian_fixes
+from verk_actors.actors import _thespian as thespian_fixes
+from verk_actors.actors._node_key import key_path, read_key
+from verk_actors.actors.messages import Enqueue, GetStatus, StopVerk, VerkStatus
 from verk_actors.errors import ActorSystemError
-from verk_actors.messages import Enqueue, GetStatus, StopVerk, VerkStatus
-from verk_actors.node_key import key_path, read_key
 
 FORGED_QUEUE = "forged"
 
@@ -260,9 +260,9 @@ def test_a_plain_thespian_process_cannot_join_the_nodes_admin(
 UNPROTECTED_SYSTEM = """
 import sys
 from thespian.actors import ActorSystem
-from verk_actors.messages import ConfigureVerk, RequestFailed
-from verk_actors.root import VerkRoot
-from verk_actors.settings import Settings
+from verk_actors.actors.messages import ConfigureVerk, RequestFailed
+from verk_actors.actors.root import VerkRoot
+from verk_actors.config.settings import Settings
 system = ActorSystem("multiprocTCPBase", {"Admin Port": int(sys.argv[1])}, transientUnique=True)
 try:
     root = system.createActor(VerkRoot)

@@ -17,9 +17,10 @@ import pytest
 
 from tests.conftest import ask_for, wait_for
 from tests.nodeproc import NodeProcess
-from verk_actors import Client, QueueSpec, keys
-from verk_actors.messages import GetStatus, StopVerk, VerkStatus, VerkStopped
-from verk_actors.system import attach, root_of
+from verk_actors import Client, QueueSpec
+from verk_actors.actors.messages import GetStatus, StopVerk, VerkStatus, VerkStopped
+from verk_actors.actors.system import attach, root_of
+from verk_actors.store import keys
 
 SHUTDOWN_TIMEOUT = 2.0
 GRACE = 5.0

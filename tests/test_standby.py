@@ -12,10 +12,10 @@ import redis
 
 from tests.conftest import ask_for, wait_for
 from verk_actors import Client, QueueSpec
-from verk_actors.board import MAX_TEXT
-from verk_actors.measure import CommandCounter
-from verk_actors.messages import DescribeTree, TreeNode
-from verk_actors.tree import render_text
+from verk_actors.actors.messages import DescribeTree, TreeNode
+from verk_actors.actors.queue._board import MAX_TEXT
+from verk_actors.actors.tree import render_text
+from verk_actors.bench.measure import CommandCounter
 
 
 def tree(node) -> str:

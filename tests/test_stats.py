@@ -9,10 +9,18 @@ from datetime import date
 import redis
 
 from tests.ops_data import add_to_set, job_text
-from verk_actors import Client, keys
-from verk_actors.control import pause_queue
-from verk_actors.nodes import NodeQueue, list_nodes
-from verk_actors.stats import history, in_progress, last_days, queue_stats, snapshot, totals
+from verk_actors import Client
+from verk_actors.store import keys
+from verk_actors.store.admin.nodes import NodeQueue, list_nodes
+from verk_actors.store.admin.pause import pause_queue
+from verk_actors.store.admin.stats import (
+    history,
+    in_progress,
+    last_days,
+    queue_stats,
+    snapshot,
+    totals,
+)
 
 
 def test_totals_read_the_counters_and_sets(r: redis.Redis) -> None:

@@ -22,8 +22,8 @@ from tests.sup_actors import (
     ProbeSupervisor,
     StartChildSupervisor,
 )
-from verk_actors.messages import ChildReady
-from verk_actors.supervisor import RestartIntensity
+from verk_actors.actors.messages import ChildReady
+from verk_actors.actors.supervisor import RestartIntensity
 
 
 def _pids(asys, sup) -> dict[str, int | None]:

@@ -1,5 +1,5 @@
 """The actor system verk_actors starts: Thespian reports every child that dies, and its
-transport, changed by ``verk_actors.thespian_fixes``, still delivers every message whole."""
+transport, changed by ``verk_actors.actors._thespian``, still delivers every message whole."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ from tests.exit_actors import (
     SpawningParent,
 )
 from tests.servers import descendants
-from verk_actors import thespian_fixes
-from verk_actors.system import start_actor_system
+from verk_actors.actors import _thespian as thespian_fixes
+from verk_actors.actors.system import start_actor_system
 
 
 def test_each_of_several_children_killed_at_once_is_reported(asys) -> None:

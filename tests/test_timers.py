@@ -15,7 +15,7 @@ from thespian.actors import ActorExitRequest, ActorSystem
 
 import verk_actors
 from tests.timer_actors import StartTicking, Ticked, Ticker
-from verk_actors.base import VerkActor
+from verk_actors.actors.base import VerkActor
 
 PACKAGE = Path(verk_actors.__file__).parent
 

@@ -13,8 +13,8 @@ import pytest
 
 from tests.conftest import IN_CI, wait_for
 from tests.nodeproc import ROOT, NodeProcess
+from verk_actors.actors.tree import DIAGRAMS
 from verk_actors.cli import main
-from verk_actors.tree import DIAGRAMS
 
 
 def _tree(url: str, *args: str) -> str:
@@ -71,11 +71,11 @@ def test_tree_without_a_node_exits_not_found(redis_server, capsys) -> None:
 
 
 def test_diagrams_are_what_the_code_draws() -> None:
-    """Every file in diagrams/ equals what verk_actors.tree renders today."""
+    """Every file in diagrams/ equals what verk_actors.actors.tree renders today."""
     folder = Path(ROOT) / "diagrams"
     for name, make in DIAGRAMS.items():
         assert (folder / name).read_text(encoding="utf-8") == make(), (
-            f"diagrams/{name} is stale: run python -c 'from verk_actors.tree import "
+            f"diagrams/{name} is stale: run python -c 'from verk_actors.actors.tree import "
             'write_diagrams; write_diagrams("diagrams")\''
         )
 

@@ -12,9 +12,7 @@ import redis
 from thespian.actors import WatchMessage
 
 from tests.servers import RedisServer
-from verk_actors.board import Board
-from verk_actors.job import Job
-from verk_actors.messages import (
+from verk_actors.actors.messages import (
     EndStandby,
     FlushStandbyReport,
     InitWorker,
@@ -22,8 +20,10 @@ from verk_actors.messages import (
     RunJobs,
     Standby,
 )
-from verk_actors.settings import Settings
-from verk_actors.worker_actor import WorkerActor
+from verk_actors.actors.queue._board import Board
+from verk_actors.actors.queue.worker_actor import WorkerActor
+from verk_actors.config.settings import Settings
+from verk_actors.jobs.job import Job
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from typing import Any
 
 import attrs
 
-from verk_actors.base import VerkActor
+from verk_actors.actors.base import VerkActor
 
 TICK = 0.01
 

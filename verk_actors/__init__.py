@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import logging
 
-from verk_actors.client import Client, enqueue, enqueue_at, enqueue_in, enqueue_many
-from verk_actors.config_file import load_config, resolve_settings
-from verk_actors.control import is_paused, pause_queue, paused_queues, resume_queue
+from verk_actors.config.file import load_config, resolve_settings
+from verk_actors.config.settings import QueueSpec, Settings
 from verk_actors.errors import (
     ActorSystemError,
     AsyncWorkerError,
@@ -32,15 +31,16 @@ from verk_actors.errors import (
     VerkError,
     WorkerDiedError,
 )
-from verk_actors.job import Job
-from verk_actors.job_sets import JobSet, RetryAllResult, SetEntry
-from verk_actors.nodes import NodeInfo, list_nodes
-from verk_actors.queues import Queue, queue_names
-from verk_actors.registry import WorkerRegistry
-from verk_actors.settings import QueueSpec, Settings
-from verk_actors.stats import history, queue_stats, snapshot, totals
-from verk_actors.stored_job import StoredJob
-from verk_actors.worker import Worker
+from verk_actors.jobs.job import Job
+from verk_actors.jobs.registry import WorkerRegistry
+from verk_actors.jobs.stored_job import StoredJob
+from verk_actors.jobs.worker import Worker
+from verk_actors.store.admin.job_sets import JobSet, RetryAllResult, SetEntry
+from verk_actors.store.admin.nodes import NodeInfo, list_nodes
+from verk_actors.store.admin.pause import is_paused, pause_queue, paused_queues, resume_queue
+from verk_actors.store.admin.queues import Queue, queue_names
+from verk_actors.store.admin.stats import history, queue_stats, snapshot, totals
+from verk_actors.store.client import Client, enqueue, enqueue_at, enqueue_in, enqueue_many
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 

@@ -9,7 +9,7 @@
 Each run measures, in this order, Sidekiq with 2 processes x 10 threads, Sidekiq with
 1 x 10, and a verk_actors node with its default configuration. Each system gets fresh
 Redis servers (``tests.servers.RedisServer``: one for the jobs, one for the counter)
-and the same workload, measured by the same code (``verk_actors.measure``):
+and the same workload, measured by the same code (``verk_actors.bench.measure``):
 
 * the same ``--jobs`` jobs (20,000) of ``BenchIncr``, pushed with
   ``Client.enqueue_many`` (Sidekiq's JSON; the Ruby twin has the same class name, see
@@ -68,7 +68,7 @@ from tests.benchmarks.pickup_floor import run_floor  # noqa: E402
 from tests.interop.sidekiq import ensure_sidekiq, ruby_env  # noqa: E402
 from tests.servers import RedisServer, server_binary  # noqa: E402
 from verk_actors import keys  # noqa: E402
-from verk_actors.bench import (  # noqa: E402
+from verk_actors.bench.drain import (  # noqa: E402
     COUNTER_KEY,
     COUNTER_URL_ENV,
     DEFAULT_JOBS,
@@ -80,8 +80,7 @@ from verk_actors.bench import (  # noqa: E402
     run_bench,
     standard_pickups,
 )
-from verk_actors.client import Client  # noqa: E402
-from verk_actors.measure import (  # noqa: E402
+from verk_actors.bench.measure import (  # noqa: E402
     CommandCounter,
     Drain,
     MemorySampler,
@@ -90,6 +89,7 @@ from verk_actors.measure import (  # noqa: E402
     percentile,
     wait_drained,
 )
+from verk_actors.store.client import Client  # noqa: E402
 
 WORKERS_RB = Path(__file__).resolve().with_name("bench_workers.rb")
 SIDEKIQ_STOP_TIMEOUT = 5

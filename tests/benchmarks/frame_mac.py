@@ -18,8 +18,8 @@ from thespian.actors import ActorAddress
 from thespian.system.transport.IPBase import TCPv4ActorAddress
 from thespian.system.transport.streamBuffer import toSendBuffer
 
-from verk_actors import thespian_fixes
-from verk_actors.messages import JobsDone, RunJobs
+from verk_actors.actors import _thespian as thespian_fixes
+from verk_actors.actors.messages import JobsDone, RunJobs
 
 
 def job(n: int) -> bytes:

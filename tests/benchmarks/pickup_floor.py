@@ -24,9 +24,9 @@ if str(ROOT) not in sys.path:  # run as a file: make ``tests`` importable
     sys.path.insert(0, str(ROOT))
 
 from tests.servers import RedisServer  # noqa: E402
-from verk_actors.bench import PICKUP_KEY, QUEUE, standard_pickups  # noqa: E402
-from verk_actors.client import Client  # noqa: E402
-from verk_actors.measure import Progress  # noqa: E402
+from verk_actors.bench.drain import PICKUP_KEY, QUEUE, standard_pickups  # noqa: E402
+from verk_actors.bench.measure import Progress  # noqa: E402
+from verk_actors.store.client import Client  # noqa: E402
 
 
 def consume(job_url: str, counter_url: str) -> None:

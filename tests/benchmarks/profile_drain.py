@@ -5,7 +5,7 @@
     pip install py-spy
     python -m tests.benchmarks.profile_drain [--jobs 20000] [--rate 200] [--out DIR]
 
-Runs the standard benchmark (``verk_actors.bench.run_bench``, embedded Valkey) and, as
+Runs the standard benchmark (``verk_actors.bench.drain.run_bench``, embedded Valkey) and, as
 soon as the node runs, attaches ``py-spy record -f raw --nonblocking`` to its
 QueueManager, its WorkersManager and one WorkerActor (found by the process titles
 Thespian sets); stops them when the drain ends and prints, for each, how much of the
@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # run as a file: make ``tests`` importable
     sys.path.insert(0, str(ROOT))
 
-from verk_actors.bench import BenchOptions, run_bench  # noqa: E402
-from verk_actors.measure import Progress  # noqa: E402
+from verk_actors.bench.drain import BenchOptions, run_bench  # noqa: E402
+from verk_actors.bench.measure import Progress  # noqa: E402
 
 HOT = ("QueueManager", "WorkersManager", "WorkerActor")
 LINE_NUMBER = re.compile(r":\d+\)$")

@@ -31,21 +31,21 @@ if str(ROOT) not in sys.path:  # run as a file: make ``tests`` importable
     sys.path.insert(0, str(ROOT))
 
 from tests.servers import RedisServer  # noqa: E402
-from verk_actors.bench import (  # noqa: E402
+from verk_actors.bench.drain import (  # noqa: E402
     PICKUP_KEY,
     QUEUE,
     BenchOptions,
     BenchPickup,
     run_bench,
 )
-from verk_actors.client import Client  # noqa: E402
-from verk_actors.measure import (  # noqa: E402
+from verk_actors.bench.measure import (  # noqa: E402
     CommandCounter,
     Progress,
     client_stack,
     measure_pickups,
     percentile,
 )
+from verk_actors.store.client import Client  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 BACKLOG = 2000

@@ -24,7 +24,7 @@ tables, or JSON on stdout with ``--json``; errors go to stderr.
 
 Configuration, first found wins: flags (``--redis-url``...), ``VERK_*`` environment
 variables (``VERK_REDIS_URL``...), the TOML file given by ``--config FILE`` or
-``VERK_CONFIG`` (keys named as Settings fields, see ``verk_actors.config_file``),
+``VERK_CONFIG`` (keys named as Settings fields, see ``verk_actors.config.file``),
 then the defaults.
 
 Exit codes:

@@ -1,4 +1,4 @@
-"""``verk-actors bench``: the standard benchmark, printed (see ``verk_actors.bench``)."""
+"""``verk-actors bench``: the standard benchmark, printed (see ``verk_actors.bench.drain``)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import json
 import sys
 from typing import Any
 
-from verk_actors.bench import DEFAULT_JOBS, QUEUE, BenchOptions, BenchResult, run_bench
+from verk_actors.bench.drain import DEFAULT_JOBS, QUEUE, BenchOptions, BenchResult, run_bench
+from verk_actors.bench.measure import PICKUP_GAP, Progress
 from verk_actors.cli.common import EXIT_OK, non_negative, positive
-from verk_actors.measure import PICKUP_GAP, Progress
-from verk_actors.settings import DEFAULT_CONCURRENCY
+from verk_actors.config.settings import DEFAULT_CONCURRENCY
 
 
 def add_parser(commands: Any) -> None:

@@ -6,8 +6,8 @@ import argparse
 from typing import Any
 
 from verk_actors.cli.common import EXIT_OK, add_common, connected, print_json, say, warn
-from verk_actors.control import pause_queue, paused_queues, resume_queue
-from verk_actors.queues import Queue
+from verk_actors.store.admin.pause import pause_queue, paused_queues, resume_queue
+from verk_actors.store.admin.queues import Queue
 
 
 def add_parsers(commands: Any) -> None:

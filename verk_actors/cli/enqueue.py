@@ -11,8 +11,8 @@ from typing import Any
 
 from verk_actors.cli.common import EXIT_OK, add_common, connected, print_json, redis_url, say
 from verk_actors.cli.table import utc
-from verk_actors.client import Client
 from verk_actors.errors import ConfigurationError
+from verk_actors.store.client import Client
 
 UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
 DELAY = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([smhd]?)\s*$")

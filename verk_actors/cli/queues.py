@@ -20,9 +20,9 @@ from verk_actors.cli.common import (
 from verk_actors.cli.stats import queue_rows
 from verk_actors.cli.table import args_text, clip, relative, table
 from verk_actors.errors import NotFoundError
-from verk_actors.queues import Queue, queue_names
-from verk_actors.stats import queue_stats
-from verk_actors.stored_job import StoredJob
+from verk_actors.jobs.stored_job import StoredJob
+from verk_actors.store.admin.queues import Queue, queue_names
+from verk_actors.store.admin.stats import queue_stats
 
 
 def add_parsers(commands: Any) -> None:

@@ -19,7 +19,7 @@ from verk_actors.cli.common import (
     say,
 )
 from verk_actors.cli.table import args_text, clip, table, when
-from verk_actors.job_sets import JobSet, SetEntry
+from verk_actors.store.admin.job_sets import JobSet, SetEntry
 
 COMMANDS = {
     "retry": ("retry", "jobs waiting for their next try", "next try"),

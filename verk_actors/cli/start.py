@@ -13,21 +13,21 @@ from typing import Any
 
 import attrs
 
-from verk_actors.client import Client
-from verk_actors.config_file import CONFIG_ENV, Resolved, resolve_settings
-from verk_actors.embedded import DEFAULT_DATA_DIR, EmbeddedRedis, running_url
-from verk_actors.errors import ConfigurationError
-from verk_actors.messages import GetStatus, VerkStatus
-from verk_actors.redis_conn import redact_url
-from verk_actors.registry import WorkerRegistry
-from verk_actors.settings import QueueSpec, Settings
-from verk_actors.system import (
+from verk_actors.actors.messages import GetStatus, VerkStatus
+from verk_actors.actors.system import (
     check_admin_port_free,
     configure_launcher_logging,
     start_actor_system,
     start_node,
     stop_node,
 )
+from verk_actors.config.file import CONFIG_ENV, Resolved, resolve_settings
+from verk_actors.config.settings import QueueSpec, Settings
+from verk_actors.errors import ConfigurationError
+from verk_actors.jobs.registry import WorkerRegistry
+from verk_actors.store.client import Client
+from verk_actors.store.connection import redact_url
+from verk_actors.store.embedded import DEFAULT_DATA_DIR, EmbeddedRedis, running_url
 
 log = logging.getLogger("verk_actors.cli")
 
@@ -35,7 +35,7 @@ HEALTH_EVERY = 2.0
 HEALTH_TIMEOUT = 10.0
 STOP_GRACE = 20.0
 """Seconds past ``shutdown_timeout`` a stop asked through the API may take."""
-DEMO_MODULE = "verk_actors.demo"
+DEMO_MODULE = "verk_actors.jobs.demo"
 
 
 def add_parser(commands: Any) -> None:
@@ -81,7 +81,7 @@ def add_parser(commands: Any) -> None:
         "--log-level", default="INFO", help="DEBUG, INFO, WARNING... (default INFO)"
     )
     parser.add_argument(
-        "--demo", action="store_true", help="also enqueue a few demo jobs (verk_actors.demo)"
+        "--demo", action="store_true", help="also enqueue a few demo jobs (verk_actors.jobs.demo)"
     )
     parser.set_defaults(run=run)
 

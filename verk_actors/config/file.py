@@ -1,0 +1,170 @@
+"""Settings from three layers: command-line flags over ``VERK_*`` variables over a TOML file.
+
+A config file (``--config verk.toml``, or ``VERK_CONFIG``) holds Settings fields by
+name::
+
+    redis_url = "redis://localhost:6379/0"
+    imports = ["myapp.workers"]
+    poll_interval = 0.5
+
+    [queues]            # or: queues = ["default=25", "mail=5"]
+    default = 25
+    mail = 5
+
+An unknown key, a value of the wrong type or a file that is not TOML is refused with
+a ConfigurationError naming the file, the key and what to write instead.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from verk_actors.config.settings import QueueSpec, Settings
+from verk_actors.errors import ConfigurationError
+
+CONFIG_ENV = "VERK_CONFIG"
+"""The variable naming a config file when ``--config`` is not given."""
+
+NOT_IN_FILES = frozenset({"allow_in_process"})
+"""Settings fields a config file may not set (test-only switches)."""
+
+FLAG, ENV, FILE = "flag", "env", "file"
+
+KIND_NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
+
+
+def env_var(field: str) -> str:
+    """The ``VERK_*`` variable of a Settings field (``poll_interval`` -> ``VERK_POLL_INTERVAL``)."""
+    return f"VERK_{field.upper()}"
+
+
+def file_fields() -> dict[str, Any]:
+    """Settings fields a config file may set, with their types."""
+    hints = typing.get_type_hints(Settings)
+    return {f.name: hints[f.name] for f in attrs.fields(Settings) if f.name not in NOT_IN_FILES}
+
+
+def _kinds(hint: Any) -> set[type]:
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return {k for arg in typing.get_args(hint) for k in _kinds(arg)}
+    return {hint} if isinstance(hint, type) else {typing.get_origin(hint) or object}
+
+
+def _queue_specs(path: Path, raw: Any) -> tuple[QueueSpec, ...]:
+    how = 'write a table ([queues] then default = 25) or a list (queues = ["default=25"])'
+    try:
+        if isinstance(raw, dict):
+            return tuple(QueueSpec.checked(str(name), n) for name, n in raw.items())
+        if isinstance(raw, list) and all(isinstance(item, str) for item in raw):
+            return tuple(QueueSpec.parse(item) for item in raw)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{path}: key 'queues': {exc}") from None
+    raise ConfigurationError(f"{path}: key 'queues' is a {type(raw).__name__}; {how}")
+
+
+def _value(path: Path, key: str, hint: Any, raw: Any) -> Any:
+    if key == "queues":
+        return _queue_specs(path, raw)
+    kinds = _kinds(hint)
+    if key == "imports" or tuple in kinds:
+        if isinstance(raw, list) and all(isinstance(item, str) and item for item in raw):
+            return tuple(raw)
+        raise ConfigurationError(
+            f'{path}: key {key!r} must be a list of strings, e.g. {key} = ["myapp.workers"]'
+        )
+    ok = (
+        (bool in kinds and isinstance(raw, bool))
+        or (not isinstance(raw, bool) and int in kinds and isinstance(raw, int))
+        or (not isinstance(raw, bool) and float in kinds and isinstance(raw, int | float))
+        or (str in kinds and isinstance(raw, str))
+    )
+    if not ok:
+        wanted = " or ".join(sorted(KIND_NAMES[k] for k in kinds if k in KIND_NAMES))
+        raise ConfigurationError(
+            f"{path}: key {key!r} must be {wanted or 'something else'}, "
+            f"got {type(raw).__name__} {raw!r}"
+        )
+    return float(raw) if float in kinds and int not in kinds else raw
+
+
+def load_config(path: Path | str) -> dict[str, Any]:
+    """The Settings fields set by the TOML file at ``path``, checked one by one."""
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigurationError(
+            f"config file {path} does not exist; check --config or {CONFIG_ENV}"
+        ) from None
+    except OSError as exc:
+        raise ConfigurationError(f"config file {path} cannot be read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(
+            f'{path} is not valid TOML ({exc}); fix the syntax, e.g. redis_url = "redis://..."'
+        ) from None
+    known = file_fields()
+    values: dict[str, Any] = {}
+    for key, raw in data.items():
+        if key not in known:
+            close = difflib.get_close_matches(key, list(known), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigurationError(
+                f"{path}: unknown key {key!r}; {hint}remove it or use one of "
+                f"{', '.join(sorted(known))}"
+            )
+        values[key] = _value(path, key, known[key], raw)
+    try:
+        Settings(**values)
+    except (ConfigurationError, TypeError, ValueError) as exc:
+        raise ConfigurationError(f"{path}: {exc}") from None
+    return values
+
+
+@attrs.frozen
+class Resolved:
+    """The settings, and where each field not left at its default came from."""
+
+    settings: Settings
+    sources: Mapping[str, str]
+    config_path: Path | None = None
+
+    def source(self, field: str) -> str | None:
+        """``flag``, ``env`` or ``file`` if ``field`` was given, else None (the default)."""
+        return self.sources.get(field)
+
+
+def resolve_settings(
+    flags: Mapping[str, Any] | None = None,
+    *,
+    config: Path | str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Resolved:
+    """Settings from ``flags`` (None = not given) over ``VERK_*`` over the config file.
+
+    The file is ``config``, else the one named by ``VERK_CONFIG``, else none.
+    """
+    env = os.environ if environ is None else environ
+    named = config or env.get(CONFIG_ENV) or None
+    path = Path(named) if named else None
+    values: dict[str, Any] = load_config(path) if path is not None else {}
+    sources = dict.fromkeys(values, FILE)
+    from_env = Settings.from_env(env)
+    for field in attrs.fields(Settings):
+        if env.get(env_var(field.name)):
+            values[field.name] = getattr(from_env, field.name)
+            sources[field.name] = ENV
+    for key, value in (flags or {}).items():
+        if value is not None:
+            values[key] = value
+            sources[key] = FLAG
+    return Resolved(Settings(**values), sources, path)

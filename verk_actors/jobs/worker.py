@@ -1,0 +1,63 @@
+"""The base class of job code: subclass ``Worker`` and write ``perform``.
+
+::
+
+    class HardWorker(Worker):
+        queue = "default"
+        def perform(self, name: str, count: int) -> None:
+            ...
+
+A worker is registered under its class name (``"HardWorker"``, as Sidekiq names
+classes) and its dotted path (``"myapp.jobs.HardWorker"``); ``sidekiq_class`` adds the
+name a Ruby client uses when it differs (``"Billing::ChargeWorker"``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from verk_actors.jobs.job import Job
+
+
+class Worker:
+    """Base class for job code. One instance runs one job."""
+
+    queue: ClassVar[str] = "default"
+    """Queue that ``enqueue`` puts this worker's jobs on unless told otherwise."""
+
+    retry: ClassVar[bool | int] = True
+    """Sidekiq's ``retry``: True (the node's limit, 25 by default), False, or a number."""
+
+    timeout: ClassVar[float | None] = None
+    """Seconds one job may run; None uses the node's ``job_timeout`` (no limit by default)."""
+
+    sidekiq_class: ClassVar[str | None] = None
+    """Extra name this worker answers to, e.g. a namespaced Ruby class name."""
+
+    job: Job
+    """The job being run, set before ``perform`` is called."""
+
+    def perform(self, *args: Any) -> None:
+        """Run the job with its arguments. Raise to fail it (it is then retried)."""
+        raise NotImplementedError(f"{type(self).__name__} must define perform(self, *args)")
+
+    def retry_in(self, retry_count: int, error: BaseException) -> float | None:
+        """Seconds before retry number ``retry_count`` after ``error``; None = the default."""
+        return None
+
+
+def worker_names(cls: type) -> tuple[str, ...]:
+    """Every name ``cls`` is registered under: class name, dotted path, ``sidekiq_class``."""
+    names = [cls.__name__, f"{cls.__module__}.{cls.__qualname__}"]
+    extra = getattr(cls, "sidekiq_class", None)
+    if isinstance(extra, str) and extra:
+        names.append(extra)
+    return tuple(dict.fromkeys(names))
+
+
+def worker_name(worker: type | str) -> str:
+    """The ``class`` field to enqueue ``worker`` under."""
+    if isinstance(worker, str):
+        return worker
+    extra = getattr(worker, "sidekiq_class", None)
+    return extra if isinstance(extra, str) and extra else worker.__name__

@@ -1,0 +1,280 @@
+"""Enqueueing from plain Python code: ``Client`` and the module-level shortcuts.
+
+::
+
+    from verk_actors import Client
+    client = Client(url="redis://localhost:6379/0")
+    jid = client.enqueue(HardWorker, "bob", 5)
+    client.enqueue_in(60, "HardWorker", "later")      # by name, as Sidekiq does
+
+Jobs are written in Sidekiq's format, so a Sidekiq server can run them too.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import attrs
+import redis
+
+from verk_actors.config.settings import DEFAULT_REDIS_URL
+from verk_actors.errors import InvalidJobError, RedisUnavailableError
+from verk_actors.jobs.job import Job, dumps, new_jid, new_job
+from verk_actors.jobs.worker import worker_name
+from verk_actors.store import keys
+from verk_actors.store.connection import connect, redact_url
+
+QUEUES_REFRESH = 60.0
+"""Seconds a client trusts that a queue it has added is still in the ``queues`` set."""
+
+ENQUEUE_MANY_CHUNK = 5000
+
+
+def to_timestamp(when: datetime | float | int) -> float:
+    """Unix seconds from a datetime (naive = local time) or a number."""
+    if isinstance(when, datetime):
+        return when.timestamp()
+    if isinstance(when, bool) or not isinstance(when, int | float):
+        raise InvalidJobError(f"a run time must be a datetime or unix seconds, got {when!r}")
+    return float(when)
+
+
+def to_seconds(delay: timedelta | float | int) -> float:
+    """Seconds from a timedelta or a number."""
+    if isinstance(delay, timedelta):
+        return delay.total_seconds()
+    if isinstance(delay, bool) or not isinstance(delay, int | float):
+        raise InvalidJobError(f"a delay must be a timedelta or seconds, got {delay!r}")
+    return float(delay)
+
+
+class Client:
+    """Writes jobs to Redis. Safe to keep and reuse; one per thread or process."""
+
+    def __init__(self, redis_client: redis.Redis | None = None, *, url: str | None = None) -> None:
+        self.url = url or os.environ.get("VERK_REDIS_URL") or DEFAULT_REDIS_URL
+        self._owns = redis_client is None
+        self.redis = (
+            redis_client if redis_client is not None else connect(self.url, name="verk:client")
+        )
+        self._queues_seen: dict[str, float] = {}
+
+    def close(self) -> None:
+        """Close the connection if this client opened it."""
+        if self._owns:
+            self.redis.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- building jobs ---------------------------------------------------------------
+
+    def build(
+        self,
+        worker: type | str,
+        args: Sequence[Any],
+        *,
+        queue: str | None = None,
+        retry: bool | int | None = None,
+        jid: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Job:
+        """A checked job for ``worker`` (a Worker class or a class name)."""
+        if not isinstance(worker, type | str):
+            raise InvalidJobError(f"worker must be a Worker class or a class name, got {worker!r}")
+        default_queue = getattr(worker, "queue", None) if isinstance(worker, type) else None
+        default_retry = getattr(worker, "retry", None) if isinstance(worker, type) else None
+        return new_job(
+            worker_name(worker),
+            args,
+            queue=queue
+            if queue is not None
+            else (default_queue if isinstance(default_queue, str) else None) or "default",
+            now=time.time(),
+            # By name: no retry field, so the worker's option decides where the job runs
+            # (as for a Sidekiq job without one); by class: the class's option.
+            retry=retry if retry is not None else default_retry,
+            jid=jid,
+            extra=extra,
+        )
+
+    # --- writing them ------------------------------------------------------------------
+
+    def push(self, jobs: Sequence[Job]) -> None:
+        """LPUSH jobs to their queues (and SADD the queues) in one round trip."""
+        by_queue: dict[str, list[str]] = {}
+        for job in jobs:
+            assert job.queue is not None
+            by_queue.setdefault(job.queue, []).append(job.to_json())
+        self.push_texts(by_queue)
+
+    def push_texts(self, by_queue: Mapping[str, Sequence[str]]) -> None:
+        """LPUSH job texts to their queues (and SADD the queues) in one round trip."""
+        now = time.monotonic()
+        announced = [
+            q for q in by_queue if now - self._queues_seen.get(q, -QUEUES_REFRESH) >= QUEUES_REFRESH
+        ]
+        if not announced and len(by_queue) == 1:
+            # The common case, one command: no pipeline to build.
+            [(queue, texts)] = by_queue.items()
+            self._guarded(lambda: self.redis.lpush(keys.queue_key(queue), *texts))
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for queue in announced:
+            pipe.sadd(keys.QUEUES, queue)
+        for queue, texts in by_queue.items():
+            pipe.lpush(keys.queue_key(queue), *texts)
+        self._execute(pipe)
+        for queue in announced:
+            self._queues_seen[queue] = now
+
+    def schedule(self, job: Job, at: float) -> None:
+        """ZADD a job to ``schedule`` to be enqueued at ``at`` (unix seconds)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zadd(keys.SCHEDULE, {job.to_json(): at})
+        self._execute(pipe)
+
+    def _execute(self, pipe: redis.client.Pipeline) -> None:
+        self._guarded(pipe.execute)
+
+    def _guarded(self, write: Callable[[], object]) -> None:
+        try:
+            write()
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            raise RedisUnavailableError(
+                f"could not write to Redis at {redact_url(self.url)}: {exc}; nothing was "
+                "enqueued, try again when Redis is reachable"
+            ) from exc
+        except redis.ResponseError as exc:
+            raise RedisUnavailableError(
+                f"Redis at {redact_url(self.url)} refused the write: {exc}"
+            ) from exc
+
+    # --- the public verbs --------------------------------------------------------------
+
+    def enqueue(self, worker: type | str, *args: Any, **options: Any) -> str:
+        """Enqueue one job to run now; returns its jid.
+
+        Options: ``queue``, ``retry`` (True, False or a number), ``jid``, ``extra``
+        (more job fields, e.g. ``{"timeout": 30}``).
+        """
+        job = self.build(worker, args, **options)
+        self.push([job])
+        assert job.jid is not None
+        return job.jid
+
+    def enqueue_at(
+        self, when: datetime | float, worker: type | str, *args: Any, **options: Any
+    ) -> str:
+        """Enqueue one job to run at ``when`` (a datetime or unix seconds)."""
+        at = to_timestamp(when)
+        job = self.build(worker, args, **options)
+        if at <= time.time():
+            self.push([job])
+        else:
+            self.schedule(attrs.evolve(job, enqueued_at=None), at)
+        assert job.jid is not None
+        return job.jid
+
+    def enqueue_in(
+        self, delay: timedelta | float, worker: type | str, *args: Any, **options: Any
+    ) -> str:
+        """Enqueue one job to run after ``delay`` (a timedelta or seconds)."""
+        return self.enqueue_at(time.time() + to_seconds(delay), worker, *args, **options)
+
+    def enqueue_many(
+        self, worker: type | str, args_list: Iterable[Sequence[Any]], **options: Any
+    ) -> list[str]:
+        """Enqueue many jobs of one worker (one round trip per 1,000); returns their jids.
+
+        Every job is checked before any is written, so an invalid one writes nothing.
+        """
+        if "jid" in options:
+            raise InvalidJobError("enqueue_many makes one jid per job; do not pass jid")
+        # Check the options once on a template job, then write each job's JSON from it:
+        # the per-job work is one dumps() and a jid, not a full Job.
+        template = self.build(worker, (), **options).to_dict()
+        queue = template["queue"]
+        texts: list[str] = []
+        jids: list[str] = []
+        for index, args in enumerate(args_list):
+            if isinstance(args, str | bytes | Mapping) or not isinstance(args, Sequence):
+                raise InvalidJobError(
+                    f"job {index}: args must be a list or tuple, got {type(args).__name__}"
+                )
+            jid = new_jid()
+            template["args"] = list(args)
+            template["jid"] = jid
+            try:
+                texts.append(dumps(template))
+            except (TypeError, ValueError) as exc:
+                raise InvalidJobError(
+                    f"job {index}: args must be JSON values (str, int, float, bool, None, "
+                    f"list, dict): {exc}"
+                ) from exc
+            jids.append(jid)
+        for start in range(0, len(texts), ENQUEUE_MANY_CHUNK):
+            self.push_texts({queue: texts[start : start + ENQUEUE_MANY_CHUNK]})
+        return jids
+
+
+def _client(redis_client: redis.Redis | None, url: str | None) -> Client:
+    return Client(redis_client, url=url)
+
+
+def enqueue(
+    worker: type | str,
+    *args: Any,
+    redis_client: redis.Redis | None = None,
+    url: str | None = None,
+    **options: Any,
+) -> str:
+    """Enqueue one job (see ``Client.enqueue``); connects to ``url`` or ``VERK_REDIS_URL``."""
+    with _client(redis_client, url) as client:
+        return client.enqueue(worker, *args, **options)
+
+
+def enqueue_at(
+    when: datetime | float,
+    worker: type | str,
+    *args: Any,
+    redis_client: redis.Redis | None = None,
+    url: str | None = None,
+    **options: Any,
+) -> str:
+    """Enqueue one job to run at ``when`` (see ``Client.enqueue_at``)."""
+    with _client(redis_client, url) as client:
+        return client.enqueue_at(when, worker, *args, **options)
+
+
+def enqueue_in(
+    delay: timedelta | float,
+    worker: type | str,
+    *args: Any,
+    redis_client: redis.Redis | None = None,
+    url: str | None = None,
+    **options: Any,
+) -> str:
+    """Enqueue one job to run after ``delay`` (see ``Client.enqueue_in``)."""
+    with _client(redis_client, url) as client:
+        return client.enqueue_in(delay, worker, *args, **options)
+
+
+def enqueue_many(
+    worker: type | str,
+    args_list: Iterable[Sequence[Any]],
+    *,
+    redis_client: redis.Redis | None = None,
+    url: str | None = None,
+    **options: Any,
+) -> list[str]:
+    """Enqueue many jobs of one worker (see ``Client.enqueue_many``)."""
+    with _client(redis_client, url) as client:
+        return client.enqueue_many(worker, args_list, **options)
