@@ -20,8 +20,8 @@ from verk_actors import (
     InvalidJobError,
     RedisUnavailableError,
     Worker,
-    keys,
 )
+from verk_actors.store import keys
 
 
 class Mailer(Worker):

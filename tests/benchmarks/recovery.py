@@ -29,10 +29,10 @@ if str(ROOT) not in sys.path:  # run as a file: make ``tests`` importable
     sys.path.insert(0, str(ROOT))
 
 from tests.servers import RedisServer  # noqa: E402
-from verk_actors import keys  # noqa: E402
 from verk_actors.bench.drain import QUEUE, BenchIncr  # noqa: E402
 from verk_actors.bench.measure import CommandCounter, client_stack  # noqa: E402
 from verk_actors.config.settings import Settings  # noqa: E402
+from verk_actors.store import keys  # noqa: E402
 from verk_actors.store.client import Client  # noqa: E402
 from verk_actors.store.node_store import NodeStore, node_facts  # noqa: E402
 
