@@ -20,7 +20,7 @@ MESSAGE_CLASSES = sorted(
     (
         cls
         for _, cls in inspect.getmembers(messages, inspect.isclass)
-        if attrs.has(cls) and cls.__module__ == messages.__name__
+        if attrs.has(cls) and cls.__module__.startswith(messages.__name__ + ".")
     ),
     key=lambda cls: cls.__name__,
 )
