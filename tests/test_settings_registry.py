@@ -11,10 +11,10 @@ import pytest
 
 import tests.jobs
 from verk_actors import Worker
+from verk_actors.config.redis_url import check_url, redact_url
 from verk_actors.config.settings import DEFAULT_CONCURRENCY, DEFAULT_REDIS_URL, QueueSpec, Settings
 from verk_actors.errors import AsyncWorkerError, ConfigurationError, UnknownWorkerError
 from verk_actors.jobs.registry import WorkerRegistry
-from verk_actors.store.connection import check_url, redact_url
 
 # --- Settings --------------------------------------------------------------------------------
 

@@ -56,8 +56,8 @@ from verk_actors.actors.messages import (
     NodeQueues,
     ScanNodes,
 )
+from verk_actors.config.redis_url import redact_url
 from verk_actors.config.settings import QueueSpec
-from verk_actors.store.connection import redact_url
 from verk_actors.store.failures import REDIS_ERRORS, Outage, is_transient
 from verk_actors.store.node_store import LeaseHolder, NodeStore, node_facts
 

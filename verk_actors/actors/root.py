@@ -85,12 +85,12 @@ from verk_actors.actors.node_manager import NodeManager
 from verk_actors.actors.queue.queue_supervisor import QueueSupervisor
 from verk_actors.actors.schedule_manager import ScheduleManager
 from verk_actors.actors.supervisor import Child, Strategy, Supervisor
+from verk_actors.config.redis_url import check_url, redact_url
 from verk_actors.config.settings import QueueSpec, Settings
 from verk_actors.errors import ActorSystemError, ConfigurationError, VerkError
 from verk_actors.store.admin.pause import pause_queue, resume_queue
 from verk_actors.store.admin.stats import snapshot
 from verk_actors.store.client import Client
-from verk_actors.store.connection import check_url, redact_url
 from verk_actors.store.failures import REDIS_ERRORS
 
 log = logging.getLogger(__name__)

@@ -21,8 +21,9 @@ import redis
 
 from verk_actors.actors.base import VerkActor
 from verk_actors.actors.messages import ChildReady, InitScheduleManager, PollSchedule
+from verk_actors.config.redis_url import redact_url
 from verk_actors.store import keys
-from verk_actors.store.connection import connect, redact_url
+from verk_actors.store.connection import connect
 from verk_actors.store.failures import REDIS_ERRORS, Outage
 from verk_actors.store.scheduling import move_due
 from verk_actors.store.scripts import Scripts

@@ -54,12 +54,13 @@ from verk_actors.bench.measure import (
     percentile,
     wait_drained,
 )
+from verk_actors.config.redis_url import redact_url
 from verk_actors.config.settings import QueueSpec, Settings
 from verk_actors.errors import ConfigurationError, RedisUnavailableError
 from verk_actors.jobs.worker import Worker
 from verk_actors.store import keys
 from verk_actors.store.client import Client
-from verk_actors.store.connection import connect, redact_url
+from verk_actors.store.connection import connect
 from verk_actors.store.embedded import EmbeddedRedis
 
 COUNTER_URL_ENV = "VERK_BENCH_COUNTER_URL"

@@ -12,8 +12,9 @@ from typing import Any
 import redis
 
 from verk_actors.config.file import CONFIG_ENV, resolve_settings
+from verk_actors.config.redis_url import redact_url
 from verk_actors.errors import RedisUnavailableError
-from verk_actors.store.connection import connect, redact_url
+from verk_actors.store.connection import connect
 from verk_actors.store.embedded import DEFAULT_DATA_DIR, running_url
 
 EXIT_OK = 0

@@ -22,11 +22,11 @@ from verk_actors.actors.system import (
     stop_node,
 )
 from verk_actors.config.file import CONFIG_ENV, Resolved, resolve_settings
+from verk_actors.config.redis_url import redact_url
 from verk_actors.config.settings import QueueSpec, Settings
 from verk_actors.errors import ConfigurationError
 from verk_actors.jobs.registry import WorkerRegistry
 from verk_actors.store.client import Client
-from verk_actors.store.connection import redact_url
 from verk_actors.store.embedded import DEFAULT_DATA_DIR, EmbeddedRedis, running_url
 
 log = logging.getLogger("verk_actors.cli")

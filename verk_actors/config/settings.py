@@ -9,9 +9,9 @@ from typing import Any
 
 import attrs
 
+from verk_actors.config.redis_url import check_url, redact_url
 from verk_actors.errors import ConfigurationError, InvalidJobError
 from verk_actors.jobs.job import check_queue_name
-from verk_actors.store.connection import check_url, redact_url
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_CONCURRENCY = 25

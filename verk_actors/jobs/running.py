@@ -1,6 +1,6 @@
 """Running one job inside a worker process, and describing how it ended.
 
-Pure of actors: the Worker actor calls ``run_job`` for each job of a batch; the
+Pure of actors: the Worker actor calls ``execute`` for each job of a batch; the
 WorkersManager calls ``died_failure`` for a job whose worker process died.
 """
 
@@ -13,11 +13,10 @@ import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
-from verk_actors.config.settings import Settings
 from verk_actors.errors import (
     AsyncWorkerError,
     JobTimeoutError,
@@ -30,6 +29,19 @@ from verk_actors.jobs.retry import FailureRecord, build_failure, bury_malformed
 
 HARD_KILL_GRACE = 2.0
 """Seconds past a job's time limit before its worker process is killed."""
+
+
+class RunPolicy(Protocol):
+    """What running a job needs of a node's settings (``Settings`` is one)."""
+
+    @property
+    def job_timeout(self) -> float | None: ...
+
+    @property
+    def max_retries(self) -> int: ...
+
+    @property
+    def backtrace_lines(self) -> int: ...
 
 
 @attrs.frozen
@@ -78,7 +90,7 @@ def time_limit(seconds: float | None) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def job_time_limit(job: Job, worker: type, settings: Settings) -> float | None:
+def job_time_limit(job: Job, worker: type, settings: RunPolicy) -> float | None:
     """A job's time limit: its own ``timeout`` field, else its worker's, else the node's."""
     own = job.extra.get("timeout")
     if isinstance(own, int | float) and not isinstance(own, bool) and own > 0:
@@ -92,7 +104,7 @@ def job_time_limit(job: Job, worker: type, settings: Settings) -> float | None:
 class PreparedJob:
     """A decoded job and its worker class, ready to run; or the reason it cannot run."""
 
-    def __init__(self, text: bytes, registry: WorkerRegistry, settings: Settings, queue: str):
+    def __init__(self, text: bytes, registry: WorkerRegistry, settings: RunPolicy, queue: str):
         self.text = text
         self.queue = queue
         self.job: Job | None = None
@@ -145,7 +157,7 @@ class PreparedJob:
         return started + self.limit + HARD_KILL_GRACE if self.limit else 0.0
 
 
-def run_prepared(prepared: PreparedJob, ref: int, settings: Settings) -> JobOutcome:
+def run_prepared(prepared: PreparedJob, ref: int, settings: RunPolicy) -> JobOutcome:
     """Run a prepared job; every exception it raises becomes a failure outcome."""
     started = time.monotonic()
     failure = execute(prepared, ref, settings)
@@ -156,7 +168,7 @@ def run_prepared(prepared: PreparedJob, ref: int, settings: Settings) -> JobOutc
     return JobOutcome(ref, job.jid, job.class_name, time.monotonic() - started)
 
 
-def execute(prepared: PreparedJob, ref: int, settings: Settings) -> JobOutcome | None:
+def execute(prepared: PreparedJob, ref: int, settings: RunPolicy) -> JobOutcome | None:
     """Run a prepared job: None when it succeeded, else the failure outcome.
 
     The hot path of a worker: a success creates nothing.
@@ -242,7 +254,7 @@ def died_failure(
     reason: str,
     error_class: str,
     queue: str,
-    settings: Settings,
+    settings: RunPolicy,
     worker_retries: Mapping[str, object] | None = None,
 ) -> FailureRecord:
     """The failure record of a job whose worker died while (or after) running it.

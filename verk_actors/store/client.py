@@ -21,12 +21,13 @@ from typing import Any
 import attrs
 import redis
 
+from verk_actors.config.redis_url import redact_url
 from verk_actors.config.settings import DEFAULT_REDIS_URL
 from verk_actors.errors import InvalidJobError, RedisUnavailableError
 from verk_actors.jobs.job import Job, dumps, new_jid, new_job
 from verk_actors.jobs.worker import worker_name
 from verk_actors.store import keys
-from verk_actors.store.connection import connect, redact_url
+from verk_actors.store.connection import connect
 
 QUEUES_REFRESH = 60.0
 """Seconds a client trusts that a queue it has added is still in the ``queues`` set."""

@@ -23,9 +23,10 @@ import logging
 import attrs
 import redis
 
+from verk_actors.config.redis_url import redact_url
 from verk_actors.config.settings import Settings
 from verk_actors.store import keys
-from verk_actors.store.connection import connect, redact_url
+from verk_actors.store.connection import connect
 
 log = logging.getLogger(__name__)
 

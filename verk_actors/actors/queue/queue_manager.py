@@ -34,7 +34,7 @@ from verk_actors.actors.messages import (
     RetryRedis,
     StopQueueManager,
 )
-from verk_actors.store.connection import redact_url
+from verk_actors.config.redis_url import redact_url
 from verk_actors.store.failures import REDIS_ERRORS, Outage
 from verk_actors.store.queue_store import Pending, QueueStore
 

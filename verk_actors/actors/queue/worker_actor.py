@@ -40,9 +40,10 @@ from verk_actors.actors.messages import (
     Standby,
 )
 from verk_actors.actors.queue._board import MAX_JOBS, MAX_TEXT, Board
+from verk_actors.config.redis_url import redact_url
 from verk_actors.jobs.registry import WorkerRegistry
 from verk_actors.jobs.running import JobOutcome, PreparedJob, execute
-from verk_actors.store.connection import connect, redact_url
+from verk_actors.store.connection import connect
 from verk_actors.store.failures import REDIS_ERRORS, Outage, reply_code
 from verk_actors.store.job_wait import JobWait
 
