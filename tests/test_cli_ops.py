@@ -256,8 +256,12 @@ def test_pause_and_resume(run: Run, r: redis.Redis) -> None:
         "queue": "mail", "paused": True, "changed": False, "paused_queues": ["mail"]
     }
     code, out, err = run("pause", "later")
-    assert code == EXIT_OK
-    assert "no queue 'later' is known yet" in err
+    assert code == EXIT_NOT_FOUND
+    assert "no queue 'later' is known to this Redis or to any node (known: mail)" in err
+    assert "--force" in err
+    assert r.smembers(keys.PAUSED) == {b"mail"}
+    code, out, err = run("pause", "later", "--force")
+    assert (code, err) == (EXIT_OK, "")
     code, out, _ = run("resume", "mail")
     assert code == EXIT_OK
     assert "resumed queue mail" in out
@@ -267,6 +271,18 @@ def test_pause_and_resume(run: Run, r: redis.Redis) -> None:
     code, _, err = run("pause", "bad name")
     assert code == EXIT_USAGE
     assert "not usable" in err
+
+
+def test_pause_knows_the_queues_of_nodes(run: Run, r: redis.Redis) -> None:
+    """A queue a node works on can be paused before any job was enqueued to it."""
+    r.sadd(keys.NODES, "n1")
+    r.hset(keys.node_info_key("n1"), "queues", json.dumps([{"name": "idle", "concurrency": 2}]))
+    code, _, err = run("pause", "idle")
+    assert (code, err) == (EXIT_OK, "")
+    assert r.smembers(keys.PAUSED) == {b"idle"}
+    code, _, err = run("pause", "idel")
+    assert code == EXIT_NOT_FOUND
+    assert "(known: idle)" in err
 
 
 def test_enqueue_json_args(run: Run, r: redis.Redis) -> None:

@@ -5,9 +5,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from verk_actors.cli.common import EXIT_OK, add_common, connected, print_json, say, warn
-from verk_actors.store.admin.pause import pause_queue, paused_queues, resume_queue
-from verk_actors.store.admin.queues import Queue
+from verk_actors.cli.common import EXIT_OK, add_common, connected, print_json, say
+from verk_actors.errors import NotFoundError
+from verk_actors.store.admin.pause import (
+    is_known,
+    known_queues,
+    pause_queue,
+    paused_queues,
+    resume_queue,
+)
 
 
 def add_parsers(commands: Any) -> None:
@@ -17,10 +23,17 @@ def add_parsers(commands: Any) -> None:
         help="stop every node taking jobs of a queue",
         description=(
             "Pause a queue on every node sharing this Redis (the verk:paused set). Jobs "
-            "can still be enqueued; running ones finish. Nodes started later obey it too."
+            "can still be enqueued; running ones finish. Nodes started later obey it too. "
+            "A name that no node works on and no job or queue in Redis has used is refused "
+            "as a likely typo (exit 3) unless --force."
         ),
     )
-    pause.add_argument("queue", metavar="QUEUE")
+    pause.add_argument("queue", metavar="QUEUE", help="the queue to pause, e.g. mail")
+    pause.add_argument(
+        "--force",
+        action="store_true",
+        help="pause it even if no node or job has used the name yet (a queue to come)",
+    )
     add_common(pause)
     pause.set_defaults(run=run_pause)
 
@@ -29,7 +42,7 @@ def add_parsers(commands: Any) -> None:
         help="let every node take jobs of a paused queue again",
         description="Resume a paused queue on every node sharing this Redis.",
     )
-    resume.add_argument("queue", metavar="QUEUE")
+    resume.add_argument("queue", metavar="QUEUE", help="the paused queue to resume")
     add_common(resume)
     resume.set_defaults(run=run_resume)
 
@@ -51,9 +64,13 @@ def _report(
 def run_pause(args: argparse.Namespace) -> int:
     """Pause the queue (a no-op if it is paused already)."""
     with connected(args) as client:
-        queue = Queue(client, args.queue)
-        if not queue.exists():
-            warn(f"no queue {args.queue!r} is known yet; pausing it anyway")
+        if not args.force and not is_known(client, args.queue):
+            known = ", ".join(known_queues(client)) or "none yet"
+            raise NotFoundError(
+                f"no queue {args.queue!r} is known to this Redis or to any node (known: "
+                f"{known}); check the name, or pass --force to pause a queue before its "
+                "first use"
+            )
         changed = pause_queue(client, args.queue)
         paused = paused_queues(client)
     _report(
