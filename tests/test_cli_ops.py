@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from verk_actors import Client
 from verk_actors.cli import EXIT_FAILURE, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, build_parser, main
 from verk_actors.cli import start as start_cmd
 from verk_actors.cli import stats as stats_cmd
+from verk_actors.config.redis_url import redact_url
 from verk_actors.store import keys
 
 Run = Callable[..., tuple[int, str, str]]
@@ -39,6 +41,12 @@ def run(redis_server: RedisServer, capsys: pytest.CaptureFixture[str]) -> Run:
         return code, out, err
 
     return call
+
+
+def r_url(r: redis.Redis) -> str:
+    """The URL of the test server ``r`` is a client of."""
+    kwargs = r.connection_pool.connection_kwargs
+    return f"redis://{kwargs['host']}:{kwargs['port']}/0"
 
 
 def unreachable_url() -> str:
@@ -70,7 +78,8 @@ def test_stats_table_and_json(run: Run, r: redis.Redis) -> None:
 
 
 def test_stats_watch_refreshes_until_ctrl_c(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`stats --watch` redraws with an ANSI clear each interval and Ctrl-C exits 0."""
+    """`stats --watch` redraws with an ANSI clear each interval on a terminal, and Ctrl-C
+    exits 0."""
     pauses: list[float] = []
 
     def fake_pause(seconds: float) -> None:
@@ -79,6 +88,7 @@ def test_stats_watch_refreshes_until_ctrl_c(run: Run, monkeypatch: pytest.Monkey
             raise KeyboardInterrupt
 
     monkeypatch.setattr(stats_cmd, "_pause", fake_pause)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
     code, out, _ = run("stats", "--watch", "0.5")
     assert code == EXIT_OK
     assert out.count(stats_cmd.CLEAR_SCREEN) == 2
@@ -105,14 +115,79 @@ def test_nodes_table_and_json(run: Run, r: redis.Redis) -> None:
                  "queues": json.dumps([{"name": "default", "concurrency": 5}])},
     )
     code, out, _ = run("nodes")
-    lines = out.splitlines()
+    lines = out.splitlines()[1:]  # under the "Redis <url>" line
     assert lines[0].split()[:3] == ["NODE", "STATE", "HOST"]
     assert lines[1].split()[:4] == ["n-alive", "alive", "box", "42"]
     assert "default=5" in lines[1]
     assert lines[2].split()[:2] == ["n-dead", "dead"]
     code, out, _ = run("nodes", "--json")
-    nodes = json.loads(out)
+    nodes = json.loads(out)["nodes"]
     assert [(n["node_id"], n["alive"]) for n in nodes] == [("n-alive", True), ("n-dead", False)]
+
+
+def test_stats_watch_into_a_pipe_writes_no_escape_codes(
+    run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`stats --watch | tee log` gets the snapshots one after another, no clear-screen."""
+    pauses: list[float] = []
+
+    def fake_pause(seconds: float) -> None:
+        pauses.append(seconds)
+        if len(pauses) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(stats_cmd, "_pause", fake_pause)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: False)
+    code, out, _ = run("stats", "--watch", "0.5")
+    assert code == EXIT_OK
+    assert "\x1b" not in out
+    assert out.count("verk-actors stats at") == 2
+
+
+# --- which Redis ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def secret_server() -> Iterator[RedisServer]:
+    """A private Redis server that requires the password s3cret."""
+    server = RedisServer(password="s3cret").start()
+    yield server
+    server.cleanup()
+
+
+NAMED = [
+    ["stats"],
+    ["nodes"],
+    ["queues"],
+    ["queues", "peek", "mail"],
+    ["queues", "delete", "mail", "j1"],
+    ["queues", "clear", "mail", "--yes"],
+    ["retry", "list"],
+    ["dead", "retry", "--all"],
+    ["scheduled", "clear", "--yes"],
+    ["pause", "mail"],
+    ["resume", "mail"],
+    ["enqueue", "W", "--queue", "mail"],
+]
+
+
+@pytest.mark.parametrize("argv", NAMED, ids=" ".join)
+def test_every_command_names_the_redis_it_used(
+    argv: list[str], secret_server: RedisServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Tables start with a "Redis <url>" line and JSON has "redis", the password hidden."""
+    shown = f"redis://:***@127.0.0.1:{secret_server.port}/0"
+    for as_json in ([], ["--json"]):
+        with Client(url=secret_server.url) as client:
+            client.enqueue("W", queue="mail", jid="j1")
+        assert main([*argv, *as_json, "--redis-url", secret_server.url]) == EXIT_OK
+        out, _ = capsys.readouterr()
+        assert "s3cret" not in out
+        if as_json:
+            assert json.loads(out)["redis"] == shown
+        else:
+            first = out.splitlines()[0]
+            assert first == f"Redis {shown}" or first.endswith(f", Redis {shown}")
 
 
 # --- queues ---------------------------------------------------------------------------------
@@ -124,11 +199,11 @@ def test_queues_list_and_peek(run: Run, r: redis.Redis) -> None:
     jids = client.enqueue_many("HardWorker", [["bob", n] for n in range(5)])
     code, out, _ = run("queues")
     assert code == EXIT_OK
-    assert out.splitlines()[1].split()[:2] == ["default", "5"]
+    assert out.splitlines()[2].split()[:2] == ["default", "5"]
     code, out, _ = run("queues", "list", "--json")
-    assert json.loads(out)[0]["size"] == 5
+    assert json.loads(out)["queues"][0]["size"] == 5
     code, out, _ = run("queues", "peek", "default", "--limit", "2", "--offset", "1")
-    rows = out.splitlines()
+    rows = out.splitlines()[1:]
     assert rows[1].split()[:3] == ["1", jids[1], "HardWorker"]
     assert rows[2].split()[1] == jids[2]
     assert "of 5" in out
@@ -162,7 +237,7 @@ def test_queues_delete_and_clear(run: Run, r: redis.Redis) -> None:
     assert r.llen(keys.queue_key("default")) == 1
     code, out, _ = run("queues", "clear", "default", "--yes", "--json")
     assert code == EXIT_OK
-    assert json.loads(out) == {"queue": "default", "deleted": 1}
+    assert json.loads(out) == {"redis": redact_url(r_url(r)), "queue": "default", "deleted": 1}
     assert not r.sismember(keys.QUEUES, "default")
     assert keep  # it went with the clear
 
@@ -220,7 +295,9 @@ def test_set_retry_one_and_all(run: Run, r: redis.Redis, command: str, key: str)
         add_to_set(r, key, float(n))
     r.zadd(key, {"garbage": 1.5})
     code, out, _ = run(command, "retry", "--all", "--json")
-    assert json.loads(out) == {"set": key, "enqueued": 3, "skipped": 1}
+    assert json.loads(out) == {
+        "redis": redact_url(r_url(r)), "set": key, "enqueued": 3, "skipped": 1
+    }
     assert r.llen(keys.queue_key("default")) == 4
     code, _, err = run(command, "retry")
     assert code == EXIT_USAGE
@@ -253,7 +330,11 @@ def test_pause_and_resume(run: Run, r: redis.Redis) -> None:
     assert r.smembers(keys.PAUSED) == {b"mail"}
     code, out, _ = run("pause", "mail", "--json")
     assert json.loads(out) == {
-        "queue": "mail", "paused": True, "changed": False, "paused_queues": ["mail"]
+        "redis": redact_url(r_url(r)),
+        "queue": "mail",
+        "paused": True,
+        "changed": False,
+        "paused_queues": ["mail"],
     }
     code, out, err = run("pause", "later")
     assert code == EXIT_NOT_FOUND

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from verk_actors.cli.common import EXIT_OK, add_common, connected, print_json, say
+from verk_actors.cli._server import server_line, with_server
+from verk_actors.cli.common import EXIT_OK, add_common, connected, print_json, redis_url, say
 from verk_actors.errors import NotFoundError
 from verk_actors.store.admin.pause import (
     is_known,
@@ -48,22 +49,30 @@ def add_parsers(commands: Any) -> None:
 
 
 def _report(
-    args: argparse.Namespace, changed: bool, paused: list[str], done: str, already: str
+    args: argparse.Namespace,
+    url: str,
+    *,
+    changed: bool,
+    paused: list[str],
+    done: str,
+    already: str,
 ) -> None:
     if args.json:
-        print_json({
+        print_json(with_server(url, {
             "queue": args.queue,
             "paused": args.queue in paused,
             "changed": changed,
             "paused_queues": paused,
-        })
+        }))
     else:
+        say(server_line(url))
         say(done if changed else already)
 
 
 def run_pause(args: argparse.Namespace) -> int:
     """Pause the queue (a no-op if it is paused already)."""
-    with connected(args) as client:
+    url = redis_url(args)
+    with connected(args, url) as client:
         if not args.force and not is_known(client, args.queue):
             known = ", ".join(known_queues(client)) or "none yet"
             raise NotFoundError(
@@ -75,24 +84,27 @@ def run_pause(args: argparse.Namespace) -> int:
         paused = paused_queues(client)
     _report(
         args,
-        changed,
-        paused,
-        f"paused queue {args.queue}: nodes stop taking its jobs within a poll interval",
-        f"queue {args.queue} was paused already",
+        url,
+        changed=changed,
+        paused=paused,
+        done=f"paused queue {args.queue}: nodes stop taking its jobs within a poll interval",
+        already=f"queue {args.queue} was paused already",
     )
     return EXIT_OK
 
 
 def run_resume(args: argparse.Namespace) -> int:
     """Resume the queue (a no-op if it was not paused)."""
-    with connected(args) as client:
+    url = redis_url(args)
+    with connected(args, url) as client:
         changed = resume_queue(client, args.queue)
         paused = paused_queues(client)
     _report(
         args,
-        changed,
-        paused,
-        f"resumed queue {args.queue}: nodes take its jobs again",
-        f"queue {args.queue} was not paused",
+        url,
+        changed=changed,
+        paused=paused,
+        done=f"resumed queue {args.queue}: nodes take its jobs again",
+        already=f"queue {args.queue} was not paused",
     )
     return EXIT_OK
