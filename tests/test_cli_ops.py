@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -18,6 +19,8 @@ from verk_actors.cli import EXIT_FAILURE, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, b
 from verk_actors.cli import start as start_cmd
 from verk_actors.cli import stats as stats_cmd
 from verk_actors.config.redis_url import redact_url
+from verk_actors.config.reference import options
+from verk_actors.config.settings import field_kind, read_text
 from verk_actors.store import keys
 
 Run = Callable[..., tuple[int, str, str]]
@@ -436,6 +439,49 @@ def test_usage_errors_and_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert "Exit codes" in capsys.readouterr().out
     assert main(["stats", "--redis-url", "http://nope"]) == EXIT_USAGE
     assert "must start with redis://" in capsys.readouterr().err
+
+
+def every_parser(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    """``parser`` and each of its subcommands' parsers, with the words that reach them."""
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from every_parser(sub, (*path, name))
+
+
+def test_help_has_no_markup_and_every_argument_is_explained() -> None:
+    """No --help shows reStructuredText backticks; every positional argument has help."""
+    parsers = list(every_parser(build_parser()))
+    assert len(parsers) > 20
+    for path, parser in parsers:
+        text = parser.format_help()
+        assert "`" not in text, (path, [line for line in text.splitlines() if "`" in line])
+        for action in parser._actions:
+            if not action.option_strings and not isinstance(
+                action, argparse._SubParsersAction
+            ):
+                assert action.help, (path, action.dest)
+
+
+SAMPLES = {int: "7", float: "3.5", str: "n-1"}
+
+
+def test_start_has_a_flag_for_every_setting(capsys: pytest.CaptureFixture[str]) -> None:
+    """`start --help` lists every setting with its variable, and each flag sets it."""
+    assert main(["start", "--help"]) == EXIT_OK
+    text = " ".join(capsys.readouterr().out.split())
+    parser = build_parser()
+    for option in options():
+        assert option.flag in text
+        assert option.env in text
+        special = {"queues": "q=2", "imports": "app.a", "redis_url": "redis://h:1/0"}
+        sample = special.get(option.field) or SAMPLES[field_kind(option.field)]
+        settings = start_cmd.settings_from(parser.parse_args(["start", option.flag, sample]))
+        value = getattr(settings, option.field)
+        assert value == read_text(option.field, sample), option
 
 
 def test_config_precedence_for_the_redis_url(
