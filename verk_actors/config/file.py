@@ -1,7 +1,8 @@
 """Settings from three layers: command-line flags over ``VERK_*`` variables over a TOML file.
 
 A config file (``--config verk.toml``, or ``VERK_CONFIG``) holds Settings fields by
-name::
+name (every key, with its flag and variable: ``python -m verk_actors.config.reference``,
+or the README's configuration reference)::
 
     redis_url = "redis://localhost:6379/0"
     imports = ["myapp.workers"]
