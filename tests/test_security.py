@@ -274,8 +274,9 @@ finally:
 
 
 def test_verk_root_refuses_a_system_started_without_the_changes(redis_server: RedisServer) -> None:
-    """VerkRoot on a multiprocTCPBase started without ``thespian_fixes.apply()`` (open ports,
-    unauthenticated frames) refuses ConfigureVerk, saying how to start a protected one."""
+    """VerkRoot on a multiprocTCPBase started without ``verk_actors.prepare_thespian()``
+    (open ports, unauthenticated frames) refuses ConfigureVerk, saying how to start a
+    protected one."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
         [sys.executable, "-c", UNPROTECTED_SYSTEM, str(free_port()), redis_server.url],
@@ -286,7 +287,7 @@ def test_verk_root_refuses_a_system_started_without_the_changes(redis_server: Re
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    assert "thespian_fixes.apply()" in done.stdout, done.stdout
+    assert "verk_actors.prepare_thespian()" in done.stdout, done.stdout
 
 
 def test_an_unknown_thespian_version_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

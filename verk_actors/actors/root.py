@@ -104,7 +104,7 @@ LAUNCHER_POLL = 1.0
 IN_PROCESS_REFUSAL = (
     "VerkRoot runs jobs in the background, which Thespian's in-process base (what a bare "
     "ActorSystem() starts) cannot do: start a real system first with "
-    "verk_actors.actors.system.start_actor_system(), or call verk_actors.actors._thespian.apply() "
+    "verk_actors.start_actor_system(), or call verk_actors.prepare_thespian() "
     "then ActorSystem('multiprocTCPBase', {'Admin Port': 19500}); set "
     "Settings(allow_in_process=True) only "
     "in unit tests that drive timers themselves"
@@ -113,8 +113,8 @@ IN_PROCESS_REFUSAL = (
 UNPROTECTED_REFUSAL = (
     "this actor system was started without verk_actors' changes to Thespian's transport "
     "(loopback only, authenticated frames), so anyone who can reach its ports could run "
-    "code as this user: call verk_actors.actors._thespian.apply() before starting "
-    "ActorSystem('multiprocTCPBase', ...), or use verk_actors.actors.system.start_actor_system()"
+    "code as this user: call verk_actors.prepare_thespian() before starting "
+    "ActorSystem('multiprocTCPBase', ...), or use verk_actors.start_actor_system()"
 )
 
 
