@@ -7,7 +7,7 @@ picked up at once), records outcomes (ack, retry, dead, requeue), and at start a
 stop gives this node's leftover in-progress jobs back to the queue.
 
 Nothing is lost when Redis is away or refuses commands (``OOM``, ``BUSY``...: see
-``redis_errors``): jobs stay in Redis, outcomes not yet written are kept and written
+``store.failures``): jobs stay in Redis, outcomes not yet written are kept and written
 again (with backoff) until Redis takes them; the log says so once per outage.
 """
 
