@@ -226,7 +226,7 @@ class QueueManager(VerkActor):
         for ref, record in message.failed:
             text = self.inflight.pop(ref, None)
             if text is not None:
-                self.pending.failed.append((text, record.target, record.score, record.text))
+                self.pending.failed.append((text, record.fate, record.score, record.text))
         for ref in message.requeued:
             text = self.inflight.pop(ref, None)
             if text is not None:
@@ -396,7 +396,7 @@ class QueueManager(VerkActor):
                 store.queue,
                 type(exc).__name__,
                 exc,
-                f"inprogress:{store.queue}:{store.node_id}",
+                store.inprogress,
             )
         return requeued
 
