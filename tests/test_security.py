@@ -274,7 +274,7 @@ finally:
 
 
 def test_verk_root_refuses_a_system_started_without_the_changes(redis_server: RedisServer) -> None:
-    """VerkRoot on a multiprocTCPBase started without ``thespian_fixes.apply()`` (open ports,
+    """VerkRoot on a multiprocTCPBase started without ``_thespian.apply()`` (open ports,
     unauthenticated frames) refuses ConfigureVerk, saying how to start a protected one."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
@@ -286,7 +286,7 @@ def test_verk_root_refuses_a_system_started_without_the_changes(redis_server: Re
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    assert "thespian_fixes.apply()" in done.stdout, done.stdout
+    assert "_thespian.apply()" in done.stdout, done.stdout
 
 
 def test_an_unknown_thespian_version_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
