@@ -8,8 +8,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import redis
-
 from verk_actors.cli.common import (
     EXIT_OK,
     add_common,
@@ -22,6 +20,7 @@ from verk_actors.cli.common import (
 from verk_actors.cli.table import duration, relative, table, utc
 from verk_actors.store.admin.nodes import NodeInfo, list_nodes
 from verk_actors.store.admin.stats import QueueStats, Snapshot, snapshot
+from verk_actors.store.connection import Connection
 
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
 DEFAULT_WATCH = 2.0
@@ -143,7 +142,7 @@ def _pause(seconds: float) -> None:
     time.sleep(seconds)
 
 
-def show(client: redis.Redis, args: argparse.Namespace) -> None:
+def show(client: Connection, args: argparse.Namespace) -> None:
     """Print one snapshot, as a table or JSON."""
     snap = snapshot(client, days=args.days)
     if args.json:
