@@ -19,6 +19,7 @@ from thespian.system.transport.IPBase import TCPv4ActorAddress
 from thespian.system.transport.streamBuffer import toSendBuffer
 
 from verk_actors.actors import _thespian as thespian_fixes
+from verk_actors.actors._keyring import node_key, seal
 from verk_actors.actors.messages import JobsDone, RunJobs
 
 
@@ -45,8 +46,8 @@ def plain_round_trip(envelope: Any) -> Any:
 
 
 def sealed_round_trip(envelope: Any) -> Any:
-    key = thespian_fixes.node_key(None)
-    data = toSendBuffer(envelope, lambda e: thespian_fixes.seal(key, pickle.dumps(e)))
+    key = node_key(None)
+    data = toSendBuffer(envelope, lambda e: seal(key, pickle.dumps(e)))
     return thespian_fixes.open_frame(data[data.index(b">") + 1 :])
 
 

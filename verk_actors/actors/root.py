@@ -41,6 +41,7 @@ from typing import Any
 
 from verk_actors.actors import _thespian as thespian_fixes
 from verk_actors.actors._event_routing import EVENT_MANAGER, QUEUE_PREFIX, EventRouting
+from verk_actors.actors._keyring import node_key
 from verk_actors.actors._launcher import LauncherWatch
 from verk_actors.actors._node_key import remove_key, write_key
 from verk_actors.actors._requests import NOT_CONFIGURED, RedisRequests, failed
@@ -369,13 +370,13 @@ class VerkRoot(LauncherWatch, RedisRequests, EventRouting):
         port = self.capabilities.get("Admin Port")
         if self.in_process or not port:
             return
-        write_key(port, thespian_fixes.node_key(port))
+        write_key(port, node_key(port))
         self.key_port = port
 
     def stopping(self) -> None:
         super().stopping()
         if self.key_port is not None:
-            remove_key(self.key_port, thespian_fixes.node_key(self.key_port))
+            remove_key(self.key_port, node_key(self.key_port))
             self.key_port = None
         if self.store is not None:
             self.store.close()

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from verk_actors.actors._event_routing import QUEUE_PREFIX
 from verk_actors.actors.messages import TreeNode
 from verk_actors.actors.queue.queue_supervisor import QueueSupervisor
 from verk_actors.actors.root import VerkRoot
@@ -41,7 +42,7 @@ def design_tree(queues: tuple[tuple[str, int], ...] = (("default", 25),)) -> Tre
         queue_nodes.append(
             TreeNode(
                 0,
-                f"queue:{name}",
+                QUEUE_PREFIX + name,
                 "QueueSupervisor",
                 None,
                 strategy=QueueSupervisor.strategy.value,
