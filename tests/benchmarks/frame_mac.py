@@ -25,8 +25,15 @@ from verk_actors.actors.messages import JobsDone, RunJobs
 
 def job(n: int) -> bytes:
     """A job text as Redis holds it (each its own object: pickle would share equal ones)."""
-    fields = {"class": "Noop", "args": [n, "two"], "jid": f"{n:024x}", "queue": "default",
-              "retry": True, "created_at": 1795810689.123, "enqueued_at": 1795810689.125}
+    fields = {
+        "class": "Noop",
+        "args": [n, "two"],
+        "jid": f"{n:024x}",
+        "queue": "default",
+        "retry": True,
+        "created_at": 1795810689.123,
+        "enqueued_at": 1795810689.125,
+    }
     return json.dumps(fields).encode()
 
 
@@ -62,12 +69,28 @@ def main(argv: list[str] | None = None) -> None:
     for name, message in messages().items():
         envelope = (sender, message)
         size = len(pickle.dumps(envelope))
-        plain = min(timeit.repeat(lambda e=envelope: plain_round_trip(e), number=args.number,
-                                  repeat=args.rounds)) / args.number * 1e6
-        sealed = min(timeit.repeat(lambda e=envelope: sealed_round_trip(e), number=args.number,
-                                   repeat=args.rounds)) / args.number * 1e6
-        print(f"{name:<14} {size:>7} {plain:>9.2f} {sealed:>10.2f} {sealed - plain:>7.2f} "
-              f"{sealed / plain:>6.2f}")
+        plain = (
+            min(
+                timeit.repeat(
+                    lambda e=envelope: plain_round_trip(e), number=args.number, repeat=args.rounds
+                )
+            )
+            / args.number
+            * 1e6
+        )
+        sealed = (
+            min(
+                timeit.repeat(
+                    lambda e=envelope: sealed_round_trip(e), number=args.number, repeat=args.rounds
+                )
+            )
+            / args.number
+            * 1e6
+        )
+        print(
+            f"{name:<14} {size:>7} {plain:>9.2f} {sealed:>10.2f} {sealed - plain:>7.2f} "
+            f"{sealed / plain:>6.2f}"
+        )
 
 
 if __name__ == "__main__":
