@@ -7,7 +7,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import attrs
 import redis
@@ -21,8 +21,18 @@ from verk_actors.store import keys
 from verk_actors.store.connection import connect
 from verk_actors.store.embedded import EmbeddedRedis
 
-if TYPE_CHECKING:
-    from verk_actors.bench.drain import BenchOptions
+
+class ServerChoice(Protocol):
+    """What a run says about its servers (``BenchOptions`` is one)."""
+
+    @property
+    def redis_url(self) -> str | None: ...
+
+    @property
+    def counter_url(self) -> str | None: ...
+
+    @property
+    def force(self) -> bool: ...
 
 
 def check_given_redis(client: redis.Redis, url: str, force: bool) -> None:
@@ -88,7 +98,7 @@ class Servers:
 
 
 def open_servers(
-    options: BenchOptions, tmp: Path, stack: contextlib.ExitStack, progress: Progress
+    options: ServerChoice, tmp: Path, stack: contextlib.ExitStack, progress: Progress
 ) -> Servers:
     """Start (or check) the servers ``options`` ask for; ``stack`` stops or closes them."""
     if options.redis_url is None:
