@@ -19,7 +19,7 @@ from thespian.actors import ActorAddress
 from thespian.system.transport.IPBase import TCPv4ActorAddress
 from thespian.system.transport.streamBuffer import ackDataErrPacket, ackPacket, toSendBuffer
 
-from verk_actors.actors._thespian import seal
+from verk_actors.actors._keyring import seal
 
 ACK = toSendBuffer(ackPacket)
 REFUSED = toSendBuffer(ackDataErrPacket)

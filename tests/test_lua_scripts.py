@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from tests.servers import RedisServer
+from verk_actors.jobs.retry import Fate
 from verk_actors.store import keys
 from verk_actors.store.scripts import DAY_COUNTER_TTL, SCRIPT_NAMES, Scripts
 
@@ -155,7 +156,7 @@ def test_ack_jobs_nothing_given(r: redis.Redis, scripts: Scripts) -> None:
 # --- fail_jobs ------------------------------------------------------------------------------
 
 
-def fail(r: redis.Redis, scripts: Scripts, failures: list[tuple[bytes, str, float, str]],
+def fail(r: redis.Redis, scripts: Scripts, failures: list[tuple[bytes, Fate, float, str]],
          dead_timeout: float = 1e9, dead_max_jobs: int = 10_000) -> int:
     """fail_jobs on the test queue and node at NOW."""
     return scripts.fail_jobs(
@@ -168,8 +169,8 @@ def test_fail_jobs_moves_to_retry_and_dead(r: redis.Redis, scripts: Scripts) -> 
     j = jobs(3)
     enqueue(r, j)
     scripts.take_jobs(r, Q, NODE, 3)
-    recorded = fail(r, scripts, [(j[0], "retry", NOW + 30.5, "retry-text"),
-                                 (j[1], "dead", NOW, "dead-text")])
+    recorded = fail(r, scripts, [(j[0], Fate.RETRY, NOW + 30.5, "retry-text"),
+                                 (j[1], Fate.DEAD, NOW, "dead-text")])
     assert recorded == 2
     assert r.lrange(INPROGRESS, 0, -1) == [j[2]]
     assert r.zrange(keys.RETRY, 0, -1, withscores=True) == [(b"retry-text", NOW + 30.5)]
@@ -185,8 +186,8 @@ def test_fail_jobs_moves_to_retry_and_dead(r: redis.Redis, scripts: Scripts) -> 
 def test_fail_jobs_skips_jobs_no_longer_in_progress(r: redis.Redis, scripts: Scripts) -> None:
     """A failed job that left in-progress (recovered elsewhere) is not added, but is counted."""
     r.lpush(INPROGRESS, b"still-here")
-    recorded = fail(r, scripts, [(b"recovered", "retry", NOW, "r-text"),
-                                 (b"recovered2", "dead", NOW, "d-text")])
+    recorded = fail(r, scripts, [(b"recovered", Fate.RETRY, NOW, "r-text"),
+                                 (b"recovered2", Fate.DEAD, NOW, "d-text")])
     assert recorded == 0
     assert not r.exists(keys.RETRY)
     assert not r.exists(keys.DEAD)
@@ -199,7 +200,7 @@ def test_fail_jobs_trims_dead_by_age(r: redis.Redis, scripts: Scripts) -> None:
     """Burying a job removes dead jobs older than the dead timeout."""
     r.zadd(keys.DEAD, {b"ancient": NOW - 1000, b"recent": NOW - 10})
     r.lpush(INPROGRESS, b"x")
-    fail(r, scripts, [(b"x", "dead", NOW, "x-dead")], dead_timeout=500)
+    fail(r, scripts, [(b"x", Fate.DEAD, NOW, "x-dead")], dead_timeout=500)
     assert r.zrange(keys.DEAD, 0, -1) == [b"recent", b"x-dead"]
 
 
@@ -207,7 +208,7 @@ def test_fail_jobs_trims_dead_by_size(r: redis.Redis, scripts: Scripts) -> None:
     """Burying a job keeps only the newest dead_max_jobs dead jobs."""
     r.zadd(keys.DEAD, {f"old{i}".encode(): NOW - 100 + i for i in range(5)})
     r.lpush(INPROGRESS, b"x")
-    fail(r, scripts, [(b"x", "dead", NOW, "x-dead")], dead_max_jobs=3)
+    fail(r, scripts, [(b"x", Fate.DEAD, NOW, "x-dead")], dead_max_jobs=3)
     assert r.zrange(keys.DEAD, 0, -1) == [b"old3", b"old4", b"x-dead"]
 
 
@@ -215,7 +216,7 @@ def test_fail_jobs_to_retry_does_not_trim_dead(r: redis.Redis, scripts: Scripts)
     """A failure that only goes to retry leaves the dead set alone."""
     r.zadd(keys.DEAD, {b"ancient": 1.0})
     r.lpush(INPROGRESS, b"x")
-    fail(r, scripts, [(b"x", "retry", NOW, "x-retry")], dead_timeout=10, dead_max_jobs=0)
+    fail(r, scripts, [(b"x", Fate.RETRY, NOW, "x-retry")], dead_timeout=10, dead_max_jobs=0)
     assert r.zrange(keys.DEAD, 0, -1) == [b"ancient"]
 
 

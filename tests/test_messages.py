@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import inspect
 import pickle
 import types
@@ -55,6 +56,8 @@ def sample(tp: Any, *, top: bool = False) -> Any:
         pytest.fail(f"a message field holds an exception ({tp.__name__}); send its text instead")
     if isinstance(tp, type) and attrs.has(tp):
         return build(tp)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return list(tp)[-1]
     pytest.fail(f"no sample value for type {tp!r}; teach tests/test_messages.py about it")
 
 

@@ -1,4 +1,5 @@
-"""The built wheel: it carries the Lua scripts, py.typed and the verk-actors console script."""
+"""The built wheel: it carries the Lua scripts, py.typed, the Redis contract and the
+verk-actors console script."""
 
 from __future__ import annotations
 
@@ -45,6 +46,13 @@ def test_wheel_has_every_lua_script(wheel: zipfile.ZipFile) -> None:
 def test_wheel_is_typed(wheel: zipfile.ZipFile) -> None:
     """The wheel contains the py.typed marker."""
     assert "verk_actors/py.typed" in wheel.namelist()
+
+
+def test_wheel_has_the_redis_contract(wheel: zipfile.ZipFile) -> None:
+    """The description of the Redis layout that the code's docstrings point at is installed."""
+    assert wheel.read("verk_actors/store/CONTRACT.md") == (
+        ROOT / "verk_actors" / "store" / "CONTRACT.md"
+    ).read_bytes()
 
 
 def test_wheel_has_console_script(wheel: zipfile.ZipFile) -> None:

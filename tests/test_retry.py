@@ -9,10 +9,9 @@ import pytest
 
 from verk_actors.jobs.job import Job, decode_job
 from verk_actors.jobs.retry import (
-    DEAD,
     DEFAULT_MAX_RETRIES,
     MALFORMED_CLASS,
-    RETRY,
+    Fate,
     backoff_delay,
     build_failure,
     bury_malformed,
@@ -27,8 +26,8 @@ def job(**fields: object) -> Job:
     return decode_job(json.dumps({"class": "HardWorker", "args": [1], **fields}))
 
 
-def fail(j: Job, **kwargs: object) -> tuple[str, float, dict[str, object]]:
-    """build_failure with fixed error fields: (target, score, decoded JSON)."""
+def fail(j: Job, **kwargs: object) -> tuple[Fate, float, dict[str, object]]:
+    """build_failure with fixed error fields: (fate, score, decoded JSON)."""
     options: dict[str, object] = {
         "error_class": "ValueError",
         "error_message": "boom",
@@ -38,7 +37,7 @@ def fail(j: Job, **kwargs: object) -> tuple[str, float, dict[str, object]]:
     }
     options.update(kwargs)
     record = build_failure(j, **options)  # type: ignore[arg-type]
-    return record.target, record.score, json.loads(record.text)
+    return record.fate, record.score, json.loads(record.text)
 
 
 # --- retry_limit --------------------------------------------------------------------------
@@ -96,8 +95,8 @@ def test_retry_limit_takes_the_worker_option_when_the_job_has_no_retry(
 
 def test_build_failure_uses_the_worker_option() -> None:
     """build_failure sends a job without retry to dead once its worker's limit is used up."""
-    assert fail(job(retry_count=2), worker_retry=2)[0] == DEAD
-    assert fail(job(retry_count=1), worker_retry=2)[0] == RETRY
+    assert fail(job(retry_count=2), worker_retry=2)[0] == Fate.DEAD
+    assert fail(job(retry_count=1), worker_retry=2)[0] == Fate.RETRY
     assert "retry" not in fail(job(retry_count=1), worker_retry=2)[2]
 
 
@@ -134,8 +133,8 @@ def test_backoff_delay_is_deterministic_with_a_seeded_rng() -> None:
 @pytest.mark.parametrize("fields", [{}, {"retry_count": 0}, {"retry_count": None}])
 def test_first_failure(fields: dict[str, object]) -> None:
     """A first failure sets retry_count 1, failed_at, the error fields, no retried_at."""
-    target, score, data = fail(job(**fields))
-    assert target == RETRY
+    fate, score, data = fail(job(**fields))
+    assert fate == Fate.RETRY
     assert data["retry_count"] == 1
     assert data["failed_at"] == NOW
     assert "retried_at" not in data
@@ -147,8 +146,8 @@ def test_first_failure(fields: dict[str, object]) -> None:
 
 def test_later_failure_keeps_failed_at_and_sets_retried_at() -> None:
     """A later failure keeps the first failed_at and sets retried_at to now."""
-    target, score, data = fail(job(retry_count=3, failed_at=1000.0, retried_at=2000.0))
-    assert target == RETRY
+    fate, score, data = fail(job(retry_count=3, failed_at=1000.0, retried_at=2000.0))
+    assert fate == Fate.RETRY
     assert data["retry_count"] == 4
     assert data["failed_at"] == 1000.0
     assert data["retried_at"] == NOW
@@ -158,25 +157,25 @@ def test_later_failure_keeps_failed_at_and_sets_retried_at() -> None:
 
 def test_failure_goes_dead_when_count_exceeds_limit() -> None:
     """The failure after the last allowed retry goes to dead, scored now."""
-    target, _, data = fail(job(retry=2, retry_count=1, failed_at=1.0))
-    assert target == RETRY
+    fate, _, data = fail(job(retry=2, retry_count=1, failed_at=1.0))
+    assert fate == Fate.RETRY
     assert data["retry_count"] == 2
-    target, score, data = fail(job(retry=2, retry_count=2, failed_at=1.0))
-    assert target == DEAD
+    fate, score, data = fail(job(retry=2, retry_count=2, failed_at=1.0))
+    assert fate == Fate.DEAD
     assert score == NOW
     assert data["retry_count"] == 3
 
 
 def test_retry_false_goes_dead_at_once() -> None:
     """A job with retry false goes to dead on its first failure."""
-    target, score, _ = fail(job(retry=False))
-    assert (target, score) == (DEAD, NOW)
+    fate, score, _ = fail(job(retry=False))
+    assert (fate, score) == (Fate.DEAD, NOW)
 
 
 def test_default_max_retries_applies() -> None:
     """default_max_retries bounds a job with retry true."""
-    assert fail(job(retry=True, retry_count=2), default_max_retries=2)[0] == DEAD
-    assert fail(job(retry=True, retry_count=1), default_max_retries=2)[0] == RETRY
+    assert fail(job(retry=True, retry_count=2), default_max_retries=2)[0] == Fate.DEAD
+    assert fail(job(retry=True, retry_count=1), default_max_retries=2)[0] == Fate.RETRY
 
 
 def test_delay_override() -> None:
@@ -202,14 +201,14 @@ def test_bury_malformed_keeps_a_non_utf8_text_byte_for_byte() -> None:
     """A job text that is not UTF-8 goes to dead exactly as it was, never decoded."""
     for text in (b'{"class": "A", "args": ["\xff"]}', b"\xfe\xff garbage"):
         record = bury_malformed(text, reason="not UTF-8", queue="default", now=NOW)
-        assert (record.target, record.score, record.text) == (DEAD, NOW, text)
+        assert (record.fate, record.score, record.text) == (Fate.DEAD, NOW, text)
 
 
 def test_bury_json_object_keeps_fields() -> None:
     """A JSON object without a usable class keeps all its fields and gains error fields."""
     text = '{"args":[1,[]],"tags":["t"],"jid":"j1","big":123456789012345678901234567890}'
     record = bury_malformed(text, reason="no class", queue="default", now=NOW)
-    assert (record.target, record.score) == (DEAD, NOW)
+    assert (record.fate, record.score) == (Fate.DEAD, NOW)
     data = json.loads(record.text)
     assert data["args"] == [1, []]
     assert data["tags"] == ["t"]
@@ -235,7 +234,7 @@ def test_bury_json_object_keeps_its_own_queue() -> None:
 def test_bury_non_object_text_verbatim(text: str) -> None:
     """Anything but a (finite) JSON object is kept verbatim as the single arg of a MalformedJob."""
     record = bury_malformed(text, reason="bad text", queue="q1", now=NOW)
-    assert record.target == DEAD
+    assert record.fate == Fate.DEAD
     data = json.loads(record.text)
     assert data["class"] == MALFORMED_CLASS
     assert data["args"] == [text]

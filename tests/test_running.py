@@ -13,7 +13,7 @@ from verk_actors import Worker
 from verk_actors.config.settings import Settings
 from verk_actors.errors import JobTimeoutError
 from verk_actors.jobs.registry import WorkerRegistry
-from verk_actors.jobs.retry import DEAD, MALFORMED_CLASS, RETRY
+from verk_actors.jobs.retry import MALFORMED_CLASS, Fate
 from verk_actors.jobs.running import (
     HARD_KILL_GRACE,
     JobOutcome,
@@ -146,7 +146,7 @@ def test_exception_becomes_retry_failure() -> None:
     assert not outcome.ok
     assert outcome.failure is not None
     assert (outcome.error_class, outcome.error_message) == ("ValueError", "boom 42")
-    assert outcome.failure.target == RETRY
+    assert outcome.failure.fate == Fate.RETRY
     assert before + 1 + 15 + 2 <= outcome.failure.score <= time.time() + 1 + 15 + 60
     data = json.loads(outcome.failure.text)
     assert data["error_class"] == "ValueError"
@@ -182,14 +182,14 @@ def test_system_exit_is_a_failure() -> None:
     outcome = run(text("Exits"))
     assert outcome.error_class == "SystemExit"
     assert outcome.failure is not None
-    assert outcome.failure.target == RETRY
+    assert outcome.failure.fate == Fate.RETRY
 
 
 def test_last_retry_goes_dead() -> None:
     """A failure past the job's retry limit goes to dead."""
     outcome = run(text("Boom", 1, retry=2, retry_count=2, failed_at=1.0))
     assert outcome.failure is not None
-    assert outcome.failure.target == DEAD
+    assert outcome.failure.fate == Fate.DEAD
 
 
 @pytest.mark.parametrize("raw", [b"not json", b'{"args": [1]}', b"[1,2]", b"\xff\xfe"])
@@ -199,7 +199,7 @@ def test_malformed_text_goes_dead(raw: bytes) -> None:
     assert prepared.refusal is not None
     outcome = run_prepared(prepared, 1, SETTINGS)
     assert outcome.failure is not None
-    assert outcome.failure.target == DEAD
+    assert outcome.failure.fate == Fate.DEAD
     assert outcome.error_class == "MalformedJobError"
     assert (outcome.jid, outcome.class_name) == (None, None)
     if raw == b"\xff\xfe":
@@ -230,7 +230,7 @@ def test_unknown_class_goes_to_retry(cls: str) -> None:
     """A class that is not registered is not run; the job goes to retry with UnknownWorkerError."""
     outcome = run(text(cls, "echo pwned"))
     assert outcome.failure is not None
-    assert outcome.failure.target == RETRY
+    assert outcome.failure.fate == Fate.RETRY
     assert outcome.error_class == "UnknownWorkerError"
     assert (outcome.jid, outcome.class_name) == ("j1", cls)
     data = json.loads(outcome.failure.text)
@@ -248,7 +248,7 @@ def test_worker_timeout_raises_job_timeout_error() -> None:
     assert time.monotonic() - started < 1.5
     assert outcome.error_class == "JobTimeoutError"
     assert outcome.failure is not None
-    assert outcome.failure.target == RETRY
+    assert outcome.failure.fate == Fate.RETRY
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
 
 
@@ -296,7 +296,7 @@ def test_retry_in_override_sets_the_score() -> None:
     before = time.time()
     outcome = run(text("CustomRetry", retry_count=2, failed_at=1.0))
     assert outcome.failure is not None
-    assert outcome.failure.target == RETRY
+    assert outcome.failure.fate == Fate.RETRY
     assert before + 42 <= outcome.failure.score <= time.time() + 42
     assert CALLS == [("retry_in", (3, "RuntimeError"))]
 
@@ -315,7 +315,7 @@ def test_died_failure() -> None:
         text("Boom", 1), reason="killed", error_class="WorkerDiedError", queue="q",
         settings=SETTINGS,
     )
-    assert record.target == RETRY
+    assert record.fate == Fate.RETRY
     data = json.loads(record.text)
     assert (data["error_class"], data["error_message"]) == ("WorkerDiedError", "killed")
     limited = died_failure(
@@ -326,9 +326,9 @@ def test_died_failure() -> None:
         settings=SETTINGS,
         worker_retries={"Boom": False},
     )
-    assert limited.target == DEAD, "a job without retry takes its worker's option"
+    assert limited.fate == Fate.DEAD, "a job without retry takes its worker's option"
     dead = died_failure(
         b"garbage", reason="killed", error_class="WorkerDiedError", queue="q", settings=SETTINGS
     )
-    assert dead.target == DEAD
+    assert dead.fate == Fate.DEAD
     assert json.loads(dead.text)["args"] == ["garbage"]

@@ -29,6 +29,7 @@ from tests.conftest import ask_for, wait_for
 from tests.nodeproc import ROOT, NodeProcess
 from tests.servers import RedisServer, descendants, free_port
 from verk_actors.actors import _thespian as thespian_fixes
+from verk_actors.actors._keyring import node_key
 from verk_actors.actors._node_key import key_path, read_key
 from verk_actors.actors.messages import Enqueue, GetStatus, StopVerk, VerkStatus
 from verk_actors.errors import ActorSystemError
@@ -133,7 +134,7 @@ def test_frames_without_the_key_run_nothing_on_an_embedded_node(
     assert status.running
     root_port = next(p for name, p in ports.items() if name.startswith("VerkRoot"))
     enqueue = forged(Enqueue("Noop", (), queue=FORGED_QUEUE))
-    sealed = frame(enqueue, "key", thespian_fixes.node_key(None))
+    sealed = frame(enqueue, "key", node_key(None))
     assert deliver(root_port, sealed) == ACK
     wait_for(lambda: r.llen(f"queue:{FORGED_QUEUE}") == 1)
 
@@ -274,8 +275,9 @@ finally:
 
 
 def test_verk_root_refuses_a_system_started_without_the_changes(redis_server: RedisServer) -> None:
-    """VerkRoot on a multiprocTCPBase started without ``thespian_fixes.apply()`` (open ports,
-    unauthenticated frames) refuses ConfigureVerk, saying how to start a protected one."""
+    """VerkRoot on a multiprocTCPBase started without ``verk_actors.prepare_thespian()``
+    (open ports, unauthenticated frames) refuses ConfigureVerk, saying how to start a
+    protected one."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
         [sys.executable, "-c", UNPROTECTED_SYSTEM, str(free_port()), redis_server.url],
@@ -286,7 +288,7 @@ def test_verk_root_refuses_a_system_started_without_the_changes(redis_server: Re
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    assert "thespian_fixes.apply()" in done.stdout, done.stdout
+    assert "verk_actors.prepare_thespian()" in done.stdout, done.stdout
 
 
 def test_an_unknown_thespian_version_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

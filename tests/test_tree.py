@@ -32,13 +32,15 @@ def _tree(url: str, *args: str) -> str:
 
 def test_live_tree_shows_every_actor_and_counts_a_restart(redis_server, r) -> None:
     """tree lists root, managers, queue subtrees and workers with pids; a killed worker
-    shows up replaced with a restart counted."""
+    shows up replaced by one with a new pid."""
     node = NodeProcess("--redis-url", redis_server.url, "--queue", "default=3", "--queue", "low=1")
     node.start()
     try:
         wait_for(
             lambda: any(k.startswith(b"verk:node:") and k.endswith(b":info") for k in r.scan_iter())
         )
+        # The info key appears before every worker has started and reported its pid.
+        wait_for(lambda: len(_workers_with_pids(_tree(redis_server.url))) == 4, timeout=30)
         text = _tree(redis_server.url)
         for expected in (
             "VerkRoot root | one_for_one",
@@ -50,11 +52,14 @@ def test_live_tree_shows_every_actor_and_counts_a_restart(redis_server, r) -> No
             "WorkersManager workers_manager | one_for_one",
         ):
             assert expected in text, text
-        workers = [line for line in text.splitlines() if "WorkerActor worker" in line]
+        workers = _workers_with_pids(text)
         assert len(workers) == 4, text
-        pid = int(workers[0].split("pid ")[1].split(",")[0].split(" ")[0])
+        pid = workers[0]
         os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: f"pid {pid}" not in _tree(redis_server.url), timeout=20)
+        wait_for(
+            lambda: _replaced(_tree(redis_server.url), pid),
+            timeout=30,
+        )
         mermaid = _tree(redis_server.url, "--format", "mermaid")
         assert mermaid.startswith("flowchart TD")
         assert "-->" in mermaid
@@ -62,6 +67,20 @@ def test_live_tree_shows_every_actor_and_counts_a_restart(redis_server, r) -> No
         assert dot.startswith("digraph verk_tree {")
     finally:
         assert node.terminate() == 0
+
+
+def _workers_with_pids(text: str) -> list[int]:
+    """The pids of the tree's workers that have one (a starting worker has none yet)."""
+    lines = [line for line in text.splitlines() if "WorkerActor worker" in line]
+    return [
+        int(line.split("pid ")[1].split(",")[0].split(" ")[0]) for line in lines if "pid " in line
+    ]
+
+
+def _replaced(text: str, pid: int) -> bool:
+    """The killed worker is gone and all four workers run again, each with a pid."""
+    pids = _workers_with_pids(text)
+    return pid not in pids and len(pids) == 4
 
 
 def test_tree_without_a_node_exits_not_found(redis_server, capsys) -> None:

@@ -9,11 +9,17 @@
             ...
 
     enqueue(HardWorker, "bob", 5, url="redis://localhost:6379/0")
+
+The actor side (``VerkRoot``, ``start_actor_system``, ``start_node``, ``stop_node``,
+``prepare_thespian``) is imported on first use: code that only enqueues does not load
+Thespian.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
+from typing import TYPE_CHECKING, Any
 
 from verk_actors.config.file import load_config, resolve_settings
 from verk_actors.config.settings import QueueSpec, Settings
@@ -42,7 +48,31 @@ from verk_actors.store.admin.queues import Queue, queue_names
 from verk_actors.store.admin.stats import history, queue_stats, snapshot, totals
 from verk_actors.store.client import Client, enqueue, enqueue_at, enqueue_in, enqueue_many
 
+if TYPE_CHECKING:
+    from verk_actors.actors._thespian import apply as prepare_thespian
+    from verk_actors.actors.root import VerkRoot
+    from verk_actors.actors.system import start_actor_system, start_node, stop_node
+
 logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+_ACTOR_SIDE = {
+    "VerkRoot": ("verk_actors.actors.root", "VerkRoot"),
+    "start_actor_system": ("verk_actors.actors.system", "start_actor_system"),
+    "start_node": ("verk_actors.actors.system", "start_node"),
+    "stop_node": ("verk_actors.actors.system", "stop_node"),
+    "prepare_thespian": ("verk_actors.actors._thespian", "apply"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The actor side, loaded when first asked for (PEP 562)."""
+    if name not in _ACTOR_SIDE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, attribute = _ACTOR_SIDE[name]
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ActorSystemError",
@@ -66,6 +96,7 @@ __all__ = [
     "StoredJob",
     "UnknownWorkerError",
     "VerkError",
+    "VerkRoot",
     "Worker",
     "WorkerDiedError",
     "WorkerRegistry",
@@ -79,10 +110,14 @@ __all__ = [
     "load_config",
     "pause_queue",
     "paused_queues",
+    "prepare_thespian",
     "queue_names",
     "queue_stats",
     "resolve_settings",
     "resume_queue",
     "snapshot",
+    "start_actor_system",
+    "start_node",
+    "stop_node",
     "totals",
 ]

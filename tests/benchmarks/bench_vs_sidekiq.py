@@ -68,10 +68,7 @@ from tests.benchmarks.pickup_floor import run_floor  # noqa: E402
 from tests.interop.sidekiq import ensure_sidekiq, ruby_env  # noqa: E402
 from tests.servers import RedisServer, server_binary  # noqa: E402
 from verk_actors.bench.drain import (  # noqa: E402
-    COUNTER_KEY,
-    COUNTER_URL_ENV,
     DEFAULT_JOBS,
-    QUEUE,
     SETTLE,
     BenchOptions,
     BenchResult,
@@ -88,6 +85,7 @@ from verk_actors.bench.measure import (  # noqa: E402
     percentile,
     wait_drained,
 )
+from verk_actors.bench.workload import COUNTER_KEY, COUNTER_URL_ENV, QUEUE  # noqa: E402
 from verk_actors.store import keys  # noqa: E402
 from verk_actors.store.client import Client  # noqa: E402
 

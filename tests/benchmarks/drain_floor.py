@@ -28,8 +28,8 @@ if str(ROOT) not in sys.path:  # run as a file: make ``tests`` importable
 
 from tests.servers import RedisServer  # noqa: E402
 from verk_actors.actors.queue._batches import machine_cores  # noqa: E402
-from verk_actors.bench.drain import COUNTER_KEY, QUEUE, BenchIncr  # noqa: E402
 from verk_actors.bench.measure import Drain, Progress, wait_drained  # noqa: E402
+from verk_actors.bench.workload import COUNTER_KEY, QUEUE, BenchIncr  # noqa: E402
 from verk_actors.store import keys  # noqa: E402
 from verk_actors.store.client import Client  # noqa: E402
 

@@ -19,13 +19,21 @@ from thespian.system.transport.IPBase import TCPv4ActorAddress
 from thespian.system.transport.streamBuffer import toSendBuffer
 
 from verk_actors.actors import _thespian as thespian_fixes
+from verk_actors.actors._keyring import node_key, seal
 from verk_actors.actors.messages import JobsDone, RunJobs
 
 
 def job(n: int) -> bytes:
     """A job text as Redis holds it (each its own object: pickle would share equal ones)."""
-    fields = {"class": "Noop", "args": [n, "two"], "jid": f"{n:024x}", "queue": "default",
-              "retry": True, "created_at": 1795810689.123, "enqueued_at": 1795810689.125}
+    fields = {
+        "class": "Noop",
+        "args": [n, "two"],
+        "jid": f"{n:024x}",
+        "queue": "default",
+        "retry": True,
+        "created_at": 1795810689.123,
+        "enqueued_at": 1795810689.125,
+    }
     return json.dumps(fields).encode()
 
 
@@ -45,8 +53,8 @@ def plain_round_trip(envelope: Any) -> Any:
 
 
 def sealed_round_trip(envelope: Any) -> Any:
-    key = thespian_fixes.node_key(None)
-    data = toSendBuffer(envelope, lambda e: thespian_fixes.seal(key, pickle.dumps(e)))
+    key = node_key(None)
+    data = toSendBuffer(envelope, lambda e: seal(key, pickle.dumps(e)))
     return thespian_fixes.open_frame(data[data.index(b">") + 1 :])
 
 
@@ -61,12 +69,28 @@ def main(argv: list[str] | None = None) -> None:
     for name, message in messages().items():
         envelope = (sender, message)
         size = len(pickle.dumps(envelope))
-        plain = min(timeit.repeat(lambda e=envelope: plain_round_trip(e), number=args.number,
-                                  repeat=args.rounds)) / args.number * 1e6
-        sealed = min(timeit.repeat(lambda e=envelope: sealed_round_trip(e), number=args.number,
-                                   repeat=args.rounds)) / args.number * 1e6
-        print(f"{name:<14} {size:>7} {plain:>9.2f} {sealed:>10.2f} {sealed - plain:>7.2f} "
-              f"{sealed / plain:>6.2f}")
+        plain = (
+            min(
+                timeit.repeat(
+                    lambda e=envelope: plain_round_trip(e), number=args.number, repeat=args.rounds
+                )
+            )
+            / args.number
+            * 1e6
+        )
+        sealed = (
+            min(
+                timeit.repeat(
+                    lambda e=envelope: sealed_round_trip(e), number=args.number, repeat=args.rounds
+                )
+            )
+            / args.number
+            * 1e6
+        )
+        print(
+            f"{name:<14} {size:>7} {plain:>9.2f} {sealed:>10.2f} {sealed - plain:>7.2f} "
+            f"{sealed / plain:>6.2f}"
+        )
 
 
 if __name__ == "__main__":

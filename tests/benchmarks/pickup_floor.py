@@ -24,8 +24,9 @@ if str(ROOT) not in sys.path:  # run as a file: make ``tests`` importable
     sys.path.insert(0, str(ROOT))
 
 from tests.servers import RedisServer  # noqa: E402
-from verk_actors.bench.drain import PICKUP_KEY, QUEUE, standard_pickups  # noqa: E402
+from verk_actors.bench.drain import standard_pickups  # noqa: E402
 from verk_actors.bench.measure import Progress  # noqa: E402
+from verk_actors.bench.workload import PICKUP_KEY, QUEUE  # noqa: E402
 from verk_actors.store.client import Client  # noqa: E402
 
 

@@ -29,8 +29,8 @@ if str(ROOT) not in sys.path:  # run as a file: make ``tests`` importable
     sys.path.insert(0, str(ROOT))
 
 from tests.servers import RedisServer  # noqa: E402
-from verk_actors.bench.drain import QUEUE, BenchIncr  # noqa: E402
 from verk_actors.bench.measure import CommandCounter, client_stack  # noqa: E402
+from verk_actors.bench.workload import QUEUE, BenchIncr  # noqa: E402
 from verk_actors.config.settings import Settings  # noqa: E402
 from verk_actors.store import keys  # noqa: E402
 from verk_actors.store.client import Client  # noqa: E402

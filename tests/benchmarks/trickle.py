@@ -32,10 +32,7 @@ if str(ROOT) not in sys.path:  # run as a file: make ``tests`` importable
 
 from tests.servers import RedisServer  # noqa: E402
 from verk_actors.bench.drain import (  # noqa: E402
-    PICKUP_KEY,
-    QUEUE,
     BenchOptions,
-    BenchPickup,
     run_bench,
 )
 from verk_actors.bench.measure import (  # noqa: E402
@@ -45,6 +42,7 @@ from verk_actors.bench.measure import (  # noqa: E402
     measure_pickups,
     percentile,
 )
+from verk_actors.bench.workload import PICKUP_KEY, QUEUE, BenchPickup  # noqa: E402
 from verk_actors.store.client import Client  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100

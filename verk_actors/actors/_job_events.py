@@ -44,7 +44,7 @@ def outcome_events(queue: str, done: JobsDone) -> list[Event]:
                     duration,
                     failed.error_class or "",
                     failed.error_message or "",
-                    failed.failure.target if failed.failure else "",
+                    failed.failure.fate.value if failed.failure else "",
                 )
             )
     return events

@@ -1,7 +1,7 @@
 """A node's secret key, and the private file other tools of its user read it from.
 
 Every frame between a node's processes carries a MAC made with the node's key
-(``thespian_fixes.authenticate_frames``). The processes of a node inherit the key by
+(``_thespian.authenticate_frames``, ``_keyring``). The processes of a node inherit the key by
 fork; a tool run by the same user on the same host (``verk-actors tree``) reads it
 from ``<runtime dir>/admin-<port>.key``, where the runtime directory is
 ``$XDG_RUNTIME_DIR/verk-actors`` or ``<tmp>/verk-actors-<uid>``: a directory of mode

@@ -27,7 +27,6 @@ first; VerkRoot refuses to run on a system without these changes.
 
 from __future__ import annotations
 
-import hmac
 import importlib.metadata
 import logging
 import os
@@ -35,7 +34,6 @@ import pickle
 import select
 import selectors
 import socket
-import time
 import types
 from datetime import timedelta
 from typing import Any
@@ -45,7 +43,7 @@ from thespian.system import actorManager, multiprocCommon
 from thespian.system.transport import IPBase, TCPTransport, TransmitIntent
 from thespian.system.transport.streamBuffer import ackDataErrPacket, ackPacket, toSendBuffer
 
-from verk_actors.actors._node_key import new_key
+from verk_actors.actors._keyring import MAC_BYTES, authenticated_body, node_key, seal
 from verk_actors.actors._process import die_with_parent, forking_parent
 from verk_actors.errors import ActorSystemError, UnauthenticatedFrameError
 
@@ -55,9 +53,6 @@ THESPIAN_VERSION = "4.0.1"
 """The one Thespian release these changes were written and tested for."""
 
 LOOPBACK = "127.0.0.1"
-MAC_BYTES = 32
-REJECTION_WARNING_EVERY = 60.0
-"""Seconds between two warnings about dropped frames (the first is logged at once)."""
 
 IDLE_SOCKET_SECONDS = 1.0
 """How long a connection to another actor stays open unused (Thespian: 20 minutes)."""
@@ -118,35 +113,9 @@ def bind_to_loopback() -> None:
 
 # --- authenticated frames ----------------------------------------------------------------
 
-_port_keys: dict[int | None, bytes] = {}
-"""Keys by admin port; under None, this process's own key."""
 _CONTROL = {pickle.dumps(ackPacket): ackPacket, pickle.dumps(ackDataErrPacket): ackDataErrPacket}
 """Thespian's two acknowledgements, exactly as it pickles them. They are accepted
 without a MAC: they carry no data, and are compared byte for byte, never unpickled."""
-
-
-def node_key(admin_port: int | None) -> bytes:
-    """The key frames to the actor system on ``admin_port`` are sealed with.
-
-    That is the key ``trust_key`` registered for the port (a node this process
-    attached to), else this process's own key, made at first use and inherited by
-    every process forked from it: the admin and actors of the systems it starts.
-    """
-    if admin_port in _port_keys:
-        return _port_keys[admin_port]
-    if None not in _port_keys:
-        _port_keys[None] = new_key()
-    return _port_keys[None]
-
-
-def trust_key(admin_port: int, key: bytes) -> None:
-    """Talk to the actor system on ``admin_port`` with ``key`` (read from its key file)."""
-    _port_keys[admin_port] = key
-
-
-def seal(key: bytes, payload: bytes) -> bytes:
-    """``payload`` with its MAC in front."""
-    return hmac.digest(key, payload, "sha256") + payload
 
 
 def open_frame(frame: bytes) -> Any:
@@ -157,42 +126,12 @@ def open_frame(frame: bytes) -> Any:
     """
     if len(frame) <= MAC_BYTES and frame in _CONTROL:
         return _CONTROL[frame]
-    view = memoryview(frame)
-    mac, body = view[:MAC_BYTES], view[MAC_BYTES:]
-    node_key(None)
-    for key in set(_port_keys.values()):
-        if hmac.compare_digest(hmac.digest(key, body, "sha256"), mac):
-            return pickle.loads(body)  # noqa: S301 - authenticated: sent by a holder of the key
-    _rejected.note(len(frame))
-    raise UnauthenticatedFrameError(
-        "dropped a frame without a valid MAC: its sender does not hold this node's key"
-    )
-
-
-class _Rejections:
-    """Counts dropped frames and warns about them at most once a minute."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.warned_at: float | None = None
-
-    def note(self, size: int) -> None:
-        self.count += 1
-        now = time.monotonic()
-        if self.warned_at is not None and now - self.warned_at < REJECTION_WARNING_EVERY:
-            return
-        log.warning(
-            "pid %d dropped %d frame(s) without a valid MAC (last: %d bytes), unread: some "
-            "process that does not hold this node's key is writing to its ports",
-            os.getpid(),
-            self.count,
-            size,
+    body = authenticated_body(frame)
+    if body is None:
+        raise UnauthenticatedFrameError(
+            "dropped a frame without a valid MAC: its sender does not hold this node's key"
         )
-        self.count = 0
-        self.warned_at = now
-
-
-_rejected = _Rejections()
+    return pickle.loads(body)  # noqa: S301 - authenticated: sent by a holder of the key
 
 
 class _AuthenticatedPickle:

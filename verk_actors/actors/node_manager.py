@@ -24,7 +24,7 @@ forgotten it. If by then another process holds the lease under the same id,
 VerkRoot is told to stop this node (``NodeIdTaken``).
 
 Redis failing (out of reach, or answering ``OOM``, ``BUSY``...: see
-``redis_errors``) never stops the heartbeat or the scans: the failure is logged once
+``store.failures``) never stops the heartbeat or the scans: the failure is logged once
 per outage, and the heartbeat is tried again four times a heartbeat until Redis
 answers. A node that saw Redis fail for a transient reason declares no other node
 dead until Redis has answered it again for a whole lease: every node was refused

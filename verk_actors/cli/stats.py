@@ -8,8 +8,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import redis
-
 from verk_actors.cli._server import server_line, with_server
 from verk_actors.cli.common import (
     EXIT_OK,
@@ -24,6 +22,7 @@ from verk_actors.cli.common import (
 from verk_actors.cli.table import duration, relative, table, utc
 from verk_actors.store.admin.nodes import NodeInfo, list_nodes
 from verk_actors.store.admin.stats import QueueStats, Snapshot, snapshot
+from verk_actors.store.connection import Connection
 
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
 DEFAULT_WATCH = 2.0
@@ -151,7 +150,7 @@ def _pause(seconds: float) -> None:
     time.sleep(seconds)
 
 
-def show(client: redis.Redis, args: argparse.Namespace, url: str) -> None:
+def show(client: Connection, args: argparse.Namespace, url: str) -> None:
     """Print one snapshot, as a table or JSON.
 
     ``--watch`` clears the screen before each one only on a terminal: into a pipe or a

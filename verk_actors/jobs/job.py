@@ -1,9 +1,9 @@
 """The job: a frozen value with Sidekiq's field names and a lossless JSON round trip.
 
 A job read from Redis keeps its exact text in ``original_json`` so that it can be
-removed from a list or set by its stored bytes (CONTRACT.md). Fields we do not know
-(Sidekiq's ``tags``, ``bid``, Verk's ``finished_at``...) live in ``extra`` and are
-written back unchanged.
+removed from a list or set by its stored bytes (``verk_actors/store/CONTRACT.md``).
+Fields we do not know (Sidekiq's ``tags``, ``bid``, Verk's ``finished_at``...) live in
+``extra`` and are written back unchanged.
 """
 
 from __future__ import annotations

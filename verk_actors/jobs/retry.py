@@ -1,11 +1,14 @@
 """What happens to a job after it fails: the retry limit, the backoff, retry or dead.
 
 Pure functions, shared by the worker (which builds the failed job after an exception)
-and the WorkersManager (which builds it when the worker process died).
+and the WorkersManager (which builds it when the worker process died). They decide a
+failed job's ``Fate`` and when it is due; where each fate is kept in Redis is the
+store's business (``verk_actors.store``).
 """
 
 from __future__ import annotations
 
+import enum
 import random
 from collections.abc import Sequence
 
@@ -15,8 +18,14 @@ from verk_actors.jobs.job import Job, dumps, loads, new_jid
 
 DEFAULT_MAX_RETRIES = 25
 
-RETRY = "retry"
-DEAD = "dead"
+
+class Fate(enum.Enum):
+    """What becomes of a failed job (the value is the word events and logs use)."""
+
+    RETRY = "retry"
+    """Tried again when its ``score`` comes."""
+    DEAD = "dead"
+    """Given up on: kept, with the reason, for people to look at or retry by hand."""
 
 
 def retry_limit(job: Job, default: int = DEFAULT_MAX_RETRIES, worker_retry: object = None) -> int:
@@ -48,9 +57,9 @@ def backoff_delay(count: int, rng: random.Random | None = None) -> float:
 
 @attrs.frozen
 class FailureRecord:
-    """Where a failed job goes: ``target`` is ``retry`` or ``dead``, ``score`` its time."""
+    """A failed job's ``fate`` and ``score``: when it is tried again, or when it died."""
 
-    target: str
+    fate: Fate
     score: float
     text: str | bytes
     """The text to store: JSON, or a malformed job's own bytes when they are not UTF-8."""
@@ -72,7 +81,7 @@ def build_failure(
     delay_override: float | None = None,
     rng: random.Random | None = None,
 ) -> FailureRecord:
-    """The failed copy of ``job`` and whether it goes to ``retry`` or ``dead``.
+    """The failed copy of ``job`` and whether it is retried or dead.
 
     ``worker_retry`` is the ``retry`` option of the job's worker class (see
     ``retry_limit``); ``queue`` the queue it ran from, written into a job that has no
@@ -90,9 +99,9 @@ def build_failure(
         queue=job.queue or queue,
     )
     if count > retry_limit(job, default_max_retries, worker_retry):
-        return FailureRecord(target=DEAD, score=now, text=failed.to_json())
+        return FailureRecord(fate=Fate.DEAD, score=now, text=failed.to_json())
     delay = backoff_delay(count, rng) if delay_override is None else max(delay_override, 0.0)
-    return FailureRecord(target=RETRY, score=now + delay, text=failed.to_json())
+    return FailureRecord(fate=Fate.RETRY, score=now + delay, text=failed.to_json())
 
 
 MALFORMED_CLASS = "verk_actors.MalformedJob"
@@ -112,7 +121,7 @@ def bury_malformed(text: str | bytes, *, reason: str, queue: str, now: float) ->
         try:
             raw = text.decode("utf-8")
         except UnicodeDecodeError:
-            return FailureRecord(target=DEAD, score=now, text=text)
+            return FailureRecord(fate=Fate.DEAD, score=now, text=text)
     else:
         raw = text
     data: object
@@ -125,7 +134,7 @@ def bury_malformed(text: str | bytes, *, reason: str, queue: str, now: float) ->
         data.update(
             error_class="MalformedJobError", error_message=reason, failed_at=now, retry=False
         )
-        return FailureRecord(target=DEAD, score=now, text=dumps(data))
+        return FailureRecord(fate=Fate.DEAD, score=now, text=dumps(data))
     wrapped = {
         "class": MALFORMED_CLASS,
         "args": [raw],
@@ -136,4 +145,4 @@ def bury_malformed(text: str | bytes, *, reason: str, queue: str, now: float) ->
         "error_message": reason,
         "failed_at": now,
     }
-    return FailureRecord(target=DEAD, score=now, text=dumps(wrapped))
+    return FailureRecord(fate=Fate.DEAD, score=now, text=dumps(wrapped))

@@ -2,7 +2,7 @@
 
 Listing must never stop at a bad member: a text that is not a usable job is kept raw,
 with the reason, instead of raising. The exact stored text is kept so that the job can
-be removed by it (CONTRACT.md).
+be removed by it (``verk_actors/store/CONTRACT.md``).
 """
 
 from __future__ import annotations

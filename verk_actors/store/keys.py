@@ -1,4 +1,8 @@
-"""Every Redis key name verk_actors uses, in one place (see CONTRACT.md)."""
+"""Every Redis key name verk_actors uses, in one place.
+
+What each key holds, and how the layout matches Sidekiq's and Verk's, is described in
+``verk_actors/store/CONTRACT.md``.
+"""
 
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ import attrs
 import redis
 
 from verk_actors.config.settings import Settings
+from verk_actors.jobs.retry import Fate
 from verk_actors.store import keys
 from verk_actors.store.connection import connect
 from verk_actors.store.failures import REDIS_ERRORS
@@ -36,7 +37,7 @@ class Pending:
     """Outcomes not yet written to Redis (kept until a write succeeds)."""
 
     acked: list[bytes] = attrs.field(factory=list)
-    failed: list[tuple[bytes, str, float, str | bytes]] = attrs.field(factory=list)
+    failed: list[tuple[bytes, Fate, float, str | bytes]] = attrs.field(factory=list)
     requeued: list[bytes] = attrs.field(factory=list)
 
     def __bool__(self) -> bool:
@@ -50,6 +51,8 @@ class QueueStore:
         self.settings = settings
         self.queue = queue
         self.node_id = node_id
+        self.inprogress = keys.inprogress_key(queue, node_id)
+        """This node's in-progress list of this queue (named in log lines)."""
         self.client = connect(settings.redis_url, name=f"verk:{node_id}:{queue}")
         self.scripts = Scripts(self.client)
         self._wait = JobWait(

@@ -1,7 +1,13 @@
-"""Moving due jobs from ``schedule`` and ``retry`` to their queues (no actors here)."""
+"""Moving due jobs from ``schedule`` and ``retry`` to their queues (no actors here).
+
+``ScheduleStore`` is what the ScheduleManager calls: its own connection, and one pass
+over both sets.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from typing import cast
 
 import attrs
@@ -10,9 +16,14 @@ import redis
 from verk_actors.errors import MalformedJobError
 from verk_actors.jobs.job import DEFAULT_QUEUE, decode_job
 from verk_actors.jobs.retry import bury_malformed
+from verk_actors.store import keys
+from verk_actors.store.connection import connect
 from verk_actors.store.scripts import Scripts
 
 BATCH = 100
+
+DUE_SETS = (keys.SCHEDULE, keys.RETRY)
+"""The sorted sets whose due members go to their queues, in the order they are polled."""
 
 
 @attrs.frozen
@@ -53,3 +64,21 @@ def move_due(
         moves.append((member, queue, text))
     moved = scripts.enqueue_due(client, zset, moves, now=now)
     return Moved(moved=moved, malformed=buried, full=len(members) >= limit)
+
+
+class ScheduleStore:
+    """The ``schedule`` and ``retry`` sets, as one node's ScheduleManager moves them."""
+
+    def __init__(self, url: str, node_id: str) -> None:
+        self.client = connect(url, name=f"verk:{node_id}:schedule")
+        self.scripts = Scripts(self.client)
+
+    def move_due(self) -> Iterator[tuple[str, Moved]]:
+        """Move a batch of due members of each set in turn: yields the set's name and
+        what moved, each set's batch done before the next is read. A Redis error
+        raised by one set ends the pass there."""
+        for zset in DUE_SETS:
+            yield zset, move_due(self.client, self.scripts, zset, time.time())
+
+    def close(self) -> None:
+        self.client.close()

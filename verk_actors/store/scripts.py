@@ -16,6 +16,7 @@ from typing import Any
 import redis
 from redis.commands.core import Script
 
+from verk_actors.jobs.retry import Fate
 from verk_actors.store import keys
 
 SCRIPT_NAMES = (
@@ -32,6 +33,10 @@ SCRIPT_NAMES = (
 DAY_COUNTER_TTL = 5 * 365 * 86_400  # Sidekiq keeps per-day counters five years
 
 Client = redis.Redis | redis.client.Pipeline
+
+FAIL_TO = {Fate.RETRY: "retry", Fate.DEAD: "dead"}
+"""``fail_jobs.lua``'s word for where a failed job goes: ``KEYS[2]`` (``retry``) or
+``KEYS[3]`` (``dead``)."""
 
 
 def lua_dir() -> Path:
@@ -106,16 +111,17 @@ class Scripts:
         queue: str,
         node_id: str,
         day: str,
-        failures: Sequence[tuple[bytes, str, float, str | bytes]],
+        failures: Sequence[tuple[bytes, Fate, float, str | bytes]],
         *,
         now: float,
         dead_timeout: float,
         dead_max_jobs: int,
     ) -> int:
-        """Move failed jobs from in-progress to retry/dead (original, target, score, text)."""
+        """Move failed jobs from in-progress to ``retry`` or ``dead`` by their fate
+        (original, fate, score, text)."""
         flat: list[Any] = [now, dead_timeout, dead_max_jobs, DAY_COUNTER_TTL]
-        for original, target, score, text in failures:
-            flat.extend((original, target, repr(float(score)), text))
+        for original, fate, score, text in failures:
+            flat.extend((original, FAIL_TO[fate], repr(float(score)), text))
         result: int = self._run(
             "fail_jobs",
             on,

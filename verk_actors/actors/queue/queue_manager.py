@@ -7,7 +7,7 @@ picked up at once), records outcomes (ack, retry, dead, requeue), and at start a
 stop gives this node's leftover in-progress jobs back to the queue.
 
 Nothing is lost when Redis is away or refuses commands (``OOM``, ``BUSY``...: see
-``redis_errors``): jobs stay in Redis, outcomes not yet written are kept and written
+``store.failures``): jobs stay in Redis, outcomes not yet written are kept and written
 again (with backoff) until Redis takes them; the log says so once per outage.
 """
 
@@ -226,7 +226,7 @@ class QueueManager(VerkActor):
         for ref, record in message.failed:
             text = self.inflight.pop(ref, None)
             if text is not None:
-                self.pending.failed.append((text, record.target, record.score, record.text))
+                self.pending.failed.append((text, record.fate, record.score, record.text))
         for ref in message.requeued:
             text = self.inflight.pop(ref, None)
             if text is not None:
@@ -396,7 +396,7 @@ class QueueManager(VerkActor):
                 store.queue,
                 type(exc).__name__,
                 exc,
-                f"inprogress:{store.queue}:{store.node_id}",
+                store.inprogress,
             )
         return requeued
 

@@ -105,7 +105,7 @@ class Queue:
         pipe = self.client.pipeline(transaction=False)
         for stored in {s.raw for s in found}:
             # redis-py annotates the value as str, but sends bytes as they are: the
-            # exact stored bytes are what must match (CONTRACT.md).
+            # exact stored bytes are what must match (verk_actors/store/CONTRACT.md).
             pipe.lrem(self.key, 0, stored)  # type: ignore[arg-type]
         removed = sum(int(n) for n in pipe.execute())
         if removed == 0:

@@ -1,7 +1,8 @@
 """Counts for people watching a cluster: totals, per day, per queue, as Sidekiq::Stats.
 
-Everything is read from the counters and lists of CONTRACT.md in a few pipelined
-round trips, so Sidekiq's tools and these functions always agree.
+Everything is read from the counters and lists described in
+``verk_actors/store/CONTRACT.md``, in a few pipelined round trips, so Sidekiq's tools
+and these functions always agree.
 """
 
 from __future__ import annotations
