@@ -341,7 +341,8 @@ def test_pause_and_resume(run: Run, r: redis.Redis) -> None:
     }
     code, out, err = run("pause", "later")
     assert code == EXIT_NOT_FOUND
-    assert "no queue 'later' is known to this Redis or to any node (known: mail)" in err
+    assert "no queue 'later' is known to the Redis at redis://127.0.0.1:" in err
+    assert "or to any node (known: mail)" in err
     assert "--force" in err
     assert r.smembers(keys.PAUSED) == {b"mail"}
     code, out, err = run("pause", "later", "--force")

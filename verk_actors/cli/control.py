@@ -7,6 +7,7 @@ from typing import Any
 
 from verk_actors.cli._server import server_line, with_server
 from verk_actors.cli.common import EXIT_OK, add_common, connected, print_json, redis_url, say
+from verk_actors.config.redis_url import redact_url
 from verk_actors.errors import NotFoundError
 from verk_actors.store.admin.pause import (
     is_known,
@@ -76,9 +77,9 @@ def run_pause(args: argparse.Namespace) -> int:
         if not args.force and not is_known(client, args.queue):
             known = ", ".join(known_queues(client)) or "none yet"
             raise NotFoundError(
-                f"no queue {args.queue!r} is known to this Redis or to any node (known: "
-                f"{known}); check the name, or pass --force to pause a queue before its "
-                "first use"
+                f"no queue {args.queue!r} is known to the Redis at {redact_url(url)} or to "
+                f"any node (known: {known}); check the name, or pass --force to pause a "
+                "queue before its first use"
             )
         changed = pause_queue(client, args.queue)
         paused = paused_queues(client)
