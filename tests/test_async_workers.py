@@ -7,10 +7,12 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import ask_for, wait_for
+import pytest
+
+from tests.conftest import wait_for
 from tests.nodeproc import ROOT
 from verk_actors import Client
-from verk_actors.actors.messages import DescribeTree, TreeNode
+from verk_actors.errors import VerkError
 
 
 def test_start_refuses_a_module_with_an_async_worker(redis_server, tmp_path) -> None:
@@ -38,27 +40,17 @@ def test_start_refuses_a_module_with_an_async_worker(redis_server, tmp_path) -> 
     assert "asyncio.run" in result.stderr
 
 
-def _worker_states(node) -> list[str]:
-    tree = ask_for(node.asys, node.root, DescribeTree(1, "root"), TreeNode)
-    found: list[str] = []
-    stack = [tree]
-    while stack:
-        item = stack.pop()
-        if item.kind == "WorkerActor":
-            found.append(item.state)
-        stack.extend(item.children)
-    return found
-
-
-def test_embedded_node_with_an_async_worker_acks_nothing(start_verk, redis_server, r) -> None:
-    """A node told to import an async worker gets no worker up, so its job is never acked."""
+def test_embedded_node_with_an_async_worker_is_refused(start_verk, redis_server, r) -> None:
+    """An embedded node told to import an async worker refuses to start, saying why,
+    instead of starting with workers that never come up and a job never run."""
     with Client(url=redis_server.url) as client:
         client.enqueue("AsyncRecord", redis_server.url, "ran", "a")
-    node = start_verk(imports=("tests.async_jobs",))
-    wait_for(lambda: _worker_states(node) == ["broken"] * 5)
+    with pytest.raises(VerkError) as info:
+        start_verk(imports=("tests.async_jobs",))
+    assert "AsyncWorkerError" in str(info.value)
+    assert "tests.async_jobs.AsyncRecord.perform is async" in str(info.value)
     assert r.llen("queue:default") == 1
     assert not r.exists("ran") and not r.exists("stat:processed")
-    node.stop()
 
 
 def test_perform_that_returns_a_coroutine_fails_the_job(start_verk, redis_server, r) -> None:

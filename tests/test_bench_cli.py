@@ -44,6 +44,7 @@ def test_bench_json_counts_commands(
     assert code == EXIT_OK, err
     figures = json.loads(out)
     assert figures["jobs"] == 500
+    assert figures["drain_jobs"] == 500  # every job counted, the first ones too
     assert figures["concurrency"] == 4
     assert figures["drain_jobs_per_s"] > 0
     assert figures["enqueue_commands"]["lpush"] == 1  # enqueue_many: one LPUSH per 1,000
@@ -51,6 +52,28 @@ def test_bench_json_counts_commands(
     assert "info" not in figures["commands"]  # the bench's own look-ups are not counted
     assert figures["pickup_p50_ms"] is None
     assert 0 <= figures["drain_steal"] < 1  # Linux: read off /proc/stat
+
+
+def test_a_drain_counts_every_job_in_the_time_it_measures() -> None:
+    """A drain of 10 jobs, 3 of them done at the first look that sees any, reports 10
+    jobs timed from the last look that saw none (it once reported 7)."""
+    counts = iter([0, 0, 3, 7, 10])
+    looks: list[float] = []
+
+    def done() -> int:
+        looks.append(time.monotonic())
+        return next(counts)
+
+    started = time.monotonic()
+    drain = measure.wait_drained(
+        10, done, lambda: True, started=started, timeout=10, progress=measure.Progress(None)
+    )
+    after = time.monotonic()
+    assert drain.jobs == 10
+    assert looks[-1] - looks[1] <= drain.seconds  # timed from the second look (or before)
+    assert drain.seconds < after - looks[0] - measure.POLL / 2  # not from the first
+    assert drain.seconds < drain.wall
+    assert drain.rate == 10 / drain.seconds
 
 
 def test_bench_refuses_a_database_with_keys(
@@ -94,7 +117,7 @@ def test_bench_with_jobs_waiting_times_the_first_ones_and_deletes_the_rest(
     assert code == EXIT_OK, err
     figures = json.loads(out)
     assert figures["waiting"] == 5000
-    assert figures["drain_jobs"] >= 250
+    assert figures["drain_jobs"] >= 300
     assert figures["drain_jobs_per_s"] > 0
     client = redis_server.client()
     assert client.llen("queue:verk-bench") == 0

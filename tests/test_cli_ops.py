@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,9 @@ from verk_actors import Client
 from verk_actors.cli import EXIT_FAILURE, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, build_parser, main
 from verk_actors.cli import start as start_cmd
 from verk_actors.cli import stats as stats_cmd
+from verk_actors.config.redis_url import redact_url
+from verk_actors.config.reference import options
+from verk_actors.config.settings import field_kind, read_text
 from verk_actors.store import keys
 
 Run = Callable[..., tuple[int, str, str]]
@@ -39,6 +44,12 @@ def run(redis_server: RedisServer, capsys: pytest.CaptureFixture[str]) -> Run:
         return code, out, err
 
     return call
+
+
+def r_url(r: redis.Redis) -> str:
+    """The URL of the test server ``r`` is a client of."""
+    kwargs = r.connection_pool.connection_kwargs
+    return f"redis://{kwargs['host']}:{kwargs['port']}/0"
 
 
 def unreachable_url() -> str:
@@ -70,7 +81,8 @@ def test_stats_table_and_json(run: Run, r: redis.Redis) -> None:
 
 
 def test_stats_watch_refreshes_until_ctrl_c(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`stats --watch` redraws with an ANSI clear each interval and Ctrl-C exits 0."""
+    """`stats --watch` redraws with an ANSI clear each interval on a terminal, and Ctrl-C
+    exits 0."""
     pauses: list[float] = []
 
     def fake_pause(seconds: float) -> None:
@@ -79,6 +91,7 @@ def test_stats_watch_refreshes_until_ctrl_c(run: Run, monkeypatch: pytest.Monkey
             raise KeyboardInterrupt
 
     monkeypatch.setattr(stats_cmd, "_pause", fake_pause)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
     code, out, _ = run("stats", "--watch", "0.5")
     assert code == EXIT_OK
     assert out.count(stats_cmd.CLEAR_SCREEN) == 2
@@ -105,14 +118,79 @@ def test_nodes_table_and_json(run: Run, r: redis.Redis) -> None:
                  "queues": json.dumps([{"name": "default", "concurrency": 5}])},
     )
     code, out, _ = run("nodes")
-    lines = out.splitlines()
+    lines = out.splitlines()[1:]  # under the "Redis <url>" line
     assert lines[0].split()[:3] == ["NODE", "STATE", "HOST"]
     assert lines[1].split()[:4] == ["n-alive", "alive", "box", "42"]
     assert "default=5" in lines[1]
     assert lines[2].split()[:2] == ["n-dead", "dead"]
     code, out, _ = run("nodes", "--json")
-    nodes = json.loads(out)
+    nodes = json.loads(out)["nodes"]
     assert [(n["node_id"], n["alive"]) for n in nodes] == [("n-alive", True), ("n-dead", False)]
+
+
+def test_stats_watch_into_a_pipe_writes_no_escape_codes(
+    run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`stats --watch | tee log` gets the snapshots one after another, no clear-screen."""
+    pauses: list[float] = []
+
+    def fake_pause(seconds: float) -> None:
+        pauses.append(seconds)
+        if len(pauses) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(stats_cmd, "_pause", fake_pause)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: False)
+    code, out, _ = run("stats", "--watch", "0.5")
+    assert code == EXIT_OK
+    assert "\x1b" not in out
+    assert out.count("verk-actors stats at") == 2
+
+
+# --- which Redis ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def secret_server() -> Iterator[RedisServer]:
+    """A private Redis server that requires the password s3cret."""
+    server = RedisServer(password="s3cret").start()
+    yield server
+    server.cleanup()
+
+
+NAMED = [
+    ["stats"],
+    ["nodes"],
+    ["queues"],
+    ["queues", "peek", "mail"],
+    ["queues", "delete", "mail", "j1"],
+    ["queues", "clear", "mail", "--yes"],
+    ["retry", "list"],
+    ["dead", "retry", "--all"],
+    ["scheduled", "clear", "--yes"],
+    ["pause", "mail"],
+    ["resume", "mail"],
+    ["enqueue", "W", "--queue", "mail"],
+]
+
+
+@pytest.mark.parametrize("argv", NAMED, ids=" ".join)
+def test_every_command_names_the_redis_it_used(
+    argv: list[str], secret_server: RedisServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Tables start with a "Redis <url>" line and JSON has "redis", the password hidden."""
+    shown = f"redis://:***@127.0.0.1:{secret_server.port}/0"
+    for as_json in ([], ["--json"]):
+        with Client(url=secret_server.url) as client:
+            client.enqueue("W", queue="mail", jid="j1")
+        assert main([*argv, *as_json, "--redis-url", secret_server.url]) == EXIT_OK
+        out, _ = capsys.readouterr()
+        assert "s3cret" not in out
+        if as_json:
+            assert json.loads(out)["redis"] == shown
+        else:
+            first = out.splitlines()[0]
+            assert first == f"Redis {shown}" or first.endswith(f", Redis {shown}")
 
 
 # --- queues ---------------------------------------------------------------------------------
@@ -124,11 +202,11 @@ def test_queues_list_and_peek(run: Run, r: redis.Redis) -> None:
     jids = client.enqueue_many("HardWorker", [["bob", n] for n in range(5)])
     code, out, _ = run("queues")
     assert code == EXIT_OK
-    assert out.splitlines()[1].split()[:2] == ["default", "5"]
+    assert out.splitlines()[2].split()[:2] == ["default", "5"]
     code, out, _ = run("queues", "list", "--json")
-    assert json.loads(out)[0]["size"] == 5
+    assert json.loads(out)["queues"][0]["size"] == 5
     code, out, _ = run("queues", "peek", "default", "--limit", "2", "--offset", "1")
-    rows = out.splitlines()
+    rows = out.splitlines()[1:]
     assert rows[1].split()[:3] == ["1", jids[1], "HardWorker"]
     assert rows[2].split()[1] == jids[2]
     assert "of 5" in out
@@ -162,7 +240,7 @@ def test_queues_delete_and_clear(run: Run, r: redis.Redis) -> None:
     assert r.llen(keys.queue_key("default")) == 1
     code, out, _ = run("queues", "clear", "default", "--yes", "--json")
     assert code == EXIT_OK
-    assert json.loads(out) == {"queue": "default", "deleted": 1}
+    assert json.loads(out) == {"redis": redact_url(r_url(r)), "queue": "default", "deleted": 1}
     assert not r.sismember(keys.QUEUES, "default")
     assert keep  # it went with the clear
 
@@ -220,7 +298,9 @@ def test_set_retry_one_and_all(run: Run, r: redis.Redis, command: str, key: str)
         add_to_set(r, key, float(n))
     r.zadd(key, {"garbage": 1.5})
     code, out, _ = run(command, "retry", "--all", "--json")
-    assert json.loads(out) == {"set": key, "enqueued": 3, "skipped": 1}
+    assert json.loads(out) == {
+        "redis": redact_url(r_url(r)), "set": key, "enqueued": 3, "skipped": 1
+    }
     assert r.llen(keys.queue_key("default")) == 4
     code, _, err = run(command, "retry")
     assert code == EXIT_USAGE
@@ -253,11 +333,20 @@ def test_pause_and_resume(run: Run, r: redis.Redis) -> None:
     assert r.smembers(keys.PAUSED) == {b"mail"}
     code, out, _ = run("pause", "mail", "--json")
     assert json.loads(out) == {
-        "queue": "mail", "paused": True, "changed": False, "paused_queues": ["mail"]
+        "redis": redact_url(r_url(r)),
+        "queue": "mail",
+        "paused": True,
+        "changed": False,
+        "paused_queues": ["mail"],
     }
     code, out, err = run("pause", "later")
-    assert code == EXIT_OK
-    assert "no queue 'later' is known yet" in err
+    assert code == EXIT_NOT_FOUND
+    assert "no queue 'later' is known to the Redis at redis://127.0.0.1:" in err
+    assert "or to any node (known: mail)" in err
+    assert "--force" in err
+    assert r.smembers(keys.PAUSED) == {b"mail"}
+    code, out, err = run("pause", "later", "--force")
+    assert (code, err) == (EXIT_OK, "")
     code, out, _ = run("resume", "mail")
     assert code == EXIT_OK
     assert "resumed queue mail" in out
@@ -267,6 +356,18 @@ def test_pause_and_resume(run: Run, r: redis.Redis) -> None:
     code, _, err = run("pause", "bad name")
     assert code == EXIT_USAGE
     assert "not usable" in err
+
+
+def test_pause_knows_the_queues_of_nodes(run: Run, r: redis.Redis) -> None:
+    """A queue a node works on can be paused before any job was enqueued to it."""
+    r.sadd(keys.NODES, "n1")
+    r.hset(keys.node_info_key("n1"), "queues", json.dumps([{"name": "idle", "concurrency": 2}]))
+    code, _, err = run("pause", "idle")
+    assert (code, err) == (EXIT_OK, "")
+    assert r.smembers(keys.PAUSED) == {b"idle"}
+    code, _, err = run("pause", "idel")
+    assert code == EXIT_NOT_FOUND
+    assert "(known: idle)" in err
 
 
 def test_enqueue_json_args(run: Run, r: redis.Redis) -> None:
@@ -339,6 +440,49 @@ def test_usage_errors_and_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert "Exit codes" in capsys.readouterr().out
     assert main(["stats", "--redis-url", "http://nope"]) == EXIT_USAGE
     assert "must start with redis://" in capsys.readouterr().err
+
+
+def every_parser(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    """``parser`` and each of its subcommands' parsers, with the words that reach them."""
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from every_parser(sub, (*path, name))
+
+
+def test_help_has_no_markup_and_every_argument_is_explained() -> None:
+    """No --help shows reStructuredText backticks; every positional argument has help."""
+    parsers = list(every_parser(build_parser()))
+    assert len(parsers) > 20
+    for path, parser in parsers:
+        text = parser.format_help()
+        assert "`" not in text, (path, [line for line in text.splitlines() if "`" in line])
+        for action in parser._actions:
+            if not action.option_strings and not isinstance(
+                action, argparse._SubParsersAction
+            ):
+                assert action.help, (path, action.dest)
+
+
+SAMPLES = {int: "7", float: "3.5", str: "n-1"}
+
+
+def test_start_has_a_flag_for_every_setting(capsys: pytest.CaptureFixture[str]) -> None:
+    """`start --help` lists every setting with its variable, and each flag sets it."""
+    assert main(["start", "--help"]) == EXIT_OK
+    text = " ".join(capsys.readouterr().out.split())
+    parser = build_parser()
+    for option in options():
+        assert option.flag in text
+        assert option.env in text
+        special = {"queues": "q=2", "imports": "app.a", "redis_url": "redis://h:1/0"}
+        sample = special.get(option.field) or SAMPLES[field_kind(option.field)]
+        settings = start_cmd.settings_from(parser.parse_args(["start", option.flag, sample]))
+        value = getattr(settings, option.field)
+        assert value == read_text(option.field, sample), option
 
 
 def test_config_precedence_for_the_redis_url(

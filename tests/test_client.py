@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from collections.abc import Iterator
@@ -165,6 +166,14 @@ def test_enqueue_many_keeps_order(client: Client, r: redis.Redis) -> None:
         (lambda c: c.enqueue_many("A", [[1], [2], "oops"]), "list or tuple"),
         (lambda c: c.enqueue_many("A", [[1]] * 1_500 + [[{1}]]), "JSON"),
         (lambda c: c.enqueue_many("A", [[1]], jid="x"), "jid"),
+        (lambda c: c.enqueue(dict, 1), r"enqueue\(\): dict is not a worker: pass a Worker"),
+        (lambda c: c.enqueue_at(time.time(), int), r"enqueue_at\(\): int is not a worker"),
+        (lambda c: c.enqueue_many(object, [[1]]), r"enqueue_many\(\): object is not a worker"),
+        (lambda c: c.enqueue(Mailer, name="a"), r"enqueue\(\) got name=: Sidekiq jobs take "
+         "positional JSON args only"),
+        (lambda c: c.enqueue_in(5, Mailer, 1, when=2), r"enqueue_in\(\) got when=: Sidekiq"),
+        (lambda c: c.enqueue_at(time.time(), "A", a=1, b=2), r"enqueue_at\(\) got a=, b=:"),
+        (lambda c: c.enqueue_many(Mailer, [[1]], name="a"), r"enqueue_many\(\) got name="),
     ],
 )
 def test_invalid_input_writes_nothing(
@@ -174,6 +183,41 @@ def test_invalid_input_writes_nothing(
     with pytest.raises(InvalidJobError, match=match):
         call(client)
     assert r.dbsize() == 0
+
+
+def test_module_level_enqueue_refuses_keyword_args(redis_server: RedisServer) -> None:
+    """verk_actors.enqueue(HardWorker, name=...) names enqueue, not an internal method."""
+    with pytest.raises(InvalidJobError) as info:
+        verk_actors.enqueue(Mailer, url=redis_server.url, name="a")
+    assert str(info.value).startswith("enqueue() got name=: Sidekiq jobs take positional")
+    assert "build" not in str(info.value)
+
+
+def test_client_without_url_names_its_server_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Client() with no URL says at INFO which Redis it writes to, once per server."""
+    from verk_actors.store import client as client_module
+
+    monkeypatch.setattr(client_module, "_announced", client_module._Announced())
+    monkeypatch.delenv("VERK_REDIS_URL", raising=False)
+    with caplog.at_level(logging.INFO, logger="verk_actors"):
+        Client().close()
+        Client().close()
+        Client(url="redis://127.0.0.1:1/0").close()  # given: nothing to say
+    said = [r.getMessage() for r in caplog.records]
+    assert said == [
+        "verk_actors Client: no url given, so jobs go to Redis at redis://127.0.0.1:6379/0 "
+        "(the default; pass url= or set VERK_REDIS_URL to choose)"
+    ]
+    caplog.clear()
+    monkeypatch.setenv("VERK_REDIS_URL", "redis://:s3cret@127.0.0.1:1/2")
+    with caplog.at_level(logging.INFO, logger="verk_actors"):
+        Client().close()
+    assert [r.getMessage() for r in caplog.records] == [
+        "verk_actors Client: no url given, so jobs go to Redis at redis://:***@127.0.0.1:1/2 "
+        "(from VERK_REDIS_URL)"
+    ]
 
 
 def test_stopped_redis_raises_redis_unavailable(redis_server: RedisServer) -> None:

@@ -15,7 +15,7 @@ and the same workload, measured by the same code (``verk_actors.bench.measure``)
   ``Client.enqueue_many`` (Sidekiq's JSON; the Ruby twin has the same class name, see
   ``bench_workers.rb``) before any worker process starts; each job does one INCR on
   the counter server;
-* the drain rate: jobs that ran from the first sight of a finished job until the
+* the drain rate: jobs that ran from the last look that saw none finished until the
   counter reaches N and the queue (and, for verk_actors, the in-progress list) is
   empty, over that time; process start-up is left out;
 * the idle pickup latency: 200 ``BenchPickup`` jobs enqueued 10 ms apart, each

@@ -74,8 +74,9 @@ from verk_actors.actors.node_manager import NodeManager
 from verk_actors.actors.queue.queue_supervisor import QueueSupervisor
 from verk_actors.actors.schedule_manager import ScheduleManager
 from verk_actors.actors.supervisor import Child, Strategy
-from verk_actors.config.redis_url import check_url, redact_url
+from verk_actors.config.redis_url import redact_url
 from verk_actors.config.settings import QueueSpec, Settings
+from verk_actors.config.validate import check_node_settings
 from verk_actors.errors import ActorSystemError, ConfigurationError, VerkError
 from verk_actors.store.root_store import RootStore
 
@@ -164,7 +165,7 @@ class VerkRoot(LauncherWatch, RedisRequests, EventRouting):
                 f"this VerkRoot already runs node {self.node_id}; create another VerkRoot "
                 "for another node"
             )
-        check_url(settings.redis_url)
+        check_node_settings(settings)  # values, and that the worker modules import
         self.settings = settings
         self.node_id = settings.node_id or generate_node_id()
         self.epoch = secrets.token_hex(8)

@@ -6,9 +6,9 @@ benchmark:
 
 1. **enqueue**: pushes all jobs with ``Client.enqueue_many`` while no node runs;
 2. **drain**: starts a node and watches the counter every few milliseconds; the drain
-   rate is the jobs that ran between the first sight of a finished job and the moment
-   the counter reached ``jobs`` with the queue and the node's in-progress list empty,
-   divided by that time (node start-up is left out, and reported apart);
+   rate is the jobs that ran between the last look that saw none finished and the
+   moment the counter reached ``jobs`` with the queue and the node's in-progress list
+   empty, divided by that time (node start-up is left out, and reported apart);
 3. **pickup latency** (optional): on the idle node, 200 jobs of ``BenchPickup``
    enqueued 10 ms apart; each carries ``time.monotonic()`` read just before it was
    built and pushed, and records the monotonic time its ``perform`` started minus that

@@ -295,7 +295,8 @@ def stolen_share(before: tuple[int, int] | None, after: tuple[int, int] | None) 
 
 @attrs.frozen
 class Drain:
-    """How a drain went: ``jobs`` ran in ``seconds`` after the first was seen done."""
+    """How a drain went: ``jobs`` ran in ``seconds``, timed from the last look that saw
+    none of them done to the look that saw them all done."""
 
     jobs: int
     seconds: float
@@ -322,31 +323,37 @@ def wait_drained(
 ) -> Drain:
     """Poll ``done()`` until it reaches ``total`` and ``empty()`` holds; time it.
 
-    ``started`` is the ``time.monotonic()`` at which the workers were started.
+    ``started`` is the ``time.monotonic()`` at which the workers were started. The
+    clock starts at the last look that found nothing done (at ``started`` if the first
+    look found jobs done already), so every job counted ran inside the time measured:
+    a drain of 5,000 jobs reports 5,000, not the 4,998 that finished after the first
+    look that saw any (what it once counted, leaving out the first few).
     """
-    first_at: float | None = None
-    first_count = 0
-    first_ticks: tuple[int, int] | None = None
+    zero_at = started
+    zero_ticks: tuple[int, int] | None = cpu_ticks()
+    seen_work = False
     deadline = started + timeout
     while True:
+        looked_at = time.monotonic()
         count = done()
         now = time.monotonic()
-        if first_at is None and count > 0:
-            first_at, first_count, first_ticks = now, count, cpu_ticks()
+        if count <= 0:
+            zero_at, zero_ticks = looked_at, cpu_ticks()
+        else:
+            seen_work = True
         if count >= total and empty():
             end = time.monotonic()
-            steal = stolen_share(first_ticks, cpu_ticks())
+            steal = stolen_share(zero_ticks, cpu_ticks())
             progress.done()
-            assert first_at is not None
-            return Drain(count - first_count, end - first_at, end - started, steal)
+            return Drain(count, end - zero_at, end - started, steal)
         if now > deadline:
             progress.done()
             raise VerkError(
                 f"only {count:,} of {total:,} jobs ran within {timeout:g} s; see the "
                 "runner's log (a node logs at --log-level)"
             )
-        if first_at is not None and now > first_at:
-            rate = (count - first_count) / (now - first_at)
+        if seen_work and now > zero_at:
+            rate = count / (now - zero_at)
             progress.show(f"{label}: {count:,} / {total:,} jobs  {rate:,.0f} jobs/s")
         else:
             progress.show(f"{label}: waiting for the first job ({now - started:.1f} s)")

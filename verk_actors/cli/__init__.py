@@ -14,13 +14,14 @@ Subcommands::
     retry|scheduled|dead delete JID
     retry|scheduled|dead retry JID|--all     enqueue now (exactly once, even if others race)
     retry|scheduled|dead clear --yes
-    pause QUEUE / resume QUEUE     cluster-wide, kept in Redis
+    pause QUEUE [--force] / resume QUEUE   cluster-wide, kept in Redis
     enqueue CLASS [ARG...]         each ARG a JSON value; --queue, --at or --in
     bench [--jobs N] [--latency]   the standard benchmark: jobs/s, pickup, commands, memory
     tree [--format text|mermaid|dot]  the live supervision tree of a running node
 
 All but ``start`` speak to Redis directly, whether or not a node runs, print aligned
-tables, or JSON on stdout with ``--json``; errors go to stderr.
+tables under a line naming the Redis server, or with ``--json`` a JSON object whose
+``redis`` key names it, on stdout; errors go to stderr.
 
 Configuration, first found wins: flags (``--redis-url``...), ``VERK_*`` environment
 variables (``VERK_REDIS_URL``...), the TOML file given by ``--config FILE`` or

@@ -9,6 +9,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+from verk_actors.cli._server import server_line, with_server
 from verk_actors.cli.common import EXIT_OK, add_common, connected, print_json, redis_url, say
 from verk_actors.cli.table import utc
 from verk_actors.errors import ConfigurationError
@@ -100,9 +101,11 @@ def run(args: argparse.Namespace) -> int:
     queue = args.queue or "default"
     scheduled = at is not None and at > time.time()
     if args.json:
-        print_json({"jid": jid, "class": args.worker, "queue": queue,
-                    "at": at if scheduled else None})
-    elif scheduled:
+        print_json(with_server(url, {"jid": jid, "class": args.worker, "queue": queue,
+                                     "at": at if scheduled else None}))
+        return EXIT_OK
+    say(server_line(url))
+    if scheduled:
         say(f"scheduled {args.worker} on queue {queue} for {utc(at)} UTC: jid {jid}")
     else:
         say(f"enqueued {args.worker} to queue {queue}: jid {jid}")

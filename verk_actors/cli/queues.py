@@ -6,6 +6,7 @@ import argparse
 import time
 from typing import Any
 
+from verk_actors.cli._server import server_line, with_server
 from verk_actors.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
@@ -14,6 +15,7 @@ from verk_actors.cli.common import (
     add_yes,
     connected,
     print_json,
+    redis_url,
     refuse_without_yes,
     say,
 )
@@ -30,7 +32,7 @@ def add_parsers(commands: Any) -> None:
     queues = commands.add_parser(
         "queues",
         help="list queues; peek, delete a job, clear",
-        description="The queues in the `queues` set: size, latency, in progress, state.",
+        description="The queues in the 'queues' set: size, latency, in progress, state.",
     )
     add_common(queues)
     queues.set_defaults(run=run_list)
@@ -41,19 +43,19 @@ def add_parsers(commands: Any) -> None:
     listing.set_defaults(run=run_list)
 
     peek = actions.add_parser("peek", help="pending jobs of a queue, next to run first")
-    peek.add_argument("name", metavar="NAME")
+    peek.add_argument("name", metavar="NAME", help="the queue to look into, e.g. default")
     add_paging(peek)
     add_common(peek, leaf=True)
     peek.set_defaults(run=run_peek)
 
     delete = actions.add_parser("delete", help="delete one pending job by jid")
-    delete.add_argument("name", metavar="NAME")
-    delete.add_argument("jid", metavar="JID")
+    delete.add_argument("name", metavar="NAME", help="the queue holding the job")
+    delete.add_argument("jid", metavar="JID", help="the job's id")
     add_common(delete, leaf=True)
     delete.set_defaults(run=run_delete)
 
     clear = actions.add_parser("clear", help="delete every pending job of a queue")
-    clear.add_argument("name", metavar="NAME")
+    clear.add_argument("name", metavar="NAME", help="the queue to empty")
     add_yes(clear)
     add_common(clear, leaf=True)
     clear.set_defaults(run=run_clear)
@@ -61,10 +63,11 @@ def add_parsers(commands: Any) -> None:
 
 def run_list(args: argparse.Namespace) -> int:
     """Print every queue with its numbers."""
-    with connected(args) as client:
+    url = redis_url(args)
+    with connected(args, url) as client:
         stats = queue_stats(client)
     if args.json:
-        print_json([
+        print_json(with_server(url, {"queues": [
             {
                 "name": q.name,
                 "size": q.size,
@@ -75,8 +78,9 @@ def run_list(args: argparse.Namespace) -> int:
                 "paused": q.paused,
             }
             for q in stats
-        ])
+        ]}))
     else:
+        say(server_line(url))
         say(queue_rows(stats))
     return EXIT_OK
 
@@ -96,7 +100,8 @@ def job_rows(jobs: list[StoredJob], offset: int, now: float) -> str:
 
 def run_peek(args: argparse.Namespace) -> int:
     """Print a page of a queue's pending jobs."""
-    with connected(args) as client:
+    url = redis_url(args)
+    with connected(args, url) as client:
         queue = Queue(client, args.name)
         jobs = queue.peek(args.offset, args.limit)
         size = queue.size()
@@ -104,13 +109,14 @@ def run_peek(args: argparse.Namespace) -> int:
             known = ", ".join(queue_names(client)) or "none yet"
             raise NotFoundError(f"there is no queue {args.name!r}; known queues: {known}")
     if args.json:
-        print_json({
+        print_json(with_server(url, {
             "queue": args.name,
             "size": size,
             "offset": args.offset,
             "jobs": [s.to_dict() for s in jobs],
-        })
+        }))
         return EXIT_OK
+    say(server_line(url))
     if not jobs:
         say(f"queue {args.name!r} has {size} pending jobs; none from #{args.offset}")
         return EXIT_OK
@@ -122,11 +128,13 @@ def run_peek(args: argparse.Namespace) -> int:
 
 def run_delete(args: argparse.Namespace) -> int:
     """Delete one pending job by jid (exit 3 if it is not there)."""
-    with connected(args) as client:
+    url = redis_url(args)
+    with connected(args, url) as client:
         removed = Queue(client, args.name).delete(args.jid)
     if args.json:
-        print_json({"queue": args.name, "jid": args.jid, "deleted": removed})
+        print_json(with_server(url, {"queue": args.name, "jid": args.jid, "deleted": removed}))
     else:
+        say(server_line(url))
         say(f"deleted job {args.jid} from queue {args.name}")
     return EXIT_OK
 
@@ -135,11 +143,13 @@ def run_clear(args: argparse.Namespace) -> int:
     """Delete every pending job of a queue; needs --yes."""
     if refuse_without_yes(args, f"clearing queue {args.name!r}", f"queues clear {args.name}"):
         return EXIT_USAGE
-    with connected(args) as client:
+    url = redis_url(args)
+    with connected(args, url) as client:
         removed = Queue(client, args.name).clear()
     if args.json:
-        print_json({"queue": args.name, "deleted": removed})
+        print_json(with_server(url, {"queue": args.name, "deleted": removed}))
     else:
+        say(server_line(url))
         say(
             f"cleared queue {args.name}: {removed} pending jobs deleted "
             "(jobs running now are not touched)"

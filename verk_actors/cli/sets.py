@@ -7,6 +7,7 @@ import json
 import time
 from typing import Any
 
+from verk_actors.cli._server import server_line, with_server
 from verk_actors.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
@@ -15,6 +16,7 @@ from verk_actors.cli.common import (
     add_yes,
     connected,
     print_json,
+    redis_url,
     refuse_without_yes,
     say,
 )
@@ -54,18 +56,18 @@ def add_parsers(commands: Any) -> None:
         listing.set_defaults(run=run_list)
 
         show = actions.add_parser("show", help="every field of one job")
-        show.add_argument("jid", metavar="JID")
+        show.add_argument("jid", metavar="JID", help="the job's id")
         show.set_defaults(run=run_show)
 
         delete = actions.add_parser("delete", help="delete one job")
-        delete.add_argument("jid", metavar="JID")
+        delete.add_argument("jid", metavar="JID", help="the job's id")
         delete.set_defaults(run=run_delete)
 
         retry = actions.add_parser(
             "retry", help="enqueue one job (or --all) now, exactly once even if others race"
         )
         which = retry.add_mutually_exclusive_group(required=True)
-        which.add_argument("jid", metavar="JID", nargs="?")
+        which.add_argument("jid", metavar="JID", nargs="?", help="the job's id")
         which.add_argument("--all", action="store_true", help="every job of the set")
         retry.set_defaults(run=run_retry)
 
@@ -91,18 +93,20 @@ def entry_row(entry: SetEntry, now: float) -> list[Any]:
 
 def run_list(args: argparse.Namespace) -> int:
     """Print a page of the set."""
-    with connected(args) as client:
+    url = redis_url(args)
+    with connected(args, url) as client:
         jobs = JobSet(client, args.set_name)
         entries = jobs.page(args.offset, args.limit, newest_first=args.newest_first)
         count = jobs.count()
     if args.json:
-        print_json({
+        print_json(with_server(url, {
             "set": args.set_name,
             "count": count,
             "offset": args.offset,
             "entries": [e.to_dict() for e in entries],
-        })
+        }))
         return EXIT_OK
+    say(server_line(url))
     if not entries:
         say(f"the {args.set_name} set has {count} jobs; none from #{args.offset}")
         return EXIT_OK
@@ -125,11 +129,13 @@ def field_text(name: str, value: Any, now: float) -> str:
 
 def run_show(args: argparse.Namespace) -> int:
     """Print every field of one job (exit 3 if there is none with that jid)."""
-    with connected(args) as client:
+    url = redis_url(args)
+    with connected(args, url) as client:
         entry = JobSet(client, args.set_name).get(args.jid)
     if args.json:
-        print_json(entry.to_dict())
+        print_json(with_server(url, entry.to_dict()))
         return EXIT_OK
+    say(server_line(url))
     now = time.time()
     _, _, score_means = COMMANDS[args.command_name]
     lines = [("set", args.set_name), (score_means, when(entry.score, now))]
@@ -148,26 +154,33 @@ def run_show(args: argparse.Namespace) -> int:
 
 def run_delete(args: argparse.Namespace) -> int:
     """Delete one job by jid (exit 3 if it is not there)."""
-    with connected(args) as client:
+    url = redis_url(args)
+    with connected(args, url) as client:
         removed = JobSet(client, args.set_name).delete(args.jid)
     if args.json:
-        print_json({"set": args.set_name, "jid": args.jid, "deleted": removed})
+        print_json(with_server(url, {"set": args.set_name, "jid": args.jid, "deleted": removed}))
     else:
+        say(server_line(url))
         say(f"deleted job {args.jid} from the {args.set_name} set")
     return EXIT_OK
 
 
 def run_retry(args: argparse.Namespace) -> int:
     """Enqueue one job, or every job, of the set now."""
-    with connected(args) as client:
+    url = redis_url(args)
+    with connected(args, url) as client:
         jobs = JobSet(client, args.set_name)
         if args.all:
             result = jobs.retry_all()
         else:
             moved = jobs.retry_now(args.jid)
+    if not args.json:
+        say(server_line(url))
     if args.all:
         if args.json:
-            print_json({"set": args.set_name, "enqueued": result.moved, "skipped": result.skipped})
+            print_json(with_server(
+                url, {"set": args.set_name, "enqueued": result.moved, "skipped": result.skipped}
+            ))
         else:
             say(f"enqueued {result.moved} jobs from the {args.set_name} set")
             if result.skipped:
@@ -177,7 +190,7 @@ def run_retry(args: argparse.Namespace) -> int:
                 )
         return EXIT_OK
     if args.json:
-        print_json({"set": args.set_name, "jid": args.jid, "enqueued": moved})
+        print_json(with_server(url, {"set": args.set_name, "jid": args.jid, "enqueued": moved}))
     else:
         say(f"enqueued job {args.jid} from the {args.set_name} set to run now")
     return EXIT_OK
@@ -188,10 +201,12 @@ def run_clear(args: argparse.Namespace) -> int:
     what = f"clearing the {args.set_name} set"
     if refuse_without_yes(args, what, f"{args.command_name} clear"):
         return EXIT_USAGE
-    with connected(args) as client:
+    url = redis_url(args)
+    with connected(args, url) as client:
         removed = JobSet(client, args.set_name).clear()
     if args.json:
-        print_json({"set": args.set_name, "deleted": removed})
+        print_json(with_server(url, {"set": args.set_name, "deleted": removed}))
     else:
+        say(server_line(url))
         say(f"cleared the {args.set_name} set: {removed} jobs deleted")
     return EXIT_OK

@@ -21,9 +21,10 @@ from verk_actors.actors.system import (
     start_node,
     stop_node,
 )
+from verk_actors.cli._settings_options import add_settings_options, settings_flags
 from verk_actors.config.file import CONFIG_ENV, Resolved, resolve_settings
 from verk_actors.config.redis_url import redact_url
-from verk_actors.config.settings import QueueSpec, Settings
+from verk_actors.config.settings import Settings
 from verk_actors.errors import ConfigurationError
 from verk_actors.jobs.registry import WorkerRegistry
 from verk_actors.store.client import Client
@@ -49,26 +50,12 @@ def add_parser(commands: Any) -> None:
             "its data in --data-dir."
         ),
     )
-    parser.add_argument("--redis-url", help="Redis URL (env VERK_REDIS_URL); rediss:// for TLS")
+    add_settings_options(parser)
     parser.add_argument(
         "--config",
         metavar="FILE",
         help=f"TOML file of settings (env {CONFIG_ENV}); flags and VERK_* variables win over it",
     )
-    parser.add_argument(
-        "--queue",
-        action="append",
-        metavar="NAME=CONCURRENCY",
-        help="a queue and how many jobs of it run at once (repeatable; default default=25)",
-    )
-    parser.add_argument(
-        "--import",
-        dest="imports",
-        action="append",
-        metavar="MODULE",
-        help="module whose Worker classes this node runs (repeatable)",
-    )
-    parser.add_argument("--node-id", help="stable node id (default: generated at each start)")
     parser.add_argument("--admin-port", type=int, help="Thespian admin port (default: a free one)")
     parser.add_argument(
         "--data-dir",
@@ -76,7 +63,6 @@ def add_parser(commands: Any) -> None:
         default=DEFAULT_DATA_DIR,
         help="where the embedded server keeps its data (default ./verk-data)",
     )
-    parser.add_argument("--shutdown-timeout", type=float, help="seconds running jobs get at stop")
     parser.add_argument(
         "--log-level", default="INFO", help="DEBUG, INFO, WARNING... (default INFO)"
     )
@@ -91,14 +77,7 @@ def resolve(args: argparse.Namespace) -> Resolved:
 
     ``--import`` adds to the modules imported by the variables or the file.
     """
-    flags: dict[str, Any] = {
-        "redis_url": args.redis_url,
-        "node_id": args.node_id,
-        "shutdown_timeout": args.shutdown_timeout,
-    }
-    if args.queue:
-        flags["queues"] = tuple(QueueSpec.parse(q) for q in args.queue)
-    resolved = resolve_settings(flags, config=getattr(args, "config", None))
+    resolved = resolve_settings(settings_flags(args), config=getattr(args, "config", None))
     imports = list(resolved.settings.imports) + list(args.imports or [])
     if args.demo and DEMO_MODULE not in imports:
         imports.append(DEMO_MODULE)

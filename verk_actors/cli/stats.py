@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from verk_actors.cli._server import server_line, with_server
 from verk_actors.cli.common import (
     EXIT_OK,
     add_common,
@@ -15,6 +16,7 @@ from verk_actors.cli.common import (
     non_negative,
     positive_float,
     print_json,
+    redis_url,
     say,
 )
 from verk_actors.cli.table import duration, relative, table, utc
@@ -112,8 +114,8 @@ def node_rows(nodes: Sequence[NodeInfo], now: float) -> str:
     )
 
 
-def render(snap: Snapshot) -> str:
-    """The ``stats`` screen."""
+def render(snap: Snapshot, url: str) -> str:
+    """The ``stats`` screen of the server at ``url``."""
     t = snap.totals
     alive = sum(n.alive for n in snap.nodes)
     summary = table(
@@ -129,7 +131,13 @@ def render(snap: Snapshot) -> str:
             sum(n.busy or 0 for n in snap.nodes if n.alive),
         ]],
     )
-    parts = [f"verk-actors stats at {utc(snap.at)} UTC", "", summary, "", queue_rows(snap.queues)]
+    parts = [
+        f"verk-actors stats at {utc(snap.at)} UTC, {server_line(url)}",
+        "",
+        summary,
+        "",
+        queue_rows(snap.queues),
+    ]
     if snap.history:
         parts += ["", table(
             ["DAY (UTC)", "PROCESSED", "FAILED"],
@@ -142,15 +150,19 @@ def _pause(seconds: float) -> None:
     time.sleep(seconds)
 
 
-def show(client: Connection, args: argparse.Namespace) -> None:
-    """Print one snapshot, as a table or JSON."""
+def show(client: Connection, args: argparse.Namespace, url: str) -> None:
+    """Print one snapshot, as a table or JSON.
+
+    ``--watch`` clears the screen before each one only on a terminal: into a pipe or a
+    file the snapshots follow one another, without escape codes.
+    """
     snap = snapshot(client, days=args.days)
     if args.json:
-        print_json(snap.to_dict(), compact=args.watch is not None)
+        print_json(with_server(url, snap.to_dict()), compact=args.watch is not None)
         return
     if args.watch is not None:
-        sys.stdout.write(CLEAR_SCREEN)
-    say(render(snap))
+        sys.stdout.write(CLEAR_SCREEN if sys.stdout.isatty() else "\n")
+    say(render(snap, url))
     if args.watch is not None:
         say(f"\nrefreshing every {args.watch:g}s; Ctrl-C to stop")
     sys.stdout.flush()
@@ -158,13 +170,14 @@ def show(client: Connection, args: argparse.Namespace) -> None:
 
 def run_stats(args: argparse.Namespace) -> int:
     """Show the stats once, or every ``--watch`` seconds until Ctrl-C (exit 0)."""
-    with connected(args) as client:
+    url = redis_url(args)
+    with connected(args, url) as client:
         if args.watch is None:
-            show(client, args)
+            show(client, args, url)
             return EXIT_OK
         try:
             while True:
-                show(client, args)
+                show(client, args, url)
                 _pause(args.watch)
         except KeyboardInterrupt:
             return EXIT_OK
@@ -172,10 +185,12 @@ def run_stats(args: argparse.Namespace) -> int:
 
 def run_nodes(args: argparse.Namespace) -> int:
     """List the nodes."""
-    with connected(args) as client:
+    url = redis_url(args)
+    with connected(args, url) as client:
         nodes = list_nodes(client)
     if args.json:
-        print_json([n.to_dict() for n in nodes])
+        print_json(with_server(url, {"nodes": [n.to_dict() for n in nodes]}))
     else:
+        say(server_line(url))
         say(node_rows(nodes, time.time()))
     return EXIT_OK

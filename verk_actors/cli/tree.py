@@ -21,13 +21,23 @@ from verk_actors.store.admin.nodes import list_nodes
 
 ASK_TIMEOUT = 10.0
 
+DESCRIPTION = """\
+The live supervision tree of a running node, or the design.
+
+It finds the node in Redis (its admin port is in verk:node:<id>:info), joins the
+node's actor system on this host, and asks its VerkRoot to describe the tree: every
+actor, its pid, state, strategy and restarts. --format mermaid or dot print the same
+tree as the sources in diagrams/ are drawn from; --design prints the tree every node
+builds, without asking one.
+"""
+
 
 def add_parser(commands: Any) -> None:
     """Add ``tree``."""
     parser = commands.add_parser(
         "tree",
         help="the live supervision tree of a running node",
-        description=__doc__,
+        description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--node", metavar="ID", help="which node (default: the only live one)")

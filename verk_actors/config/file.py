@@ -1,7 +1,8 @@
 """Settings from three layers: command-line flags over ``VERK_*`` variables over a TOML file.
 
 A config file (``--config verk.toml``, or ``VERK_CONFIG``) holds Settings fields by
-name::
+name (every key, with its flag and variable: ``python -m verk_actors.config.reference``,
+or the README's configuration reference)::
 
     redis_url = "redis://localhost:6379/0"
     imports = ["myapp.workers"]
@@ -28,23 +29,24 @@ from typing import Any
 
 import attrs
 
-from verk_actors.config.settings import QueueSpec, Settings
+from verk_actors.config.settings import (
+    TEST_ONLY,
+    QueueSpec,
+    Settings,
+    configurable_fields,
+    env_var,
+)
 from verk_actors.errors import ConfigurationError
 
 CONFIG_ENV = "VERK_CONFIG"
 """The variable naming a config file when ``--config`` is not given."""
 
-NOT_IN_FILES = frozenset({"allow_in_process"})
+NOT_IN_FILES = TEST_ONLY
 """Settings fields a config file may not set (test-only switches)."""
 
 FLAG, ENV, FILE = "flag", "env", "file"
 
 KIND_NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
-
-
-def env_var(field: str) -> str:
-    """The ``VERK_*`` variable of a Settings field (``poll_interval`` -> ``VERK_POLL_INTERVAL``)."""
-    return f"VERK_{field.upper()}"
 
 
 def file_fields() -> dict[str, Any]:
@@ -159,10 +161,10 @@ def resolve_settings(
     values: dict[str, Any] = load_config(path) if path is not None else {}
     sources = dict.fromkeys(values, FILE)
     from_env = Settings.from_env(env)
-    for field in attrs.fields(Settings):
-        if env.get(env_var(field.name)):
-            values[field.name] = getattr(from_env, field.name)
-            sources[field.name] = ENV
+    for name in configurable_fields():
+        if env.get(env_var(name)):
+            values[name] = getattr(from_env, name)
+            sources[name] = ENV
     for key, value in (flags or {}).items():
         if value is not None:
             values[key] = value

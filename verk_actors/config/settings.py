@@ -1,9 +1,24 @@
-"""Node settings: one frozen value with documented defaults, read from ``VERK_*`` on demand."""
+"""Node settings: one frozen value with documented defaults, read from ``VERK_*`` on demand.
+
+Every value is checked here, when a ``QueueSpec`` or ``Settings`` is made, whichever
+door it came through (a flag, a ``VERK_*`` variable, a TOML key, Python code, a
+``ConfigureVerk`` or ``AddQueue`` message): a bad one raises ConfigurationError
+saying what was wrong. Each door adds its own name for the value (the flag, the
+variable, the file and key). Only what needs the node's own process, importing the
+worker modules, waits until the node starts (``verk_actors.config.validate``).
+
+Each field's ``metadata`` holds its one-line ``help``, and where it differs from the
+field's name, its ``flag`` on ``verk-actors start`` and how its default reads
+(``shown``); ``verk_actors.config.reference`` builds the configuration reference of
+the README and of ``start --help`` from them.
+"""
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+import typing
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -13,24 +28,57 @@ from verk_actors.config.redis_url import check_url, redact_url
 from verk_actors.errors import ConfigurationError, InvalidJobError
 from verk_actors.jobs.job import check_queue_name
 
+log = logging.getLogger(__name__)
+
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_CONCURRENCY = 25
 DAY = 86_400.0
+MAX_NODE_ID = 200
+
+TEST_ONLY = frozenset({"allow_in_process"})
+"""Fields no flag, variable or config file sets (switches for unit tests)."""
+
+
+def _spec_name(_inst: object, _attr: object, value: Any) -> None:
+    try:
+        check_queue_name(value)
+    except InvalidJobError as exc:
+        raise ConfigurationError(str(exc)) from None
+
+
+def _spec_concurrency(inst: Any, _attr: object, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(
+            f"queue {inst.name!r}: concurrency must be a whole number of at least 1, "
+            f"got {value!r}"
+        )
 
 
 @attrs.frozen
 class QueueSpec:
-    """A queue this node works on, and how many jobs of it run at once."""
+    """A queue this node works on, and how many jobs of it run at once (at least 1)."""
 
-    name: str
-    concurrency: int = DEFAULT_CONCURRENCY
+    name: str = attrs.field(validator=_spec_name)
+    concurrency: int = attrs.field(default=DEFAULT_CONCURRENCY, validator=_spec_concurrency)
 
     @classmethod
     def parse(cls, text: str) -> QueueSpec:
-        """Read ``NAME`` or ``NAME=CONCURRENCY`` (as given to ``--queue``)."""
+        """Read ``NAME`` or ``NAME=CONCURRENCY`` (as given to ``--queue``).
+
+        ``NAME`` alone takes the default concurrency, and says so in the log: Sidekiq's
+        ``-q NAME`` takes no concurrency (its ``-c`` is global), so a Sidekiq user
+        writes it expecting a sensible default, not a silent one.
+        """
         name, sep, count = text.partition("=")
         if not sep:
-            return cls.checked(name.strip(), DEFAULT_CONCURRENCY)
+            spec = cls(name.strip(), DEFAULT_CONCURRENCY)
+            log.info(
+                "queue %s: %d workers, the default (write %s=N to choose)",
+                spec.name,
+                DEFAULT_CONCURRENCY,
+                spec.name,
+            )
+            return spec
         try:
             concurrency = int(count)
         except ValueError:
@@ -38,26 +86,21 @@ class QueueSpec:
                 f"queue spec {text!r}: concurrency {count!r} is not a whole number; "
                 "write NAME=CONCURRENCY, e.g. default=25"
             ) from None
-        return cls.checked(name.strip(), concurrency)
+        return cls(name.strip(), concurrency)
 
     @classmethod
     def checked(cls, name: str, concurrency: int) -> QueueSpec:
         """A QueueSpec, or ConfigurationError saying what is wrong with it."""
-        try:
-            check_queue_name(name)
-        except InvalidJobError as exc:
-            raise ConfigurationError(str(exc)) from None
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise ConfigurationError(
-                f"queue {name!r}: concurrency must be a whole number of at least 1, "
-                f"got {concurrency!r}"
-            )
         return cls(name, concurrency)
 
 
 def _positive(name: str) -> Any:
     def check(_inst: object, _attr: object, value: float) -> None:
-        if value is not None and not (0 < value < math.inf):  # refuses NaN too
+        if value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigurationError(f"{name} must be a number of seconds, got {value!r}")
+        if not (0 < value < math.inf):  # refuses NaN too
             raise ConfigurationError(f"{name} must be a finite number more than 0, got {value!r}")
 
     return check
@@ -73,12 +116,25 @@ def _whole(name: str, least: int) -> Any:
     return check
 
 
-def _url(_inst: object, _attr: object, value: str) -> None:
+def _url(_inst: object, _attr: object, value: Any) -> None:
+    if not isinstance(value, str):
+        raise ConfigurationError(f"redis_url must be a string, got {value!r}")
     check_url(value)
 
 
 def _queues(value: Iterable[QueueSpec]) -> tuple[QueueSpec, ...]:
+    if isinstance(value, QueueSpec | str | bytes) or not isinstance(value, Iterable):
+        raise ConfigurationError(
+            f"queues must be a list of QueueSpec, e.g. queues=(QueueSpec('default', 25),), "
+            f"got {value!r}"
+        )
     specs = tuple(value)
+    for spec in specs:
+        if not isinstance(spec, QueueSpec):
+            raise ConfigurationError(
+                f"queues must hold QueueSpec values, e.g. QueueSpec('default', 25), "
+                f"got {spec!r}"
+            )
     names = [spec.name for spec in specs]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -86,43 +142,155 @@ def _queues(value: Iterable[QueueSpec]) -> tuple[QueueSpec, ...]:
     return specs
 
 
+def _module_name(name: Any) -> bool:
+    return isinstance(name, str) and all(part.isidentifier() for part in name.split("."))
+
+
+def _imports(value: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise ConfigurationError(
+            f"imports must be a list of module names, e.g. imports=('myapp.jobs',), "
+            f"got {value!r}"
+        )
+    modules = tuple(value)
+    for module in modules:
+        if not _module_name(module):
+            raise ConfigurationError(
+                f"imports: {module!r} is not a module name; write a dotted Python module "
+                "path such as myapp.jobs (not a file name)"
+            )
+    return modules
+
+
+def _node_id(_inst: object, _attr: object, value: Any) -> None:
+    if value is None:
+        return
+    if (
+        not isinstance(value, str)
+        or not value
+        or len(value) > MAX_NODE_ID
+        or any(ch.isspace() or not ch.isprintable() for ch in value)
+    ):
+        raise ConfigurationError(
+            f"node_id must be at most {MAX_NODE_ID} printable characters without spaces, "
+            f"got {value!r}; leave it out to have one generated"
+        )
+
+
+def _flag(_inst: object, _attr: object, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"allow_in_process must be True or False, got {value!r}")
+
+
+def _meta(help_text: str, *, flag: str | None = None, shown: str | None = None) -> dict[str, str]:
+    meta = {"help": help_text}
+    if flag is not None:
+        meta["flag"] = flag
+    if shown is not None:
+        meta["shown"] = shown
+    return meta
+
+
 @attrs.frozen
 class Settings:
     """Everything a node needs to know. Every field has a default that works locally.
 
-    redis_url          where Redis is; ``rediss://`` for TLS, ``redis://:password@host``.
-    queues             the queues to work on and the concurrency of each.
-    node_id            stable id of this node; None generates one per start.
-    imports            modules whose Worker classes this node runs.
-    poll_interval      seconds between ScheduleManager checks of ``schedule``/``retry``.
-    max_retries        retries of a failing job before it goes to ``dead`` (Sidekiq's 25).
-    dead_max_jobs      size cap of the ``dead`` set (Sidekiq's 10,000).
-    dead_timeout       seconds a dead job is kept (Sidekiq's 180 days).
-    shutdown_timeout   seconds running jobs get to finish when the node stops.
-    job_timeout        default time limit of one job in seconds; None = no limit.
-    heartbeat_interval seconds between heartbeats; a node's lease lasts one and a half, so
-                       a dead node's jobs are recovered within two heartbeats.
-    backtrace_lines    lines of a failed job's traceback kept in ``error_backtrace``.
-    max_batch          most jobs handed to one worker in one message (backlog batching).
-    allow_in_process   let VerkRoot run on Thespian's in-process base (unit tests only).
+    Each field's one-line help is in its ``metadata["help"]`` (see the configuration
+    reference in the README, made from them). In short: ``redis_url``, ``queues``
+    (name and concurrency), ``node_id``, ``imports`` (worker modules), the timings
+    ``poll_interval``, ``heartbeat_interval`` (a node's lease lasts one and a half, so
+    a dead node's jobs are recovered within two), ``shutdown_timeout``,
+    ``job_timeout``; Sidekiq's ``max_retries``, ``dead_max_jobs``, ``dead_timeout``;
+    ``backtrace_lines``, ``max_batch``; and ``allow_in_process`` (unit tests only).
     """
 
-    redis_url: str = attrs.field(default=DEFAULT_REDIS_URL, repr=redact_url, validator=_url)
-    queues: tuple[QueueSpec, ...] = attrs.field(
-        default=(QueueSpec("default", DEFAULT_CONCURRENCY),), converter=_queues
+    redis_url: str = attrs.field(
+        default=DEFAULT_REDIS_URL,
+        repr=redact_url,
+        validator=_url,
+        metadata=_meta(
+            "where Redis is; rediss:// for TLS, redis://:password@host for a password; "
+            "verk-actors start without one runs an embedded Valkey"
+        ),
     )
-    node_id: str | None = None
-    imports: tuple[str, ...] = attrs.field(default=(), converter=tuple)
-    poll_interval: float = attrs.field(default=1.0, validator=_positive("poll_interval"))
-    max_retries: int = attrs.field(default=25, validator=_whole("max_retries", 0))
-    dead_max_jobs: int = attrs.field(default=10_000, validator=_whole("dead_max_jobs", 1))
-    dead_timeout: float = attrs.field(default=180 * DAY, validator=_positive("dead_timeout"))
-    shutdown_timeout: float = attrs.field(default=25.0, validator=_positive("shutdown_timeout"))
-    job_timeout: float | None = attrs.field(default=None, validator=_positive("job_timeout"))
-    heartbeat_interval: float = attrs.field(default=5.0, validator=_positive("heartbeat_interval"))
-    backtrace_lines: int = attrs.field(default=20, validator=_whole("backtrace_lines", 0))
-    max_batch: int = attrs.field(default=500, validator=_whole("max_batch", 1))
-    allow_in_process: bool = False
+    queues: tuple[QueueSpec, ...] = attrs.field(
+        default=(QueueSpec("default", DEFAULT_CONCURRENCY),),
+        converter=_queues,
+        metadata=_meta(
+            "queues to work on, each NAME=CONCURRENCY (jobs of it run at once); NAME alone "
+            f"means {DEFAULT_CONCURRENCY}",
+            flag="--queue",
+            shown=f"default={DEFAULT_CONCURRENCY}",
+        ),
+    )
+    node_id: str | None = attrs.field(
+        default=None,
+        validator=_node_id,
+        metadata=_meta("stable id of this node", shown="generated at each start"),
+    )
+    imports: tuple[str, ...] = attrs.field(
+        default=(),
+        converter=_imports,
+        metadata=_meta(
+            "modules whose Worker classes this node runs", flag="--import", shown="none"
+        ),
+    )
+    poll_interval: float = attrs.field(
+        default=1.0,
+        validator=_positive("poll_interval"),
+        metadata=_meta("seconds between checks of the schedule and retry sets"),
+    )
+    max_retries: int = attrs.field(
+        default=25,
+        validator=_whole("max_retries", 0),
+        metadata=_meta("retries of a failing job before it goes to dead (Sidekiq's 25)"),
+    )
+    dead_max_jobs: int = attrs.field(
+        default=10_000,
+        validator=_whole("dead_max_jobs", 1),
+        metadata=_meta("most jobs kept in the dead set (Sidekiq's 10,000)"),
+    )
+    dead_timeout: float = attrs.field(
+        default=180 * DAY,
+        validator=_positive("dead_timeout"),
+        metadata=_meta("seconds a dead job is kept (Sidekiq's 180 days)"),
+    )
+    shutdown_timeout: float = attrs.field(
+        default=25.0,
+        validator=_positive("shutdown_timeout"),
+        metadata=_meta("seconds running jobs get to finish when the node stops"),
+    )
+    job_timeout: float | None = attrs.field(
+        default=None,
+        validator=_positive("job_timeout"),
+        metadata=_meta(
+            "time limit of a job in seconds, unless the job or its worker sets timeout",
+            shown="none",
+        ),
+    )
+    heartbeat_interval: float = attrs.field(
+        default=5.0,
+        validator=_positive("heartbeat_interval"),
+        metadata=_meta(
+            "seconds between heartbeats; a node's lease lasts 1.5 of them, so a dead "
+            "node's jobs are recovered within 2"
+        ),
+    )
+    backtrace_lines: int = attrs.field(
+        default=20,
+        validator=_whole("backtrace_lines", 0),
+        metadata=_meta("lines of a failed job's traceback kept in error_backtrace"),
+    )
+    max_batch: int = attrs.field(
+        default=500,
+        validator=_whole("max_batch", 1),
+        metadata=_meta("most jobs handed to one worker in one message on a backlog"),
+    )
+    allow_in_process: bool = attrs.field(
+        default=False,
+        validator=_flag,
+        metadata=_meta("let VerkRoot run on Thespian's in-process base (unit tests only)"),
+    )
 
     @property
     def lease_ttl(self) -> float:
@@ -135,43 +303,65 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Settings from ``VERK_*`` environment variables (read now), then ``overrides``."""
+        """Settings from ``VERK_*`` environment variables (read now), then ``overrides``.
+
+        Every field but the test-only ones has its variable, ``VERK_<FIELD>``; list
+        fields are comma-separated (``VERK_QUEUES=default=10,mail=2``,
+        ``VERK_IMPORTS=myapp.jobs,myapp.mail``). An empty variable counts as unset.
+        """
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
-        readers: dict[str, tuple[str, Any]] = {
-            "VERK_REDIS_URL": ("redis_url", str),
-            "VERK_NODE_ID": ("node_id", str),
-            "VERK_POLL_INTERVAL": ("poll_interval", float),
-            "VERK_MAX_RETRIES": ("max_retries", int),
-            "VERK_DEAD_MAX_JOBS": ("dead_max_jobs", int),
-            "VERK_DEAD_TIMEOUT": ("dead_timeout", float),
-            "VERK_SHUTDOWN_TIMEOUT": ("shutdown_timeout", float),
-            "VERK_JOB_TIMEOUT": ("job_timeout", float),
-            "VERK_HEARTBEAT_INTERVAL": ("heartbeat_interval", float),
-        }
-        for var, (field, kind) in readers.items():
+        for name in configurable_fields():
+            var = env_var(name)
             raw = env.get(var)
-            if raw:
-                try:
-                    values[field] = kind(raw)
-                except ValueError:
-                    raise ConfigurationError(
-                        f"{var}={raw!r} is not a valid {kind.__name__}"
-                    ) from None
-                try:
-                    cls(**{field: values[field]})  # the field's own check, naming the variable
-                except ConfigurationError as exc:
-                    raise ConfigurationError(f"{var}={raw!r}: {exc}") from None
-        if env.get("VERK_QUEUES"):
+            if not raw:
+                continue
             try:
-                values["queues"] = _queues(
-                    QueueSpec.parse(part) for part in env["VERK_QUEUES"].split(",") if part.strip()
-                )
+                values[name] = read_text(name, raw)
+                cls(**{name: values[name]})  # the field's own check, named by the variable
             except ConfigurationError as exc:
-                raise ConfigurationError(f"VERK_QUEUES={env['VERK_QUEUES']!r}: {exc}") from None
-        if env.get("VERK_IMPORTS"):
-            values["imports"] = tuple(
-                m.strip() for m in env["VERK_IMPORTS"].split(",") if m.strip()
-            )
+                raise ConfigurationError(f"{var}={raw!r}: {exc}") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+
+def configurable_fields() -> tuple[str, ...]:
+    """The Settings fields a flag, a ``VERK_*`` variable or a config file may set."""
+    return tuple(f.name for f in attrs.fields(Settings) if f.name not in TEST_ONLY)
+
+
+def env_var(field: str) -> str:
+    """The ``VERK_*`` variable of a Settings field (``poll_interval`` -> ``VERK_POLL_INTERVAL``)."""
+    return f"VERK_{field.upper()}"
+
+
+def field_kind(field: str) -> type:
+    """What one value of ``field`` is: str, int, float, or QueueSpec for ``queues``."""
+    if field == "queues":
+        return QueueSpec
+    hint = typing.get_type_hints(Settings)[field]
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) is tuple:
+        return str
+    kind = args[0] if args else hint
+    return kind if isinstance(kind, type) else str
+
+
+KIND_WORDS = {int: "a whole number", float: "a number", str: "a string"}
+
+
+def read_text(field: str, text: str) -> Any:
+    """The value of ``field`` written as text (a flag or variable): lists comma-separated."""
+    kind = field_kind(field)
+    if field == "queues":
+        return tuple(QueueSpec.parse(part) for part in text.split(",") if part.strip())
+    if field == "imports":
+        return tuple(m.strip() for m in text.split(",") if m.strip())
+    if kind is str:
+        return text
+    try:
+        return kind(text)
+    except ValueError:
+        raise ConfigurationError(
+            f"{text!r} is not {KIND_WORDS.get(kind, kind.__name__)}"
+        ) from None

@@ -12,7 +12,9 @@ Jobs are written in Sidekiq's format, so a Sidekiq server can run them too.
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -29,10 +31,39 @@ from verk_actors.jobs.worker import worker_name
 from verk_actors.store import keys
 from verk_actors.store.connection import connect
 
+log = logging.getLogger(__name__)
+
 QUEUES_REFRESH = 60.0
 """Seconds a client trusts that a queue it has added is still in the ``queues`` set."""
 
 ENQUEUE_MANY_CHUNK = 5000
+
+OPTIONS = ("queue", "retry", "jid", "extra")
+"""The keyword options of the enqueue verbs; a job's own arguments are positional."""
+
+
+def check_options(verb: str, options: Mapping[str, Any]) -> None:
+    """Refuse keywords that are not options: Sidekiq jobs have positional args only."""
+    unknown = [name for name in options if name not in OPTIONS]
+    if unknown:
+        given = ", ".join(f"{name}=" for name in unknown)
+        raise InvalidJobError(
+            f"{verb}() got {given}: Sidekiq jobs take positional JSON args only, so pass "
+            f"them in order ({verb}(HardWorker, 'a', 1)); its keyword options are "
+            f"{', '.join(OPTIONS)}"
+        )
+
+
+def check_worker(verb: str, worker: Any) -> None:
+    """Refuse a worker that is neither a class with ``perform`` nor a class name."""
+    if isinstance(worker, str):
+        return
+    if not isinstance(worker, type) or not callable(getattr(worker, "perform", None)):
+        shown = worker.__name__ if isinstance(worker, type) else repr(worker)
+        raise InvalidJobError(
+            f"{verb}(): {shown} is not a worker: pass a Worker subclass (a class with a "
+            "perform method) or a worker's class name such as 'HardWorker'"
+        )
 
 
 def to_timestamp(when: datetime | float | int) -> float:
@@ -53,11 +84,51 @@ def to_seconds(delay: timedelta | float | int) -> float:
     return float(delay)
 
 
+class _Announced:
+    """The servers a Client without a URL has named in the log, so each is named once
+    per process (``verk_actors.enqueue`` makes a Client per call)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._urls: set[str] = set()
+
+    def first(self, url: str) -> bool:
+        """True the first time ``url`` is seen."""
+        with self._lock:
+            new = url not in self._urls
+            self._urls.add(url)
+            return new
+
+
+_announced = _Announced()
+
+
+def _announce(url: str, source: str) -> None:
+    if _announced.first(url):
+        log.info(
+            "verk_actors Client: no url given, so jobs go to Redis at %s (%s)",
+            redact_url(url),
+            source,
+        )
+
+
 class Client:
-    """Writes jobs to Redis. Safe to keep and reuse; one per thread or process."""
+    """Writes jobs to Redis. Safe to keep and reuse; one per thread or process.
+
+    Without ``redis_client`` or ``url`` it uses ``VERK_REDIS_URL``, else the local
+    default, and says which at INFO the first time (once per process and server).
+    """
 
     def __init__(self, redis_client: redis.Redis | None = None, *, url: str | None = None) -> None:
-        self.url = url or os.environ.get("VERK_REDIS_URL") or DEFAULT_REDIS_URL
+        env_url = os.environ.get("VERK_REDIS_URL")
+        self.url = url or env_url or DEFAULT_REDIS_URL
+        if url is None and redis_client is None:
+            _announce(
+                self.url,
+                "from VERK_REDIS_URL"
+                if env_url
+                else "the default; pass url= or set VERK_REDIS_URL to choose",
+            )
         self._owns = redis_client is None
         self.redis = (
             redis_client if redis_client is not None else connect(self.url, name="verk:client")
@@ -88,8 +159,7 @@ class Client:
         extra: Mapping[str, Any] | None = None,
     ) -> Job:
         """A checked job for ``worker`` (a Worker class or a class name)."""
-        if not isinstance(worker, type | str):
-            raise InvalidJobError(f"worker must be a Worker class or a class name, got {worker!r}")
+        check_worker("build", worker)
         default_queue = getattr(worker, "queue", None) if isinstance(worker, type) else None
         default_retry = getattr(worker, "retry", None) if isinstance(worker, type) else None
         return new_job(
@@ -166,6 +236,8 @@ class Client:
         Options: ``queue``, ``retry`` (True, False or a number), ``jid``, ``extra``
         (more job fields, e.g. ``{"timeout": 30}``).
         """
+        check_options("enqueue", options)
+        check_worker("enqueue", worker)
         job = self.build(worker, args, **options)
         self.push([job])
         assert job.jid is not None
@@ -175,6 +247,18 @@ class Client:
         self, when: datetime | float, worker: type | str, *args: Any, **options: Any
     ) -> str:
         """Enqueue one job to run at ``when`` (a datetime or unix seconds)."""
+        return self._enqueue_at("enqueue_at", when, worker, args, options)
+
+    def _enqueue_at(
+        self,
+        verb: str,
+        when: datetime | float,
+        worker: type | str,
+        args: Sequence[Any],
+        options: Mapping[str, Any],
+    ) -> str:
+        check_options(verb, options)
+        check_worker(verb, worker)
         at = to_timestamp(when)
         job = self.build(worker, args, **options)
         if at <= time.time():
@@ -188,7 +272,8 @@ class Client:
         self, delay: timedelta | float, worker: type | str, *args: Any, **options: Any
     ) -> str:
         """Enqueue one job to run after ``delay`` (a timedelta or seconds)."""
-        return self.enqueue_at(time.time() + to_seconds(delay), worker, *args, **options)
+        at = time.time() + to_seconds(delay)
+        return self._enqueue_at("enqueue_in", at, worker, args, options)
 
     def enqueue_many(
         self, worker: type | str, args_list: Iterable[Sequence[Any]], **options: Any
@@ -197,6 +282,8 @@ class Client:
 
         Every job is checked before any is written, so an invalid one writes nothing.
         """
+        check_options("enqueue_many", options)
+        check_worker("enqueue_many", worker)
         if "jid" in options:
             raise InvalidJobError("enqueue_many makes one jid per job; do not pass jid")
         # Check the options once on a template job, then write each job's JSON from it:

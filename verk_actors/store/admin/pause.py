@@ -11,6 +11,7 @@ import redis
 from verk_actors.jobs.job import check_queue_name
 from verk_actors.jobs.stored_job import as_text
 from verk_actors.store import keys
+from verk_actors.store.admin.nodes import list_nodes
 
 
 def pause_queue(client: redis.Redis, queue: str) -> bool:
@@ -31,3 +32,22 @@ def is_paused(client: redis.Redis, queue: str) -> bool:
 def paused_queues(client: redis.Redis) -> list[str]:
     """The paused queues, sorted."""
     return sorted(as_text(name) for name in client.smembers(keys.PAUSED))
+
+
+def known_queues(client: redis.Redis) -> list[str]:
+    """Every queue name Redis or a node knows, sorted: in ``queues``, paused, or worked
+    on by a node (alive or not) that published its queues."""
+    names = {as_text(name) for name in client.smembers(keys.QUEUES)}
+    names.update(paused_queues(client))
+    for node in list_nodes(client):
+        names.update(queue.name for queue in node.queues)
+    return sorted(names)
+
+
+def is_known(client: redis.Redis, queue: str) -> bool:
+    """Whether ``queue`` is a name Redis or a node knows, or it holds jobs.
+
+    A name none of them knows is most likely a typo (``pause mial``).
+    """
+    check_queue_name(queue)
+    return queue in known_queues(client) or bool(client.exists(keys.queue_key(queue)))

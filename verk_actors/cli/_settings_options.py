@@ -1,0 +1,66 @@
+"""The flags of ``verk-actors start`` that set Settings: one per setting, made from the
+configuration reference (``verk_actors.config.reference``), so none is forgotten."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from verk_actors.config.reference import Option, options
+from verk_actors.config.settings import Settings, field_kind, read_text
+from verk_actors.errors import ConfigurationError
+
+METAVARS = {
+    "redis_url": "URL",
+    "queues": "NAME[=CONCURRENCY]",
+    "imports": "MODULE",
+    "node_id": "ID",
+}
+KIND_METAVARS: dict[type, str] = {int: "N", float: "SECONDS", str: "TEXT"}
+
+
+def dest(option: Option) -> str:
+    """The ``argparse`` destination of a setting's flag (``--queue`` keeps ``queue``)."""
+    return "queue" if option.field == "queues" else option.field
+
+
+def add_settings_options(parser: argparse.ArgumentParser) -> None:
+    """A flag for every setting, its help ending with its variable and default."""
+    group = parser.add_argument_group(
+        "settings", "each also read from its VERK_* variable or the config file; flags win"
+    )
+    for option in options():
+        metavar = METAVARS.get(option.field) or KIND_METAVARS.get(field_kind(option.field), "X")
+        more = "; repeatable" if option.repeatable else ""
+        group.add_argument(
+            option.flag,
+            dest=dest(option),
+            metavar=metavar,
+            action="append" if option.repeatable else "store",
+            help=f"{option.help} (env {option.env}; default {option.default}{more})",
+        )
+
+
+def settings_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given as flags, checked, by field (None: not given).
+
+    ``imports`` is left to the caller: ``--import`` adds to the modules named by the
+    variables or the file instead of replacing them.
+    """
+    flags: dict[str, Any] = {}
+    for option in options():
+        raw = getattr(args, dest(option), None)
+        if raw is None or option.field == "imports":
+            continue
+        texts = raw if isinstance(raw, list) else [raw]
+        try:
+            if option.field == "queues":
+                value: Any = tuple(spec for text in texts for spec in read_text("queues", text))
+            else:
+                value = read_text(option.field, texts[0])
+            Settings(**{option.field: value})  # the setting's own check, named by its flag
+        except ConfigurationError as exc:
+            given = " ".join(f"{option.flag} {text}" for text in texts)
+            raise ConfigurationError(f"{given}: {exc}") from None
+        flags[option.field] = value
+    return flags

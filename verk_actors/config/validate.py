@@ -1,0 +1,33 @@
+"""The checks a node makes when it starts, beyond what ``Settings`` checks when made.
+
+``Settings`` and ``QueueSpec`` check every value as they are made, at every door.
+Whether the worker modules import can only be known in the process that will run
+them, so ``VerkRoot`` calls ``check_node_settings`` when it is configured: an embedded
+node refuses a module that does not import (``RequestFailed`` naming the module and
+why) instead of answering ``VerkStarted`` and leaving its jobs waiting forever.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from verk_actors.config.settings import Settings
+from verk_actors.errors import ConfigurationError
+from verk_actors.jobs.registry import WorkerRegistry
+
+
+def check_node_settings(settings: Any) -> WorkerRegistry:
+    """Check ``settings`` once more and import its worker modules; their registry.
+
+    ConfigurationError (or AsyncWorkerError) says which value or module is wrong, and
+    why. Importing here is what every worker does first anyway; a node run by
+    ``verk-actors start`` has imported them already (its processes fork from it).
+    """
+    if not isinstance(settings, Settings):
+        raise ConfigurationError(
+            f"a node is configured with a verk_actors Settings, got {type(settings).__name__}"
+        )
+    attrs.evolve(settings)  # every check again: it may have been unpickled, or forced
+    return WorkerRegistry.from_modules(settings.imports)
