@@ -30,10 +30,8 @@ from verk_actors.actors.queue._batches import (
     MAX_REQUEST,
     TARGET_BATCH_SECONDS,
     BatchSizer,
-    CpuGauge,
     bounded_batch,
     jobs_wanted,
-    machine_cores,
     share,
 )
 from verk_actors.actors.queue._board import (
@@ -45,7 +43,7 @@ from verk_actors.actors.queue._board import (
     SUCCEEDED,
     Board,
 )
-from verk_actors.actors.queue.worker_actor import cpu_clock
+from verk_actors.actors.queue._cpu_gauge import CpuGauge, cpu_clock, machine_cores
 from verk_actors.actors.queue.workers_manager import BACKLOG_AT_LEAST, FREE, Slot, WorkersManager
 from verk_actors.config.settings import QueueSpec, Settings
 from verk_actors.jobs.job import Job

@@ -40,6 +40,7 @@ from verk_actors.actors.messages import (
     Standby,
 )
 from verk_actors.actors.queue._board import MAX_JOBS, MAX_TEXT, Board
+from verk_actors.actors.queue._cpu_gauge import cpu_clock
 from verk_actors.config.redis_url import redact_url
 from verk_actors.jobs.registry import WorkerRegistry
 from verk_actors.jobs.running import JobOutcome, PreparedJob, execute
@@ -68,18 +69,6 @@ STANDBY_RETRY = 0.5
 """Seconds a worker on standby waits before it waits on the queue again after Redis
 refused the wait (``OOM``, ``BUSY``...): the standby goes on, as the queue's other
 users wait out an outage, and picks up within this long of Redis recovering."""
-
-
-SCHEDSTAT = Path("/proc/self/schedstat")
-
-
-def cpu_clock() -> tuple[float, float]:
-    """Seconds this process has run on a CPU and waited ready for one (0, 0 off Linux)."""
-    try:
-        on_cpu, waiting, _ = SCHEDSTAT.read_bytes().split()
-    except (OSError, ValueError):
-        return 0.0, 0.0
-    return int(on_cpu) / 1e9, int(waiting) / 1e9
 
 
 @attrs.define

@@ -68,15 +68,9 @@ from verk_actors.actors.messages import (
     TreeNode,
 )
 from verk_actors.actors.queue import _board as boards
-from verk_actors.actors.queue._batches import (
-    BatchSizer,
-    CpuGauge,
-    bounded_batch,
-    jobs_wanted,
-    machine_cores,
-    share,
-)
+from verk_actors.actors.queue._batches import BatchSizer, bounded_batch, jobs_wanted, share
 from verk_actors.actors.queue._board import Board
+from verk_actors.actors.queue._cpu_gauge import CpuGauge, machine_cores
 from verk_actors.actors.queue.worker_actor import WorkerActor
 from verk_actors.actors.supervisor import RestartIntensity
 from verk_actors.jobs.retry import FailureRecord
@@ -303,17 +297,10 @@ class WorkersManager(VerkActor):
             type(self).__name__,
             os.getpid(),
             strategy="one_for_one",
-            detail=f"{busy} busy, {len(self.held)} jobs held{self._limit_detail()}"
+            detail=f"{busy} busy, {len(self.held)} jobs held{self.gauge.detail(len(self.slots))}"
             + (", paused" if self.paused else ""),
             children=workers,
         )
-
-    def _limit_detail(self) -> str:
-        share = self.gauge.share
-        if share is None:
-            return ""
-        limit = self.gauge.active_limit(len(self.slots))
-        return f", jobs busy on CPU {share:.0%} of their time: {limit} run at once"
 
     def _slot(self, address: Any) -> Slot | None:
         # ActorAddress is not hashable and its == is slow; the address createActor
