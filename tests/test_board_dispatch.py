@@ -24,6 +24,7 @@ from verk_actors.actors.messages import (
     RunJobs,
 )
 from verk_actors.actors.queue import _board as board
+from verk_actors.actors.queue import _settle as settle
 from verk_actors.actors.queue._batches import (
     MAX_BATCH_BYTES,
     MAX_IN_PROGRESS,
@@ -44,7 +45,6 @@ from verk_actors.actors.queue._board import (
     Board,
 )
 from verk_actors.actors.queue._cpu_gauge import CpuGauge, cpu_clock, machine_cores
-from verk_actors.actors.queue import _settle as settle
 from verk_actors.actors.queue._slots import FREE, Slot
 from verk_actors.actors.queue._standby import BACKLOG_AT_LEAST
 from verk_actors.actors.queue.workers_manager import WorkersManager
