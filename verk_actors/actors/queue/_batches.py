@@ -3,10 +3,9 @@
 With a backlog, one message carries a batch of jobs to a worker and one message
 carries its results back, so actor messages cost little per job. Batches grow only
 for fast jobs: the size aims at ``TARGET_BATCH_SECONDS`` of work, so slow jobs are
-handed out one at a time and never wait behind each other. Each message costs the
-WorkersManager about a millisecond in Thespian's transport, so a batch aims at a
-tenth of a second of work. How many workers run at once is the CPU gauge's word
-(``_cpu_gauge``).
+handed out one at a time and never wait behind each other. A message costs the
+WorkersManager far more than a quick job, so a batch aims at a tenth of a second of
+work. How many workers run at once is the CPU gauge's word (``_cpu_gauge``).
 """
 
 from __future__ import annotations
@@ -23,10 +22,9 @@ MAX_IN_PROGRESS = 2000
 leaves the rest of a backlog to other nodes."""
 EWMA_WEIGHT = 0.2
 MAX_BATCH_BYTES = 1024 * 1024
-"""About the most bytes of job text in one batch, and so in a worker's share of a take.
-Jobs of 100 kB came 500 to a 50 MB message and drained at 360-400 jobs/s; at most
-1 MB a batch, 1,320 (10 kB jobs: 9,100-9,500 -> 13,700-13,800; 128 kB batches were
-too small, 4,000; measured with 25 workers and no-op jobs)."""
+"""About the most bytes of job text in one batch, and so in a worker's share of a take:
+big jobs in batches sized by count alone made messages of tens of megabytes that
+drained several times slower, and much smaller batches cost more messages."""
 
 
 @attrs.define

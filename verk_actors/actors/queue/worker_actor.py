@@ -59,7 +59,8 @@ class WorkerActor(VerkActor):
     def __init__(self, capabilities: dict[str, Any] | None = None) -> None:
         if multiprocessing.parent_process() is not None:  # a process of its own
             # Everything inherited from the forking WorkersManager is frozen, so the
-            # garbage collector never walks it and copies its pages into this process.
+            # garbage collector never walks it and copies its pages into this process
+            # (what that saves grows with what the forking process holds).
             gc.freeze()
         super().__init__(capabilities)
         self.init: InitWorker | None = None
