@@ -10,7 +10,8 @@ import redis
 
 from tests.conftest import no_standby_waiting, wait_for
 from verk_actors import Client, QueueSpec
-from verk_actors.actors.queue._batches import MAX_BATCH_BYTES, MAX_IN_PROGRESS, machine_cores
+from verk_actors.actors.queue._batches import MAX_BATCH_BYTES, MAX_IN_PROGRESS
+from verk_actors.actors.queue._cpu_gauge import machine_cores
 from verk_actors.store.admin.pause import pause_queue, resume_queue
 
 

@@ -24,16 +24,15 @@ from verk_actors.actors.messages import (
     RunJobs,
 )
 from verk_actors.actors.queue import _board as board
+from verk_actors.actors.queue import _settle as settle
 from verk_actors.actors.queue._batches import (
     MAX_BATCH_BYTES,
     MAX_IN_PROGRESS,
     MAX_REQUEST,
     TARGET_BATCH_SECONDS,
     BatchSizer,
-    CpuGauge,
     bounded_batch,
     jobs_wanted,
-    machine_cores,
     share,
 )
 from verk_actors.actors.queue._board import (
@@ -45,8 +44,10 @@ from verk_actors.actors.queue._board import (
     SUCCEEDED,
     Board,
 )
-from verk_actors.actors.queue.worker_actor import cpu_clock
-from verk_actors.actors.queue.workers_manager import BACKLOG_AT_LEAST, FREE, Slot, WorkersManager
+from verk_actors.actors.queue._cpu_gauge import CpuGauge, cpu_clock, machine_cores
+from verk_actors.actors.queue._slots import FREE, Slot
+from verk_actors.actors.queue._standby import BACKLOG_AT_LEAST
+from verk_actors.actors.queue.workers_manager import WorkersManager
 from verk_actors.config.settings import QueueSpec, Settings
 from verk_actors.jobs.job import Job
 
@@ -521,14 +522,14 @@ def test_a_dead_standby_is_settled_from_its_board(tmp_path: Path) -> None:
     for ref, text in ((-1, texts[0]), (-3, texts[2])):  # the reports that came
         manager._adopt(slot, ((ref, text),))
         slot.reported.add(ref)
-    manager.adopted.clear()
+    manager.outcomes.adopted.clear()
 
-    manager._adopt_from_board(slot)
-    manager._settle_dead_batch(slot)
+    manager._adopt(slot, settle.adopt_from_board(slot))
+    settled = settle.settle_dead_batch(slot, "default", Settings(), {})
 
-    assert sorted(ref for ref, _ in manager.adopted) == [-4, -2]
-    assert manager.acked == []
-    failed = dict(manager.failed)
+    assert sorted(ref for ref, _ in manager.outcomes.adopted) == [-4, -2]
+    assert settled.acked == []
+    failed = dict(settled.failed)
     assert sorted(failed) == [-4, -2]
     assert "died before reporting why" in json.loads(failed[-2].text)["error_message"]
     assert json.loads(failed[-4].text)["error_class"] == "WorkerDiedError"
@@ -541,26 +542,27 @@ def test_a_dead_worker_leaves_the_jobs_taken_back_to_the_others(tmp_path: Path) 
     before it is acked, the one it died in fails, and the jobs taken back are neither
     requeued nor failed (they wait for other workers)."""
     manager, _ = _manager(tmp_path, 2)
-    slot = manager.slots[0]
+    slot = manager.pool.slots[0]
     worker = Board(slot.board.path)
     if not worker.allow_take_back():
         no_membarrier()
     jobs = [(n, Job("Noop", [n]).to_json().encode()) for n in range(5)]
-    manager.held = list(jobs)
-    manager._hand_out(slot, 5)
+    manager.dispatch.held = list(jobs)
+    manager.dispatch.hand_out(slot, 5, 0.0)
     worker.begin_batch(slot.batch, 5)
     assert worker.job_started(slot.batch, 0, 0.0, 1.0)
     worker.job_ended(slot.batch, 0, ok=True)
     assert worker.job_started(slot.batch, 1, 0.0, 1.0)
-    assert manager._take_back(slot, 2) == 3
-    assert [ref for ref, _ in manager.held] == [2, 3, 4]
-    manager._settle_dead_batch(slot)
-    assert manager.acked == [0]
-    assert [ref for ref, _ in manager.failed] == [1]
-    assert manager.requeued == []
+    taken = settle.take_back(slot, 2)
+    assert len(taken) == 3
+    manager._taken_back(slot, taken)
+    assert [ref for ref, _ in manager.dispatch.held] == [2, 3, 4]
+    settled = settle.settle_dead_batch(slot, "default", Settings(), {})
+    assert settled.acked == [0]
+    assert [ref for ref, _ in settled.failed] == [1]
+    assert settled.requeued == []
     worker.close()
-    for each in manager.slots:
-        each.board.close()
+    manager.pool.close()
 
 
 def test_a_probe_that_finds_a_few_jobs_keeps_the_standby(tmp_path: Path) -> None:
@@ -574,11 +576,10 @@ def test_a_probe_that_finds_a_few_jobs_keeps_the_standby(tmp_path: Path) -> None
     manager.init = InitWorkersManager(
         Settings(), QueueSpec("default", 3), "node1", queue_manager="qm"
     )
-    manager.slots = [Slot(n, f"worker{n}", Board.create(tmp_path)) for n in range(3)]
-    for slot in manager.slots:
-        slot.state = FREE
+    for n in range(3):
+        manager.pool.add(Slot(n, f"worker{n}", Board.create(tmp_path), state=FREE))
     manager._queue_is_empty()  # the first free worker goes on standby
-    standby = manager.standby
+    standby = manager.standby.slot
     assert standby is not None
     assert [type(m).__name__ for _, m in sent] == ["Standby"]
     sent.clear()
@@ -597,13 +598,12 @@ def test_a_probe_that_finds_a_few_jobs_keeps_the_standby(tmp_path: Path) -> None
     kinds = [(to, type(m).__name__) for to, m in sent]
     assert ("worker0", "EndStandby") not in kinds
     assert ("worker1", "RunJobs") in kinds
-    assert manager.standby is standby
+    assert manager.standby.slot is standby
     sent.clear()
     more = tuple((n, Job("Noop", [n]).to_json().encode()) for n in range(3, 13))
     manager.receiveMsg_JobsDequeued(JobsDequeued(more, request=0, remaining=0), None)
     assert ("worker0", "EndStandby") in [(to, type(m).__name__) for to, m in sent]
-    for slot in manager.slots:
-        slot.board.close()
+    manager.pool.close()
 
 
 def _manager(tmp_path: Path, workers: int) -> tuple[WorkersManager, list[tuple[Any, Any]]]:
@@ -616,11 +616,10 @@ def _manager(tmp_path: Path, workers: int) -> tuple[WorkersManager, list[tuple[A
     manager.init = InitWorkersManager(
         Settings(), QueueSpec("default", workers), "node1", queue_manager="qm"
     )
-    manager.slots = [Slot(n, f"worker{n}", Board.create(tmp_path)) for n in range(workers)]
-    for slot in manager.slots:
-        slot.state = FREE
-    manager.gauge = CpuGauge(2, share=1.0)
-    manager.sizer.observe(0.001)
+    for n in range(workers):
+        manager.pool.add(Slot(n, f"worker{n}", Board.create(tmp_path), state=FREE))
+    manager.dispatch.gauge = CpuGauge(2, share=1.0)
+    manager.dispatch.sizer.observe(0.001)
     return manager, sent
 
 
@@ -630,12 +629,11 @@ def test_jobs_go_out_in_batches_to_the_workers_that_may_run(tmp_path: Path) -> N
     the whole pool as free), so a node fed a batch a message ran near one job a message."""
     manager, sent = _manager(tmp_path, 25)
     jobs = tuple((n, Job("Noop", [n]).to_json().encode()) for n in range(20))
-    manager.request = 1
+    manager.dispatch.request = 1
     manager.receiveMsg_JobsDequeued(JobsDequeued(jobs, request=1, remaining=0), None)
     batches = [len(m.jobs) for _, m in sent if isinstance(m, RunJobs)]
     assert batches == [10, 10]
-    for slot in manager.slots:
-        slot.board.close()
+    manager.pool.close()
 
 
 def test_one_request_for_jobs_at_a_time(tmp_path: Path) -> None:
@@ -646,7 +644,7 @@ def test_one_request_for_jobs_at_a_time(tmp_path: Path) -> None:
     [first] = [m for _, m in sent if isinstance(m, RecordOutcomes)]
     assert first.dequeue > 0
     sent.clear()
-    manager.gauge.share = 0.1  # jobs that wait: all 4 workers may run, more is wanted
+    manager.dispatch.gauge.share = 0.1  # jobs that wait: all 4 workers may run, more is wanted
     manager._run()
     assert not [m for _, m in sent if isinstance(m, RecordOutcomes)]
     jobs = tuple((n, Job("Noop", [n]).to_json().encode()) for n in range(10))
@@ -654,5 +652,4 @@ def test_one_request_for_jobs_at_a_time(tmp_path: Path) -> None:
     [second] = [m for _, m in sent if isinstance(m, RecordOutcomes)]
     assert second.request == first.request + 1
     assert second.dequeue > 0
-    for slot in manager.slots:
-        slot.board.close()
+    manager.pool.close()

@@ -102,7 +102,7 @@ def standby(
 def take_one(actor: WorkerActor, r: redis.Redis, url: str, value: str) -> None:
     """Enqueue a Record job and let the standby worker run it (its BLMOVE answers)."""
     r.lpush("queue:default", Job("Record", [url, "ran", value], jid=value).to_json())
-    fd = actor.wait_fd
+    fd = actor.standby.fd
     assert fd is not None
     assert select.select([fd], [], [], 5)[0], "the BLMOVE did not answer"
     actor.receiveMsg_WatchMessage(WatchMessage([fd]), None)
@@ -144,7 +144,7 @@ def test_a_standby_ends_with_what_it_has_not_reported(
         take_one(actor, r, redis_server.url, value)
     assert len(sent) == 1
     actor.receiveMsg_EndStandby(EndStandby(7), None)
-    fd = actor.wait_fd
+    fd = actor.standby.fd
     if fd is not None:  # the interrupted BLMOVE answers nil
         assert select.select([fd], [], [], 5)[0]
         actor.receiveMsg_WatchMessage(WatchMessage([fd]), None)

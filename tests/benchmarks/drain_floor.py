@@ -27,7 +27,7 @@ if str(ROOT) not in sys.path:  # run as a file: make ``tests`` importable
     sys.path.insert(0, str(ROOT))
 
 from tests.servers import RedisServer  # noqa: E402
-from verk_actors.actors.queue._batches import machine_cores  # noqa: E402
+from verk_actors.actors.queue._cpu_gauge import machine_cores  # noqa: E402
 from verk_actors.bench.measure import Drain, Progress, wait_drained  # noqa: E402
 from verk_actors.bench.workload import COUNTER_KEY, QUEUE, BenchIncr  # noqa: E402
 from verk_actors.store import keys  # noqa: E402

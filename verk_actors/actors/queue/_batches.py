@@ -3,20 +3,14 @@
 With a backlog, one message carries a batch of jobs to a worker and one message
 carries its results back, so actor messages cost little per job. Batches grow only
 for fast jobs: the size aims at ``TARGET_BATCH_SECONDS`` of work, so slow jobs are
-handed out one at a time and never wait behind each other. Each message costs the
-WorkersManager about a millisecond in Thespian's transport, so a batch aims at a
-tenth of a second of work.
-
-How many workers run at once is sized to the machine (``CpuGauge``): jobs that keep
-a CPU busy most of their run time gain nothing from more busy worker processes than
-cores, and lose to the switching between them; jobs that mostly wait (on the network,
-on disk) use every worker of the pool.
+handed out one at a time and never wait behind each other. A message costs the
+WorkersManager far more than a quick job, so a batch aims at a tenth of a second of
+work. How many workers run at once is the CPU gauge's word (``_cpu_gauge``).
 """
 
 from __future__ import annotations
 
 import math
-import os
 
 import attrs
 
@@ -28,10 +22,9 @@ MAX_IN_PROGRESS = 2000
 leaves the rest of a backlog to other nodes."""
 EWMA_WEIGHT = 0.2
 MAX_BATCH_BYTES = 1024 * 1024
-"""About the most bytes of job text in one batch, and so in a worker's share of a take.
-Jobs of 100 kB came 500 to a 50 MB message and drained at 360-400 jobs/s; at most
-1 MB a batch, 1,320 (10 kB jobs: 9,100-9,500 -> 13,700-13,800; 128 kB batches were
-too small, 4,000; measured with 25 workers and no-op jobs)."""
+"""About the most bytes of job text in one batch, and so in a worker's share of a take:
+big jobs in batches sized by count alone made messages of tens of megabytes that
+drained several times slower, and much smaller batches cost more messages."""
 
 
 @attrs.define
@@ -102,65 +95,3 @@ def share(held: int, free_workers: int, batch_size: int) -> int:
     if held <= 0 or free_workers <= 0:
         return 0
     return max(1, min(batch_size, math.ceil(held / free_workers)))
-
-
-CPU_WEIGHT = 0.3
-"""Weight of the newest report in the moving average of the jobs' CPU share."""
-
-MIN_SAMPLE = 0.02
-"""Seconds of running a sample must cover: the kernel's CPU accounting is coarse, so
-short reports are summed until they reach it."""
-
-
-def machine_cores() -> int:
-    """CPUs this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-@attrs.define
-class CpuGauge:
-    """How much of their run time the jobs keep a CPU busy, and so how many workers to use.
-
-    Workers report the wall time of their work, the CPU time it took and the time it
-    spent ready but waiting for a CPU (Linux ``/proc/self/schedstat``). The share is
-    ``cpu / (wall - waiting)``: waiting for a CPU is left out, so the share does not
-    fall (and ask for yet more workers) when the machine is already busy.
-    """
-
-    cores: int
-    share: float | None = None
-    running: float = 0.0
-    cpu: float = 0.0
-
-    def observe(self, wall: float, cpu: float, waiting: float) -> None:
-        """Feed one report's span: seconds of wall, CPU and run-queue waiting."""
-        if cpu <= 0:  # no CPU accounting here (not Linux)
-            return
-        self.running += max(0.0, wall - waiting)
-        self.cpu += cpu
-        if self.running < MIN_SAMPLE:
-            return
-        sample = min(1.0, self.cpu / self.running)
-        self.running = self.cpu = 0.0
-        if self.share is None:
-            self.share = sample
-        else:
-            self.share += CPU_WEIGHT * (sample - self.share)
-
-    def active_limit(self, pool: int, *, long_jobs: bool = False) -> int:
-        """Workers of a ``pool`` that should run batches at once: enough to keep every
-        core busy while some jobs wait, never fewer than the cores, never more than
-        the pool.
-
-        Unknown share (nothing measured yet): one worker per core, until the first
-        reports tell, a few milliseconds later for quick jobs; so a backlog at start
-        warms two processes, not the whole pool at once. Once jobs still unmeasured
-        have run long (``long_jobs``: busy workers gone quiet), the whole pool: they
-        may be waiting, not computing.
-        """
-        if self.share is None or self.share <= 0:
-            return pool if long_jobs else min(pool, self.cores)
-        return max(1, min(pool, max(self.cores, round(self.cores / self.share))))

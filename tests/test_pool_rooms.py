@@ -1,0 +1,165 @@
+"""The rooms of a queue's worker pool, without actors: slots, outcomes, standby, drain."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from verk_actors.actors.messages import DrainTimeout
+from verk_actors.actors.queue import _settle as settle
+from verk_actors.actors.queue._board import MAX_JOBS, Board
+from verk_actors.actors.queue._drain import Drain
+from verk_actors.actors.queue._outcomes import FLUSH_AFTER, FLUSH_OUTCOMES, Outcomes
+from verk_actors.actors.queue._slots import BUSY, FREE, QUIET_AFTER, Pool, Slot
+from verk_actors.actors.queue._standby import (
+    BACKLOG_AT_LEAST,
+    BACKLOG_PROBE_EVERY,
+    STANDBY_FLUSH_AFTER,
+    StandbyKeeper,
+)
+
+
+@pytest.fixture
+def pool(tmp_path: Path) -> Iterator[Pool]:
+    """Three free slots whose boards live in ``tmp_path``."""
+    pool = Pool()
+    for n in range(3):
+        pool.add(Slot(n, f"worker{n}", Board.create(tmp_path), state=FREE, pid=1000 + n))
+    yield pool
+    pool.close()
+
+
+def test_a_slot_is_found_by_an_address_that_compares_equal(pool: Pool) -> None:
+    """A sender is matched to its slot by ``==`` once, then by its text; a slot whose
+    worker exited is found no more."""
+    slot = pool.slots[1]
+    assert pool.find("worker1") is slot
+    assert pool.find("worker1") is slot
+    assert pool.find("nobody") is None
+    pool.exited(slot)
+    assert pool.find("worker1") is None
+    assert len(pool) == 2
+
+
+def test_workers_that_keep_dying_idle_are_not_replaced(pool: Pool) -> None:
+    """A busy worker that died is always replaced; idle ones only within the restart
+    intensity (5 in 10 s)."""
+    busy = pool.slots[0]
+    busy.begin(1, [(1, b"{}")], 0.0)
+    pool.exited(busy)
+    assert pool.to_replace("q", 100.0) == [0]
+    for n in range(6):
+        pool.add(Slot(10 + n, f"idle{n}", pool.slots[0].board, pid=2000 + n))
+        pool.exited(pool.slots[-1])
+    assert pool.to_replace("q", 100.0) == [10, 11, 12, 13, 14]
+    assert pool.replace == []
+
+
+def test_a_finished_batch_gives_back_the_jobs_not_reported(pool: Pool) -> None:
+    """Jobs neither reported nor taken back did not run: they go back; the slot is free."""
+    slot = pool.slots[0]
+    slot.begin(4, [(1, b"a"), (2, b"b"), (3, b"c"), (4, b"d")], 0.0)
+    slot.reported.update({1})
+    slot.taken_back.update({3})
+    assert pool.busy_and_quiet(0.0) == (0, 1)  # taken back from: counted as quiet
+    assert pool.in_hand() == 2
+    assert slot.finish() == [2, 4]
+    assert slot.state == FREE
+    assert slot.finish() == []
+
+
+def test_a_busy_worker_silent_for_long_counts_as_quiet(pool: Pool) -> None:
+    """Busy workers heard from lately count against the active limit, quiet ones not."""
+    first, second = pool.slots[0], pool.slots[1]
+    first.begin(1, [(1, b"a")], 10.0)
+    second.begin(2, [(2, b"b")], 10.0 - QUIET_AFTER)
+    assert first.state == second.state == BUSY
+    assert pool.busy_and_quiet(10.0) == (1, 1)
+
+
+def test_outcomes_go_at_once_when_urgent_else_after_a_flush_delay() -> None:
+    """Failures, demand, a drain or many outcomes go at once; a few acks wait for one
+    flush timer (longer beside a standby), and a message empties the outcomes."""
+    outcomes = Outcomes()
+    assert outcomes.arm_flush(standby=False) is None  # nothing waits
+    outcomes.acked.append(1)
+    assert not outcomes.urgent(0, draining=False)
+    assert outcomes.urgent(5, draining=False)
+    assert outcomes.urgent(0, draining=True)
+    assert outcomes.arm_flush(standby=False) == FLUSH_AFTER
+    assert outcomes.arm_flush(standby=False) is None  # one timer at a time
+    outcomes.flush_armed = False
+    assert outcomes.arm_flush(standby=True) == STANDBY_FLUSH_AFTER
+    outcomes.acked.extend(range(FLUSH_OUTCOMES))
+    assert outcomes.urgent(0, draining=False)
+    message = outcomes.message(want=0, request=3, wait=True, standby=False, least=1)
+    assert message is not None and len(message.acked) == FLUSH_OUTCOMES + 1
+    assert (
+        not outcomes
+        and outcomes.message(want=0, request=3, wait=True, standby=False, least=1) is None
+    )
+    outcomes.reconcile = True
+    reconcile = outcomes.message(want=0, request=3, wait=True, standby=False, least=1)
+    assert reconcile is not None and reconcile.reconcile and not outcomes.reconcile
+
+
+def test_standby_numbers_its_jobs_apart_and_spots_a_long_job(pool: Pool) -> None:
+    """Each standby numbers its jobs from its own range; one job seen running at two
+    looks in a row is a long one; jobs taken hint at a backlog at most so often."""
+    keeper = StandbyKeeper()
+    slot = pool.slots[0]
+    first = keeper.begin(slot, 7, 0.0)
+    assert (first.batch, first.first_ref) == (7, -1)
+    assert keeper.least == BACKLOG_AT_LEAST and keeper.watches(7) and not keeper.watches(8)
+    keeper.idle = True
+    assert keeper.waits_idle
+    keeper.took(BACKLOG_PROBE_EVERY)
+    assert not keeper.waits_idle
+    keeper.idle = True
+    keeper.took(BACKLOG_PROBE_EVERY * 1.5)  # too soon after the last look
+    assert keeper.waits_idle
+    worker = Board(slot.board.path)
+    worker.begin_batch(7, MAX_JOBS)
+    assert not keeper.in_long_job()  # nothing runs
+    worker.job_started(7, 0, 0.0, 1.0)
+    assert not keeper.in_long_job()  # seen once
+    assert keeper.in_long_job()  # seen twice: a long job
+    ending = keeper.end_message()
+    assert ending is not None and ending[0] == "worker0" and ending[1].batch == 7
+    keeper.drop()
+    assert keeper.slot is None and keeper.least == 1 and keeper.end_message() is None
+    worker.close()
+    second = keeper.begin(pool.slots[1], 8, 0.0)
+    assert second.first_ref == -1 - MAX_JOBS
+
+
+def test_a_job_past_its_deadline_gets_its_worker_killed_once(pool: Pool) -> None:
+    """A worker whose job runs past its deadline is killed (here: a pid that does not
+    exist) with the timeout reason, and not again at the next look."""
+    slot = pool.slots[0]
+    slot.pid = 2**22 + 12345  # above the most pid_max may be (2**22): no such process
+    slot.begin(3, [(1, b"a")], 0.0)
+    worker = Board(slot.board.path)
+    worker.begin_batch(3, 1)
+    worker.job_started(3, 0, 5.0, 1.0)
+    settle.kill_past_deadline(pool.slots, 4.0, "q")
+    assert slot.kill_reason is None
+    settle.kill_past_deadline(pool.slots, 6.0, "q")
+    assert slot.kill_reason == settle.TIMED_OUT
+    worker.close()
+
+
+def test_a_drain_stops_the_queue_manager_once_and_ignores_old_timeouts() -> None:
+    """The timeout of an earlier drain is ignored; the stop goes out once, with the
+    jobs the drain gave back."""
+    drain = Drain()
+    assert not drain.timed_out(DrainTimeout(0))
+    first = drain.begin("caller")
+    second = drain.begin("caller")
+    assert not drain.timed_out(first) and drain.timed_out(second)
+    drain.requeued = 4
+    stop = drain.stop()
+    assert stop is not None and stop.reply_to == "caller" and stop.requeued == 4
+    assert drain.stop() is None

@@ -1,0 +1,60 @@
+"""What a worker has run and not yet reported, gathered into one ``JobsDone``."""
+
+from __future__ import annotations
+
+import time
+
+import attrs
+
+from verk_actors.actors.messages import JobsDone
+from verk_actors.actors.queue._cpu_gauge import cpu_clock
+from verk_actors.jobs.running import JobOutcome
+
+
+@attrs.define
+class Report:
+    """What a worker has not yet reported of its batch."""
+
+    succeeded: list[int] = attrs.field(factory=list)
+    seconds: float = 0.0
+    failures: list[JobOutcome] = attrs.field(factory=list)
+    details: list[tuple[int, str | None, str | None, float, float]] = attrs.field(factory=list)
+    began: float = attrs.field(factory=time.monotonic)
+    clock: tuple[float, float] = attrs.field(factory=cpu_clock)
+    load: list[float] | None = None
+    """Wall, CPU and CPU-wait seconds of the jobs only, summed job by job (standby:
+    the waits between its jobs are not load); None = all since ``began``."""
+
+    def add(self, ref: int, failure: JobOutcome | None, duration: float) -> None:
+        if failure is None:
+            self.succeeded.append(ref)
+            self.seconds += duration
+        else:
+            self.failures.append(failure)
+
+    def add_load(self, wall: float, on_cpu: float, waiting: float) -> None:
+        if self.load is None:
+            self.load = [0.0, 0.0, 0.0]
+        self.load[0] += wall
+        self.load[1] += on_cpu
+        self.load[2] += waiting
+
+    def message(
+        self, batch: int, seq: int, *, finished: bool, taken: tuple[tuple[int, bytes], ...] = ()
+    ) -> JobsDone:
+        if self.load is not None:
+            load = (self.load[0], self.load[1], self.load[2])
+        else:
+            on_cpu, waiting = cpu_clock()
+            load = (time.monotonic() - self.began, on_cpu - self.clock[0], waiting - self.clock[1])
+        return JobsDone(
+            batch,
+            tuple(self.succeeded),
+            self.seconds,
+            tuple(self.failures),
+            finished,
+            tuple(self.details),
+            load=load,
+            taken=taken,
+            seq=seq,
+        )
