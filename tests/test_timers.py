@@ -15,7 +15,9 @@ from thespian.actors import ActorExitRequest, ActorSystem
 
 import verk_actors
 from tests.timer_actors import StartTicking, Ticked, Ticker
+from verk_actors.actors._launcher import LauncherWatch
 from verk_actors.actors.base import VerkActor
+from verk_actors.actors.root import VerkRoot
 
 PACKAGE = Path(verk_actors.__file__).parent
 
@@ -115,6 +117,7 @@ def test_every_timer_of_every_actor_goes_through_the_guard() -> None:
         "workers_manager.WorkersManager",
         "worker_actor.WorkerActor",
         "event_manager.EventManager",
-        "root.VerkRoot",
+        "_launcher.LauncherWatch",  # VerkRoot's watch on its launcher
     ):
         assert any(f".{chain} line" in w for w in checked), chain
+    assert issubclass(VerkRoot, LauncherWatch)
