@@ -101,6 +101,9 @@ class WorkersManager(VerkActor):
     def receiveMsg_InitWorkersManager(self, message: InitWorkersManager, sender: Any) -> None:
         self.init = message
         self.events.init(message)
+        swept = boards.sweep_orphans()
+        if swept:
+            log.info("queue %s: removed %d board file(s) of managers that died", self.queue, swept)
         self.dispatch.sizer = BatchSizer(max(1, min(message.settings.max_batch, boards.MAX_JOBS)))
         for index in range(message.queue.concurrency):
             self._start_worker(index)
@@ -113,7 +116,11 @@ class WorkersManager(VerkActor):
     def _start_worker(self, index: int) -> None:
         assert self.init is not None
         board = Board.create()
-        address = self.createActor(WorkerActor)
+        try:
+            address = self.createActor(WorkerActor)
+        except BaseException:
+            board.close()  # no worker will ever open it
+            raise
         self.pool.add(Slot(index, address, board))
         self.send(
             address,
