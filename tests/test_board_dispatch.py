@@ -263,6 +263,30 @@ def test_a_job_is_run_or_taken_back_never_both(tmp_path: Path) -> None:
     assert outcomes["taken"] > 0 and outcomes["ran"] > 0, outcomes
 
 
+def _dead_pid() -> int:
+    """The pid of a process that has exited and been reaped."""
+    child = multiprocessing.get_context("fork").Process(target=lambda: None)
+    child.start()
+    child.join()
+    assert child.pid is not None
+    return child.pid
+
+
+def test_sweep_removes_the_boards_of_dead_managers_only(tmp_path: Path) -> None:
+    """Boards named for a process that is gone are removed; a live one's, and files
+    that are not boards, are kept."""
+    dead = tmp_path / f"{board.PREFIX}{_dead_pid()}-abc"
+    live = tmp_path / f"{board.PREFIX}{os.getpid()}-def"
+    other = tmp_path / "verk-board-notapid-x"
+    unrelated = tmp_path / "something-else"
+    for path in (dead, live, other, unrelated):
+        path.write_bytes(b"")
+    assert board.sweep_orphans(tmp_path) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        p.name for p in (live, other, unrelated)
+    )
+
+
 def test_board_dir_is_writable() -> None:
     """board_dir is a writable directory (shared memory when there is some)."""
     assert os.access(board.board_dir(), os.W_OK)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from tests.conftest import wait_for
+from tests.nodeproc import NodeProcess
 from verk_actors import Client
 from verk_actors.bench.measure import CommandCounter
 from verk_actors.store.admin.pause import pause_queue, resume_queue
@@ -69,3 +70,33 @@ def test_a_paused_queue_is_polled_at_an_even_pace(start_verk, redis_server, r) -
     resume_queue(r, "default")
     wait_for(lambda: r.llen("ran") == 3, timeout=10)
     node.stop()
+
+
+def test_a_job_enqueued_right_after_pause_returns_does_not_run(
+    start_verk, redis_server, r
+) -> None:
+    """Pause takes effect at once on every node, standby included: a job enqueued the
+    moment ``pause_queue`` returns stays queued (the poll interval is long, so only the
+    immediate path can keep it), and runs after resume."""
+    node = start_verk(poll_interval=30.0)
+    other = NodeProcess("--redis-url", redis_server.url, "--poll-interval", "30").start()
+    try:
+        _pause_rounds(redis_server, r)
+    finally:
+        node.stop()
+        assert other.terminate() == 0
+
+
+def _pause_rounds(redis_server, r) -> None:
+    with Client(url=redis_server.url) as client:
+        for round_ in range(5):
+            client.enqueue("Record", redis_server.url, "ran", f"warm {round_}")
+            wait_for(lambda n=round_: r.llen("ran") == 2 * n + 1)
+            time.sleep(0.2)  # the nodes are idle again, waiting on the queue
+            pause_queue(r, "default")
+            client.enqueue("Record", redis_server.url, "ran", f"paused {round_}")
+            time.sleep(1.0)
+            assert r.lrange("ran", 0, -1)[-1] == f"warm {round_}".encode(), "ran while paused"
+            assert r.llen("queue:default") == 1, "the paused job must wait in its queue"
+            resume_queue(r, "default")
+            wait_for(lambda n=round_: r.llen("ran") == 2 * n + 2, timeout=10)

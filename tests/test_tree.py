@@ -32,7 +32,7 @@ def _tree(url: str, *args: str) -> str:
 
 def test_live_tree_shows_every_actor_and_counts_a_restart(redis_server, r) -> None:
     """tree lists root, managers, queue subtrees and workers with pids; a killed worker
-    shows up replaced by one with a new pid."""
+    shows up replaced by one with a new pid, its restart counted."""
     node = NodeProcess("--redis-url", redis_server.url, "--queue", "default=3", "--queue", "low=1")
     node.start()
     try:
@@ -60,6 +60,8 @@ def test_live_tree_shows_every_actor_and_counts_a_restart(redis_server, r) -> No
             lambda: _replaced(_tree(redis_server.url), pid),
             timeout=30,
         )
+        after = _tree(redis_server.url)
+        assert "1 restart" in after and "1 restarts" not in after, after
         mermaid = _tree(redis_server.url, "--format", "mermaid")
         assert mermaid.startswith("flowchart TD")
         assert "-->" in mermaid

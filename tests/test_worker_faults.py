@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import time
 
 from tests.conftest import wait_for
 from tests.nodeproc import NodeProcess
 from verk_actors import Client, QueueSpec
+from verk_actors.actors.queue import _board as board
 
 
 def _retry_jobs(r) -> dict[str, dict]:
@@ -125,3 +127,18 @@ def test_segfaulting_job_goes_to_retry_and_its_worker_is_replaced(redis_server, 
     finally:
         code = node.terminate()
     assert code == 0
+
+
+def test_a_starting_node_removes_boards_left_by_dead_managers(start_verk, redis_server) -> None:
+    """A manager killed between creating a worker's board and unlinking it leaves the
+    file in shared memory; the next manager to start removes it."""
+    child = multiprocessing.get_context("fork").Process(target=lambda: None)
+    child.start()
+    child.join()
+    left = board.board_dir() / f"{board.PREFIX}{child.pid}-leftover"
+    left.write_bytes(b"\0" * 64)
+    try:
+        start_verk(queues=(QueueSpec("default", 1),))
+        wait_for(lambda: not left.exists(), timeout=20)
+    finally:
+        left.unlink(missing_ok=True)

@@ -14,14 +14,10 @@ from pathlib import Path
 from verk_actors.actors._event_routing import QUEUE_PREFIX
 from verk_actors.actors.messages import TreeNode
 from verk_actors.actors.queue.queue_supervisor import QueueSupervisor
+from verk_actors.actors.queue.workers_manager import WorkersManager
 from verk_actors.actors.root import VerkRoot
-from verk_actors.actors.supervisor import Strategy
 
 FORMATS = ("text", "mermaid", "dot")
-
-
-WORKERS_MANAGER_STRATEGY = Strategy.ONE_FOR_ONE
-"""How a WorkersManager replaces its workers (it is no ``Supervisor``: its own code does it)."""
 
 
 def design_tree(queues: tuple[tuple[str, int], ...] = (("default", 25),)) -> TreeNode:
@@ -61,7 +57,7 @@ def design_tree(queues: tuple[tuple[str, int], ...] = (("default", 25),)) -> Tre
                         "workers_manager",
                         "WorkersManager",
                         None,
-                        strategy=WORKERS_MANAGER_STRATEGY.value,
+                        strategy=WorkersManager.strategy.value,
                         detail="hands out batches to as many workers as keep the cores "
                         "busy; settles dead workers from their boards",
                         children=(workers,),
@@ -95,7 +91,7 @@ def _label(node: TreeNode) -> str:
     if node.state != "running":
         facts.append(node.state)
     if node.restarts:
-        facts.append(f"{node.restarts} restarts")
+        facts.append(f"{node.restarts} restart{'' if node.restarts == 1 else 's'}")
     if facts:
         parts.append(", ".join(facts))
     if node.detail:

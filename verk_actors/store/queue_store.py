@@ -19,7 +19,7 @@ from verk_actors.jobs.retry import Fate
 from verk_actors.store import keys
 from verk_actors.store.connection import connect
 from verk_actors.store.failures import REDIS_ERRORS
-from verk_actors.store.job_wait import JobWait
+from verk_actors.store.job_wait import Answer, JobWait, client_name, wait_name
 from verk_actors.store.scripts import Scripts
 
 log = logging.getLogger(__name__)
@@ -53,13 +53,14 @@ class QueueStore:
         self.node_id = node_id
         self.inprogress = keys.inprogress_key(queue, node_id)
         """This node's in-progress list of this queue (named in log lines)."""
-        self.client = connect(settings.redis_url, name=f"verk:{node_id}:{queue}")
+        name = client_name(node_id, queue)
+        self.client = connect(settings.redis_url, name=name)
         self.scripts = Scripts(self.client)
         self._wait = JobWait(
             settings.redis_url,
             queue,
             node_id,
-            name=f"verk:{node_id}:{queue}:wait",
+            name=wait_name(name),
             control=self.client,
         )
 
@@ -160,8 +161,8 @@ class QueueStore:
         """Send a BLMOVE for one job; return the socket to watch for its answer."""
         return self._wait.start()
 
-    def finish_wait(self) -> bytes | None:
-        """Read the BLMOVE answer (the socket is readable): a job, or None on timeout."""
+    def finish_wait(self) -> Answer:
+        """Read what the readable wait socket holds (``Answer``: done, job, paused)."""
         return self._wait.finish()
 
     def is_paused(self) -> bool:

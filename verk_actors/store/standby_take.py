@@ -10,7 +10,7 @@ as every job this node takes.
 from __future__ import annotations
 
 from verk_actors.store.connection import connect
-from verk_actors.store.job_wait import JobWait
+from verk_actors.store.job_wait import Answer, JobWait, client_name, wait_name
 
 
 class StandbyTake:
@@ -20,16 +20,16 @@ class StandbyTake:
     """
 
     def __init__(self, url: str, queue: str, node_id: str, index: int) -> None:
-        name = f"verk:{node_id}:{queue}:worker{index}"
+        name = client_name(node_id, queue, index)
         self._control = connect(url, name=name)
-        self._wait = JobWait(url, queue, node_id, name=f"{name}:wait", control=self._control)
+        self._wait = JobWait(url, queue, node_id, name=wait_name(name), control=self._control)
 
     def start(self) -> int:
         """Send a BLMOVE for one job; return the socket to watch for its answer."""
         return self._wait.start()
 
-    def finish(self) -> bytes | None:
-        """Read the BLMOVE's answer (its socket is readable): a job, or None."""
+    def finish(self) -> Answer:
+        """Read what its readable socket holds (``Answer``: done, job, paused)."""
         return self._wait.finish()
 
     def interrupt(self) -> None:

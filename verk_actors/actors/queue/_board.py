@@ -119,6 +119,43 @@ def board_dir() -> Path:
     return Path(tempfile.gettempdir())
 
 
+PREFIX = "verk-board-"
+"""Board files are ``verk-board-<pid of the manager>-<random>``."""
+
+
+def sweep_orphans(directory: Path | None = None) -> int:
+    """Remove the board files of managers that no longer run; return how many.
+
+    A manager unlinks each board once its worker has it open, and at exit; a manager
+    killed (SIGKILL, OOM) between the two leaves the file behind, in shared memory.
+    Only this user's files are touched.
+    """
+    removed = 0
+    uid = os.getuid()
+    for path in (directory or board_dir()).glob(PREFIX + "*"):
+        pid_text = path.name[len(PREFIX) :].split("-", 1)[0]
+        if not pid_text.isdigit() or _alive(int(pid_text)):
+            continue
+        try:
+            if path.stat().st_uid != uid:
+                continue
+            path.unlink()
+        except OSError:
+            continue  # gone meanwhile, or not ours to remove
+        removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
 class Board:
     """One worker's board, mapped in both the worker's and the manager's process."""
 
@@ -134,7 +171,7 @@ class Board:
     @classmethod
     def create(cls, directory: Path | None = None) -> Board:
         """A new, zeroed board file (unlink it once the worker has opened it)."""
-        path = (directory or board_dir()) / f"verk-board-{os.getpid()}-{uuid.uuid4().hex}"
+        path = (directory or board_dir()) / f"{PREFIX}{os.getpid()}-{uuid.uuid4().hex}"
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.ftruncate(fd, SIZE)

@@ -140,6 +140,8 @@ class Pool:
         self.replace: list[tuple[int, int | None]] = []
         """Slots whose worker exited: (index, pid if it exited while idle)."""
         self.idle_restarts = RestartIntensity(5, 10.0)
+        self.restarts: dict[int, int] = {}
+        """Workers started in each slot after its first, for the tree view."""
 
     def add(self, slot: Slot) -> None:
         self.slots.append(slot)
@@ -166,6 +168,7 @@ class Pool:
                     )
                     continue
             indexes.append(index)
+            self.restarts[index] = self.restarts.get(index, 0) + 1
         return indexes
 
     def find(self, address: Any) -> Slot | None:
@@ -238,6 +241,7 @@ class Pool:
                 "WorkerActor",
                 slot.pid,
                 state=slot.state,
+                restarts=self.restarts.get(slot.index, 0),
                 detail=(
                     "on standby: waits on the queue itself"
                     if slot is standby

@@ -25,6 +25,7 @@ from verk_actors.actors.queue._cpu_gauge import cpu_clock
 from verk_actors.actors.queue._report import Report
 from verk_actors.config.redis_url import redact_url
 from verk_actors.store.failures import Outage, reply_code
+from verk_actors.store.job_wait import WAITING, Answer
 from verk_actors.store.standby_take import StandbyTake
 
 log = logging.getLogger(__name__)
@@ -110,15 +111,17 @@ class StandbyRun:
         self.take.interrupt()
         return True
 
-    def answer(self, ready: list[int]) -> tuple[bool, bytes | None]:
-        """Read the BLMOVE's answer if its socket is in ``ready``: (answered, the job or
-        None). Redis errors raise."""
+    def answer(self, ready: list[int]) -> Answer:
+        """Read what the wait's socket holds if it is in ``ready`` (``Answer``: whether
+        the BLMOVE answered, the job it moved, whether the queue was paused). Redis
+        errors raise."""
         if self.fd is None or self.fd not in ready or self.take is None:
-            return False, None
-        self.fd = None
-        text = self.take.finish()
+            return WAITING
+        answer = self.take.finish()
+        if answer.done:
+            self.fd = None
         self.outage.ok()
-        return True, text
+        return answer
 
     def wait_failed(self, exc: BaseException, init: InitWorker) -> bool:
         """Redis failed the wait: True to wait again a little later (an error reply moved

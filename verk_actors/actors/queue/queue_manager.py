@@ -352,16 +352,23 @@ class QueueManager(VerkActor):
     def receiveMsg_WatchMessage(self, message: WatchMessage, sender: Any) -> None:
         if self.wait_fd is None or self.wait_fd not in message.ready or self.store is None:
             return
-        self.wait_fd = None
         try:
-            job = self.store.finish_wait()
+            answer = self.store.finish_wait()
         except REDIS_ERRORS as exc:
+            self.wait_fd = None
             self._redis_down("waiting for jobs", exc)
             return
-        if job is not None:
+        if not answer.done:
+            return  # the pause check answered; the BLMOVE has yet to
+        self.wait_fd = None
+        if answer.paused:
+            if answer.job is not None:
+                self.pending.requeued.append(answer.job)  # taken as the pause came: back
+            self._set_paused(True)
+        elif answer.job is not None:
             # Hand this one over at once; _work then takes the rest of the demand
             # in the same round trip as the outcomes waiting to be written.
-            self._deliver([job])
+            self._deliver([answer.job])
         self._work()
 
     # --- stop ----------------------------------------------------------------------------

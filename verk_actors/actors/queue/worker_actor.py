@@ -206,13 +206,17 @@ class WorkerActor(VerkActor):
 
     def receiveMsg_WatchMessage(self, message: WatchMessage, sender: Any) -> None:
         try:
-            answered, text = self.standby.answer(message.ready)
+            answered, text, paused = self.standby.answer(message.ready)
         except REDIS_ERRORS as exc:
             self._wait_failed(exc)
             return
         if not answered or self.standby.current is None or self.board is None:
             return
-        if text is not None:
+        if paused:
+            # The queue was paused when this BLMOVE went out: a job it took goes back.
+            taken = () if text is None else ((self.standby.next_job()[0], text),)
+            self._end_standby(taken=taken)
+        elif text is not None:
             self._run_standby_job(self.board, text)
         elif self.standby.ending:
             self._end_standby()

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 from thespian.actors import ChildActorExited
 
@@ -62,6 +62,7 @@ from verk_actors.actors.queue._settle import BATCH_CHECK, DEADLINE_CHECK
 from verk_actors.actors.queue._slots import BUSY, REPLACE_AFTER, Pool, Slot
 from verk_actors.actors.queue._standby import STANDBY_CHECK, StandbyKeeper
 from verk_actors.actors.queue.worker_actor import WorkerActor
+from verk_actors.actors.supervisor import Strategy
 from verk_actors.store.running_jobs import RunningJobs
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,9 @@ log = logging.getLogger(__name__)
 
 class WorkersManager(VerkActor):
     """Dispatcher and supervisor of one queue's workers."""
+
+    strategy: ClassVar[Strategy] = Strategy.ONE_FOR_ONE
+    """Each dead worker is replaced alone (its batch settled from its board)."""
 
     def __init__(self, capabilities: dict[str, Any] | None = None) -> None:
         super().__init__(capabilities)
@@ -97,6 +101,9 @@ class WorkersManager(VerkActor):
     def receiveMsg_InitWorkersManager(self, message: InitWorkersManager, sender: Any) -> None:
         self.init = message
         self.events.init(message)
+        swept = boards.sweep_orphans()
+        if swept:
+            log.info("queue %s: removed %d board file(s) of managers that died", self.queue, swept)
         self.dispatch.sizer = BatchSizer(max(1, min(message.settings.max_batch, boards.MAX_JOBS)))
         for index in range(message.queue.concurrency):
             self._start_worker(index)
@@ -109,7 +116,11 @@ class WorkersManager(VerkActor):
     def _start_worker(self, index: int) -> None:
         assert self.init is not None
         board = Board.create()
-        address = self.createActor(WorkerActor)
+        try:
+            address = self.createActor(WorkerActor)
+        except BaseException:
+            board.close()  # no worker will ever open it
+            raise
         self.pool.add(Slot(index, address, board))
         self.send(
             address,
@@ -124,7 +135,7 @@ class WorkersManager(VerkActor):
             message.name or "workers_manager",
             type(self).__name__,
             os.getpid(),
-            strategy="one_for_one",
+            strategy=self.strategy.value,
             detail=f"{busy} busy, {held} jobs held{limit}" + (", paused" if self.paused else ""),
             children=self.pool.tree(self.standby.slot),
         )

@@ -1,7 +1,7 @@
 """Pausing and resuming queues cluster-wide: the ``verk:paused`` set in Redis.
 
-Every node reads the set and stops taking jobs of a paused queue (within a poll
-interval); a restarted node finds the state there. Jobs keep being enqueued meanwhile.
+A pause takes effect at once on every node (``pause_queue`` says what that means); a
+restarted node finds the state there. Jobs keep being enqueued meanwhile.
 """
 
 from __future__ import annotations
@@ -12,11 +12,20 @@ from verk_actors.jobs.job import check_queue_name
 from verk_actors.jobs.stored_job import as_text
 from verk_actors.store import keys
 from verk_actors.store.admin.nodes import list_nodes
+from verk_actors.store.job_wait import unblock_waits
 
 
 def pause_queue(client: redis.Redis, queue: str) -> bool:
-    """Pause ``queue`` on every node; False if it was paused already."""
-    return bool(client.sadd(keys.PAUSED, check_queue_name(queue)))
+    """Pause ``queue`` on every node at once; False if it was paused already.
+
+    Once this returns, no node starts a job of ``queue`` that it takes afterwards: batch
+    takes check the set in the same script, and every blocked ``BLMOVE`` of the queue
+    is interrupted to go out again behind a pause check (``job_wait``). Jobs a node took
+    before keep running.
+    """
+    added = bool(client.sadd(keys.PAUSED, check_queue_name(queue)))
+    unblock_waits(client, queue)
+    return added
 
 
 def resume_queue(client: redis.Redis, queue: str) -> bool:
