@@ -99,6 +99,8 @@ def commands_sent() -> set[str]:
     for source in PACKAGE.rglob("*.py"):
         text = source.read_text("utf-8")
         found.update(re.findall(r'send_command\(\s*(?:#[^\n]*\n\s*)?"([A-Z]+)"', text))
+        # Pipelined by hand (pack_commands): a tuple of the command and a key.
+        found.update(re.findall(r'\(\s*"([A-Z]+)",\s*keys\.', text))
     return {name.upper() for name in found}
 
 
