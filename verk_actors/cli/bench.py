@@ -9,7 +9,7 @@ from typing import Any
 
 from verk_actors.bench.drain import DEFAULT_JOBS, QUEUE, BenchOptions, BenchResult, run_bench
 from verk_actors.bench.measure import PICKUP_GAP, Progress
-from verk_actors.cli.common import EXIT_OK, non_negative, positive
+from verk_actors.cli.common import EXIT_OK, log_level, non_negative, positive
 from verk_actors.config.settings import DEFAULT_CONCURRENCY
 
 
@@ -64,7 +64,11 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument(
-        "--log-level", default="WARNING", help="log level of the node's actors (default WARNING)"
+        "--log-level",
+        type=log_level,
+        default="WARNING",
+        help="log level of the node's actors: DEBUG, INFO, WARNING, ERROR or CRITICAL "
+        "(default WARNING)",
     )
     parser.set_defaults(run=run)
 
@@ -79,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         incr=args.incr,
         redis_url=args.redis_url,
         force=args.force,
-        log_level=args.log_level.upper(),
+        log_level=args.log_level,
     )
     result = run_bench(options, Progress(sys.stderr))
     if args.json:

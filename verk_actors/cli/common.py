@@ -11,9 +11,10 @@ from typing import Any
 
 import redis
 
+from verk_actors.actors.system import check_log_level
 from verk_actors.config.file import CONFIG_ENV, resolve_settings
 from verk_actors.config.redis_url import redact_url
-from verk_actors.errors import RedisUnavailableError
+from verk_actors.errors import ConfigurationError, RedisUnavailableError
 from verk_actors.store.connection import connect
 from verk_actors.store.embedded import DEFAULT_DATA_DIR, running_url
 
@@ -162,3 +163,11 @@ def add_paging(parser: argparse.ArgumentParser, limit: int = 25) -> None:
     parser.add_argument(
         "--limit", type=non_negative, default=limit, help=f"entries to show (default {limit})"
     )
+
+
+def log_level(text: str) -> str:
+    """An argparse type: a log level name (``debug``, ``INFO``...), upper-cased."""
+    try:
+        return check_log_level(text)
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
