@@ -63,6 +63,14 @@ def _positive(name: str) -> Any:
     return check
 
 
+def _at_least_zero(name: str) -> Any:
+    def check(_inst: object, _attr: object, value: float | None) -> None:
+        if value is not None and not (0 <= value < math.inf):  # refuses NaN too
+            raise ConfigurationError(f"{name} must be a finite number of at least 0, got {value!r}")
+
+    return check
+
+
 def _whole(name: str, least: int) -> Any:
     def check(_inst: object, _attr: object, value: int) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
@@ -105,6 +113,13 @@ class Settings:
     backtrace_lines    lines of a failed job's traceback kept in ``error_backtrace``.
     max_batch          most jobs handed to one worker in one message (backlog batching).
     allow_in_process   let VerkRoot run on Thespian's in-process base (unit tests only).
+
+    Read by ``verk-actors start`` only (an embedding application does this itself):
+
+    path               directories put first on ``sys.path`` before ``imports`` are
+                       imported; the current directory always is (as Celery and RQ do).
+    redis_wait         seconds to wait at start for Redis to answer before giving up
+                       (exit 1); None waits for ever, saying so every few seconds.
     """
 
     redis_url: str = attrs.field(default=DEFAULT_REDIS_URL, repr=redact_url, validator=_url)
@@ -123,6 +138,8 @@ class Settings:
     backtrace_lines: int = attrs.field(default=20, validator=_whole("backtrace_lines", 0))
     max_batch: int = attrs.field(default=500, validator=_whole("max_batch", 1))
     allow_in_process: bool = False
+    path: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    redis_wait: float | None = attrs.field(default=None, validator=_at_least_zero("redis_wait"))
 
     @property
     def lease_ttl(self) -> float:
@@ -148,6 +165,7 @@ class Settings:
             "VERK_SHUTDOWN_TIMEOUT": ("shutdown_timeout", float),
             "VERK_JOB_TIMEOUT": ("job_timeout", float),
             "VERK_HEARTBEAT_INTERVAL": ("heartbeat_interval", float),
+            "VERK_REDIS_WAIT": ("redis_wait", float),
         }
         for var, (field, kind) in readers.items():
             raw = env.get(var)
@@ -173,5 +191,7 @@ class Settings:
             values["imports"] = tuple(
                 m.strip() for m in env["VERK_IMPORTS"].split(",") if m.strip()
             )
+        if env.get("VERK_PATH"):  # separated as PYTHONPATH is
+            values["path"] = tuple(d for d in env["VERK_PATH"].split(os.pathsep) if d.strip())
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
