@@ -40,7 +40,8 @@ class NodeProcess:
         self.lines: list[str] = []
         self._before: set[int] = set()
 
-    def start(self, timeout: float = 30.0) -> NodeProcess:
+    def start(self, timeout: float = 30.0, ready: str | None = " running: queues") -> NodeProcess:
+        """Start the launcher and wait until it logs ``ready`` (None: do not wait)."""
         self._before = set(descendants())
         self.process = subprocess.Popen(
             [sys.executable, *self.args],
@@ -52,7 +53,8 @@ class NodeProcess:
             process_group=0 if self.own_group else None,
         )
         threading.Thread(target=self._read, daemon=True).start()
-        self.wait_for_line(" running: queues", timeout)
+        if ready is not None:
+            self.wait_for_line(ready, timeout)
         return self
 
     def _read(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import select
 import time
 
@@ -119,11 +120,11 @@ def test_error_replies_read_off_the_wire_are_classified(
 
 
 def test_an_outage_is_logged_once_reminded_and_closed(caplog) -> None:
-    """One warning when failures start (whatever transient reply follows), one reminder
-    per REMIND_EVERY saying how long, one line when Redis answers; a permanent error in
-    between is an error, once."""
+    """The node's voice: one warning when failures start (whatever transient reply
+    follows), reminders saying how long (every 10 s in the first minute, then every
+    minute), one line when Redis answers; a permanent error in between is an error, once."""
     log = logging.getLogger("test.outage")
-    outage = Outage(log, "scheduler", "redis://host:6379/0")
+    outage = Outage(log, "node a", "redis://host:6379/0", speaks_for_node=True)
     busy = BaseParser.parse_error("BUSY Redis is busy running a script.")
     loading = BaseParser.parse_error("LOADING Redis is loading the dataset in memory")
     wrong = BaseParser.parse_error("WRONGTYPE Operation against a key holding the wrong kind")
@@ -135,16 +136,32 @@ def test_an_outage_is_logged_once_reminded_and_closed(caplog) -> None:
         outage.ok(now=1003.0 + REMIND_EVERY * 2.5)
         outage.ok(now=1004.0 + REMIND_EVERY * 2.5)
     lines = [(rec.levelname, rec.getMessage()) for rec in caplog.records]
-    assert [level for level, _ in lines] == ["WARNING", "WARNING", "WARNING", "ERROR", "INFO"]
+    assert [level for level, _ in lines] == ["WARNING"] * 8 + ["ERROR", "INFO"]
     assert "unavailable while moving due jobs (BUSY" in lines[0][1]
-    assert "still failing after 60 s" in lines[1][1]
-    assert (
-        "still failing after 120 s" in lines[2][1]
-        and "last while moving due jobs: LOADING" in lines[2][1]
-    )
-    assert "refused a command while moving due jobs (WRONGTYPE" in lines[3][1]
-    assert "answers again after 153.0 s (77 failed tries)" in lines[4][1]
+    waited = [int(m[1]) for _, text in lines if (m := re.search(r"after (\d+) s", text))]
+    assert waited == [10, 20, 30, 40, 50, 60, 120]
+    assert "last while moving due jobs: LOADING" in lines[7][1]
+    assert "refused a command while moving due jobs (WRONGTYPE" in lines[8][1]
+    assert "answers again after 153.0 s (77 failed tries)" in lines[9][1]
     assert not outage.active
+
+
+def test_other_actors_leave_a_transient_outage_to_the_node(caplog) -> None:
+    """An actor that does not speak for the node logs a transient outage at DEBUG only
+    (one line per outage for the whole node, not one per actor), but a permanent error
+    at ERROR, and then also when Redis answers again."""
+    log = logging.getLogger("test.outage.quiet")
+    outage = Outage(log, "queue default", "redis://host:6379/0")
+    refused = redis.ConnectionError("Error 111 connecting. Connection refused.")
+    wrong = BaseParser.parse_error("WRONGTYPE Operation against a key holding the wrong kind")
+    with caplog.at_level(logging.DEBUG, logger="test.outage.quiet"):
+        for second in range(0, 130, 2):
+            outage.failed(refused, "taking jobs", now=1000.0 + second)
+        outage.ok(now=1130.0)
+        outage.failed(wrong, "taking jobs", now=1200.0)
+        outage.ok(now=1201.0)
+    levels = [rec.levelname for rec in caplog.records]
+    assert levels == ["DEBUG"] * 9 + ["ERROR", "INFO"]
 
 
 def test_wait_refused_at_its_start_can_still_be_interrupted_later(redis_server, r) -> None:

@@ -25,11 +25,12 @@ VerkRoot is told to stop this node (``NodeIdTaken``).
 
 Redis failing (out of reach, or answering ``OOM``, ``BUSY``...: see
 ``store.failures``) never stops the heartbeat or the scans: the failure is logged once
-per outage, and the heartbeat is tried again four times a heartbeat until Redis
-answers. A node that saw Redis fail for a transient reason declares no other node
-dead until Redis has answered it again for a whole lease: every node was refused
-alike meanwhile and could not renew its lease either, so an expired lease then says
-nothing about its holder; each gets the time to renew first.
+per outage, for the whole node (the other actors keep quiet about a transient
+outage), with reminders while it lasts; the heartbeat is tried again four times a
+heartbeat until Redis answers. A node that saw Redis fail for a transient reason
+declares no other node dead until Redis has answered it again for a whole lease:
+every node was refused alike meanwhile and could not renew its lease either, so an
+expired lease then says nothing about its holder; each gets the time to renew first.
 
 Now and then (every ``SWEEP_EVERY`` heartbeats) the scans also walk every
 in-progress list in Redis (``SCAN``, one step per scan) for lists of a node that has
@@ -86,7 +87,7 @@ class NodeManager(VerkActor):
         self.taken = False
         self.holder: tuple[str, float] | None = None
         """Epoch of the other incarnation holding our lease, and when it should expire."""
-        self.outage = Outage(log, "node ?", "?")
+        self.outage = Outage(log, "node ?", "?", speaks_for_node=True)
         """Redis failing the heartbeat (or the scans, for a transient reason)."""
         self.scan_outage = Outage(log, "node ?", "?")
         """Redis refusing the scans' commands for a reason of their own."""
@@ -104,7 +105,7 @@ class NodeManager(VerkActor):
         facts = node_facts(message.node_id, message.epoch, message.admin_port, message.root_pid)
         self.store = NodeStore(message.settings, facts)
         url = redact_url(message.settings.redis_url)
-        self.outage = Outage(log, f"node {message.node_id}", url)
+        self.outage = Outage(log, f"node {message.node_id}", url, speaks_for_node=True)
         self.scan_outage = Outage(log, f"node {message.node_id}: dead-node scan", url)
         self.receiveMsg_Heartbeat(Heartbeat(), self.myAddress)
         self.after(message.settings.heartbeat_interval / SCANS_PER_HEARTBEAT, ScanNodes())

@@ -304,8 +304,16 @@ class VerkRoot(LauncherWatch, RedisRequests, EventRouting):
         if self.settings is None or self.halted or self.stopped:
             self.send(sender, VerkStopped(0))
             return
+        timeout = self.settings.shutdown_timeout if message.timeout is None else message.timeout
+        timeout = max(timeout, 0.0)
         if self.stop_reply is not None:
             self.stop_also.append(sender)  # already stopping: answered together
+            if message.timeout is not None:  # hurry the queues still draining
+                log.info("node %s: stop now: running jobs go back to their queues", self.node_id)
+                for name in self.stop_waiting:
+                    child = self.child(QUEUE_PREFIX + name)
+                    if child is not None and child.address is not None:
+                        self.send(child.address, StopQueue(timeout))
             return
         self.stop_requested = True
         self.stop_reply = sender
@@ -313,12 +321,8 @@ class VerkRoot(LauncherWatch, RedisRequests, EventRouting):
             child = self.child(QUEUE_PREFIX + name)
             if child is not None and child.address is not None:
                 self.stop_waiting.add(name)
-                self.send(child.address, StopQueue(self.settings.shutdown_timeout))
-        log.info(
-            "node %s stopping: waiting up to %g s for running jobs",
-            self.node_id,
-            self.settings.shutdown_timeout,
-        )
+                self.send(child.address, StopQueue(timeout))
+        log.info("node %s stopping: waiting up to %g s for running jobs", self.node_id, timeout)
         self._finish_stop()
 
     def _queues_changed(self) -> None:

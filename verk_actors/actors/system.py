@@ -13,6 +13,9 @@ from __future__ import annotations
 import logging
 import socket
 import sys
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from thespian.actors import ActorExitRequest, ActorSystem
@@ -20,6 +23,7 @@ from thespian.actors import ActorExitRequest, ActorSystem
 from verk_actors.actors import _thespian as thespian_fixes
 from verk_actors.actors._keyring import trust_key
 from verk_actors.actors._node_key import read_key
+from verk_actors.actors._orphans import kill_admin_left_on
 from verk_actors.actors.messages import (
     ConfigureVerk,
     RequestFailed,
@@ -37,6 +41,13 @@ BASE = "multiprocTCPBase"
 ROOT_NAME = "verk_root"
 """The ``globalName`` of a node's VerkRoot, so ``verk-actors tree`` can find it."""
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+STOP_GRACE = 20.0
+"""Seconds past ``shutdown_timeout`` a stop may take (the queues give their jobs back)."""
+HURRY_GRACE = 10.0
+"""Seconds a stop told to hurry may still take: workers are killed at once."""
+LISTEN_STEP = 0.2
+"""Seconds between two looks at whether a stop must hurry."""
 
 
 def free_port(host: str = thespian_fixes.LOOPBACK) -> int:
@@ -67,6 +78,16 @@ def check_admin_port_free(port: int) -> None:
         )
 
 
+def check_log_level(level: str) -> str:
+    """``level`` as a name ``logging`` knows (``info`` -> ``INFO``), or ConfigurationError."""
+    name = level.strip().upper()
+    if name not in LOG_LEVELS:
+        raise ConfigurationError(
+            f"{level!r} is not a log level; use one of {', '.join(LOG_LEVELS)}"
+        )
+    return name
+
+
 def log_defs(level: str = "INFO", stream: str = "ext://sys.stderr") -> dict[str, Any]:
     """The logging config every actor process applies (Thespian's ``logDefs``)."""
     return {
@@ -91,6 +112,7 @@ def start_actor_system(
     taken. Every socket of the system listens on 127.0.0.1, and its frames are sealed
     with this process's key (``thespian_fixes``).
     """
+    level = check_log_level(log_level)  # a bad one would kill the logger, not the admin
     thespian_fixes.apply()
     if admin_port:
         check_admin_port_free(admin_port)
@@ -99,13 +121,16 @@ def start_actor_system(
         return ActorSystem(
             BASE,
             {"Admin Port": port},
-            logDefs=log_defs(log_level),
+            logDefs=log_defs(level),
             transientUnique=transient,
         )
     except Exception as exc:
+        # Thespian's admin daemonizes before the start can fail: it would stay, alone.
+        left = kill_admin_left_on(port)
+        behind = f" (stopped the {left} process(es) it had left)" if left else ""
         raise ActorSystemError(
-            f"could not start the Thespian actor system on admin port {port}: {exc}; "
-            "pick another port with --admin-port"
+            f"could not start the Thespian actor system on admin port {port}{behind}: "
+            f"{type(exc).__name__}: {exc}"
         ) from exc
 
 
@@ -129,16 +154,44 @@ def start_node(
     )
 
 
-def stop_node(asys: ActorSystem, root: Any, settings: Settings) -> VerkStopped | None:
-    """Ask the node to stop gracefully and wait for it; None if it did not answer."""
-    reply = asys.ask(root, StopVerk(), settings.shutdown_timeout + 20)
-    return reply if isinstance(reply, VerkStopped) else None
+def stop_node(
+    asys: ActorSystem,
+    root: Any,
+    settings: Settings,
+    *,
+    hurry: threading.Event | None = None,
+    hurrying: Callable[[], None] | None = None,
+) -> VerkStopped | None:
+    """Ask the node to stop gracefully and wait for it; None if it did not answer.
+
+    Running jobs get ``settings.shutdown_timeout`` seconds to finish. Once ``hurry`` is
+    set (a second Ctrl-C), ``hurrying()`` is called and the node is told to stop now:
+    jobs still running are killed and go back to their queues, and the wait is cut to
+    ``HURRY_GRACE`` seconds.
+    """
+    if hurry is None:
+        reply = asys.ask(root, StopVerk(), settings.shutdown_timeout + STOP_GRACE)
+        return reply if isinstance(reply, VerkStopped) else None
+    asys.tell(root, StopVerk())
+    deadline = time.monotonic() + settings.shutdown_timeout + STOP_GRACE
+    hurried = False
+    while (left := deadline - time.monotonic()) > 0:
+        reply = asys.listen(min(left, LISTEN_STEP))
+        if isinstance(reply, VerkStopped):
+            return reply
+        if hurry.is_set() and not hurried:
+            hurried = True
+            if hurrying is not None:
+                hurrying()
+            asys.tell(root, StopVerk(timeout=0.0))
+            deadline = min(deadline, time.monotonic() + HURRY_GRACE)
+    return None
 
 
 def configure_launcher_logging(level: str = "INFO") -> None:
     """Logging for the launcher process itself (actors use ``log_defs``)."""
     logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT, stream=sys.stderr)
-    logging.getLogger("verk_actors").setLevel(level)
+    logging.getLogger("verk_actors").setLevel(check_log_level(level))
 
 
 def attach(admin_port: int, host: str = thespian_fixes.LOOPBACK) -> ActorSystem:

@@ -15,6 +15,7 @@ METAVARS = {
     "queues": "NAME[=CONCURRENCY]",
     "imports": "MODULE",
     "node_id": "ID",
+    "path": "DIR",
 }
 KIND_METAVARS: dict[type, str] = {int: "N", float: "SECONDS", str: "TEXT"}
 
@@ -44,13 +45,13 @@ def add_settings_options(parser: argparse.ArgumentParser) -> None:
 def settings_flags(args: argparse.Namespace) -> dict[str, Any]:
     """The settings given as flags, checked, by field (None: not given).
 
-    ``imports`` is left to the caller: ``--import`` adds to the modules named by the
-    variables or the file instead of replacing them.
+    ``imports`` and ``path`` are left to the caller: ``--import`` and ``--path`` add
+    to what the variables or the file name instead of replacing it.
     """
     flags: dict[str, Any] = {}
     for option in options():
         raw = getattr(args, dest(option), None)
-        if raw is None or option.field == "imports":
+        if raw is None or option.field in ("imports", "path"):
             continue
         texts = raw if isinstance(raw, list) else [raw]
         try:

@@ -10,7 +10,7 @@ from typing import Any
 from verk_actors.bench.drain import DEFAULT_JOBS, BenchOptions, BenchResult, run_bench
 from verk_actors.bench.measure import PICKUP_GAP, Progress
 from verk_actors.bench.workload import QUEUE
-from verk_actors.cli.common import EXIT_OK, non_negative, positive
+from verk_actors.cli.common import EXIT_OK, log_level, non_negative, positive
 from verk_actors.config.settings import DEFAULT_CONCURRENCY
 
 
@@ -65,7 +65,11 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument(
-        "--log-level", default="WARNING", help="log level of the node's actors (default WARNING)"
+        "--log-level",
+        type=log_level,
+        default="WARNING",
+        help="log level of the node's actors: DEBUG, INFO, WARNING, ERROR or CRITICAL "
+        "(default WARNING)",
     )
     parser.set_defaults(run=run)
 
@@ -80,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         incr=args.incr,
         redis_url=args.redis_url,
         force=args.force,
-        log_level=args.log_level.upper(),
+        log_level=args.log_level,
     )
     result = run_bench(options, Progress(sys.stderr))
     if args.json:

@@ -9,7 +9,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from verk_actors.actors.system import check_log_level
 from verk_actors.config.file import CONFIG_ENV, resolve_settings
+from verk_actors.errors import ConfigurationError
 from verk_actors.store.connection import Connection, session
 from verk_actors.store.embedded import DEFAULT_DATA_DIR, running_url
 
@@ -141,3 +143,11 @@ def add_paging(parser: argparse.ArgumentParser, limit: int = 25) -> None:
     parser.add_argument(
         "--limit", type=non_negative, default=limit, help=f"entries to show (default {limit})"
     )
+
+
+def log_level(text: str) -> str:
+    """An argparse type: a log level name (``debug``, ``INFO``...), upper-cased."""
+    try:
+        return check_log_level(text)
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

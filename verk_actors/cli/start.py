@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
-import signal
 import threading
 import time
 from pathlib import Path
@@ -21,14 +21,21 @@ from verk_actors.actors.system import (
     start_node,
     stop_node,
 )
+from verk_actors.cli._launcher import (
+    StopSignals,
+    running_jobs,
+    start_embedded,
+    use_import_path,
+    wait_for_redis,
+)
 from verk_actors.cli._settings_options import add_settings_options, settings_flags
+from verk_actors.cli.common import log_level
 from verk_actors.config.file import CONFIG_ENV, Resolved, resolve_settings
 from verk_actors.config.redis_url import redact_url
 from verk_actors.config.settings import Settings
-from verk_actors.errors import ConfigurationError
 from verk_actors.jobs.registry import WorkerRegistry
 from verk_actors.store.client import Client
-from verk_actors.store.embedded import DEFAULT_DATA_DIR, EmbeddedRedis, running_url
+from verk_actors.store.embedded import DEFAULT_DATA_DIR
 
 log = logging.getLogger("verk_actors.cli")
 
@@ -64,7 +71,10 @@ def add_parser(commands: Any) -> None:
         help="where the embedded server keeps its data (default ./verk-data)",
     )
     parser.add_argument(
-        "--log-level", default="INFO", help="DEBUG, INFO, WARNING... (default INFO)"
+        "--log-level",
+        type=log_level,
+        default="INFO",
+        help="DEBUG, INFO, WARNING, ERROR or CRITICAL (default INFO)",
     )
     parser.add_argument(
         "--demo", action="store_true", help="also enqueue a few demo jobs (verk_actors.jobs.demo)"
@@ -81,7 +91,10 @@ def resolve(args: argparse.Namespace) -> Resolved:
     imports = list(resolved.settings.imports) + list(args.imports or [])
     if args.demo and DEMO_MODULE not in imports:
         imports.append(DEMO_MODULE)
-    settings = resolved.settings.with_changes(imports=tuple(dict.fromkeys(imports)))
+    paths = list(resolved.settings.path) + list(getattr(args, "path", None) or [])
+    settings = resolved.settings.with_changes(
+        imports=tuple(dict.fromkeys(imports)), path=tuple(dict.fromkeys(paths))
+    )
     return attrs.evolve(resolved, settings=settings)
 
 
@@ -102,61 +115,71 @@ def enqueue_demo(url: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Start the node and keep it running until a signal says stop."""
-    configure_launcher_logging(args.log_level.upper())
+    """Start the node and keep it running until a signal says stop.
+
+    Whatever fails while starting (a bad setting, an import, a taken admin port, Redis
+    not answering within ``--redis-wait``, the embedded server or the actor system not
+    starting) stops what was already started: no process is left behind.
+    """
+    configure_launcher_logging(args.log_level)
+    use_import_path()  # before the settings: checking them may import modules
     resolved = resolve(args)
     settings = resolved.settings
+    use_import_path(settings.path)
     registry = WorkerRegistry.from_modules(settings.imports)
     if args.admin_port:
         check_admin_port_free(args.admin_port)  # before anything is started
-    embedded: EmbeddedRedis | None = None
-    if resolved.source("redis_url") is None:
-        already = running_url(Path(args.data_dir))
-        if already is not None:
-            raise ConfigurationError(
-                f"an embedded Valkey of another node already runs on {args.data_dir} "
-                f"({already}); two servers must not share one data directory. Join that "
-                f"node with --redis-url {already}, or give this one another --data-dir"
-            )
-        embedded = EmbeddedRedis(args.data_dir)
-        url = embedded.start()
-        settings = settings.with_changes(redis_url=url)
-        log.info(
-            "no Redis configured: started an embedded Valkey server at %s (data and "
-            "persistence in %s); enqueue to it with VERK_REDIS_URL=%s",
-            url,
-            embedded.data_dir,
-            url,
-        )
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    asys = start_actor_system(args.admin_port, log_level=args.log_level.upper())
-    try:
-        root, started = start_node(asys, settings, launcher_pid=os.getpid())
-        log.info(
-            "node %s running: queues %s, Redis %s, workers %s",
-            started.node_id,
-            ", ".join(f"{q.name}={q.concurrency}" for q in settings.queues),
-            redact_url(settings.redis_url),
-            ", ".join(n for n in registry.names() if "." not in n) or "(none imported)",
-        )
-        if args.demo:
-            enqueue_demo(settings.redis_url)
-        code = watch(asys, root, stop, stop_grace=settings.shutdown_timeout + STOP_GRACE)
-        if code is None:
-            log.info("stopping: running jobs get up to %g s", settings.shutdown_timeout)
-            stopped = stop_node(asys, root, settings)
-            if stopped is None:
-                log.warning("the node did not confirm its stop; in-progress jobs stay in Redis")
-            else:
-                log.info("stopped; %d unfinished jobs went back to their queues", stopped.requeued)
-            code = 0
+    signals = StopSignals()
+    with contextlib.ExitStack() as stack:
+        stack.callback(signals.install())
+        if resolved.source("redis_url") is None:
+            settings = settings.with_changes(redis_url=start_embedded(args.data_dir, stack))
+        elif not wait_for_redis(settings.redis_url, settings.redis_wait, signals.graceful):
+            log.info("stopped while waiting for Redis; nothing was started")
+            return 0
+        asys = start_actor_system(args.admin_port, log_level=args.log_level)
+        stack.callback(asys.shutdown)
+        return serve(asys, settings, registry, signals, demo=args.demo)
+
+
+def serve(
+    asys: Any, settings: Settings, registry: WorkerRegistry, signals: StopSignals, *, demo: bool
+) -> int:
+    """Run the node until a signal (exit 0 once it stopped) or its failure (1)."""
+    root, started = start_node(asys, settings, launcher_pid=os.getpid())
+    log.info(
+        "node %s running: queues %s, Redis %s, workers %s",
+        started.node_id,
+        ", ".join(f"{q.name}={q.concurrency}" for q in settings.queues),
+        redact_url(settings.redis_url),
+        ", ".join(n for n in registry.names() if "." not in n) or "(none imported)",
+    )
+    if demo:
+        enqueue_demo(settings.redis_url)
+    code = watch(asys, root, signals.graceful, stop_grace=settings.shutdown_timeout + STOP_GRACE)
+    if code is not None:
         return code
-    finally:
-        asys.shutdown()
-        if embedded is not None:
-            embedded.stop()
+    running = running_jobs(settings.redis_url, started.node_id)
+    jobs = "the running jobs" if running is None else f"{running} running job"
+    log.info(
+        "stopping: waiting up to %g s for %s%s; Ctrl-C again to stop now (running jobs "
+        "go back to their queues)",
+        settings.shutdown_timeout,
+        jobs,
+        "" if running == 1 or running is None else "s",
+    )
+    stopped = stop_node(
+        asys,
+        root,
+        settings,
+        hurry=signals.now,
+        hurrying=lambda: log.info("stopping now: running jobs go back to their queues"),
+    )
+    if stopped is None:
+        log.warning("the node did not confirm its stop; in-progress jobs stay in Redis")
+    else:
+        log.info("stopped; %d unfinished jobs went back to their queues", stopped.requeued)
+    return 0
 
 
 def watch(asys: Any, root: Any, stop: threading.Event, *, stop_grace: float) -> int | None:

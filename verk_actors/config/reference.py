@@ -56,7 +56,7 @@ def options() -> tuple[Option, ...]:
                 name,
                 default,
                 meta["help"],
-                repeatable=name in ("queues", "imports"),
+                repeatable=name in ("queues", "imports", "path"),
             )
         )
     return tuple(result)

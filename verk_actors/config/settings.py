@@ -106,6 +106,14 @@ def _positive(name: str) -> Any:
     return check
 
 
+def _at_least_zero(name: str) -> Any:
+    def check(_inst: object, _attr: object, value: float | None) -> None:
+        if value is not None and not (0 <= value < math.inf):  # refuses NaN too
+            raise ConfigurationError(f"{name} must be a finite number of at least 0, got {value!r}")
+
+    return check
+
+
 def _whole(name: str, least: int) -> Any:
     def check(_inst: object, _attr: object, value: int) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
@@ -202,6 +210,9 @@ class Settings:
     a dead node's jobs are recovered within two), ``shutdown_timeout``,
     ``job_timeout``; Sidekiq's ``max_retries``, ``dead_max_jobs``, ``dead_timeout``;
     ``backtrace_lines``, ``max_batch``; and ``allow_in_process`` (unit tests only).
+
+    ``path`` and ``redis_wait`` are read by ``verk-actors start`` only (an embedding
+    application sets up its import path and waits for Redis itself).
     """
 
     redis_url: str = attrs.field(
@@ -291,6 +302,24 @@ class Settings:
         validator=_flag,
         metadata=_meta("let VerkRoot run on Thespian's in-process base (unit tests only)"),
     )
+    path: tuple[str, ...] = attrs.field(
+        default=(),
+        converter=tuple,
+        metadata=_meta(
+            "directories put first on the import path before imports are imported (the "
+            "current directory always is); verk-actors start only",
+            flag="--path",
+            shown="none",
+        ),
+    )
+    redis_wait: float | None = attrs.field(
+        default=None,
+        validator=_at_least_zero("redis_wait"),
+        metadata=_meta(
+            "seconds to wait at start for Redis to answer, then exit 1; verk-actors start only",
+            shown="wait for ever, saying so",
+        ),
+    )
 
     @property
     def lease_ttl(self) -> float:
@@ -357,6 +386,8 @@ def read_text(field: str, text: str) -> Any:
         return tuple(QueueSpec.parse(part) for part in text.split(",") if part.strip())
     if field == "imports":
         return tuple(m.strip() for m in text.split(",") if m.strip())
+    if field == "path":  # separated as PYTHONPATH is
+        return tuple(d for d in text.split(os.pathsep) if d.strip())
     if kind is str:
         return text
     try:

@@ -85,7 +85,8 @@ class WorkerRegistry:
             except Exception as exc:
                 raise ConfigurationError(
                     f"cannot import worker module {module_name!r}: {type(exc).__name__}: {exc}; "
-                    "check the name and that it is on PYTHONPATH"
+                    "check the name, and that it is found from the current directory or a "
+                    "directory given with --path (VERK_PATH, PYTHONPATH)"
                 ) from exc
             for _, obj in inspect.getmembers(module, inspect.isclass):
                 if (

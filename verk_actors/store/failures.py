@@ -18,9 +18,16 @@ A Redis call fails in one of two ways:
 
 Actors catch both (``REDIS_ERRORS``): they keep what they have not written, wait and
 try again, and never let the error end a timer chain. An ``Outage`` says so in the
-log once when failures start, again every ``REMIND_EVERY`` seconds with how long they
-have lasted, and once when Redis answers again; a transient error is a warning, a
-permanent one an error naming the reply.
+log once when failures start, again with how long they have lasted (every
+``REMIND_EARLY`` seconds in the first ``EARLY_PERIOD``, then every ``REMIND_EVERY``),
+and once when Redis answers again; a transient error is a warning, a permanent one
+an error naming the reply.
+
+Redis going away fails every actor of a node at once, so one voice per node speaks
+for a transient outage: the Outage made with ``speaks_for_node=True`` (the
+NodeManager's, whose heartbeat reaches Redis every few seconds, so it notices an
+outage and its end as soon as anyone). The other actors log theirs at DEBUG. A
+permanent error is specific to the command that got it, so each actor logs its own.
 """
 
 from __future__ import annotations
@@ -34,6 +41,9 @@ import redis
 
 REDIS_ERRORS = (redis.RedisError, OSError)
 """Everything a Redis call raises: connection trouble and error replies alike."""
+
+AuthenticationError = redis.AuthenticationError
+"""Redis refused the user or password: waiting will not change that."""
 
 TRANSIENT_REPLIES = frozenset(
     (
@@ -50,8 +60,18 @@ TRANSIENT_REPLIES = frozenset(
 )
 """Error replies that mean "not now" rather than "never"."""
 
+REMIND_EARLY = 10.0
+"""Seconds between two reminders about the same outage in its first ``EARLY_PERIOD``."""
+EARLY_PERIOD = 60.0
 REMIND_EVERY = 60.0
-"""Seconds between two log lines about the same outage."""
+"""Seconds between two reminders about the same outage after its first minute."""
+
+
+def remind_after(elapsed: float) -> float:
+    """Seconds to wait, after a line about an outage that has lasted ``elapsed`` seconds,
+    before the next reminder: every 10 s in its first minute, then every minute."""
+    return REMIND_EARLY if elapsed < EARLY_PERIOD else REMIND_EVERY
+
 
 _CLASS_CODES: tuple[tuple[type[redis.RedisError], str], ...] = (
     (redis.exceptions.OutOfMemoryError, "OOM"),
@@ -114,6 +134,9 @@ class Outage:
     """Who fails, for the log: ``"node a: heartbeat"``, ``"scheduler"``..."""
     url: str
     """Where Redis is, passwords redacted."""
+    speaks_for_node: bool = False
+    """Log transient outages at WARNING (start, reminders) and INFO (end); the Outages
+    of the other actors of a node log theirs at DEBUG (see the module doc)."""
     since: float | None = None
     """``time.monotonic()`` of the first failure of this outage; None while Redis answers."""
     failures: int = 0
@@ -128,18 +151,20 @@ class Outage:
 
     def failed(self, exc: BaseException, doing: str = "", now: float | None = None) -> None:
         """Count a failure; log it if it opens the outage or is the first permanent error
-        of its kind in it, else remind that it goes on every ``REMIND_EVERY`` seconds."""
+        of its kind in it, else remind that it goes on (see ``remind_after``)."""
         now = time.monotonic() if now is None else now
         if self.since is None:
             self.since = self.said_at = now
         self.failures += 1
         kind = "transient" if is_transient(exc) else reply_code(exc) or type(exc).__name__
         where = f" while {doing}" if doing else ""
+        quiet = not self.speaks_for_node and not self.said - {"transient"}
         if kind not in self.said:
             self.said.add(kind)
             self.said_at = now
             if kind == "transient":
-                self.log.warning(
+                self.log.log(
+                    logging.DEBUG if quiet else logging.WARNING,
                     "%s: Redis at %s unavailable%s (%s); retrying until it answers",
                     self.who,
                     self.url,
@@ -155,9 +180,10 @@ class Outage:
                     where,
                     describe(exc),
                 )
-        elif now - self.said_at >= REMIND_EVERY:
+        elif now - self.said_at >= remind_after(self.said_at - self.since):
             self.said_at = now
-            self.log.warning(
+            self.log.log(
+                logging.DEBUG if quiet else logging.WARNING,
                 "%s: Redis at %s still failing after %.0f s (%d failed tries; last%s: %s)",
                 self.who,
                 self.url,
@@ -172,7 +198,9 @@ class Outage:
         if self.since is None:
             return
         now = time.monotonic() if now is None else now
-        self.log.info(
+        quiet = not self.speaks_for_node and not self.said - {"transient"}
+        self.log.log(
+            logging.DEBUG if quiet else logging.INFO,
             "%s: Redis at %s answers again after %.1f s (%d failed tries)",
             self.who,
             self.url,

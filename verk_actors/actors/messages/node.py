@@ -62,7 +62,14 @@ class GetStatus(Message):
 
 @attrs.frozen
 class StopVerk(Message):
-    """Stop the node gracefully. Reply: ``VerkStopped``."""
+    """Stop the node gracefully. Reply: ``VerkStopped``.
+
+    ``timeout``: seconds running jobs get to finish (None: ``Settings.shutdown_timeout``);
+    then they are killed and go back to their queues. Sent while a stop is under way,
+    a StopVerk with a timeout hurries it (``timeout=0``: stop now); both are answered.
+    """
+
+    timeout: float | None = None
 
 
 # --- Replies from VerkRoot ------------------------------------------------------------

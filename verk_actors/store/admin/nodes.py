@@ -116,3 +116,21 @@ def list_nodes(client: redis.Redis) -> list[NodeInfo]:
         text = {as_text(k): as_text(v) for k, v in info.items()}
         nodes.append(parse_node(node_id, bool(alive), text))
     return nodes
+
+
+def find_node(client: redis.Redis, node_id: str) -> NodeInfo | None:
+    """The node ``node_id`` as Redis shows it; None if Redis knows nothing of it."""
+    pipe = client.pipeline(transaction=False)
+    pipe.exists(keys.node_lease_key(node_id))
+    pipe.hgetall(keys.node_info_key(node_id))
+    pipe.sismember(keys.NODES, node_id)
+    alive, info, registered = pipe.execute()
+    if not (alive or info or registered):
+        return None
+    text = {as_text(k): as_text(v) for k, v in info.items()}
+    return parse_node(node_id, bool(alive), text)
+
+
+def running_count(client: redis.Redis, node_id: str) -> int:
+    """How many jobs the node's workers run, as the node last wrote them."""
+    return int(client.hlen(keys.node_running_key(node_id)))
