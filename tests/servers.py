@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import redis
@@ -146,3 +148,14 @@ def descendants(root: int | None = None) -> dict[int, tuple[int, str, str]]:
                 found[pid] = (ppid, state, cmd)
                 frontier.append(pid)
     return found
+
+
+@contextlib.contextmanager
+def out_of_memory(r) -> Iterator[None]:
+    """Redis refuses every write with ``OOM`` (maxmemory far below its use, noeviction)."""
+    r.config_set("maxmemory-policy", "noeviction")
+    r.config_set("maxmemory", 1)
+    try:
+        yield
+    finally:
+        r.config_set("maxmemory", 0)

@@ -20,7 +20,6 @@ replays a run.
 from __future__ import annotations
 
 import collections
-import contextlib
 import json
 import os
 import random
@@ -35,7 +34,7 @@ import redis
 
 from tests.conftest import node_settings, wait_for
 from tests.nodeproc import NodeProcess
-from tests.servers import RedisServer, descendants
+from tests.servers import RedisServer, descendants, out_of_memory
 from verk_actors import Client, QueueSpec
 from verk_actors.actors.messages import GetStatus, VerkStatus
 from verk_actors.actors.system import start_node
@@ -302,17 +301,6 @@ BUSY_SCRIPT = (
 DEAD_LINE = re.compile(r"node (\S+): node (\S+) is dead \(no lease\)")
 
 
-@contextlib.contextmanager
-def _out_of_memory(r) -> Iterator[None]:
-    """Redis refuses every write with ``OOM`` (maxmemory far below its use, noeviction)."""
-    r.config_set("maxmemory-policy", "noeviction")
-    r.config_set("maxmemory", 1)
-    try:
-        yield
-    finally:
-        r.config_set("maxmemory", 0)
-
-
 def _busy_script(url: str, seconds: int) -> threading.Thread:
     """Another client runs a Lua script for ``seconds``: Redis answers ``BUSY`` meanwhile."""
 
@@ -398,7 +386,7 @@ def test_redis_out_of_memory_for_12_s_mid_run(redis_server, r, nodes) -> None:
     """12 s of OOM replies mid-run: no job lost or run twice, no node declared dead."""
 
     def inflict() -> None:
-        with _out_of_memory(r):
+        with out_of_memory(r):
             time.sleep(12)
 
     _run_through_redis_refusals(redis_server.url, r, nodes, inflict, "maxmemory OOM")
@@ -422,7 +410,7 @@ def test_redis_out_of_memory_for_12_s_while_idle(redis_server, r, nodes) -> None
     url = redis_server.url
     a, b = _two_nodes(url, nodes)
     time.sleep(1.5)  # idle: a worker of each node waits on the queue (standby)
-    with _out_of_memory(r):
+    with out_of_memory(r):
         time.sleep(12)
     wait_for(lambda: _beating(r, ("a", "b")), timeout=10)
     began = time.monotonic()

@@ -3,7 +3,6 @@ their leases and their timers, judge no live node dead, and pick up again at onc
 
 from __future__ import annotations
 
-import contextlib
 import re
 import signal
 import time
@@ -13,7 +12,7 @@ import pytest
 
 from tests.conftest import wait_for
 from tests.nodeproc import NodeProcess
-from tests.servers import RedisServer
+from tests.servers import RedisServer, out_of_memory
 from verk_actors import Client
 from verk_actors.config.settings import Settings
 from verk_actors.store import keys
@@ -22,17 +21,6 @@ from verk_actors.store.node_store import NodeStore, node_facts
 HEARTBEAT = 1.0
 ENV = {"VERK_HEARTBEAT_INTERVAL": str(HEARTBEAT), "VERK_POLL_INTERVAL": "0.2"}
 DEAD_LINE = re.compile(r"node \S+: node (\S+) is dead \(no lease\)")
-
-
-@contextlib.contextmanager
-def out_of_memory(r) -> Iterator[None]:
-    """Redis refuses every write with ``OOM`` (maxmemory far below its use, noeviction)."""
-    r.config_set("maxmemory-policy", "noeviction")
-    r.config_set("maxmemory", 1)
-    try:
-        yield
-    finally:
-        r.config_set("maxmemory", 0)
 
 
 @pytest.fixture
