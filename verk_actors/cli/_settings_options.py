@@ -16,6 +16,8 @@ METAVARS = {
     "imports": "MODULE",
     "node_id": "ID",
     "path": "DIR",
+    "error_handlers": "MODULE:FUNCTION",
+    "death_handlers": "MODULE:FUNCTION",
 }
 KIND_METAVARS: dict[type, str] = {int: "N", float: "SECONDS", str: "TEXT"}
 
@@ -55,8 +57,8 @@ def settings_flags(args: argparse.Namespace) -> dict[str, Any]:
             continue
         texts = raw if isinstance(raw, list) else [raw]
         try:
-            if option.field == "queues":
-                value: Any = tuple(spec for text in texts for spec in read_text("queues", text))
+            if option.repeatable:
+                value: Any = tuple(v for text in texts for v in read_text(option.field, text))
             else:
                 value = read_text(option.field, texts[0])
             Settings(**{option.field: value})  # the setting's own check, named by its flag

@@ -26,6 +26,7 @@ import attrs
 
 from verk_actors.config.redis_url import check_url, redact_url
 from verk_actors.errors import ConfigurationError, InvalidJobError
+from verk_actors.jobs.hooks import check_handler_spec
 from verk_actors.jobs.job import check_queue_name
 
 log = logging.getLogger(__name__)
@@ -168,6 +169,15 @@ def _imports(value: Iterable[str]) -> tuple[str, ...]:
                 "path such as myapp.jobs (not a file name)"
             )
     return modules
+
+
+def _handlers(value: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise ConfigurationError(
+            f"handlers must be a list of module:function names, e.g. "
+            f"('myapp.errors:report',), got {value!r}"
+        )
+    return tuple(check_handler_spec(spec) for spec in value)
 
 
 def _node_id(_inst: object, _attr: object, value: Any) -> None:
@@ -321,6 +331,27 @@ class Settings:
         ),
     )
 
+    error_handlers: tuple[str, ...] = attrs.field(
+        default=(),
+        converter=_handlers,
+        metadata=_meta(
+            "functions (module:function) called in the worker with (exception, context) "
+            "for every failed try of a job",
+            flag="--error-handler",
+            shown="none",
+        ),
+    )
+    death_handlers: tuple[str, ...] = attrs.field(
+        default=(),
+        converter=_handlers,
+        metadata=_meta(
+            "functions (module:function) called in the worker with (job, exception) once "
+            "when a job goes to dead",
+            flag="--death-handler",
+            shown="none",
+        ),
+    )
+
     @property
     def lease_ttl(self) -> float:
         """Seconds a node's heartbeat lease lives without renewal."""
@@ -376,6 +407,9 @@ def field_kind(field: str) -> type:
     return kind if isinstance(kind, type) else str
 
 
+LIST_FIELDS = ("imports", "error_handlers", "death_handlers")
+"""Fields written as comma-separated lists in a variable."""
+
 KIND_WORDS = {int: "a whole number", float: "a number", str: "a string"}
 
 
@@ -384,7 +418,7 @@ def read_text(field: str, text: str) -> Any:
     kind = field_kind(field)
     if field == "queues":
         return tuple(QueueSpec.parse(part) for part in text.split(",") if part.strip())
-    if field == "imports":
+    if field in LIST_FIELDS:
         return tuple(m.strip() for m in text.split(",") if m.strip())
     if field == "path":  # separated as PYTHONPATH is
         return tuple(d for d in text.split(os.pathsep) if d.strip())

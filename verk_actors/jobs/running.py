@@ -113,9 +113,12 @@ class PreparedJob:
         self.limit: float | None = None
         self.peeked: tuple[str | None, str | None] = (None, None)
         """``jid`` and ``class`` as far as they can be read from a malformed text."""
+        self.error: BaseException | None = None
+        """What the failed try raised (or why it could not run), for the error handlers."""
         try:
             self.job = decode_job(text)
         except MalformedJobError as exc:
+            self.error = exc
             self.peeked = peek_ids(text)
             self.refusal = (
                 "MalformedJobError",
@@ -126,6 +129,7 @@ class PreparedJob:
         try:
             self.worker = registry.lookup(self.job.class_name)
         except UnknownWorkerError as exc:
+            self.error = exc
             self.refusal = (
                 "UnknownWorkerError",
                 str(exc),
@@ -200,6 +204,7 @@ def execute(prepared: PreparedJob, ref: int, settings: RunPolicy) -> JobOutcome 
             refuse_awaitable(worker, result)
     except (Exception, SystemExit, KeyboardInterrupt) as exc:
         duration = time.monotonic() - started
+        prepared.error = exc
         delay = _delay_override(instance, job, exc)
         message = str(exc) or type(exc).__name__
         return JobOutcome(
