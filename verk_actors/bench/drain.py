@@ -90,6 +90,8 @@ class BenchOptions:
     counter_url: str | None = None
     pickups: int = PICKUP_JOBS
     log_level: str = "WARNING"
+    job_logs: bool = False
+    """Log each job's start and end (``job_logs``): their cost, with ``log_level`` INFO."""
     timeout: float | None = None
     """Seconds the drain may take; None = 60 s plus 5 ms per job."""
     waiting: int = 0
@@ -244,7 +246,7 @@ def _run(
     settings = Settings(
         redis_url=servers.url,
         queues=(QueueSpec(QUEUE, concurrency),),
-    ).with_changes(imports=(workload.__name__,))
+    ).with_changes(imports=(workload.__name__,), job_logs=options.job_logs)
     admin_port = free_port()
     with environ(COUNTER_URL_ENV, servers.counter_url):  # the admin forks now and keeps it
         asys = start_actor_system(admin_port, log_level=options.log_level)

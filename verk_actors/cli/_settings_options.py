@@ -35,6 +35,16 @@ def add_settings_options(parser: argparse.ArgumentParser) -> None:
     for option in options():
         metavar = METAVARS.get(option.field) or KIND_METAVARS.get(field_kind(option.field), "X")
         more = "; repeatable" if option.repeatable else ""
+        if field_kind(option.field) is bool:  # --flag alone means true
+            group.add_argument(
+                option.flag,
+                dest=dest(option),
+                metavar="true|false",
+                nargs="?",
+                const="true",
+                help=f"{option.help} (env {option.env}; default {option.default})",
+            )
+            continue
         group.add_argument(
             option.flag,
             dest=dest(option),

@@ -24,6 +24,7 @@ from verk_actors.errors import (
     UnknownWorkerError,
 )
 from verk_actors.jobs.job import Job, decode_job, peek_ids
+from verk_actors.jobs.job_log import CURRENT_JOB, job_ended, job_started
 from verk_actors.jobs.registry import WorkerRegistry, async_perform_refusal
 from verk_actors.jobs.retry import FailureRecord, build_failure, bury_malformed
 
@@ -42,6 +43,9 @@ class RunPolicy(Protocol):
 
     @property
     def backtrace_lines(self) -> int: ...
+
+    @property
+    def job_logs(self) -> bool: ...
 
 
 @attrs.frozen
@@ -175,8 +179,32 @@ def run_prepared(prepared: PreparedJob, ref: int, settings: RunPolicy) -> JobOut
 def execute(prepared: PreparedJob, ref: int, settings: RunPolicy) -> JobOutcome | None:
     """Run a prepared job: None when it succeeded, else the failure outcome.
 
-    The hot path of a worker: a success creates nothing.
+    The hot path of a worker: a success creates nothing. While it runs, the job is
+    ``CURRENT_JOB`` (records logged then carry its jid); with ``job_logs`` on, its start
+    and end are logged.
     """
+    token = CURRENT_JOB.set(prepared)
+    try:
+        if not settings.job_logs:
+            return _execute(prepared, ref, settings)
+        job_started()
+        began = time.monotonic()
+        failure = _execute(prepared, ref, settings)
+        if failure is None:
+            job_ended(time.monotonic() - began, "done")
+        else:
+            assert failure.failure is not None
+            job_ended(
+                failure.duration,
+                failure.failure.fate.value,
+                f"{failure.error_class}: {failure.error_message}",
+            )
+        return failure
+    finally:
+        CURRENT_JOB.reset(token)
+
+
+def _execute(prepared: PreparedJob, ref: int, settings: RunPolicy) -> JobOutcome | None:
     job = prepared.job
     worker = prepared.worker
     if prepared.refusal is not None or job is None or worker is None:

@@ -45,6 +45,7 @@ from verk_actors.actors.queue._standby_worker import (
     Taken,
 )
 from verk_actors.jobs.hooks import Hooks
+from verk_actors.jobs.job_log import attach_job_to_records
 from verk_actors.jobs.registry import WorkerRegistry
 from verk_actors.jobs.running import PreparedJob, execute
 from verk_actors.store.failures import REDIS_ERRORS
@@ -64,6 +65,7 @@ class WorkerActor(VerkActor):
             # (what that saves grows with what the forking process holds).
             gc.freeze()
         super().__init__(capabilities)
+        attach_job_to_records()  # records logged inside a job carry its jid
         self.init: InitWorker | None = None
         self.registry = WorkerRegistry()
         self.hooks = Hooks()
