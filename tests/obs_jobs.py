@@ -81,3 +81,9 @@ def hanging_death(job: Job, exc: BaseException) -> None:
 def _added_death(job: Job, exc: BaseException) -> Any:
     """Registered at import time in each worker (the node imports this module)."""
     client(job.args[0]).rpush("added_deaths", job.jid)
+
+
+def launcher_handler(exc: BaseException, context: JobContext) -> None:
+    """Registered with add_error_handler in the test process before its actor system
+    starts: reaches the workers because they are forked from it."""
+    client(context.args[0]).rpush("launcher_errors", context.jid or "")

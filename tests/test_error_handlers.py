@@ -104,3 +104,27 @@ def test_handler_settings_are_checked() -> None:
         "a:b",
         "c.d:e",
     )
+
+
+def test_handler_added_before_the_system_starts_reaches_the_workers(redis_server, r) -> None:
+    """add_error_handler called in the launcher before start_actor_system is inherited by
+    the worker processes (forked from it)."""
+    from tests.conftest import node_settings
+    from tests.obs_jobs import launcher_handler
+    from verk_actors import add_error_handler, start_actor_system, start_node, stop_node
+
+    add_error_handler(launcher_handler)
+    try:
+        asys = start_actor_system(log_level="WARNING")
+    finally:
+        hooks._error_handlers.remove(launcher_handler)  # this process's own list only
+    try:
+        settings = node_settings(redis_server.url, imports=IMPORTS)
+        root, _ = start_node(asys, settings)
+        with Client(url=redis_server.url) as client:
+            jid = client.enqueue("Flaky", redis_server.url, "tries")
+        wait_for(lambda: r.llen("launcher_errors") == 1)
+        assert r.lrange("launcher_errors", 0, -1) == [jid.encode()]
+        stop_node(asys, root, settings)
+    finally:
+        asys.shutdown()

@@ -37,7 +37,13 @@ from typing import Any
 import attrs
 import redis
 
-from verk_actors.actors.system import free_port, start_actor_system, start_node, stop_node
+from verk_actors.actors.system import (
+    configure_launcher_logging,
+    free_port,
+    start_actor_system,
+    start_node,
+    stop_node,
+)
 from verk_actors.bench import workload
 from verk_actors.bench.measure import (
     CommandCounter,
@@ -248,6 +254,9 @@ def _run(
         queues=(QueueSpec(QUEUE, concurrency),),
     ).with_changes(imports=(workload.__name__,), job_logs=options.job_logs)
     admin_port = free_port()
+    if options.job_logs:
+        # The actor processes fork from this one and log through its handlers too.
+        configure_launcher_logging(options.log_level)
     with environ(COUNTER_URL_ENV, servers.counter_url):  # the admin forks now and keeps it
         asys = start_actor_system(admin_port, log_level=options.log_level)
     stack.callback(asys.shutdown)

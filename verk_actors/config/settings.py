@@ -285,7 +285,8 @@ class Settings:
         default=False,
         validator=flag,
         metadata=_meta(
-            "log each job's start and end (jid, class, queue, duration, outcome) at INFO"
+            "log each job's start and end (jid, class, queue, duration, outcome) at INFO",
+            shown="false",
         ),
     )
 
