@@ -37,6 +37,7 @@ from verk_actors.errors import (
     VerkError,
     WorkerDiedError,
 )
+from verk_actors.jobs.hooks import JobContext, add_death_handler, add_error_handler
 from verk_actors.jobs.job import Job
 from verk_actors.jobs.registry import WorkerRegistry
 from verk_actors.jobs.stored_job import StoredJob
@@ -81,6 +82,7 @@ __all__ = [
     "ConfigurationError",
     "InvalidJobError",
     "Job",
+    "JobContext",
     "JobError",
     "JobSet",
     "JobTimeoutError",
@@ -100,6 +102,8 @@ __all__ = [
     "Worker",
     "WorkerDiedError",
     "WorkerRegistry",
+    "add_death_handler",
+    "add_error_handler",
     "enqueue",
     "enqueue_at",
     "enqueue_in",

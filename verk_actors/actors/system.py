@@ -32,6 +32,7 @@ from verk_actors.actors.messages import (
     VerkStopped,
 )
 from verk_actors.actors.root import VerkRoot
+from verk_actors.config.log_format import TEXT_FORMAT, formatter, formatter_config
 from verk_actors.config.settings import Settings
 from verk_actors.errors import ActorSystemError, ConfigurationError, VerkError
 
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 BASE = "multiprocTCPBase"
 ROOT_NAME = "verk_root"
 """The ``globalName`` of a node's VerkRoot, so ``verk-actors tree`` can find it."""
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOG_FORMAT = TEXT_FORMAT
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 STOP_GRACE = 20.0
 """Seconds past ``shutdown_timeout`` a stop may take (the queues give their jobs back)."""
@@ -88,12 +89,15 @@ def check_log_level(level: str) -> str:
     return name
 
 
-def log_defs(level: str = "INFO", stream: str = "ext://sys.stderr") -> dict[str, Any]:
-    """The logging config every actor process applies (Thespian's ``logDefs``)."""
+def log_defs(
+    level: str = "INFO", stream: str = "ext://sys.stderr", log_format: str = "text"
+) -> dict[str, Any]:
+    """The logging config every actor process applies (Thespian's ``logDefs``);
+    ``log_format`` is ``text`` or ``json`` (``verk_actors.config.log_format``)."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"plain": {"format": LOG_FORMAT}},
+        "formatters": {"plain": formatter_config(log_format)},
         "handlers": {
             "out": {"class": "logging.StreamHandler", "formatter": "plain", "stream": stream}
         },
@@ -103,7 +107,11 @@ def log_defs(level: str = "INFO", stream: str = "ext://sys.stderr") -> dict[str,
 
 
 def start_actor_system(
-    admin_port: int | None = None, *, log_level: str = "INFO", transient: bool = True
+    admin_port: int | None = None,
+    *,
+    log_level: str = "INFO",
+    transient: bool = True,
+    log_format: str = "text",
 ) -> ActorSystem:
     """Start a private ``multiprocTCPBase`` system on ``admin_port`` (a free one if None).
 
@@ -121,7 +129,7 @@ def start_actor_system(
         return ActorSystem(
             BASE,
             {"Admin Port": port},
-            logDefs=log_defs(level),
+            logDefs=log_defs(level, log_format=log_format),
             transientUnique=transient,
         )
     except Exception as exc:
@@ -188,10 +196,14 @@ def stop_node(
     return None
 
 
-def configure_launcher_logging(level: str = "INFO") -> None:
-    """Logging for the launcher process itself (actors use ``log_defs``)."""
+def configure_launcher_logging(level: str = "INFO", log_format: str = "text") -> None:
+    """Logging for the launcher process itself (actors use ``log_defs``); called again,
+    it changes the level and the format."""
     logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT, stream=sys.stderr)
     logging.getLogger("verk_actors").setLevel(check_log_level(level))
+    shown = formatter(log_format)
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(shown)
 
 
 def attach(admin_port: int, host: str = thespian_fixes.LOOPBACK) -> ActorSystem:

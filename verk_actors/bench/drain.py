@@ -37,7 +37,13 @@ from typing import Any
 import attrs
 import redis
 
-from verk_actors.actors.system import free_port, start_actor_system, start_node, stop_node
+from verk_actors.actors.system import (
+    configure_launcher_logging,
+    free_port,
+    start_actor_system,
+    start_node,
+    stop_node,
+)
 from verk_actors.bench import workload
 from verk_actors.bench.measure import (
     CommandCounter,
@@ -90,6 +96,8 @@ class BenchOptions:
     counter_url: str | None = None
     pickups: int = PICKUP_JOBS
     log_level: str = "WARNING"
+    job_logs: bool = False
+    """Log each job's start and end (``job_logs``): their cost, with ``log_level`` INFO."""
     timeout: float | None = None
     """Seconds the drain may take; None = 60 s plus 5 ms per job."""
     waiting: int = 0
@@ -244,8 +252,11 @@ def _run(
     settings = Settings(
         redis_url=servers.url,
         queues=(QueueSpec(QUEUE, concurrency),),
-    ).with_changes(imports=(workload.__name__,))
+    ).with_changes(imports=(workload.__name__,), job_logs=options.job_logs)
     admin_port = free_port()
+    if options.job_logs:
+        # The actor processes fork from this one and log through its handlers too.
+        configure_launcher_logging(options.log_level)
     with environ(COUNTER_URL_ENV, servers.counter_url):  # the admin forks now and keeps it
         asys = start_actor_system(admin_port, log_level=options.log_level)
     stack.callback(asys.shutdown)

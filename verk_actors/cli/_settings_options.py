@@ -16,6 +16,8 @@ METAVARS = {
     "imports": "MODULE",
     "node_id": "ID",
     "path": "DIR",
+    "error_handlers": "MODULE:FUNCTION",
+    "death_handlers": "MODULE:FUNCTION",
 }
 KIND_METAVARS: dict[type, str] = {int: "N", float: "SECONDS", str: "TEXT"}
 
@@ -33,6 +35,16 @@ def add_settings_options(parser: argparse.ArgumentParser) -> None:
     for option in options():
         metavar = METAVARS.get(option.field) or KIND_METAVARS.get(field_kind(option.field), "X")
         more = "; repeatable" if option.repeatable else ""
+        if field_kind(option.field) is bool:  # --flag alone means true
+            group.add_argument(
+                option.flag,
+                dest=dest(option),
+                metavar="true|false",
+                nargs="?",
+                const="true",
+                help=f"{option.help} (env {option.env}; default {option.default})",
+            )
+            continue
         group.add_argument(
             option.flag,
             dest=dest(option),
@@ -55,8 +67,8 @@ def settings_flags(args: argparse.Namespace) -> dict[str, Any]:
             continue
         texts = raw if isinstance(raw, list) else [raw]
         try:
-            if option.field == "queues":
-                value: Any = tuple(spec for text in texts for spec in read_text("queues", text))
+            if option.repeatable:
+                value: Any = tuple(v for text in texts for v in read_text(option.field, text))
             else:
                 value = read_text(option.field, texts[0])
             Settings(**{option.field: value})  # the setting's own check, named by its flag

@@ -71,6 +71,11 @@ def add_parser(commands: Any) -> None:
         help="log level of the node's actors: DEBUG, INFO, WARNING, ERROR or CRITICAL "
         "(default WARNING)",
     )
+    parser.add_argument(
+        "--job-logs",
+        action="store_true",
+        help="log every job's start and end (with --log-level INFO: what those lines cost)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -85,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         redis_url=args.redis_url,
         force=args.force,
         log_level=args.log_level,
+        job_logs=args.job_logs,
     )
     result = run_bench(options, Progress(sys.stderr))
     if args.json:

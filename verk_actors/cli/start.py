@@ -125,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
     use_import_path()  # before the settings: checking them may import modules
     resolved = resolve(args)
     settings = resolved.settings
+    configure_launcher_logging(args.log_level, settings.log_format)
     use_import_path(settings.path)
     registry = WorkerRegistry.from_modules(settings.imports)
     if args.admin_port:
@@ -137,7 +138,9 @@ def run(args: argparse.Namespace) -> int:
         elif not wait_for_redis(settings.redis_url, settings.redis_wait, signals.graceful):
             log.info("stopped while waiting for Redis; nothing was started")
             return 0
-        asys = start_actor_system(args.admin_port, log_level=args.log_level)
+        asys = start_actor_system(
+            args.admin_port, log_level=args.log_level, log_format=settings.log_format
+        )
         stack.callback(asys.shutdown)
         return serve(asys, settings, registry, signals, demo=args.demo)
 

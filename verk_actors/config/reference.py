@@ -16,6 +16,9 @@ import attrs
 from verk_actors.config.file import CONFIG_ENV
 from verk_actors.config.settings import DAY, Settings, configurable_fields, env_var
 
+REPEATABLE = ("queues", "imports", "path", "error_handlers", "death_handlers")
+"""Settings whose flag may be given more than once."""
+
 
 @attrs.frozen
 class Option:
@@ -56,7 +59,7 @@ def options() -> tuple[Option, ...]:
                 name,
                 default,
                 meta["help"],
-                repeatable=name in ("queues", "imports", "path"),
+                repeatable=name in REPEATABLE,
             )
         )
     return tuple(result)

@@ -16,7 +16,6 @@ the README and of ``start --help`` from them.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import typing
 from collections.abc import Iterable, Mapping
@@ -24,7 +23,19 @@ from typing import Any
 
 import attrs
 
-from verk_actors.config.redis_url import check_url, redact_url
+from verk_actors.config._checks import (
+    at_least_zero,
+    flag,
+    handlers,
+    imports,
+    log_format,
+    node_id,
+    positive,
+    url,
+    whole,
+)
+from verk_actors.config.log_format import FORMATS
+from verk_actors.config.redis_url import redact_url
 from verk_actors.errors import ConfigurationError, InvalidJobError
 from verk_actors.jobs.job import check_queue_name
 
@@ -33,7 +44,6 @@ log = logging.getLogger(__name__)
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_CONCURRENCY = 25
 DAY = 86_400.0
-MAX_NODE_ID = 200
 
 TEST_ONLY = frozenset({"allow_in_process"})
 """Fields no flag, variable or config file sets (switches for unit tests)."""
@@ -94,42 +104,6 @@ class QueueSpec:
         return cls(name, concurrency)
 
 
-def _positive(name: str) -> Any:
-    def check(_inst: object, _attr: object, value: float) -> None:
-        if value is None:
-            return
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigurationError(f"{name} must be a number of seconds, got {value!r}")
-        if not (0 < value < math.inf):  # refuses NaN too
-            raise ConfigurationError(f"{name} must be a finite number more than 0, got {value!r}")
-
-    return check
-
-
-def _at_least_zero(name: str) -> Any:
-    def check(_inst: object, _attr: object, value: float | None) -> None:
-        if value is not None and not (0 <= value < math.inf):  # refuses NaN too
-            raise ConfigurationError(f"{name} must be a finite number of at least 0, got {value!r}")
-
-    return check
-
-
-def _whole(name: str, least: int) -> Any:
-    def check(_inst: object, _attr: object, value: int) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise ConfigurationError(
-                f"{name} must be a whole number of at least {least}, got {value!r}"
-            )
-
-    return check
-
-
-def _url(_inst: object, _attr: object, value: Any) -> None:
-    if not isinstance(value, str):
-        raise ConfigurationError(f"redis_url must be a string, got {value!r}")
-    check_url(value)
-
-
 def _queues(value: Iterable[QueueSpec]) -> tuple[QueueSpec, ...]:
     if isinstance(value, QueueSpec | str | bytes) or not isinstance(value, Iterable):
         raise ConfigurationError(
@@ -148,46 +122,6 @@ def _queues(value: Iterable[QueueSpec]) -> tuple[QueueSpec, ...]:
     if dupes:
         raise ConfigurationError(f"queue {dupes[0]!r} is listed twice; list each queue once")
     return specs
-
-
-def _module_name(name: Any) -> bool:
-    return isinstance(name, str) and all(part.isidentifier() for part in name.split("."))
-
-
-def _imports(value: Iterable[str]) -> tuple[str, ...]:
-    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
-        raise ConfigurationError(
-            f"imports must be a list of module names, e.g. imports=('myapp.jobs',), "
-            f"got {value!r}"
-        )
-    modules = tuple(value)
-    for module in modules:
-        if not _module_name(module):
-            raise ConfigurationError(
-                f"imports: {module!r} is not a module name; write a dotted Python module "
-                "path such as myapp.jobs (not a file name)"
-            )
-    return modules
-
-
-def _node_id(_inst: object, _attr: object, value: Any) -> None:
-    if value is None:
-        return
-    if (
-        not isinstance(value, str)
-        or not value
-        or len(value) > MAX_NODE_ID
-        or any(ch.isspace() or not ch.isprintable() for ch in value)
-    ):
-        raise ConfigurationError(
-            f"node_id must be at most {MAX_NODE_ID} printable characters without spaces, "
-            f"got {value!r}; leave it out to have one generated"
-        )
-
-
-def _flag(_inst: object, _attr: object, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise ConfigurationError(f"allow_in_process must be True or False, got {value!r}")
 
 
 def _meta(help_text: str, *, flag: str | None = None, shown: str | None = None) -> dict[str, str]:
@@ -218,7 +152,7 @@ class Settings:
     redis_url: str = attrs.field(
         default=DEFAULT_REDIS_URL,
         repr=redact_url,
-        validator=_url,
+        validator=url,
         metadata=_meta(
             "where Redis is; rediss:// for TLS, redis://:password@host for a password; "
             "verk-actors start without one runs an embedded Valkey"
@@ -236,44 +170,44 @@ class Settings:
     )
     node_id: str | None = attrs.field(
         default=None,
-        validator=_node_id,
+        validator=node_id,
         metadata=_meta("stable id of this node", shown="generated at each start"),
     )
     imports: tuple[str, ...] = attrs.field(
         default=(),
-        converter=_imports,
+        converter=imports,
         metadata=_meta(
             "modules whose Worker classes this node runs", flag="--import", shown="none"
         ),
     )
     poll_interval: float = attrs.field(
         default=1.0,
-        validator=_positive("poll_interval"),
+        validator=positive("poll_interval"),
         metadata=_meta("seconds between checks of the schedule and retry sets"),
     )
     max_retries: int = attrs.field(
         default=25,
-        validator=_whole("max_retries", 0),
+        validator=whole("max_retries", 0),
         metadata=_meta("retries of a failing job before it goes to dead (Sidekiq's 25)"),
     )
     dead_max_jobs: int = attrs.field(
         default=10_000,
-        validator=_whole("dead_max_jobs", 1),
+        validator=whole("dead_max_jobs", 1),
         metadata=_meta("most jobs kept in the dead set (Sidekiq's 10,000)"),
     )
     dead_timeout: float = attrs.field(
         default=180 * DAY,
-        validator=_positive("dead_timeout"),
+        validator=positive("dead_timeout"),
         metadata=_meta("seconds a dead job is kept (Sidekiq's 180 days)"),
     )
     shutdown_timeout: float = attrs.field(
         default=25.0,
-        validator=_positive("shutdown_timeout"),
+        validator=positive("shutdown_timeout"),
         metadata=_meta("seconds running jobs get to finish when the node stops"),
     )
     job_timeout: float | None = attrs.field(
         default=None,
-        validator=_positive("job_timeout"),
+        validator=positive("job_timeout"),
         metadata=_meta(
             "time limit of a job in seconds, unless the job or its worker sets timeout",
             shown="none",
@@ -281,7 +215,7 @@ class Settings:
     )
     heartbeat_interval: float = attrs.field(
         default=5.0,
-        validator=_positive("heartbeat_interval"),
+        validator=positive("heartbeat_interval"),
         metadata=_meta(
             "seconds between heartbeats; a node's lease lasts 1.5 of them, so a dead "
             "node's jobs are recovered within 2"
@@ -289,17 +223,17 @@ class Settings:
     )
     backtrace_lines: int = attrs.field(
         default=20,
-        validator=_whole("backtrace_lines", 0),
+        validator=whole("backtrace_lines", 0),
         metadata=_meta("lines of a failed job's traceback kept in error_backtrace"),
     )
     max_batch: int = attrs.field(
         default=500,
-        validator=_whole("max_batch", 1),
+        validator=whole("max_batch", 1),
         metadata=_meta("most jobs handed to one worker in one message on a backlog"),
     )
     allow_in_process: bool = attrs.field(
         default=False,
-        validator=_flag,
+        validator=flag,
         metadata=_meta("let VerkRoot run on Thespian's in-process base (unit tests only)"),
     )
     path: tuple[str, ...] = attrs.field(
@@ -314,10 +248,45 @@ class Settings:
     )
     redis_wait: float | None = attrs.field(
         default=None,
-        validator=_at_least_zero("redis_wait"),
+        validator=at_least_zero("redis_wait"),
         metadata=_meta(
             "seconds to wait at start for Redis to answer, then exit 1; verk-actors start only",
             shown="wait for ever, saying so",
+        ),
+    )
+
+    error_handlers: tuple[str, ...] = attrs.field(
+        default=(),
+        converter=handlers,
+        metadata=_meta(
+            "functions (module:function) called in the worker with (exception, context) "
+            "for every failed try of a job",
+            flag="--error-handler",
+            shown="none",
+        ),
+    )
+    death_handlers: tuple[str, ...] = attrs.field(
+        default=(),
+        converter=handlers,
+        metadata=_meta(
+            "functions (module:function) called in the worker with (job, exception) once "
+            "when a job goes to dead",
+            flag="--death-handler",
+            shown="none",
+        ),
+    )
+
+    log_format: str = attrs.field(
+        default="text",
+        validator=log_format,
+        metadata=_meta(f"format of the node's log: {' or '.join(FORMATS)} (one object a line)"),
+    )
+    job_logs: bool = attrs.field(
+        default=False,
+        validator=flag,
+        metadata=_meta(
+            "log each job's start and end (jid, class, queue, duration, outcome) at INFO",
+            shown="false",
         ),
     )
 
@@ -376,6 +345,21 @@ def field_kind(field: str) -> type:
     return kind if isinstance(kind, type) else str
 
 
+LIST_FIELDS = ("imports", "error_handlers", "death_handlers")
+"""Fields written as comma-separated lists in a variable."""
+
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
+def read_bool(text: str) -> bool:
+    """``true``/``false`` (or yes/no, on/off, 1/0) as a bool, else ConfigurationError."""
+    word = text.strip().lower()
+    if word in TRUE_WORDS or word in FALSE_WORDS:
+        return word in TRUE_WORDS
+    raise ConfigurationError(f"{text!r} is not true or false")
+
+
 KIND_WORDS = {int: "a whole number", float: "a number", str: "a string"}
 
 
@@ -384,12 +368,14 @@ def read_text(field: str, text: str) -> Any:
     kind = field_kind(field)
     if field == "queues":
         return tuple(QueueSpec.parse(part) for part in text.split(",") if part.strip())
-    if field == "imports":
+    if field in LIST_FIELDS:
         return tuple(m.strip() for m in text.split(",") if m.strip())
     if field == "path":  # separated as PYTHONPATH is
         return tuple(d for d in text.split(os.pathsep) if d.strip())
     if kind is str:
         return text
+    if kind is bool:
+        return read_bool(text)
     try:
         return kind(text)
     except ValueError:

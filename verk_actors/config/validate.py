@@ -15,6 +15,7 @@ import attrs
 
 from verk_actors.config.settings import Settings
 from verk_actors.errors import ConfigurationError
+from verk_actors.jobs.hooks import Hooks
 from verk_actors.jobs.registry import WorkerRegistry
 
 
@@ -30,4 +31,6 @@ def check_node_settings(settings: Any) -> WorkerRegistry:
             f"a node is configured with a verk_actors Settings, got {type(settings).__name__}"
         )
     attrs.evolve(settings)  # every check again: it may have been unpickled, or forced
-    return WorkerRegistry.from_modules(settings.imports)
+    registry = WorkerRegistry.from_modules(settings.imports)
+    Hooks(settings.error_handlers, settings.death_handlers)  # each handler imports
+    return registry

@@ -24,6 +24,7 @@ from verk_actors.errors import (
     UnknownWorkerError,
 )
 from verk_actors.jobs.job import Job, decode_job, peek_ids
+from verk_actors.jobs.job_log import CURRENT_JOB, job_ended, job_started
 from verk_actors.jobs.registry import WorkerRegistry, async_perform_refusal
 from verk_actors.jobs.retry import FailureRecord, build_failure, bury_malformed
 
@@ -42,6 +43,9 @@ class RunPolicy(Protocol):
 
     @property
     def backtrace_lines(self) -> int: ...
+
+    @property
+    def job_logs(self) -> bool: ...
 
 
 @attrs.frozen
@@ -113,9 +117,12 @@ class PreparedJob:
         self.limit: float | None = None
         self.peeked: tuple[str | None, str | None] = (None, None)
         """``jid`` and ``class`` as far as they can be read from a malformed text."""
+        self.error: BaseException | None = None
+        """What the failed try raised (or why it could not run), for the error handlers."""
         try:
             self.job = decode_job(text)
         except MalformedJobError as exc:
+            self.error = exc
             self.peeked = peek_ids(text)
             self.refusal = (
                 "MalformedJobError",
@@ -126,6 +133,7 @@ class PreparedJob:
         try:
             self.worker = registry.lookup(self.job.class_name)
         except UnknownWorkerError as exc:
+            self.error = exc
             self.refusal = (
                 "UnknownWorkerError",
                 str(exc),
@@ -171,8 +179,32 @@ def run_prepared(prepared: PreparedJob, ref: int, settings: RunPolicy) -> JobOut
 def execute(prepared: PreparedJob, ref: int, settings: RunPolicy) -> JobOutcome | None:
     """Run a prepared job: None when it succeeded, else the failure outcome.
 
-    The hot path of a worker: a success creates nothing.
+    The hot path of a worker: a success creates nothing. While it runs, the job is
+    ``CURRENT_JOB`` (records logged then carry its jid); with ``job_logs`` on, its start
+    and end are logged.
     """
+    token = CURRENT_JOB.set(prepared)
+    try:
+        if not settings.job_logs:
+            return _execute(prepared, ref, settings)
+        job_started()
+        began = time.monotonic()
+        failure = _execute(prepared, ref, settings)
+        if failure is None:
+            job_ended(time.monotonic() - began, "done")
+        else:
+            assert failure.failure is not None
+            job_ended(
+                failure.duration,
+                failure.failure.fate.value,
+                f"{failure.error_class}: {failure.error_message}",
+            )
+        return failure
+    finally:
+        CURRENT_JOB.reset(token)
+
+
+def _execute(prepared: PreparedJob, ref: int, settings: RunPolicy) -> JobOutcome | None:
     job = prepared.job
     worker = prepared.worker
     if prepared.refusal is not None or job is None or worker is None:
@@ -200,6 +232,7 @@ def execute(prepared: PreparedJob, ref: int, settings: RunPolicy) -> JobOutcome 
             refuse_awaitable(worker, result)
     except (Exception, SystemExit, KeyboardInterrupt) as exc:
         duration = time.monotonic() - started
+        prepared.error = exc
         delay = _delay_override(instance, job, exc)
         message = str(exc) or type(exc).__name__
         return JobOutcome(

@@ -45,6 +45,13 @@ class Worker:
         """Seconds before retry number ``retry_count`` after ``error``; None = the default."""
         return None
 
+    def retries_exhausted(self, job: Job, error: BaseException) -> None:
+        """Called once when a job of this worker goes to dead after ``error`` (Sidekiq's
+        ``sidekiq_retries_exhausted``); ``job`` is the dead job, with its error fields.
+        It runs in the worker process, within a few seconds' limit; what it raises is
+        logged and changes nothing."""
+        return
+
 
 def worker_names(cls: type) -> tuple[str, ...]:
     """Every name ``cls`` is registered under: class name, dotted path, ``sidekiq_class``."""

@@ -44,6 +44,8 @@ from verk_actors.actors.queue._standby_worker import (
     StandbyRun,
     Taken,
 )
+from verk_actors.jobs.hooks import Hooks
+from verk_actors.jobs.job_log import attach_job_to_records
 from verk_actors.jobs.registry import WorkerRegistry
 from verk_actors.jobs.running import PreparedJob, execute
 from verk_actors.store.failures import REDIS_ERRORS
@@ -63,8 +65,10 @@ class WorkerActor(VerkActor):
             # (what that saves grows with what the forking process holds).
             gc.freeze()
         super().__init__(capabilities)
+        attach_job_to_records()  # records logged inside a job carry its jid
         self.init: InitWorker | None = None
         self.registry = WorkerRegistry()
+        self.hooks = Hooks()
         self.board: Board | None = None
         self.standby = StandbyRun()
         self.reports = 0
@@ -80,6 +84,7 @@ class WorkerActor(VerkActor):
         self.init = message
         try:
             self.registry = WorkerRegistry.from_modules(message.settings.imports)
+            self.hooks = Hooks(message.settings.error_handlers, message.settings.death_handlers)
             self.board = Board(Path(message.board_path))
             self.board.allow_take_back()
         except Exception as exc:
@@ -136,6 +141,19 @@ class WorkerActor(VerkActor):
         now = time.monotonic()
         board.job_ended(batch, index, failure is None)
         report.add(ref, failure, now - started)
+        if failure is not None and failure.failure is not None and prepared.error is not None:
+            # After job_ended: the manager no longer holds the job's time limit against
+            # this worker, and a handler's time cannot change the job's outcome.
+            self.hooks.after_failure(
+                job=prepared.job,
+                jid=prepared.jid,
+                class_name=prepared.class_name,
+                queue=self.init.queue,
+                worker=prepared.worker,
+                error=prepared.error,
+                failure=failure.failure,
+            )
+            prepared.error = None  # its traceback holds the job's frames
         if detail:
             report.details.append(
                 (
