@@ -6,6 +6,7 @@ markup, and JSON goes into a page only through ``tojson``.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from datetime import UTC, datetime
@@ -78,6 +79,11 @@ def kilobytes(value: Any) -> str:
     return f"{value / 1024:.1f} MB" if value >= 1024 else f"{value} KB"
 
 
+def pretty(value: Any) -> str:
+    """A JSON value as indented text (escaped by the template like any text)."""
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
 def environment() -> jinja2.Environment:
     """The templates, with autoescape on for every one of them."""
     env = jinja2.Environment(
@@ -87,7 +93,9 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(utc=utc, duration=duration, ago=ago, number=number, kb=kilobytes)
+    env.filters.update(
+        pretty=pretty, utc=utc, duration=duration, ago=ago, number=number, kb=kilobytes
+    )
     return env
 
 
