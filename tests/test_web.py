@@ -196,13 +196,20 @@ def test_queue_actions_pause_clear_delete(r: redis.Redis, web: TestClient) -> No
         data={"name": "default", "action": "delete", "jid": jids[0], "csrf": token},
     )
     assert r.llen("queue:default") == 29
+    r.rpop("queue:default")  # a node took the oldest: jids[5] is now listed at 3, not 4
+    web.post(
+        "/queues/action",
+        data={"name": "default", "action": "delete", "jid": jids[5], "pos": "4", "csrf": token},
+    )
+    assert jids[5] not in {json.loads(t)["jid"] for t in r.lrange("queue:default", 0, -1)}
+    assert r.llen("queue:default") == 27
     refused = web.post("/queues/action", data={"name": "default", "action": "clear", "csrf": token})
-    assert refused.status_code == 400 and r.llen("queue:default") == 29
+    assert refused.status_code == 400 and r.llen("queue:default") == 27
     done = web.post(
         "/queues/action",
         data={"name": "default", "action": "clear", "confirm": "yes", "csrf": token},
     )
-    assert "Deleted 29 jobs" in done.text and r.llen("queue:default") == 0
+    assert "Deleted 27 jobs" in done.text and r.llen("queue:default") == 0
 
 
 def test_read_only_hides_and_refuses_actions(r: redis.Redis, redis_server: RedisServer) -> None:
@@ -435,3 +442,49 @@ def test_cli_serves_the_dashboard(redis_server: RedisServer) -> None:
         proc.terminate()
         out, _ = proc.communicate(timeout=10)
     assert f"http://127.0.0.1:{port}/" in out and "(read-only)" in out
+
+
+def test_busy_lists_sidekiq_processes_too(r: redis.Redis, web: TestClient) -> None:
+    """A Ruby Sidekiq process on the same Redis, as Sidekiq writes it, is on Busy with
+    its running job; a member whose hash expired is left out."""
+    identity = "worker-1:4242:0123456789ab"
+    info = {
+        "hostname": "worker-1",
+        "pid": 4242,
+        "tag": "shop",
+        "concurrency": 10,
+        "queues": ["default", "mail"],
+        "labels": [],
+        "started_at": time.time() - 3600,
+        "identity": identity,
+    }
+    r.sadd("processes", identity, "gone:1:x")
+    r.hset(
+        identity,
+        mapping={
+            "info": json.dumps(info),
+            "busy": 1,
+            "beat": time.time(),
+            "quiet": "true",
+            "rss": 123456,
+        },
+    )
+    payload = job_text(**{"class": "HardWorker"}, args=[XSS[0]])
+    r.hset(
+        f"{identity}:workers",
+        "tid-1",
+        json.dumps({"queue": "mail", "payload": payload, "run_at": int(time.time()) - 7}),
+    )
+    data = web.get("/api/busy").json()
+    [process] = data["processes"]
+    assert process["kind"] == "sidekiq" and process["quiet"] is True
+    assert (process["concurrency"], process["rss_kb"], process["queues"]) == (
+        10,
+        123456,
+        ["default", "mail"],
+    )
+    [work] = data["running"]
+    assert (work["class"], work["queue"], work["thread"]) == ("HardWorker", "mail", "tid-1")
+    assert work["runtime"] >= 7
+    page = web.get("/busy").text
+    assert "worker-1:4242" in page and "quiet" in page and XSS[0] not in page

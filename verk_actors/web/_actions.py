@@ -118,7 +118,8 @@ class Actions:
                 raise HTTPException(400, "clearing a queue needs the confirmation box ticked")
             return f"Deleted {queue.clear()} jobs of queue {name}"
         if action == "delete":
-            removed = queue.delete(one(form, "jid"))
+            pos = (form.get("pos") or [""])[0]
+            removed = queue.delete(one(form, "jid"), near=int(pos) if pos.isdigit() else None)
             return f"Deleted {removed} job{'s' if removed != 1 else ''} from queue {name}"
         raise HTTPException(400, f"unknown queue action {action!r}")
 
