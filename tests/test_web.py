@@ -3,11 +3,13 @@ every page and its /api twin, actions, CSRF, read-only, auth, escaping, no passw
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
@@ -97,6 +99,13 @@ def test_every_page_and_its_api_show_the_same_jobs(r: redis.Redis, web: TestClie
     )
     assert web.get("/api/dashboard?days=30").json()["days"] == 30
     assert len(web.get("/api/dashboard?days=30").json()["history"]) == 30
+    packed = base64.b64encode(zlib.compress(json.dumps(["x.rb:1:in `go'"]).encode())).decode()
+    add_to_set(r, "dead", 5.0, **failed_fields(25, error_backtrace=packed))
+    assert web.get("/api/dead/5.0:" + dead).status_code == 404
+    [ruby] = [e for e in web.get("/api/dead").json()["entries"] if e["score"] == 5.0]
+    assert web.get(f"/api/dead/{quote(ruby['key'], safe='')}").json()["backtrace"] == [
+        "x.rb:1:in `go'"
+    ]
     assert web.get("/retries/1.0:nope").status_code == 404
     assert web.get("/api/retries/1.0:nope").json()["error"].startswith("no job")
 
@@ -355,6 +364,13 @@ def test_mounted_under_a_prefix(r: redis.Redis, redis_server: RedisServer) -> No
             follow_redirects=False,
         )
         assert done.headers["location"].startswith("/ops/verk/queues?msg=")
+        for target in ("//evil.example/x", "https://evil.example/", "/elsewhere", "/ops/verk\\x"):
+            away = web.post(
+                "/ops/verk/queues/action",
+                data={"name": "default", "action": "pause", "csrf": token, "next": target},
+                follow_redirects=False,
+            )
+            assert away.headers["location"].startswith("/ops/verk/?msg="), target
         assert web.get("/ops/verk/static/verk.css").status_code == 200
     with TestClient(create_app(redis_server.url, prefix="/verk")) as web:
         assert web.get("/verk/api/queues").json()["queues"][0]["paused"] is True

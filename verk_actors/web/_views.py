@@ -8,8 +8,10 @@ and in lists long values are clipped (``CLIP`` characters); a job's own page has
 
 from __future__ import annotations
 
+import base64
 import json
 import time
+import zlib
 from typing import Any
 
 import attrs
@@ -200,11 +202,28 @@ def set_page(
     }
 
 
+def backtrace(value: Any) -> list[str] | None:
+    """A job's ``error_backtrace`` as lines: a list as it is, or Sidekiq's compressed
+    form (Base64 of zlib of a JSON list) unpacked; any other text as one line."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, list):
+        return [str(line) for line in value]
+    text = str(value)
+    try:
+        lines = json.loads(zlib.decompress(base64.b64decode(text, validate=True)))
+    except (ValueError, zlib.error):
+        return [text]
+    return [str(line) for line in lines] if isinstance(lines, list) else [text]
+
+
 def job_detail(stored: StoredJob) -> dict[str, Any]:
     """Every field of a job, in its stored order, and its raw text when malformed."""
+    fields = stored.fields()
     return {
         "jid": stored.jid,
-        "fields": stored.fields(),
+        "fields": fields,
+        "backtrace": backtrace(fields.get("error_backtrace")) if fields else None,
         "raw": None if stored.job is not None else stored.text,
         "error": stored.error,
     }
