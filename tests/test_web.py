@@ -309,6 +309,28 @@ def test_filters_and_a_capped_search(
     )
     page = web.get("/retries?class=Bill").text
     assert re.search(r"5 matches among 15 searched of 40", page)
+    assert 'id="all-matching"' in page and 'id="all-matching"' not in web.get("/retries").text
+    token = csrf_of(web)
+    done = web.post(
+        "/retries/action",
+        data={
+            "action": "kill",
+            "all": "yes",
+            "class": "Mail",
+            "error_class": "KeyError",
+            "csrf": token,
+        },
+    )
+    assert "Killed 5 jobs" in done.text  # every match, not only the capped search's
+    assert r.zcard("retry") == 35 and r.zcard("dead") == 5
+    unfiltered = web.post("/retries/action", data={"action": "delete", "all": "yes", "csrf": token})
+    assert unfiltered.status_code == 400 and r.zcard("retry") == 35
+    r.zadd("retry", {"needle-3x, not json": now})
+    mixed = web.post(
+        "/retries/action", data={"action": "retry", "all": "yes", "q": "needle-3", "csrf": token}
+    )
+    # needle-3 was killed above: 30..39 are left, and the member that is not JSON
+    assert "Retried 10 jobs (1 not valid jobs, left: delete them instead)" in mixed.text
 
 
 def test_the_redis_password_never_shows(tmp_path: Any) -> None:

@@ -9,7 +9,7 @@ sent back to ``next`` with a message; a client asking for JSON gets the counts.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from functools import partial
 from urllib.parse import parse_qs, urlencode
 
@@ -19,10 +19,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from verk_actors.errors import ConfigurationError, NotFoundError
+from verk_actors.errors import ConfigurationError, MalformedJobError, NotFoundError
 from verk_actors.store.admin.job_sets import JobSet, SetEntry
 from verk_actors.store.admin.pause import pause_queue, resume_queue
 from verk_actors.store.admin.queues import Queue
+from verk_actors.store.admin.set_search import SetFilter
 from verk_actors.store.connection import Connection
 from verk_actors.web import _views as views
 from verk_actors.web._render import base_path
@@ -51,6 +52,18 @@ def one(form: Form, name: str) -> str:
     if not values or not values[0]:
         raise HTTPException(400, f"the form has no {name!r} field")
     return values[0]
+
+
+def form_filter(form: Form) -> SetFilter:
+    """The filters a form carries, as a set page reads them from its query."""
+
+    def get(name: str) -> str | None:
+        value = (form.get(name) or [""])[0].strip()
+        return value[:1000] or None
+
+    return SetFilter(
+        class_name=get("class"), queue=get("queue"), error_class=get("error_class"), text=get("q")
+    )
 
 
 class Actions:
@@ -130,21 +143,40 @@ class Actions:
         action = one(form, "action")
         if job_set.name not in SET_ACTIONS.get(action, ()):
             raise HTTPException(400, f"{action!r} is not an action of the {page} page")
-        keys = form.get("key", [])[:MAX_KEYS]
-        if not keys:
-            raise HTTPException(400, "select at least one job")
-        done = gone = 0
-        for key in keys:
-            for entry in self._entries(job_set, key):
-                if self._apply(job_set, action, entry):
-                    done += 1
-                else:
-                    gone += 1
-        if done == 0 and gone == 0:
+        done = gone = skipped = 0
+        for entry in self._chosen(job_set, form):
+            try:
+                moved = self._apply(job_set, action, entry)
+            except MalformedJobError:
+                skipped += 1  # not a job that can run: it can only be deleted
+                continue
+            done += moved
+            gone += not moved
+        if done == gone == skipped == 0:
             raise NotFoundError("none of the selected jobs is there any more; reload the page")
         verb = {"retry": "Retried", "add": "Enqueued", "kill": "Killed", "delete": "Deleted"}
         note = f" ({gone} had gone meanwhile)" if gone else ""
+        if skipped:
+            note += f" ({skipped} not valid jobs, left: delete them instead)"
         return f"{verb[action]} {done} job{'s' if done != 1 else ''}{note}"
+
+    def _chosen(self, job_set: JobSet, form: Form) -> Iterator[SetEntry]:
+        """The ticked entries (``key`` fields), or with ``all=yes`` every entry passing
+        the filter fields (``class``, ``queue``, ``error_class``, ``q``), found by ZSCAN
+        (which allows the set to change under it)."""
+        if (form.get("all") or [""])[0] == "yes":
+            where = form_filter(form)
+            if where.empty:
+                raise HTTPException(
+                    400, "acting on all needs a filter; use the CLI for a whole set"
+                )
+            yield from (entry for entry in job_set.scan() if where.matches(entry))
+            return
+        keys = form.get("key", [])[:MAX_KEYS]
+        if not keys:
+            raise HTTPException(400, "select at least one job")
+        for key in keys:
+            yield from self._entries(job_set, key)
 
     @staticmethod
     def _entries(job_set: JobSet, key: str) -> list[SetEntry]:
