@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import redis
@@ -27,6 +28,10 @@ def test_start_without_redis_url_runs_on_embedded_valkey() -> None:
         url = re.search(r"redis://127\.0\.0\.1:\d+/0", first).group(0)
         node.wait_for_line("demo job 10", timeout=30)
         node.wait_for_line("succeeded on retry 1", timeout=30)
+        line = node.wait_for_line("the dashboard is at http://127.0.0.1:", timeout=10)
+        dashboard = re.search(r"http://127\.0\.0\.1:\d+/", line).group(0)
+        stats = json.loads(urllib.request.urlopen(dashboard + "api/stats", timeout=5).read())
+        assert stats["totals"]["enqueued"] >= 0
         client = redis.Redis.from_url(url)
         wait_for(lambda: int(client.get("stat:processed") or 0) >= 13)
         client.close()

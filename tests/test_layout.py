@@ -3,7 +3,7 @@
 The folders are the architecture (README, "The package"); these tests keep it so:
 
 - the parts form layers, and imports only go down: ``errors`` < ``jobs`` < ``config`` <
-  ``store`` < ``actors`` < ``bench`` < ``cli``;
+  ``store`` < ``actors`` < ``bench`` < ``web`` < ``cli``;
 - only ``store`` speaks Redis: no other runtime module imports ``redis`` or names a key;
 - ``jobs`` imports neither ``redis`` nor ``thespian``;
 - only ``actors/_thespian.py`` touches Thespian's internals (``thespian.system``);
@@ -22,7 +22,7 @@ import attrs
 
 PACKAGE = Path(__file__).resolve().parents[1] / "verk_actors"
 
-LAYERS = ("errors", "jobs", "config", "store", "actors", "bench", "cli")
+LAYERS = ("errors", "jobs", "config", "store", "actors", "bench", "web", "cli")
 """Each part may import the parts before it, never one after it."""
 
 MAX_LINES = 450

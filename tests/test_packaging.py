@@ -48,6 +48,16 @@ def test_wheel_is_typed(wheel: zipfile.ZipFile) -> None:
     assert "verk_actors/py.typed" in wheel.namelist()
 
 
+def test_wheel_has_the_dashboard_templates_and_assets(wheel: zipfile.ZipFile) -> None:
+    """Every template and static file of the web dashboard is in the wheel."""
+    web = ROOT / "verk_actors" / "web"
+    files = sorted(p for d in ("templates", "static") for p in (web / d).iterdir())
+    assert files
+    for path in files:
+        name = path.relative_to(ROOT).as_posix()
+        assert wheel.read(name) == path.read_bytes(), name
+
+
 def test_wheel_has_the_redis_contract(wheel: zipfile.ZipFile) -> None:
     """The description of the Redis layout that the code's docstrings point at is installed."""
     assert wheel.read("verk_actors/store/CONTRACT.md") == (

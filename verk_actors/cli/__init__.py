@@ -19,6 +19,7 @@ Subcommands::
     bench [--jobs N] [--latency]   the standard benchmark: jobs/s, pickup, commands, memory
     tree [--format text|mermaid|dot]  the live supervision tree of a running node
     health [--node ID]             exit 0 if a node of this host (or ID) is alive, else 1
+    web [--bind HOST:PORT]         the web dashboard and its JSON API (the web extra)
 
 All but ``start`` speak to Redis directly, whether or not a node runs, print aligned
 tables under a line naming the Redis server, or with ``--json`` a JSON object whose
@@ -46,7 +47,18 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from verk_actors.cli import bench, control, enqueue, health, queues, sets, start, stats, tree
+from verk_actors.cli import (
+    bench,
+    control,
+    enqueue,
+    health,
+    queues,
+    sets,
+    start,
+    stats,
+    tree,
+    web,
+)
 from verk_actors.cli.common import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -86,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_parser(commands)
     tree.add_parser(commands)
     health.add_parser(commands)
+    web.add_parser(commands)
     return parser
 
 

@@ -21,6 +21,7 @@ from verk_actors.actors.system import (
     start_node,
     stop_node,
 )
+from verk_actors.cli._demo_web import serve_dashboard
 from verk_actors.cli._launcher import (
     StopSignals,
     running_jobs,
@@ -77,7 +78,12 @@ def add_parser(commands: Any) -> None:
         help="DEBUG, INFO, WARNING, ERROR or CRITICAL (default INFO)",
     )
     parser.add_argument(
-        "--demo", action="store_true", help="also enqueue a few demo jobs (verk_actors.jobs.demo)"
+        "--demo",
+        action="store_true",
+        help=(
+            "also enqueue a few demo jobs (verk_actors.jobs.demo) and serve the web "
+            "dashboard on 127.0.0.1 (with the web extra)"
+        ),
     )
     parser.set_defaults(run=run)
 
@@ -142,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
             args.admin_port, log_level=args.log_level, log_format=settings.log_format
         )
         stack.callback(asys.shutdown)
+        if args.demo:
+            serve_dashboard(settings.redis_url, stack)
         return serve(asys, settings, registry, signals, demo=args.demo)
 
 

@@ -35,6 +35,10 @@ SET_KEYS = {"retry": keys.RETRY, "schedule": keys.SCHEDULE, "dead": keys.DEAD}
 ALIASES = {"scheduled": "schedule", "retries": "retry", "morgue": "dead"}
 
 SCAN_COUNT = 500
+DEAD_TIMEOUT = 180 * 24 * 3600.0
+"""Seconds a job killed by hand stays in ``dead`` (Sidekiq's and a node's default)."""
+DEAD_MAX_JOBS = 10_000
+"""Most jobs ``dead`` keeps when a job is killed by hand (Sidekiq's default)."""
 RETRY_ALL_BATCH = 100
 
 
@@ -166,6 +170,12 @@ class JobSet:
             elif (stored := matches_jid(member, jid)) is not None:
                 yield SetEntry(self.name, float(score), stored)
 
+    def entries_at(self, score: float, jid: str | None) -> list[SetEntry]:
+        """The entries of score ``score`` holding ``jid`` (None: malformed, without one);
+        a lookup by score is O(log n), where a jid alone needs a scan."""
+        rows = self.client.zrangebyscore(self.key, score, score, withscores=True)
+        return [e for e in self._entries(rows) if e.jid == jid]
+
     def find_all(self, jid: str) -> list[SetEntry]:
         """Every entry whose job has exactly this jid (usually one)."""
         return sorted(self.scan(jid), key=lambda e: e.score)
@@ -250,6 +260,38 @@ class JobSet:
             good = [e for e in entries if self._runnable(e)]
             skipped += len(entries) - len(good)
             moved += self._move(good, at)
+
+    def kill_entry(
+        self,
+        entry: SetEntry,
+        *,
+        now: float | None = None,
+        dead_timeout: float = DEAD_TIMEOUT,
+        dead_max_jobs: int = DEAD_MAX_JOBS,
+    ) -> bool:
+        """Move a listed entry to ``dead`` now, if it is still in this set (False if
+        someone else moved or deleted it first); the dead set is trimmed as a node
+        trims it (older than ``dead_timeout``, beyond ``dead_max_jobs``)."""
+        if self.name == "dead":
+            raise ConfigurationError("a job in the dead set is dead already")
+        at = time.time() if now is None else now
+        raw = entry.stored.raw
+
+        with self.client.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(self.key)  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+                    if pipe.zscore(self.key, raw) is None:
+                        return False
+                    pipe.multi()
+                    pipe.zrem(self.key, raw)
+                    pipe.zadd(keys.DEAD, {raw: at})
+                    pipe.zremrangebyscore(keys.DEAD, "-inf", at - dead_timeout)
+                    pipe.zremrangebyrank(keys.DEAD, 0, -(dead_max_jobs + 1))
+                    pipe.execute()
+                    return True
+                except redis.WatchError:
+                    continue  # the set changed meanwhile: look again
 
     @staticmethod
     def _runnable(entry: SetEntry) -> bool:

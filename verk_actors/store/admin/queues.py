@@ -86,17 +86,28 @@ class Queue:
                 return found
             start += SCAN_CHUNK
 
+    def find_near(self, jid: str, offset: int, window: int = SCAN_CHUNK) -> list[StoredJob]:
+        """The pending jobs with this jid among those ``offset - window`` to ``offset``
+        (as ``peek`` counts them): where a job listed at ``offset`` is now, since jobs
+        only leave from the oldest end and enter at the other."""
+        low = max(0, offset - window + 1)
+        texts = self.client.lrange(self.key, -(offset + 1), -(low + 1))
+        return [s for t in texts if (s := matches_jid(t, jid)) is not None]
+
     def find(self, jid: str) -> StoredJob | None:
         """The pending job with this jid, or None."""
         found = self.find_all(jid)
         return found[0] if found else None
 
-    def delete(self, jid: str) -> int:
+    def delete(self, jid: str, *, near: int | None = None) -> int:
         """Remove the pending job ``jid`` (LREM of its exact text); how many went.
 
-        NotFoundError if no pending job has that jid, or a node took it meanwhile.
+        ``near``: the offset it was listed at, looked at first (``find_near``), so a job
+        deep in a long queue is found without reading the queue up to it. NotFoundError
+        if no pending job has that jid, or a node took it meanwhile.
         """
-        found = self.find_all(jid)
+        found = self.find_near(jid, near) if near is not None and near >= 0 else []
+        found = found or self.find_all(jid)
         if not found:
             raise NotFoundError(
                 f"no pending job with jid {jid!r} in queue {self.name!r}; peek the queue to "

@@ -1,0 +1,137 @@
+"""``verk-actors web``: serve the dashboard and its JSON API with uvicorn.
+
+It binds 127.0.0.1 by default. Any other address serves the dashboard to the network,
+so it needs authentication: a bearer token (``--token`` or ``VERK_WEB_TOKEN``; a
+browser logs in with any user name and the token as password) or HTTP basic
+(``--basic USER:PASS``, or ``VERK_WEB_USER`` and ``VERK_WEB_PASSWORD``); without one,
+the command exits 2 saying so. The dashboard needs the ``web`` extra
+(``pip install 'verk_actors[web]'``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+from typing import Any
+
+from verk_actors.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, redis_url, say
+from verk_actors.config.file import CONFIG_ENV
+from verk_actors.config.redis_url import redact_url
+from verk_actors.errors import ConfigurationError
+
+DEFAULT_BIND = "127.0.0.1:9292"
+TOKEN_ENV = "VERK_WEB_TOKEN"  # noqa: S105 - the variable's name, not a secret
+USER_ENV = "VERK_WEB_USER"
+PASSWORD_ENV = "VERK_WEB_PASSWORD"  # noqa: S105 - same
+EXTRA = "pip install 'verk_actors[web]'"
+
+
+def add_parser(commands: Any) -> None:
+    """Add ``web`` to the subcommands."""
+    parser = commands.add_parser(
+        "web",
+        help="serve the web dashboard and its JSON API",
+        description=(
+            "Serve the dashboard (queues, retries, scheduled and dead jobs, nodes, running "
+            "jobs) and its JSON API under /api. It reads Redis directly: no node needs to "
+            f"run. Needs the web extra: {EXTRA}."
+        ),
+    )
+    parser.add_argument(
+        "--bind",
+        default=DEFAULT_BIND,
+        metavar="HOST:PORT",
+        help=f"address to listen on (default {DEFAULT_BIND}); any but loopback needs auth",
+    )
+    parser.add_argument(
+        "--redis-url", default=None, help="Redis URL (env VERK_REDIS_URL); rediss:// for TLS"
+    )
+    parser.add_argument(
+        "--config", metavar="FILE", default=None, help=f"TOML file of settings (env {CONFIG_ENV})"
+    )
+    parser.add_argument("--read-only", action="store_true", help="show everything, allow no action")
+    parser.add_argument(
+        "--token",
+        default=None,
+        help=f"require this bearer token (env {TOKEN_ENV}; prefer the variable: ps shows flags)",
+    )
+    parser.add_argument(
+        "--basic",
+        default=None,
+        metavar="USER:PASS",
+        help=f"require HTTP basic (env {USER_ENV} and {PASSWORD_ENV})",
+    )
+    parser.add_argument(
+        "--prefix", default="", help="serve below this path (e.g. /verk behind a proxy)"
+    )
+    parser.set_defaults(run=run)
+
+
+def parse_bind(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) as a host and a port."""
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigurationError(f"--bind takes HOST:PORT, e.g. {DEFAULT_BIND}; got {text!r}")
+    return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def credentials(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """The token and the ``USER:PASS`` pair: flags, else the environment."""
+    token = args.token or os.environ.get(TOKEN_ENV) or None
+    basic = args.basic
+    if basic is None and (os.environ.get(USER_ENV) or os.environ.get(PASSWORD_ENV)):
+        basic = f"{os.environ.get(USER_ENV, '')}:{os.environ.get(PASSWORD_ENV, '')}"
+    return token, basic
+
+
+def run(args: argparse.Namespace) -> int:
+    host, port = parse_bind(args.bind)
+    token, basic = credentials(args)
+    if token is None and basic is None and not is_loopback(host):
+        sys.stderr.write(
+            f"verk-actors: error: binding {host} would show every job to the network without "
+            f"a password: set {TOKEN_ENV} (or --token TOKEN), or {USER_ENV} and "
+            f"{PASSWORD_ENV} (or --basic USER:PASS), or bind 127.0.0.1\n"
+        )
+        return EXIT_USAGE
+    try:  # the web extra is optional: imported only when asked for
+        import uvicorn  # noqa: PLC0415
+
+        from verk_actors.web import Auth, create_app  # noqa: PLC0415
+    except ImportError as exc:
+        sys.stderr.write(
+            f"verk-actors: error: the dashboard needs the web extra ({exc.name} is missing): "
+            f"{EXTRA}\n"
+        )
+        return EXIT_FAILURE
+    auth: Auth | None = None
+    if basic is not None:
+        pair = Auth.basic(basic)
+        auth = Auth(token=token, user=pair.user, password=pair.password)
+    elif token is not None:
+        auth = Auth(token=token)
+    url = redis_url(args)
+    app = create_app(url, read_only=args.read_only, auth=auth, prefix=args.prefix)
+    shown = f"[{host}]" if ":" in host else host
+    say(
+        f"verk-actors web: the dashboard of {redact_url(url)} at "
+        f"http://{shown}:{port}{args.prefix}/"
+        + (" (read-only)" if args.read_only else "")
+        + (" (authentication required)" if auth is not None else "")
+    )
+    sys.stdout.flush()
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    return EXIT_OK
