@@ -51,7 +51,8 @@ def test_readme_starts_with_the_two_commands() -> None:
     """The README's first commands start a node doing real work, then run the tests."""
     blocks = re.findall(r"```sh\n(.*?)```", README, flags=re.S)
     assert blocks[0].strip() == (
-        "python3 -m venv .venv && .venv/bin/pip install . && .venv/bin/verk-actors start --demo"
+        "python3 -m venv .venv && .venv/bin/pip install '.[web]' "
+        "&& .venv/bin/verk-actors start --demo"
     )
     assert blocks[1].strip() == (
         "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/python -m pytest"
