@@ -159,3 +159,23 @@ def out_of_memory(r) -> Iterator[None]:
         yield
     finally:
         r.config_set("maxmemory", 0)
+
+
+def apt_install(*packages: str, timeout: float = 900.0) -> bool:
+    """Install Debian packages when this is a root shell with apt-get (refreshing stale
+    package lists once if the first try fails); whether apt-get succeeded."""
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        return False
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages]
+
+    def run(command: list[str]) -> bool:
+        try:
+            done = subprocess.run(
+                command, capture_output=True, timeout=timeout, env=env, check=False
+            )
+        except subprocess.TimeoutExpired:
+            return False
+        return done.returncode == 0
+
+    return run(install) or (run(["apt-get", "update", "-q"]) and run(install))

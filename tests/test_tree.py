@@ -13,6 +13,7 @@ import pytest
 
 from tests.conftest import IN_CI, wait_for
 from tests.nodeproc import ROOT, NodeProcess
+from tests.servers import apt_install
 from verk_actors.actors.tree import DIAGRAMS
 from verk_actors.cli import main
 
@@ -105,13 +106,7 @@ def _graphviz() -> str:
     found = shutil.which("dot")
     if found:
         return found
-    if shutil.which("apt-get") and os.geteuid() == 0:
-        subprocess.run(
-            ["apt-get", "install", "-y", "--no-install-recommends", "graphviz"],
-            capture_output=True,
-            timeout=600,
-            check=False,
-        )
+    if apt_install("graphviz"):
         found = shutil.which("dot")
         if found:
             return found

@@ -6,9 +6,7 @@ data never runs as script. Screenshots of each page go to tests/artifacts/web/."
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,7 +25,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.conftest import IN_CI, Node, wait_for
 from tests.ops_data import add_to_set, failed_fields, job_text
-from tests.servers import RedisServer, free_port
+from tests.servers import RedisServer, apt_install, free_port
 from verk_actors.config.settings import QueueSpec
 from verk_actors.web import create_app
 
@@ -45,13 +43,7 @@ def _installed() -> tuple[str, str] | None:
 def chromium() -> tuple[str, str]:
     """Paths of chromium and chromedriver, installed from Debian when missing."""
     found = _installed()
-    if found is None and shutil.which("apt-get") and os.geteuid() == 0:
-        subprocess.run(
-            ["apt-get", "install", "-y", "--no-install-recommends", "chromium", "chromium-driver"],
-            capture_output=True,
-            timeout=900,
-            check=False,
-        )
+    if found is None and apt_install("chromium", "chromium-driver"):
         found = _installed()
     if found is None:
         if IN_CI:
