@@ -70,7 +70,8 @@ def _jobs(tally: NodeTally) -> Iterable[Metric]:
     )
     workers = GaugeMetricFamily(
         "verk_workers",
-        "Workers of each queue on this node: busy (running a batch) and total",
+        "Workers of each queue on this node: busy (running a batch of jobs; a worker "
+        "waiting on an idle queue is not) and total",
         labels=["queue", "state"],
     )
     for queue in tally.counted_queues():

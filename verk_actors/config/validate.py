@@ -9,7 +9,7 @@ why) instead of answering ``VerkStarted`` and leaving its jobs waiting forever.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 from typing import Any
 
 import attrs
@@ -46,5 +46,9 @@ METRICS_MISSING = (
 
 def check_metrics(settings: Settings) -> None:
     """ConfigurationError when metrics are asked for without ``prometheus_client``."""
-    if settings.metrics_port is not None and importlib.util.find_spec("prometheus_client") is None:
-        raise ConfigurationError(METRICS_MISSING)
+    if settings.metrics_port is None:
+        return
+    try:
+        importlib.import_module("prometheus_client")
+    except ImportError:
+        raise ConfigurationError(METRICS_MISSING) from None

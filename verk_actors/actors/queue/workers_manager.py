@@ -219,7 +219,7 @@ class WorkersManager(VerkActor):
         if self.exiting or self.tally is None:
             return
         self.after(REPORT_FIGURES, message)
-        busy = sum(1 for s in self.pool.slots if s.state == BUSY)
+        busy = sum(1 for s in self.pool.slots if s.state == BUSY and not s.standby)
         figures = self.tally.figures(busy, len(self.pool))
         if self.metrics is not None and figures is not None:
             self.send(self.metrics, figures)
