@@ -1,7 +1,8 @@
 """``VerkRoot``: the root supervisor of a node, and the door embedding code talks to.
 
 Children: ``node_manager`` (NodeManager: heartbeat lease, dead-node recovery),
-``event_manager`` (EventManager: events to subscribers), ``schedule_manager``
+``event_manager`` (EventManager: events to subscribers), ``metrics`` (MetricsActor:
+``/metrics`` for Prometheus, only when ``Settings.metrics_port`` is set), ``schedule_manager``
 (ScheduleManager), then one ``queue:<name>`` (QueueSupervisor)
 per queue, added and removed at runtime. The NodeManager starts first; the others
 start when it says ``ChildReady``, which it does once it holds the node id's lease,
@@ -52,11 +53,14 @@ from verk_actors.actors.messages import (
     ConfigureVerk,
     GetStatus,
     InitEventManager,
+    InitMetrics,
     InitNodeManager,
     InitQueueSupervisor,
     InitScheduleManager,
     LeaveCluster,
     LeftCluster,
+    MetricsAt,
+    MetricsQueues,
     NodeIdTaken,
     NodeQueues,
     QueueAdded,
@@ -70,6 +74,7 @@ from verk_actors.actors.messages import (
     VerkStatus,
     VerkStopped,
 )
+from verk_actors.actors.metrics_actor import MetricsActor
 from verk_actors.actors.node_manager import NodeManager
 from verk_actors.actors.queue.queue_supervisor import QueueSupervisor
 from verk_actors.actors.schedule_manager import ScheduleManager
@@ -84,6 +89,7 @@ log = logging.getLogger(__name__)
 
 NODE_MANAGER = "node_manager"
 SCHEDULE_MANAGER = "schedule_manager"
+METRICS = "metrics"
 
 IN_PROCESS_REFUSAL = (
     "VerkRoot runs jobs in the background, which Thespian's in-process base (what a bare "
@@ -175,6 +181,8 @@ class VerkRoot(LauncherWatch, RedisRequests, EventRouting):
             self.queue_specs[spec.name] = spec
         self.start_child(NODE_MANAGER, NodeManager)
         self.start_child(EVENT_MANAGER, EventManager)
+        if settings.metrics_port is not None:
+            self.start_child(METRICS, MetricsActor)
         log.info(
             "node %s started: queues %s; Redis %s",
             self.node_id,
@@ -212,10 +220,29 @@ class VerkRoot(LauncherWatch, RedisRequests, EventRouting):
             return InitScheduleManager(self.settings, self.node_id)
         if child.name == EVENT_MANAGER:
             return InitEventManager()
+        if child.name == METRICS:
+            return InitMetrics(self.settings, self.node_id, tuple(self.queue_specs))
         spec = self.queue_specs[child.name[len(QUEUE_PREFIX) :]]
         return InitQueueSupervisor(
-            self.settings, spec, self.node_id, self.event_manager(), self.job_events
+            self.settings,
+            spec,
+            self.node_id,
+            self.event_manager(),
+            self.job_events,
+            self.metrics_address(),
         )
+
+    def metrics_address(self) -> Any:
+        child = self.child(METRICS)
+        return child.address if child is not None else None
+
+    def child_restarted(self, child: Child) -> None:
+        super().child_restarted(child)
+        if child.name == METRICS:  # the queues' managers report to the new one
+            moved = MetricsAt(child.address)
+            for each in self.children:
+                if each.name.startswith(QUEUE_PREFIX) and each.address is not None:
+                    self.send(each.address, moved)
 
     # --- queues at runtime ----------------------------------------------------------------
 
@@ -329,6 +356,9 @@ class VerkRoot(LauncherWatch, RedisRequests, EventRouting):
         manager = self.child(NODE_MANAGER)
         if manager is not None and manager.address is not None:
             self.send(manager.address, NodeQueues(tuple(self.queue_specs.values())))
+        metrics = self.metrics_address()
+        if metrics is not None:
+            self.send(metrics, MetricsQueues(tuple(self.queue_specs)))
 
     def receiveMsg_NodeIdTaken(self, message: NodeIdTaken, sender: Any) -> None:
         log.error("node %s stops: %s", self.node_id, message.message)
@@ -358,6 +388,7 @@ class VerkRoot(LauncherWatch, RedisRequests, EventRouting):
         for name in list(self.queue_specs):
             self.stop_child(QUEUE_PREFIX + name)
         self.stop_child(SCHEDULE_MANAGER)
+        self.stop_child(METRICS)
         self.stop_child(EVENT_MANAGER)
         self.stop_child(NODE_MANAGER)
         log.info(

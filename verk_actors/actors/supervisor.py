@@ -32,6 +32,7 @@ from thespian.actors import ActorExitRequest, ChildActorExited
 
 from verk_actors.actors.base import VerkActor
 from verk_actors.actors.messages import (
+    ActorRestarted,
     ChildFailed,
     ChildReady,
     DescribeTree,
@@ -130,6 +131,14 @@ class Supervisor(VerkActor):
     def describe(self) -> str:
         """How this supervisor names itself in logs."""
         return type(self).__name__
+
+    def metrics_address(self) -> Any:
+        """Where restarts are counted: the node's MetricsActor (None: nowhere)."""
+        return None
+
+    def metrics_queue(self) -> str:
+        """The ``queue`` label of this supervisor's restarts ("" outside a queue)."""
+        return ""
 
     # --- children ----------------------------------------------------------------------
 
@@ -270,6 +279,9 @@ class Supervisor(VerkActor):
             each.restarts += 1
             self._launch(each)
             self.child_restarted(each)
+            metrics = self.metrics_address()
+            if metrics is not None:
+                self.send(metrics, ActorRestarted(each.actor_class.__name__, self.metrics_queue()))
 
     # --- describing the live tree --------------------------------------------------------
 

@@ -79,6 +79,15 @@ def check_admin_port_free(port: int) -> None:
         )
 
 
+def check_metrics_port_free(host: str, port: int) -> None:
+    """Refuse a metrics port something already listens on (the node could not serve it)."""
+    if port_in_use(port, host):
+        raise ConfigurationError(
+            f"metrics port {port} on {host} is in use by another program or node; give "
+            "--metrics-port another port"
+        )
+
+
 def check_log_level(level: str) -> str:
     """``level`` as a name ``logging`` knows (``info`` -> ``INFO``), or ConfigurationError."""
     name = level.strip().upper()

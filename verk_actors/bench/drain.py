@@ -98,6 +98,8 @@ class BenchOptions:
     log_level: str = "WARNING"
     job_logs: bool = False
     """Log each job's start and end (``job_logs``): their cost, with ``log_level`` INFO."""
+    metrics: bool = False
+    """Serve Prometheus metrics (``metrics_port`` on a free port): their cost."""
     timeout: float | None = None
     """Seconds the drain may take; None = 60 s plus 5 ms per job."""
     waiting: int = 0
@@ -252,7 +254,11 @@ def _run(
     settings = Settings(
         redis_url=servers.url,
         queues=(QueueSpec(QUEUE, concurrency),),
-    ).with_changes(imports=(workload.__name__,), job_logs=options.job_logs)
+    ).with_changes(
+        imports=(workload.__name__,),
+        job_logs=options.job_logs,
+        metrics_port=free_port() if options.metrics else None,
+    )
     admin_port = free_port()
     if options.job_logs:
         # The actor processes fork from this one and log through its handlers too.

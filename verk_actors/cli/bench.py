@@ -76,6 +76,11 @@ def add_parser(commands: Any) -> None:
         action="store_true",
         help="log every job's start and end (with --log-level INFO: what those lines cost)",
     )
+    parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help="serve Prometheus metrics on a free port while draining (what counting costs)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -91,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         force=args.force,
         log_level=args.log_level,
         job_logs=args.job_logs,
+        metrics=args.metrics,
     )
     result = run_bench(options, Progress(sys.stderr))
     if args.json:

@@ -16,6 +16,7 @@ import attrs
 from verk_actors.actors.messages import GetStatus, VerkStatus
 from verk_actors.actors.system import (
     check_admin_port_free,
+    check_metrics_port_free,
     configure_launcher_logging,
     start_actor_system,
     start_node,
@@ -34,6 +35,7 @@ from verk_actors.cli.common import log_level
 from verk_actors.config.file import CONFIG_ENV, Resolved, resolve_settings
 from verk_actors.config.redis_url import redact_url
 from verk_actors.config.settings import Settings
+from verk_actors.config.validate import check_metrics
 from verk_actors.jobs.registry import WorkerRegistry
 from verk_actors.store.client import Client
 from verk_actors.store.embedded import DEFAULT_DATA_DIR
@@ -134,8 +136,11 @@ def run(args: argparse.Namespace) -> int:
     configure_launcher_logging(args.log_level, settings.log_format)
     use_import_path(settings.path)
     registry = WorkerRegistry.from_modules(settings.imports)
+    check_metrics(settings)
     if args.admin_port:
         check_admin_port_free(args.admin_port)  # before anything is started
+    if settings.metrics_port is not None:
+        check_metrics_port_free(settings.metrics_bind, settings.metrics_port)
     signals = StopSignals()
     with contextlib.ExitStack() as stack:
         stack.callback(signals.install())

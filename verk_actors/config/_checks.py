@@ -3,6 +3,7 @@ wrong and what to write instead."""
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -101,3 +102,26 @@ def flag(_inst: object, attr: Any, value: Any) -> None:
 
 def log_format(_inst: object, _attr: object, value: Any) -> None:
     check_log_format(value)
+
+
+def port(name: str) -> Any:
+    def check(_inst: object, _attr: object, value: Any) -> None:
+        if value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+            raise ConfigurationError(
+                f"{name} must be a TCP port number from 1 to 65535, got {value!r}"
+            )
+
+    return check
+
+
+def bind_address(_inst: object, _attr: object, value: Any) -> None:
+    try:
+        if not isinstance(value, str):
+            raise ValueError(value)
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ConfigurationError(
+            f"metrics_bind must be an IP address such as 127.0.0.1 or 0.0.0.0, got {value!r}"
+        ) from None

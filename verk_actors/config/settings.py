@@ -25,11 +25,13 @@ import attrs
 
 from verk_actors.config._checks import (
     at_least_zero,
+    bind_address,
     flag,
     handlers,
     imports,
     log_format,
     node_id,
+    port,
     positive,
     url,
     whole,
@@ -287,6 +289,24 @@ class Settings:
         metadata=_meta(
             "log each job's start and end (jid, class, queue, duration, outcome) at INFO",
             shown="false",
+        ),
+    )
+
+    metrics_port: int | None = attrs.field(
+        default=None,
+        validator=port("metrics_port"),
+        metadata=_meta(
+            "serve Prometheus metrics at http://METRICS_BIND:PORT/metrics (needs "
+            "pip install 'verk_actors[metrics]')",
+            shown="off",
+        ),
+    )
+    metrics_bind: str = attrs.field(
+        default="127.0.0.1",
+        validator=bind_address,
+        metadata=_meta(
+            "address the metrics port listens on; 0.0.0.0 for every interface (anyone "
+            "who reaches it reads queue names and counts)"
         ),
     )
 

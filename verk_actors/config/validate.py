@@ -9,6 +9,7 @@ why) instead of answering ``VerkStarted`` and leaving its jobs waiting forever.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import attrs
@@ -33,4 +34,21 @@ def check_node_settings(settings: Any) -> WorkerRegistry:
     attrs.evolve(settings)  # every check again: it may have been unpickled, or forced
     registry = WorkerRegistry.from_modules(settings.imports)
     Hooks(settings.error_handlers, settings.death_handlers)  # each handler imports
+    check_metrics(settings)
     return registry
+
+
+METRICS_MISSING = (
+    "metrics_port is set but prometheus-client is not installed: pip install "
+    "'verk_actors[metrics]', or leave metrics_port (--metrics-port) out"
+)
+
+
+def check_metrics(settings: Settings) -> None:
+    """ConfigurationError when metrics are asked for without ``prometheus_client``."""
+    if settings.metrics_port is None:
+        return
+    try:
+        importlib.import_module("prometheus_client")
+    except ImportError:
+        raise ConfigurationError(METRICS_MISSING) from None

@@ -9,6 +9,7 @@ as class name and text, never as exception objects. The modules group them:
 ``tree``    inside the tree: init messages, readiness, the NodeManager, the live tree
 ``queue``   one queue's subtree: managers, workers, supervisor
 ``timers``  timer payloads
+``metrics`` figures for the MetricsActor
 """
 
 from verk_actors.actors.messages.base import BatchMessage, Message
@@ -32,6 +33,14 @@ from verk_actors.actors.messages.events import (
     Unsubscribe,
     Unsubscribed,
     VerkEvents,
+)
+from verk_actors.actors.messages.metrics import (
+    ActorRestarted,
+    InitMetrics,
+    MetricsAt,
+    MetricsQueues,
+    QueueFigures,
+    RedisErrorsSeen,
 )
 from verk_actors.actors.messages.node import (
     AddQueue,
@@ -82,6 +91,7 @@ from verk_actors.actors.messages.timers import (
     PollBlocking,
     PollSchedule,
     ReplaceWorkers,
+    ReportFigures,
     RetryRedis,
     StopTimeout,
 )
@@ -106,6 +116,7 @@ from verk_actors.actors.messages.tree import (
 )
 
 __all__ = [
+    "ActorRestarted",
     "AddQueue",
     "AttachWorkersManager",
     "BatchMessage",
@@ -136,6 +147,7 @@ __all__ = [
     "GetStatus",
     "Heartbeat",
     "InitEventManager",
+    "InitMetrics",
     "InitNodeManager",
     "InitQueueManager",
     "InitQueueSupervisor",
@@ -150,6 +162,8 @@ __all__ = [
     "LeaveCluster",
     "LeftCluster",
     "Message",
+    "MetricsAt",
+    "MetricsQueues",
     "NodeIdTaken",
     "NodeQueues",
     "PauseQueue",
@@ -158,6 +172,7 @@ __all__ = [
     "PublishEvents",
     "QueueAdded",
     "QueueEvent",
+    "QueueFigures",
     "QueueManagerStopped",
     "QueuePaused",
     "QueueRemoved",
@@ -165,8 +180,10 @@ __all__ = [
     "QueueStatus",
     "QueueStopped",
     "RecordOutcomes",
+    "RedisErrorsSeen",
     "RemoveQueue",
     "ReplaceWorkers",
+    "ReportFigures",
     "RequestFailed",
     "ResumeQueue",
     "RetryRedis",

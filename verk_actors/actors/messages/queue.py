@@ -115,7 +115,8 @@ class JobsDone(BatchMessage):
     worker on standby took from Redis itself (``Standby``), with their references.
     ``seq`` numbers the reports of a batch from 1: Thespian may deliver two messages
     out of order, so a ``finished`` report numbered n ends the batch only once all
-    n reports are in.
+    n reports are in. ``timings``, only when the node serves metrics: ``(class, seconds)``
+    of each job that succeeded.
     """
 
     batch: int
@@ -127,6 +128,7 @@ class JobsDone(BatchMessage):
     load: tuple[float, float, float] = (0.0, 0.0, 0.0)
     taken: tuple[tuple[int, bytes], ...] = ()
     seq: int = 1
+    timings: tuple[tuple[str | None, float], ...] = ()
 
 
 @attrs.frozen

@@ -66,3 +66,8 @@ class StopTimeout(Message):
 @attrs.frozen
 class CheckLauncher(Message):
     """Time to check that the launcher process is still alive."""
+
+
+@attrs.frozen
+class ReportFigures(Message):
+    """Time for a WorkersManager to send its running totals to the MetricsActor."""

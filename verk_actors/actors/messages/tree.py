@@ -23,6 +23,8 @@ class InitQueueSupervisor(Message):
     node_id: str
     events: Any = None
     job_events: bool = False
+    metrics: Any = None
+    """The MetricsActor's address (None: the node serves no metrics)."""
 
 
 @attrs.frozen
@@ -32,6 +34,7 @@ class InitQueueManager(Message):
     settings: Settings
     queue: str
     node_id: str
+    metrics: Any = None
 
 
 @attrs.frozen
@@ -44,6 +47,7 @@ class InitWorkersManager(Message):
     queue_manager: Any
     events: Any = None
     job_events: bool = False
+    metrics: Any = None
 
 
 @attrs.frozen

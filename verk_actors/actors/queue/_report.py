@@ -25,10 +25,17 @@ class Report:
     """Wall, CPU and CPU-wait seconds of the jobs only, summed job by job (standby:
     the waits between its jobs are not load); None = all since ``began``."""
 
-    def add(self, ref: int, failure: JobOutcome | None, duration: float) -> None:
+    timings: list[tuple[str | None, float]] | None = None
+    """``(class, seconds)`` of each job that succeeded, when the node serves metrics."""
+
+    def add(
+        self, ref: int, failure: JobOutcome | None, duration: float, class_name: str | None = None
+    ) -> None:
         if failure is None:
             self.succeeded.append(ref)
             self.seconds += duration
+            if self.timings is not None:
+                self.timings.append((class_name, duration))
         else:
             self.failures.append(failure)
 
@@ -57,4 +64,5 @@ class Report:
             load=load,
             taken=taken,
             seq=seq,
+            timings=tuple(self.timings) if self.timings else (),
         )

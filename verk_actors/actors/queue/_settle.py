@@ -56,6 +56,15 @@ def kill_past_deadline(slots: list[Slot], now: float, queue: str) -> None:
             kill(slot, TIMED_OUT, queue)
 
 
+def kill_kind(reason: str | None) -> str:
+    """How a busy worker's end is counted in the metrics: ``timeout`` (killed at a job's
+    time limit), ``died`` (nobody here killed it: a crash, the OOM killer...) or
+    ``stopped`` (killed at shutdown)."""
+    if reason is None:
+        return "died"
+    return "timeout" if reason == TIMED_OUT else "stopped"
+
+
 def kill(slot: Slot, reason: str, queue: str, *, requeue_running: bool = False) -> None:
     """Kill ``slot``'s worker; its batch is settled when its exit is heard, with
     ``reason`` for the job it was running (or that job back to the queue)."""

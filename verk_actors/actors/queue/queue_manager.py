@@ -27,10 +27,12 @@ from verk_actors.actors.messages import (
     ChildReady,
     InitQueueManager,
     JobsDequeued,
+    MetricsAt,
     PollBlocking,
     QueueManagerStopped,
     QueueState,
     RecordOutcomes,
+    RedisErrorsSeen,
     RetryRedis,
     StopQueueManager,
 )
@@ -83,6 +85,8 @@ class QueueManager(VerkActor):
         self.standby = False
         self.reconcile_due = False
         self.outage: Outage | None = None
+        self.metrics: Any = None
+        """The MetricsActor's address: told of each Redis failure and recovery."""
 
     # Every return path hands Thespian the socket to watch while a BLMOVE is out.
     def receiveMessage(self, message: Any, sender: Any) -> Any:
@@ -100,6 +104,7 @@ class QueueManager(VerkActor):
 
     def receiveMsg_InitQueueManager(self, message: InitQueueManager, sender: Any) -> None:
         self.init = message
+        self.metrics = message.metrics
         try:
             self.store = QueueStore(message.settings, message.queue, message.node_id)
         except Exception as exc:
@@ -107,6 +112,9 @@ class QueueManager(VerkActor):
             raise
         self.send(sender, ChildReady(os.getpid()))
         self._connect()
+
+    def receiveMsg_MetricsAt(self, message: MetricsAt, sender: Any) -> None:
+        self.metrics = message.address
 
     def _connect(self) -> None:
         assert self.store is not None and self.init is not None
@@ -136,6 +144,8 @@ class QueueManager(VerkActor):
                 log, f"queue {self.init.queue}", redact_url(self.init.settings.redis_url)
             )
         self.outage.failed(exc, doing)
+        if self.metrics is not None:
+            self.send(self.metrics, RedisErrorsSeen(1))
         self.down = True
         self.backoff = min(max(self.backoff * 2, 0.05), MAX_BACKOFF)
         if not self.retry_armed:
@@ -149,6 +159,8 @@ class QueueManager(VerkActor):
         if was_down and self.init is not None:
             if self.outage is not None:
                 self.outage.ok()
+            if self.metrics is not None:
+                self.send(self.metrics, RedisErrorsSeen(0, reconnects=1))
             self._reconcile()
 
     def _reconcile(self) -> None:

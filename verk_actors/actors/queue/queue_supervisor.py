@@ -28,6 +28,7 @@ from verk_actors.actors.messages import (
     InitQueueManager,
     InitQueueSupervisor,
     InitWorkersManager,
+    MetricsAt,
     QueueManagerStopped,
     QueueStopped,
     StopQueue,
@@ -57,12 +58,16 @@ class QueueSupervisor(Supervisor):
         self.events_wanted: EventsWanted | None = None
         self.stop_reply: Any = None
         self.stop_token = 0
+        self.metrics_at: MetricsAt | None = None
+        """Where the MetricsActor is (VerkRoot's latest word, newer than the init)."""
 
     def describe(self) -> str:
         return f"queue {self.init.queue.name}" if self.init else "queue supervisor"
 
     def receiveMsg_InitQueueSupervisor(self, message: InitQueueSupervisor, sender: Any) -> None:
         self.init = message
+        if self.metrics_at is None:
+            self.metrics_at = MetricsAt(message.metrics)
         self.start_child(QUEUE_MANAGER, QueueManager)
         self.start_child(WORKERS_MANAGER, WorkersManager)
         self.send(sender, ChildReady(os.getpid()))
@@ -71,7 +76,9 @@ class QueueSupervisor(Supervisor):
         init = self.init
         assert init is not None
         if child.name == QUEUE_MANAGER:
-            return InitQueueManager(init.settings, init.queue.name, init.node_id)
+            return InitQueueManager(
+                init.settings, init.queue.name, init.node_id, self.metrics_address()
+            )
         manager = self.child(QUEUE_MANAGER)
         # VerkRoot's last EventsWanted is newer than the init, even when Thespian
         # delivered it first (it does not keep the order of messages).
@@ -83,7 +90,20 @@ class QueueSupervisor(Supervisor):
             manager.address if manager else None,
             wanted.manager if wanted else init.events,
             wanted.jobs if wanted else init.job_events,
+            self.metrics_address(),
         )
+
+    def metrics_address(self) -> Any:
+        return self.metrics_at.address if self.metrics_at is not None else None
+
+    def metrics_queue(self) -> str:
+        return self.init.queue.name if self.init is not None else ""
+
+    def receiveMsg_MetricsAt(self, message: MetricsAt, sender: Any) -> None:
+        self.metrics_at = message
+        for child in self.children:
+            if child.address is not None:
+                self.send(child.address, message)
 
     def receiveMsg_EventsWanted(self, message: EventsWanted, sender: Any) -> None:
         self.events_wanted = message

@@ -140,7 +140,12 @@ class WorkerActor(VerkActor):
         failure = execute(prepared, ref, settings)
         now = time.monotonic()
         board.job_ended(batch, index, failure is None)
-        report.add(ref, failure, now - started)
+        if settings.metrics_port is not None:
+            if report.timings is None:
+                report.timings = []
+            report.add(ref, failure, now - started, prepared.class_name)
+        else:
+            report.add(ref, failure, now - started)
         if failure is not None and failure.failure is not None and prepared.error is not None:
             # After job_ended: the manager no longer holds the job's time limit against
             # this worker, and a handler's time cannot change the job's outcome.

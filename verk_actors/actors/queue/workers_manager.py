@@ -12,7 +12,9 @@ The actor composes its rooms and does the messaging and the timers:
 - ``_standby``: on an idle queue one free worker waits on the queue itself;
 - ``_settle``: what a worker's progress board says: a job past its time limit, jobs
   held up behind a long job (taken back), the batch of a worker that died;
-- ``_event_demand``: which queue and job events someone wants.
+- ``_event_demand``: which queue and job events someone wants;
+- ``_metrics_tally``: when the node serves metrics, the jobs' outcomes and run times,
+  sent as running totals to the MetricsActor about once a second.
 
 Restart strategy: one_for_one per worker; a worker's batch is settled from its board
 before a new worker takes the slot.
@@ -27,6 +29,7 @@ from typing import Any, ClassVar
 
 from thespian.actors import ChildActorExited
 
+from verk_actors.actors._metrics_tally import JobTally
 from verk_actors.actors.base import VerkActor
 from verk_actors.actors.messages import (
     AttachWorkersManager,
@@ -44,9 +47,11 @@ from verk_actors.actors.messages import (
     InitWorkersManager,
     JobsDequeued,
     JobsDone,
+    MetricsAt,
     PublishEvents,
     QueueState,
     ReplaceWorkers,
+    ReportFigures,
     RunJobs,
     TreeNode,
 )
@@ -66,6 +71,9 @@ from verk_actors.actors.supervisor import Strategy
 from verk_actors.store.running_jobs import RunningJobs
 
 log = logging.getLogger(__name__)
+
+REPORT_FIGURES = 1.0
+"""Seconds between two reports of running totals to the MetricsActor."""
 
 
 class WorkersManager(VerkActor):
@@ -90,6 +98,10 @@ class WorkersManager(VerkActor):
         self.batch_check_armed = False
         self.running_jobs: RunningJobs | None = None
         """Shows in Redis which jobs the workers run (for Sidekiq's Busy page)."""
+        self.tally: JobTally | None = None
+        """The jobs' outcomes and run times; None when the node serves no metrics."""
+        self.metrics: Any = None
+        """The MetricsActor's address."""
 
     @property
     def queue(self) -> str:
@@ -112,6 +124,10 @@ class WorkersManager(VerkActor):
         self.send(message.queue_manager, AttachWorkersManager())
         self.send(sender, ChildReady(os.getpid()))
         self.after(DEADLINE_CHECK, CheckDeadlines())
+        self.metrics = message.metrics
+        if message.settings.metrics_port is not None and self.tally is None:
+            self.tally = JobTally(self.queue, message.settings.imports)
+            self.after(REPORT_FIGURES, ReportFigures())
 
     def _start_worker(self, index: int) -> None:
         assert self.init is not None
@@ -172,6 +188,8 @@ class WorkersManager(VerkActor):
                 slot, self.queue, self.init.settings, self.worker_retries
             )
             self.outcomes.add_settlement(settled)
+            if self.tally is not None:
+                self.tally.settled(dict(slot.jobs), settled, settle.kill_kind(slot.kill_reason))
             if self.drain.active:
                 self.drain.requeued += len(settled.requeued)
         slot.board.close()
@@ -184,8 +202,27 @@ class WorkersManager(VerkActor):
         if self.exiting or self.drain.active:
             self.pool.replace.clear()
             return
-        for index in self.pool.to_replace(self.queue, time.monotonic()):
+        started = self.pool.to_replace(self.queue, time.monotonic())
+        for index in started:
             self._start_worker(index)
+        if self.tally is not None:
+            self.tally.worker_replaced(len(started))
+
+    # --- metrics -----------------------------------------------------------------------------
+
+    def receiveMsg_MetricsAt(self, message: MetricsAt, sender: Any) -> None:
+        self.metrics = message.address
+        if self.tally is not None:
+            self.tally.changed = True  # a new MetricsActor hears the totals at once
+
+    def receiveMsg_ReportFigures(self, message: ReportFigures, sender: Any) -> None:
+        if self.exiting or self.tally is None:
+            return
+        self.after(REPORT_FIGURES, message)
+        busy = sum(1 for s in self.pool.slots if s.state == BUSY and not s.standby)
+        figures = self.tally.figures(busy, len(self.pool))
+        if self.metrics is not None and figures is not None:
+            self.send(self.metrics, figures)
 
     # --- events ------------------------------------------------------------------------------
 
@@ -236,6 +273,8 @@ class WorkersManager(VerkActor):
         if message.taken:
             self._adopt(slot, message.taken)
         self.outcomes.add_report(slot, message, self.dispatch.sizer, self.queue)
+        if self.tally is not None:
+            self.tally.done(message)
         if message.details:
             self._publish(self.events.done(self.queue, message))
         if slot.note_report(message.seq, finished=message.finished):
