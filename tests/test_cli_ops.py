@@ -478,7 +478,13 @@ def test_start_has_a_flag_for_every_setting(capsys: pytest.CaptureFixture[str]) 
     for option in options():
         assert option.flag in text
         assert option.env in text
-        special = {"queues": "q=2", "imports": "app.a", "redis_url": "redis://h:1/0"}
+        special = {
+            "queues": "q=2",
+            "imports": "app.a",
+            "redis_url": "redis://h:1/0",
+            "cron": "t=T * * * * *",
+            "cron_catch_up": "skip",
+        }
         sample = special.get(option.field) or SAMPLES[field_kind(option.field)]
         settings = start_cmd.settings_from(parser.parse_args(["start", option.flag, sample]))
         value = getattr(settings, option.field)

@@ -16,6 +16,7 @@ METAVARS = {
     "imports": "MODULE",
     "node_id": "ID",
     "path": "DIR",
+    "cron": "'NAME=CLASS[@TZ] EXPR'",
 }
 KIND_METAVARS: dict[type, str] = {int: "N", float: "SECONDS", str: "TEXT"}
 
@@ -55,8 +56,10 @@ def settings_flags(args: argparse.Namespace) -> dict[str, Any]:
             continue
         texts = raw if isinstance(raw, list) else [raw]
         try:
-            if option.field == "queues":
-                value: Any = tuple(spec for text in texts for spec in read_text("queues", text))
+            if option.field in ("queues", "cron"):
+                value: Any = tuple(
+                    spec for text in texts for spec in read_text(option.field, text)
+                )
             else:
                 value = read_text(option.field, texts[0])
             Settings(**{option.field: value})  # the setting's own check, named by its flag

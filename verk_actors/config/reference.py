@@ -56,7 +56,7 @@ def options() -> tuple[Option, ...]:
                 name,
                 default,
                 meta["help"],
-                repeatable=name in ("queues", "imports", "path"),
+                repeatable=name in ("queues", "imports", "path", "cron"),
             )
         )
     return tuple(result)

@@ -26,6 +26,7 @@ import attrs
 
 from verk_actors.config.redis_url import check_url, redact_url
 from verk_actors.errors import ConfigurationError, InvalidJobError
+from verk_actors.jobs.cron import CATCH_UP_MODES, CronEntry
 from verk_actors.jobs.job import check_queue_name
 
 log = logging.getLogger(__name__)
@@ -148,6 +149,30 @@ def _queues(value: Iterable[QueueSpec]) -> tuple[QueueSpec, ...]:
     if dupes:
         raise ConfigurationError(f"queue {dupes[0]!r} is listed twice; list each queue once")
     return specs
+
+
+def _cron(value: Iterable[CronEntry]) -> tuple[CronEntry, ...]:
+    if isinstance(value, CronEntry | str | bytes) or not isinstance(value, Iterable):
+        raise ConfigurationError(
+            f"cron must be a list of CronEntry, e.g. cron=(CronEntry('report', 'Report', "
+            f"'0 9 * * *'),), got {value!r}"
+        )
+    entries = tuple(value)
+    for entry in entries:
+        if not isinstance(entry, CronEntry):
+            raise ConfigurationError(f"cron must hold CronEntry values, got {entry!r}")
+    names = [entry.name for entry in entries]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigurationError(f"cron entry {dupes[0]!r} is listed twice; name each once")
+    return entries
+
+
+def _catch_up(_inst: object, _attr: object, value: Any) -> None:
+    if value not in CATCH_UP_MODES:
+        raise ConfigurationError(
+            f"cron_catch_up must be {' or '.join(CATCH_UP_MODES)}, got {value!r}"
+        )
 
 
 def _module_name(name: Any) -> bool:
@@ -297,6 +322,24 @@ class Settings:
         validator=_whole("max_batch", 1),
         metadata=_meta("most jobs handed to one worker in one message on a backlog"),
     )
+    cron: tuple[CronEntry, ...] = attrs.field(
+        default=(),
+        converter=_cron,
+        metadata=_meta(
+            "periodic jobs, each NAME=CLASS[@TZ] EXPRESSION (VERK_CRON: ';' between "
+            "them; in TOML a [cron.NAME] table); worker classes add theirs (cron = ...)",
+            flag="--cron",
+            shown="none",
+        ),
+    )
+    cron_catch_up: str = attrs.field(
+        default="latest",
+        validator=_catch_up,
+        metadata=_meta(
+            "ticks of a cron entry that no node was up to enqueue: latest enqueues the "
+            "most recent once when a node starts, skip none"
+        ),
+    )
     allow_in_process: bool = attrs.field(
         default=False,
         validator=_flag,
@@ -365,9 +408,12 @@ def env_var(field: str) -> str:
 
 
 def field_kind(field: str) -> type:
-    """What one value of ``field`` is: str, int, float, or QueueSpec for ``queues``."""
+    """What one value of ``field`` is: str, int, float, QueueSpec for ``queues``, or
+    CronEntry for ``cron``."""
     if field == "queues":
         return QueueSpec
+    if field == "cron":
+        return CronEntry
     hint = typing.get_type_hints(Settings)[field]
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     if typing.get_origin(hint) is tuple:
@@ -384,6 +430,8 @@ def read_text(field: str, text: str) -> Any:
     kind = field_kind(field)
     if field == "queues":
         return tuple(QueueSpec.parse(part) for part in text.split(",") if part.strip())
+    if field == "cron":  # expressions hold commas
+        return tuple(CronEntry.parse(part) for part in text.split(";") if part.strip())
     if field == "imports":
         return tuple(m.strip() for m in text.split(",") if m.strip())
     if field == "path":  # separated as PYTHONPATH is

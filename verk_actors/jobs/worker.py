@@ -34,6 +34,16 @@ class Worker:
     sidekiq_class: ClassVar[str | None] = None
     """Extra name this worker answers to, e.g. a namespaced Ruby class name."""
 
+    cron: ClassVar[str | None] = None
+    """A cron expression: every node that imports this class enqueues one job of it at
+    each tick, once across the cluster (``"*/5 * * * *"``; six fields: seconds first)."""
+
+    cron_tz: ClassVar[str] = "UTC"
+    """The time zone ``cron`` is read in (an IANA name, e.g. ``"Europe/Berlin"``)."""
+
+    cron_args: ClassVar[tuple[Any, ...]] = ()
+    """The arguments of the jobs ``cron`` enqueues."""
+
     job: Job
     """The job being run, set before ``perform`` is called."""
 

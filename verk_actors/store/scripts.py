@@ -28,6 +28,9 @@ SCRIPT_NAMES = (
     "enqueue_due",
     "renew_lease",
     "forget_node",
+    "cron_enqueue",
+    "unique_enqueue",
+    "unique_release",
 )
 
 DAY_COUNTER_TTL = 5 * 365 * 86_400  # Sidekiq keeps per-day counters five years
@@ -217,5 +220,33 @@ class Scripts:
                 *(keys.inprogress_key(q, node_id) for q in queues),
             ),
             (node_id, identity),
+        )
+        return bool(result)
+
+    def cron_enqueue(
+        self,
+        on: Client,
+        name: str,
+        tick: int,
+        text: str,
+        queue: str,
+        *,
+        jid: str,
+        ttl: int,
+        mode: str,
+        now: float,
+    ) -> bool:
+        """Claim ``tick`` of cron entry ``name`` and enqueue its job; False if claimed
+        already (``mode``: ``due`` or ``catch_up``, see ``lua/cron_enqueue.lua``)."""
+        result: int = self._run(
+            "cron_enqueue",
+            on,
+            (
+                keys.cron_tick_key(name, tick),
+                keys.cron_entry_key(name),
+                keys.queue_key(queue),
+                keys.QUEUES,
+            ),
+            (tick, text, queue, ttl, mode, jid, repr(now)),
         )
         return bool(result)
