@@ -24,6 +24,7 @@ from verk_actors.jobs.unique import unique_digest
 from verk_actors.store import keys
 from verk_actors.store.client import Client
 from verk_actors.store.queue_store import Pending, QueueStore
+from verk_actors.store.scripts import Scripts
 
 QUEUE = keys.queue_key("default")
 
@@ -31,6 +32,35 @@ QUEUE = keys.queue_key("default")
 def lock_of(job_text: bytes) -> str:
     """The lock key a unique job's text names."""
     return keys.unique_lock_key(decode_job(job_text).extra["unique_digest"])
+
+
+# --- the scripts -------------------------------------------------------------------------------
+
+
+def test_unique_enqueue_and_release_scripts(r: redis.Redis) -> None:
+    """``unique_enqueue`` writes once and names the holder; ``unique_release`` frees a lock
+    only for the jid holding it."""
+    scripts = Scripts(r)
+    lock = keys.unique_lock_key("d1")
+    assert scripts.unique_enqueue(r, "d1", "A", "q", jid="j1", ttl_ms=5000, at=None) == (
+        True,
+        "j1",
+    )
+    assert scripts.unique_enqueue(r, "d1", "B", "q", jid="j2", ttl_ms=5000, at=None) == (
+        False,
+        "j1",
+    )
+    assert r.lrange(keys.queue_key("q"), 0, -1) == [b"A"]
+    assert r.smembers(keys.QUEUES) == {b"q"}
+    assert scripts.unique_enqueue(r, "d2", "C", "q", jid="j3", ttl_ms=5000, at=1e10) == (
+        True,
+        "j3",
+    )
+    assert r.zscore(keys.SCHEDULE, "C") == 1e10
+    assert scripts.unique_release(r, [("d1", "j2"), ("d2", "j3")]) == 1
+    assert r.get(lock) == b"j1"
+    assert scripts.unique_release(r, [("d1", "j1")]) == 1
+    assert not r.exists(lock)
 
 
 # --- enqueueing -------------------------------------------------------------------------------
