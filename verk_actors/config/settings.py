@@ -26,7 +26,7 @@ import attrs
 
 from verk_actors.config.redis_url import check_url, redact_url
 from verk_actors.errors import ConfigurationError, InvalidJobError
-from verk_actors.jobs.cron import CATCH_UP_MODES, CronEntry
+from verk_actors.jobs.cron import CronEntry, check_catch_up, cron_entries
 from verk_actors.jobs.job import check_queue_name
 
 log = logging.getLogger(__name__)
@@ -149,30 +149,6 @@ def _queues(value: Iterable[QueueSpec]) -> tuple[QueueSpec, ...]:
     if dupes:
         raise ConfigurationError(f"queue {dupes[0]!r} is listed twice; list each queue once")
     return specs
-
-
-def _cron(value: Iterable[CronEntry]) -> tuple[CronEntry, ...]:
-    if isinstance(value, CronEntry | str | bytes) or not isinstance(value, Iterable):
-        raise ConfigurationError(
-            f"cron must be a list of CronEntry, e.g. cron=(CronEntry('report', 'Report', "
-            f"'0 9 * * *'),), got {value!r}"
-        )
-    entries = tuple(value)
-    for entry in entries:
-        if not isinstance(entry, CronEntry):
-            raise ConfigurationError(f"cron must hold CronEntry values, got {entry!r}")
-    names = [entry.name for entry in entries]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise ConfigurationError(f"cron entry {dupes[0]!r} is listed twice; name each once")
-    return entries
-
-
-def _catch_up(_inst: object, _attr: object, value: Any) -> None:
-    if value not in CATCH_UP_MODES:
-        raise ConfigurationError(
-            f"cron_catch_up must be {' or '.join(CATCH_UP_MODES)}, got {value!r}"
-        )
 
 
 def _module_name(name: Any) -> bool:
@@ -324,7 +300,7 @@ class Settings:
     )
     cron: tuple[CronEntry, ...] = attrs.field(
         default=(),
-        converter=_cron,
+        converter=cron_entries,
         metadata=_meta(
             "periodic jobs, each NAME=CLASS[@TZ] EXPRESSION (VERK_CRON: ';' between "
             "them; in TOML a [cron.NAME] table); worker classes add theirs (cron = ...)",
@@ -334,7 +310,7 @@ class Settings:
     )
     cron_catch_up: str = attrs.field(
         default="latest",
-        validator=_catch_up,
+        validator=check_catch_up,
         metadata=_meta(
             "ticks of a cron entry that no node was up to enqueue: latest enqueues the "
             "most recent once when a node starts, skip none"

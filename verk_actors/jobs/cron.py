@@ -239,3 +239,29 @@ def node_entries(configured: Iterable[CronEntry], classes: Iterable[type]) -> tu
             )
         entries[entry.name] = entry
     return tuple(entries.values())
+
+
+def cron_entries(value: Iterable[CronEntry]) -> tuple[CronEntry, ...]:
+    """``Settings.cron`` checked: CronEntry values, each name once."""
+    if isinstance(value, CronEntry | str | bytes) or not isinstance(value, Iterable):
+        raise ConfigurationError(
+            f"cron must be a list of CronEntry, e.g. cron=(CronEntry('report', 'Report', "
+            f"'0 9 * * *'),), got {value!r}"
+        )
+    entries = tuple(value)
+    for entry in entries:
+        if not isinstance(entry, CronEntry):
+            raise ConfigurationError(f"cron must hold CronEntry values, got {entry!r}")
+    names = [entry.name for entry in entries]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigurationError(f"cron entry {dupes[0]!r} is listed twice; name each once")
+    return entries
+
+
+def check_catch_up(_inst: object, _attr: object, value: Any) -> None:
+    """``Settings.cron_catch_up`` checked: one of ``CATCH_UP_MODES``."""
+    if value not in CATCH_UP_MODES:
+        raise ConfigurationError(
+            f"cron_catch_up must be {' or '.join(CATCH_UP_MODES)}, got {value!r}"
+        )

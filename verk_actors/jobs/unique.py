@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from verk_actors.errors import InvalidJobError, MalformedJobError
@@ -42,6 +42,24 @@ def check_unique(unique_for: Any, unique_until: Any) -> tuple[float, str]:
     if unique_until not in UNTIL:
         raise InvalidJobError(f"unique_until must be 'success' or 'start', got {unique_until!r}")
     return float(unique_for), unique_until
+
+
+def unique_options(
+    worker: type | str, options: Mapping[str, Any]
+) -> tuple[dict[str, Any], tuple[float, str] | None]:
+    """Enqueue options without the unique ones, and ``(unique_for, unique_until)`` from
+    them or the worker class (None: not a unique job)."""
+    rest = dict(options)
+    unique_for = rest.pop("unique_for", None)
+    until = rest.pop("unique_until", None)
+    if unique_for is None and until is not None:
+        raise InvalidJobError("unique_until needs unique_for (the lock's lifetime in seconds)")
+    if isinstance(worker, type):
+        unique_for = unique_for if unique_for is not None else getattr(worker, "unique_for", None)
+        until = until if until is not None else getattr(worker, "unique_until", None)
+    if unique_for is None:
+        return rest, None
+    return rest, check_unique(unique_for, until or "success")
 
 
 def unique_digest(class_name: str, queue: str, key: Any) -> str:

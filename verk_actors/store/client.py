@@ -27,7 +27,7 @@ from verk_actors.config.redis_url import redact_url
 from verk_actors.config.settings import DEFAULT_REDIS_URL
 from verk_actors.errors import InvalidJobError, RedisUnavailableError
 from verk_actors.jobs.job import Job, dumps, new_jid, new_job
-from verk_actors.jobs.unique import check_unique, unique_digest, unique_fields, unique_key_of
+from verk_actors.jobs.unique import unique_digest, unique_fields, unique_key_of, unique_options
 from verk_actors.jobs.worker import worker_name
 from verk_actors.store import keys
 from verk_actors.store.connection import connect
@@ -66,24 +66,6 @@ def check_worker(verb: str, worker: Any) -> None:
             f"{verb}(): {shown} is not a worker: pass a Worker subclass (a class with a "
             "perform method) or a worker's class name such as 'HardWorker'"
         )
-
-
-def unique_options(
-    worker: type | str, options: Mapping[str, Any]
-) -> tuple[dict[str, Any], tuple[float, str] | None]:
-    """The options without the unique ones, and ``(unique_for, unique_until)`` from
-    them or the worker class (None: not a unique job)."""
-    rest = dict(options)
-    unique_for = rest.pop("unique_for", None)
-    until = rest.pop("unique_until", None)
-    if unique_for is None and until is not None:
-        raise InvalidJobError("unique_until needs unique_for (the lock's lifetime in seconds)")
-    if isinstance(worker, type):
-        unique_for = unique_for if unique_for is not None else getattr(worker, "unique_for", None)
-        until = until if until is not None else getattr(worker, "unique_until", None)
-    if unique_for is None:
-        return rest, None
-    return rest, check_unique(unique_for, until or "success")
 
 
 def to_timestamp(when: datetime | float | int) -> float:
