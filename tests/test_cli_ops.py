@@ -467,7 +467,7 @@ def test_help_has_no_markup_and_every_argument_is_explained() -> None:
                 assert action.help, (path, action.dest)
 
 
-SAMPLES = {int: "7", float: "3.5", str: "n-1"}
+SAMPLES = {int: "7", float: "3.5", str: "n-1", bool: "true"}
 
 
 def test_start_has_a_flag_for_every_setting(capsys: pytest.CaptureFixture[str]) -> None:
@@ -478,7 +478,17 @@ def test_start_has_a_flag_for_every_setting(capsys: pytest.CaptureFixture[str]) 
     for option in options():
         assert option.flag in text
         assert option.env in text
-        special = {"queues": "q=2", "imports": "app.a", "redis_url": "redis://h:1/0"}
+        special = {
+            "queues": "q=2",
+            "imports": "app.a",
+            "redis_url": "redis://h:1/0",
+            "cron": "t=T * * * * *",
+            "cron_catch_up": "skip",
+            "error_handlers": "app.errors:report",
+            "death_handlers": "app.errors:buried",
+            "log_format": "json",
+            "metrics_bind": "127.0.0.2",
+        }
         sample = special.get(option.field) or SAMPLES[field_kind(option.field)]
         settings = start_cmd.settings_from(parser.parse_args(["start", option.flag, sample]))
         value = getattr(settings, option.field)

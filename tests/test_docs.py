@@ -28,6 +28,8 @@ REDIS_SINCE = {
     "EXISTS": (1, 0, 0),
     "EXPIRE": (1, 0, 0),
     "GET": (1, 0, 0),
+    "HGET": (2, 0, 0),
+    "HSET": (4, 0, 0),  # several fields at once
     "INCRBY": (1, 0, 0),
     "LLEN": (1, 0, 0),
     "LPUSH": (1, 0, 0),

@@ -53,6 +53,8 @@ class RedisRequests(VerkActor):
                 retry=message.retry,
                 jid=message.jid,
                 extra=dict(message.extra),
+                unique_for=message.unique_for,
+                unique_until=message.unique_until,
             )
         except VerkError as exc:
             self.send(sender, failed(message, exc))

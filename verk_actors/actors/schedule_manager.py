@@ -17,8 +17,12 @@ import random
 from typing import Any
 
 from verk_actors.actors.base import VerkActor
-from verk_actors.actors.messages import ChildReady, InitScheduleManager, PollSchedule
+from verk_actors.actors.messages import ChildReady, InitScheduleManager, PollCron, PollSchedule
 from verk_actors.config.redis_url import redact_url
+from verk_actors.errors import VerkError
+from verk_actors.jobs.cron import node_entries
+from verk_actors.jobs.registry import WorkerRegistry
+from verk_actors.store.cron import CronStore
 from verk_actors.store.failures import REDIS_ERRORS, Outage
 from verk_actors.store.scheduling import ScheduleStore
 
@@ -33,13 +37,45 @@ class ScheduleManager(VerkActor):
         self.init: InitScheduleManager | None = None
         self.store: ScheduleStore | None = None
         self.outage = Outage(log, "scheduler", "?")
+        self.cron: CronStore | None = None
+        self.cron_outage = Outage(log, "cron", "?")
 
     def receiveMsg_InitScheduleManager(self, message: InitScheduleManager, sender: Any) -> None:
         self.init = message
         self.store = ScheduleStore(message.settings.redis_url, message.node_id)
         self.outage = Outage(log, "scheduler", redact_url(message.settings.redis_url))
+        if self.cron is None:
+            self._start_cron(message)
         self.send(sender, ChildReady(os.getpid()))
         self.after(0.001, PollSchedule())
+
+    def _start_cron(self, message: InitScheduleManager) -> None:
+        settings = message.settings
+        try:
+            classes = WorkerRegistry.from_modules(settings.imports).classes()
+            entries = node_entries(settings.cron, classes)
+        except VerkError as exc:
+            log.error("cron: no periodic jobs run on this node: %s", exc)
+            return
+        if not entries:
+            return
+        self.cron = CronStore(settings.redis_url, message.node_id, entries, settings.cron_catch_up)
+        self.cron_outage = Outage(log, "cron", redact_url(settings.redis_url))
+        log.info("cron: %s", ", ".join(f"{e.name} ({e.schedule} {e.tz})" for e in entries))
+        self.after(0.001, PollCron())
+
+    def receiveMsg_PollCron(self, message: PollCron, sender: Any) -> None:
+        cron, init = self.cron, self.init
+        if cron is None or init is None:
+            return
+        try:
+            cron.poll()
+        except REDIS_ERRORS as exc:
+            self.cron_outage.failed(exc, "enqueueing periodic jobs")
+            self.after(init.settings.poll_interval, PollCron())
+            return
+        self.cron_outage.ok()
+        self.after(cron.wait(), PollCron())
 
     def receiveMsg_PollSchedule(self, message: PollSchedule, sender: Any) -> None:
         init, store = self.init, self.store
@@ -71,3 +107,5 @@ class ScheduleManager(VerkActor):
     def stopping(self) -> None:
         if self.store is not None:
             self.store.close()
+        if self.cron is not None:
+            self.cron.close()

@@ -16,6 +16,7 @@ Subcommands::
     retry|scheduled|dead clear --yes
     pause QUEUE [--force] / resume QUEUE   cluster-wide, kept in Redis
     enqueue CLASS [ARG...]         each ARG a JSON value; --queue, --at or --in
+    cron [list]                    periodic jobs: schedule, next and last run
     bench [--jobs N] [--latency]   the standard benchmark: jobs/s, pickup, commands, memory
     tree [--format text|mermaid|dot]  the live supervision tree of a running node
     health [--node ID]             exit 0 if a node of this host (or ID) is alive, else 1
@@ -50,6 +51,7 @@ from collections.abc import Sequence
 from verk_actors.cli import (
     bench,
     control,
+    cron,
     enqueue,
     health,
     queues,
@@ -95,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     sets.add_parsers(commands)
     control.add_parsers(commands)
     enqueue.add_parsers(commands)
+    cron.add_parsers(commands)
     bench.add_parser(commands)
     tree.add_parser(commands)
     health.add_parser(commands)

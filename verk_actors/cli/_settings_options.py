@@ -18,6 +18,7 @@ METAVARS = {
     "path": "DIR",
     "error_handlers": "MODULE:FUNCTION",
     "death_handlers": "MODULE:FUNCTION",
+    "cron": "'NAME=CLASS[@TZ] EXPR'",
 }
 KIND_METAVARS: dict[type, str] = {int: "N", float: "SECONDS", str: "TEXT"}
 

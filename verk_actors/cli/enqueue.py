@@ -39,6 +39,18 @@ def add_parsers(commands: Any) -> None:
     when.add_argument(
         "--in", dest="delay", metavar="DELAY", help="run after DELAY: seconds, or 90s, 5m, 2h, 1d"
     )
+    parser.add_argument(
+        "--unique-for",
+        type=float,
+        metavar="SECONDS",
+        help="a unique job: not enqueued while a job of the same class, queue and args "
+        "holds the lock, which lives at most SECONDS",
+    )
+    parser.add_argument(
+        "--unique-until",
+        choices=("success", "start"),
+        help="when the lock is freed: when the job succeeds or dies (default), or starts",
+    )
     add_common(parser)
     parser.set_defaults(run=run)
 
@@ -91,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
     elif args.delay is not None:
         at = time.time() + parse_delay(args.delay)
     options: dict[str, Any] = {"queue": args.queue} if args.queue else {}
+    if args.unique_for is not None or args.unique_until is not None:
+        options.update(unique_for=args.unique_for, unique_until=args.unique_until)
     url = redis_url(args)
     with connected(args, url) as redis_client:
         client = Client(redis_client, url=url)
@@ -102,10 +116,16 @@ def run(args: argparse.Namespace) -> int:
     scheduled = at is not None and at > time.time()
     if args.json:
         print_json(with_server(url, {"jid": jid, "class": args.worker, "queue": queue,
-                                     "at": at if scheduled else None}))
+                                     "at": at if scheduled else None,
+                                     "duplicate": jid is None}))
         return EXIT_OK
     say(server_line(url))
-    if scheduled:
+    if jid is None:
+        say(
+            f"not enqueued: a job of {args.worker} with these args on queue {queue} holds "
+            "the unique lock (it waits or runs); nothing was written"
+        )
+    elif scheduled:
         say(f"scheduled {args.worker} on queue {queue} for {utc(at)} UTC: jid {jid}")
     else:
         say(f"enqueued {args.worker} to queue {queue}: jid {jid}")

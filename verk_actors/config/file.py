@@ -37,6 +37,7 @@ from verk_actors.config.settings import (
     env_var,
 )
 from verk_actors.errors import ConfigurationError
+from verk_actors.jobs.cron import CronEntry
 
 CONFIG_ENV = "VERK_CONFIG"
 """The variable naming a config file when ``--config`` is not given."""
@@ -73,9 +74,26 @@ def _queue_specs(path: Path, raw: Any) -> tuple[QueueSpec, ...]:
     raise ConfigurationError(f"{path}: key 'queues' is a {type(raw).__name__}; {how}")
 
 
+def _cron_entries(path: Path, raw: Any) -> tuple[CronEntry, ...]:
+    how = (
+        "write a table per entry ([cron.report] then class = \"Report\" and "
+        "cron = \"0 9 * * *\") or a list (cron = [\"report=Report 0 9 * * *\"])"
+    )
+    try:
+        if isinstance(raw, dict) and all(isinstance(t, dict) for t in raw.values()):
+            return tuple(CronEntry.from_table(str(name), t) for name, t in raw.items())
+        if isinstance(raw, list) and all(isinstance(item, str) for item in raw):
+            return tuple(CronEntry.parse(item) for item in raw)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{path}: key 'cron': {exc}") from None
+    raise ConfigurationError(f"{path}: key 'cron' is a {type(raw).__name__}; {how}")
+
+
 def _value(path: Path, key: str, hint: Any, raw: Any) -> Any:
     if key == "queues":
         return _queue_specs(path, raw)
+    if key == "cron":
+        return _cron_entries(path, raw)
     kinds = _kinds(hint)
     if key == "imports" or tuple in kinds:
         if isinstance(raw, list) and all(isinstance(item, str) and item for item in raw):

@@ -39,6 +39,7 @@ from verk_actors.config._checks import (
 from verk_actors.config.log_format import FORMATS
 from verk_actors.config.redis_url import redact_url
 from verk_actors.errors import ConfigurationError, InvalidJobError
+from verk_actors.jobs.cron import CronEntry, check_catch_up, cron_entries
 from verk_actors.jobs.job import check_queue_name
 
 log = logging.getLogger(__name__)
@@ -233,6 +234,24 @@ class Settings:
         validator=whole("max_batch", 1),
         metadata=_meta("most jobs handed to one worker in one message on a backlog"),
     )
+    cron: tuple[CronEntry, ...] = attrs.field(
+        default=(),
+        converter=cron_entries,
+        metadata=_meta(
+            "periodic jobs, each NAME=CLASS[@TZ] EXPRESSION (VERK_CRON: ';' between "
+            "them; in TOML a [cron.NAME] table); worker classes add theirs (cron = ...)",
+            flag="--cron",
+            shown="none",
+        ),
+    )
+    cron_catch_up: str = attrs.field(
+        default="latest",
+        validator=check_catch_up,
+        metadata=_meta(
+            "ticks of a cron entry that no node was up to enqueue: latest enqueues the "
+            "most recent once when a node starts, skip none"
+        ),
+    )
     allow_in_process: bool = attrs.field(
         default=False,
         validator=flag,
@@ -354,9 +373,12 @@ def env_var(field: str) -> str:
 
 
 def field_kind(field: str) -> type:
-    """What one value of ``field`` is: str, int, float, or QueueSpec for ``queues``."""
+    """What one value of ``field`` is: str, int, float, QueueSpec for ``queues``, or
+    CronEntry for ``cron``."""
     if field == "queues":
         return QueueSpec
+    if field == "cron":
+        return CronEntry
     hint = typing.get_type_hints(Settings)[field]
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     if typing.get_origin(hint) is tuple:
@@ -383,15 +405,25 @@ def read_bool(text: str) -> bool:
 KIND_WORDS = {int: "a whole number", float: "a number", str: "a string"}
 
 
-def read_text(field: str, text: str) -> Any:
-    """The value of ``field`` written as text (a flag or variable): lists comma-separated."""
-    kind = field_kind(field)
+def _list_items(field: str, text: str) -> tuple[Any, ...] | None:
+    """The items of a list field written as text; None for a field that is no list."""
     if field == "queues":
         return tuple(QueueSpec.parse(part) for part in text.split(",") if part.strip())
+    if field == "cron":  # expressions hold commas
+        return tuple(CronEntry.parse(part) for part in text.split(";") if part.strip())
     if field in LIST_FIELDS:
         return tuple(m.strip() for m in text.split(",") if m.strip())
     if field == "path":  # separated as PYTHONPATH is
         return tuple(d for d in text.split(os.pathsep) if d.strip())
+    return None
+
+
+def read_text(field: str, text: str) -> Any:
+    """The value of ``field`` written as text (a flag or variable): lists comma-separated."""
+    items = _list_items(field, text)
+    if items is not None:
+        return items
+    kind = field_kind(field)
     if kind is str:
         return text
     if kind is bool:

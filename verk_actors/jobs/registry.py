@@ -68,6 +68,10 @@ class WorkerRegistry:
             if isinstance(retry := getattr(cls, "retry", None), bool | int)
         )
 
+    def classes(self) -> list[type]:
+        """Each registered class once, in the order they were registered."""
+        return list(dict.fromkeys(self._by_name.values()))
+
     def names(self) -> list[str]:
         """All registered names, sorted."""
         return sorted(self._by_name)

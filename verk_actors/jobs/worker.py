@@ -34,12 +34,37 @@ class Worker:
     sidekiq_class: ClassVar[str | None] = None
     """Extra name this worker answers to, e.g. a namespaced Ruby class name."""
 
+    cron: ClassVar[str | None] = None
+    """A cron expression: every node that imports this class enqueues one job of it at
+    each tick, once across the cluster (``"*/5 * * * *"``; six fields: seconds first)."""
+
+    cron_tz: ClassVar[str] = "UTC"
+    """The time zone ``cron`` is read in (an IANA name, e.g. ``"Europe/Berlin"``)."""
+
+    cron_args: ClassVar[tuple[Any, ...]] = ()
+    """The arguments of the jobs ``cron`` enqueues."""
+
+    unique_for: ClassVar[float | None] = None
+    """Seconds: while a job of this class, queue and args (or ``unique_key``) holds the
+    lock, enqueueing another writes nothing and returns None. The lock expires after
+    this long whatever happens; it is freed earlier as ``unique_until`` says."""
+
+    unique_until: ClassVar[str] = "success"
+    """``"success"``: the lock is freed when the job succeeds or goes to dead (not when
+    it goes to retry); ``"start"``: when a node takes the job to run it."""
+
     job: Job
     """The job being run, set before ``perform`` is called."""
 
     def perform(self, *args: Any) -> None:
         """Run the job with its arguments. Raise to fail it (it is then retried)."""
         raise NotImplementedError(f"{type(self).__name__} must define perform(self, *args)")
+
+    @classmethod
+    def unique_key(cls, *args: Any) -> Any:
+        """What a unique job's lock is keyed on besides class and queue (JSON values);
+        None, the default, keys it on all the args."""
+        return None
 
     def retry_in(self, retry_count: int, error: BaseException) -> float | None:
         """Seconds before retry number ``retry_count`` after ``error``; None = the default."""

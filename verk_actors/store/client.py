@@ -27,9 +27,11 @@ from verk_actors.config.redis_url import redact_url
 from verk_actors.config.settings import DEFAULT_REDIS_URL
 from verk_actors.errors import InvalidJobError, RedisUnavailableError
 from verk_actors.jobs.job import Job, dumps, new_jid, new_job
+from verk_actors.jobs.unique import unique_digest, unique_fields, unique_key_of, unique_options
 from verk_actors.jobs.worker import worker_name
 from verk_actors.store import keys
 from verk_actors.store.connection import connect
+from verk_actors.store.scripts import Scripts
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,7 @@ QUEUES_REFRESH = 60.0
 
 ENQUEUE_MANY_CHUNK = 5000
 
-OPTIONS = ("queue", "retry", "jid", "extra")
+OPTIONS = ("queue", "retry", "jid", "extra", "unique_for", "unique_until")
 """The keyword options of the enqueue verbs; a job's own arguments are positional."""
 
 
@@ -134,6 +136,7 @@ class Client:
             redis_client if redis_client is not None else connect(self.url, name="verk:client")
         )
         self._queues_seen: dict[str, float] = {}
+        self._scripts: Scripts | None = None
 
     def close(self) -> None:
         """Close the connection if this client opened it."""
@@ -212,6 +215,41 @@ class Client:
         pipe.zadd(keys.SCHEDULE, {job.to_json(): at})
         self._execute(pipe)
 
+    def push_unique(
+        self,
+        worker: type | str,
+        job: Job,
+        unique: tuple[float, str],
+        at: float | None = None,
+    ) -> tuple[bool, str]:
+        """Take the unique lock of ``job`` and enqueue it (or schedule it at ``at``), in
+        one step: ``(True, its jid)``, or ``(False, the holder's jid)`` when a job like
+        it holds the lock (nothing is written). The lock lives ``unique_for`` seconds
+        from when the job is due."""
+        unique_for, until = unique
+        assert job.queue is not None and job.jid is not None
+        digest = unique_digest(job.class_name, job.queue, unique_key_of(worker, job.args))
+        job = attrs.evolve(job, extra={**job.extra, **unique_fields(unique_for, until, digest)})
+        delay = max(0.0, at - time.time()) if at is not None else 0.0
+        if self._scripts is None:
+            self._scripts = Scripts(self.redis)
+        scripts = self._scripts
+        result: list[tuple[bool, str]] = []
+        self._guarded(
+            lambda: result.append(
+                scripts.unique_enqueue(
+                    self.redis,
+                    digest,
+                    job.to_json(),
+                    job.queue or "default",
+                    jid=job.jid or "",
+                    ttl_ms=max(1, int((unique_for + delay) * 1000)),
+                    at=at,
+                )
+            )
+        )
+        return result[0]
+
     def _execute(self, pipe: redis.client.Pipeline) -> None:
         self._guarded(pipe.execute)
 
@@ -230,22 +268,28 @@ class Client:
 
     # --- the public verbs --------------------------------------------------------------
 
-    def enqueue(self, worker: type | str, *args: Any, **options: Any) -> str:
+    def enqueue(self, worker: type | str, *args: Any, **options: Any) -> str | None:
         """Enqueue one job to run now; returns its jid.
 
         Options: ``queue``, ``retry`` (True, False or a number), ``jid``, ``extra``
-        (more job fields, e.g. ``{"timeout": 30}``).
+        (more job fields, e.g. ``{"timeout": 30}``), ``unique_for`` and
+        ``unique_until`` (as the Worker attributes). A unique job (by these options or
+        its class's) whose lock is held is not enqueued: None is returned.
         """
         check_options("enqueue", options)
         check_worker("enqueue", worker)
-        job = self.build(worker, args, **options)
-        self.push([job])
+        rest, unique = unique_options(worker, options)
+        job = self.build(worker, args, **rest)
         assert job.jid is not None
+        if unique is not None:
+            written, _ = self.push_unique(worker, job, unique)
+            return job.jid if written else None
+        self.push([job])
         return job.jid
 
     def enqueue_at(
         self, when: datetime | float, worker: type | str, *args: Any, **options: Any
-    ) -> str:
+    ) -> str | None:
         """Enqueue one job to run at ``when`` (a datetime or unix seconds)."""
         return self._enqueue_at("enqueue_at", when, worker, args, options)
 
@@ -256,11 +300,18 @@ class Client:
         worker: type | str,
         args: Sequence[Any],
         options: Mapping[str, Any],
-    ) -> str:
+    ) -> str | None:
         check_options(verb, options)
         check_worker(verb, worker)
         at = to_timestamp(when)
-        job = self.build(worker, args, **options)
+        rest, unique = unique_options(worker, options)
+        job = self.build(worker, args, **rest)
+        if unique is not None:
+            due = at <= time.time()
+            if not due:
+                job = attrs.evolve(job, enqueued_at=None)
+            written, _ = self.push_unique(worker, job, unique, None if due else at)
+            return job.jid if written else None
         if at <= time.time():
             self.push([job])
         else:
@@ -270,7 +321,7 @@ class Client:
 
     def enqueue_in(
         self, delay: timedelta | float, worker: type | str, *args: Any, **options: Any
-    ) -> str:
+    ) -> str | None:
         """Enqueue one job to run after ``delay`` (a timedelta or seconds)."""
         at = time.time() + to_seconds(delay)
         return self._enqueue_at("enqueue_in", at, worker, args, options)
@@ -286,6 +337,11 @@ class Client:
         check_worker("enqueue_many", worker)
         if "jid" in options:
             raise InvalidJobError("enqueue_many makes one jid per job; do not pass jid")
+        if unique_options(worker, options)[1] is not None:
+            raise InvalidJobError(
+                "enqueue_many does not enqueue unique jobs (unique_for): enqueue them one "
+                "by one with enqueue, which returns None for a duplicate"
+            )
         # Check the options once on a template job, then write each job's JSON from it:
         # the per-job work is one dumps() and a jid, not a full Job.
         template = self.build(worker, (), **options).to_dict()
@@ -323,7 +379,7 @@ def enqueue(
     redis_client: redis.Redis | None = None,
     url: str | None = None,
     **options: Any,
-) -> str:
+) -> str | None:
     """Enqueue one job (see ``Client.enqueue``); connects to ``url`` or ``VERK_REDIS_URL``."""
     with _client(redis_client, url) as client:
         return client.enqueue(worker, *args, **options)
@@ -336,7 +392,7 @@ def enqueue_at(
     redis_client: redis.Redis | None = None,
     url: str | None = None,
     **options: Any,
-) -> str:
+) -> str | None:
     """Enqueue one job to run at ``when`` (see ``Client.enqueue_at``)."""
     with _client(redis_client, url) as client:
         return client.enqueue_at(when, worker, *args, **options)
@@ -349,7 +405,7 @@ def enqueue_in(
     redis_client: redis.Redis | None = None,
     url: str | None = None,
     **options: Any,
-) -> str:
+) -> str | None:
     """Enqueue one job to run after ``delay`` (see ``Client.enqueue_in``)."""
     with _client(redis_client, url) as client:
         return client.enqueue_in(delay, worker, *args, **options)

@@ -104,3 +104,22 @@ def node_info_key(node_id: str) -> str:
 def node_running_key(node_id: str) -> str:
     """Hash of the jobs a node's workers run now (``<queue>-<worker>`` -> Sidekiq work JSON)."""
     return f"verk:node:{node_id}:running"
+
+
+CRON_ENTRIES = "verk:cron"
+"""Set of the names of the cron entries nodes have run (``verk-actors cron list``)."""
+
+
+def cron_entry_key(name: str) -> str:
+    """Hash of a cron entry: its spec, when a node last had it, its last tick and job."""
+    return f"verk:cron:{name}"
+
+
+def cron_tick_key(name: str, tick: int) -> str:
+    """A cron entry's claim on one tick (unix seconds): present once its job is enqueued."""
+    return f"verk:cron:{name}:{tick}"
+
+
+def unique_lock_key(digest: str) -> str:
+    """A unique job's lock: holds the jid of the job that took it, until it is freed."""
+    return f"verk:unique:{digest}"

@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
 import attrs
 import redis
 
 from verk_actors.config.settings import Settings
 from verk_actors.jobs.retry import Fate
+from verk_actors.jobs.unique import locks_to_free
 from verk_actors.store import keys
 from verk_actors.store.connection import connect
 from verk_actors.store.failures import REDIS_ERRORS
@@ -42,6 +43,35 @@ class Pending:
 
     def __bool__(self) -> bool:
         return bool(self.acked or self.failed or self.requeued)
+
+
+def finished_locks(pending: Pending) -> list[tuple[str, str]]:
+    """The locks of the unique jobs of ``pending`` that succeeded or died (their texts
+    hold the lock's digest; the others cost a substring search, and no command)."""
+    freed = locks_to_free(pending.acked, "success")
+    if pending.failed:
+        dead = [text for text, fate, _, _ in pending.failed if fate is Fate.DEAD]
+        freed += locks_to_free(dead, "success")
+    return freed
+
+
+def settle(
+    pending: Pending, parts: list[str], results: list[Any]
+) -> tuple[list[bytes] | None, Exception | None]:
+    """What a write's pipeline answered: the jobs taken (None: the queue is paused) and
+    the first error; each part of ``pending`` that was written is emptied."""
+    error: Exception | None = None
+    taken: list[bytes] | None = []
+    for part, result in zip(parts, results, strict=True):
+        if part == "unlock":
+            continue  # a lock not freed expires on its own: not worth a retry
+        if isinstance(result, Exception):
+            error = error or result
+        elif part == "take":
+            taken = None if result is None else list(result)
+        else:
+            getattr(pending, part).clear()
+    return taken, error
 
 
 class QueueStore:
@@ -112,6 +142,10 @@ class QueueStore:
                 dead_max_jobs=self.settings.dead_max_jobs,
             )
             parts.append("failed")
+        freed = finished_locks(pending)
+        if freed:
+            self.scripts.unique_release(pipe, freed)
+            parts.append("unlock")
         if pending.requeued:
             self.scripts.requeue_jobs(pipe, self.queue, self.node_id, pending.requeued)
             parts.append("requeued")
@@ -131,17 +165,25 @@ class QueueStore:
             except REDIS_ERRORS as exc:
                 return [], exc
             return self.write(pending, take, least=least, reloaded=True)
-        error: Exception | None = None
-        taken: list[bytes] | None = []
-        for part, result in zip(parts, results, strict=True):
-            if isinstance(result, Exception):
-                error = error or result
-                continue
-            if part == "take":
-                taken = None if result is None else list(result)
-            else:
-                getattr(pending, part).clear()
-        return taken, error
+        return settle(pending, parts, results)
+
+    def release_started(self, texts: Sequence[bytes]) -> None:
+        """Free the locks of the unique jobs among ``texts`` (jobs this node took to
+        run) that are unique until they start. Best effort: a lock that Redis did not
+        free expires on its own."""
+        locks = locks_to_free(texts, "start")
+        if locks:
+            try:
+                self.scripts.unique_release(self.client, locks)
+            except REDIS_ERRORS as exc:
+                log.warning(
+                    "queue %s: could not free %d unique locks of jobs that started (%s: "
+                    "%s); they expire on their own",
+                    self.queue,
+                    len(locks),
+                    type(exc).__name__,
+                    exc,
+                )
 
     def orphans(self, known: set[bytes]) -> list[bytes]:
         """Jobs in this node's in-progress list that are not in ``known``, oldest first."""

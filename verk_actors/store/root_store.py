@@ -32,9 +32,19 @@ class RootStore:
         retry: bool | int | None,
         jid: str | None,
         extra: Mapping[str, Any],
-    ) -> str:
-        """Enqueue a job now (``at`` None) or at ``at`` (unix seconds); its jid."""
-        options: dict[str, Any] = {"queue": queue, "retry": retry, "jid": jid, "extra": dict(extra)}
+        unique_for: float | None = None,
+        unique_until: str | None = None,
+    ) -> str | None:
+        """Enqueue a job now (``at`` None) or at ``at`` (unix seconds); its jid (None:
+        a unique job whose lock is held, nothing written)."""
+        options: dict[str, Any] = {
+            "queue": queue,
+            "retry": retry,
+            "jid": jid,
+            "extra": dict(extra),
+            "unique_for": unique_for,
+            "unique_until": unique_until,
+        }
         if at is None:
             return self.client.enqueue(worker, *args, **options)
         return self.client.enqueue_at(at, worker, *args, **options)

@@ -28,6 +28,9 @@ SCRIPT_NAMES = (
     "enqueue_due",
     "renew_lease",
     "forget_node",
+    "cron_enqueue",
+    "unique_enqueue",
+    "unique_release",
 )
 
 DAY_COUNTER_TTL = 5 * 365 * 86_400  # Sidekiq keeps per-day counters five years
@@ -219,3 +222,63 @@ class Scripts:
             (node_id, identity),
         )
         return bool(result)
+
+    def cron_enqueue(
+        self,
+        on: Client,
+        name: str,
+        tick: int,
+        text: str,
+        queue: str,
+        *,
+        jid: str,
+        ttl: int,
+        mode: str,
+        now: float,
+    ) -> bool:
+        """Claim ``tick`` of cron entry ``name`` and enqueue its job; False if claimed
+        already (``mode``: ``due`` or ``catch_up``, see ``lua/cron_enqueue.lua``)."""
+        result: int = self._run(
+            "cron_enqueue",
+            on,
+            (
+                keys.cron_tick_key(name, tick),
+                keys.cron_entry_key(name),
+                keys.queue_key(queue),
+                keys.QUEUES,
+            ),
+            (tick, text, queue, ttl, mode, jid, repr(now)),
+        )
+        return bool(result)
+
+    def unique_enqueue(
+        self,
+        on: Client,
+        digest: str,
+        text: str,
+        queue: str,
+        *,
+        jid: str,
+        ttl_ms: int,
+        at: float | None,
+    ) -> tuple[bool, str]:
+        """Take a unique job's lock and enqueue it (``at`` None) or schedule it:
+        ``(True, jid)``, or ``(False, holder's jid)`` with nothing written."""
+        target = keys.queue_key(queue) if at is None else keys.SCHEDULE
+        written, holder = self._run(
+            "unique_enqueue",
+            on,
+            (keys.unique_lock_key(digest), target, keys.QUEUES),
+            (jid, ttl_ms, text, queue, "" if at is None else repr(float(at))),
+        )
+        return bool(written), holder.decode() if isinstance(holder, bytes) else str(holder)
+
+    def unique_release(self, on: Client, locks: Sequence[tuple[str, str]]) -> int:
+        """Free unique locks ``(digest, jid)``, each only if that jid still holds it."""
+        result: int = self._run(
+            "unique_release",
+            on,
+            [keys.unique_lock_key(digest) for digest, _ in locks],
+            [jid for _, jid in locks],
+        )
+        return result

@@ -38,6 +38,10 @@ class Enqueue(Message):
     """None: the job carries no ``retry``; the worker's option applies where it runs."""
     jid: str | None = None
     extra: tuple[tuple[str, Any], ...] = ()
+    unique_for: float | None = None
+    """Seconds: a unique job (see ``Worker.unique_for``); None: not unique."""
+    unique_until: str | None = None
+    """``"success"`` (None: the default) or ``"start"``."""
 
 
 @attrs.frozen
@@ -85,9 +89,10 @@ class VerkStarted(Message):
 
 @attrs.frozen
 class Enqueued(Message):
-    """The job is in Redis."""
+    """The job is in Redis; ``jid`` None: it was a unique job whose lock another job
+    holds, and nothing was written."""
 
-    jid: str
+    jid: str | None
 
 
 @attrs.frozen

@@ -50,6 +50,11 @@ class PollSchedule(Message):
 
 
 @attrs.frozen
+class PollCron(Message):
+    """Time to enqueue the cron ticks that are due."""
+
+
+@attrs.frozen
 class DrainTimeout(Message):
     """The drain's time is up."""
 

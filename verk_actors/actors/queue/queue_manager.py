@@ -227,6 +227,8 @@ class QueueManager(VerkActor):
         self.workers_manager = sender
         self.standby = message.standby
         self.inflight.update(message.adopted)
+        if message.adopted and self.store is not None:
+            self.store.release_started([text for _, text in message.adopted])
         # Oldest first: ack_jobs removes a run of jobs taken together in a few calls when
         # they come in the order they were taken. Taken jobs' references grow; a standby
         # worker's fall (-1, -2, ...): sorted by size alone, its runs came newest first
@@ -320,6 +322,8 @@ class QueueManager(VerkActor):
         self.after(self.store.settings.poll_interval, CheckPaused())
 
     def _deliver(self, texts: list[bytes]) -> None:
+        if texts and self.store is not None:
+            self.store.release_started(texts)  # unique until start: taken to run now
         jobs = self.buffer
         self.buffer = []
         for text in texts:
