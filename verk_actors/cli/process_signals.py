@@ -24,7 +24,7 @@ HELP = {
         "stop a node (or Sidekiq process) gracefully",
         "Send TERM, as Sidekiq's Web Stop button does: at its next heartbeat the process "
         "stops as on SIGTERM (running jobs get the shutdown timeout; a node's "
-        "`verk-actors start` then exits 0).",
+        "verk-actors start then exits 0).",
     ),
 }
 
