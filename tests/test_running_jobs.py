@@ -82,7 +82,7 @@ def test_node_entry_counts_only_running_jobs(redis_server, r: redis.Redis) -> No
         started = time.time() - 30
         work = json.dumps({"queue": "default", "payload": JOB.decode(), "run_at": int(started)})
         r.hset(keys.node_running_key("n1"), mapping={"default-0": work, "default-2": work})
-        assert store.describe(settings.queues) == 2
+        assert store.describe(settings.queues).busy == 2
         identity = store.facts.identity
         process = r.hgetall(identity)
         assert int(process[b"busy"]) == 2
@@ -95,7 +95,7 @@ def test_node_entry_counts_only_running_jobs(redis_server, r: redis.Redis) -> No
         assert json.loads(workers[b"default-0"])["run_at"] == int(started)
         assert int(r.hget(keys.node_info_key("n1"), "busy")) == 2
         r.delete(keys.node_running_key("n1"))
-        assert store.describe(settings.queues) == 0
+        assert store.describe(settings.queues).busy == 0
         assert not r.exists(keys.process_workers_key(identity))
         store.leave()
         assert not r.exists(identity)

@@ -12,7 +12,11 @@ of this id while another process may own it. If another incarnation holds the le
   (``NodeIdTaken``). The live node is not disturbed.
 
 Then every ``heartbeat_interval`` it renews the lease and rewrites the node's
-description (and its Sidekiq process entry). Four times per heartbeat it looks for
+description (and its Sidekiq process entry), and, in the same round trip, pops one
+signal from the node's ``<identity>-signals`` list, as a Sidekiq process does: on
+``TSTP`` the node turns quiet (its queues take no new jobs, running jobs finish; the
+process entry says ``quiet``), on ``TERM`` it stops as on SIGTERM (VerkRoot's
+``NodeSignal``). Four times per heartbeat it looks for
 nodes whose lease is gone and moves their in-progress jobs back to their queues, so
 a dead node's jobs run again within two heartbeats. If its own lease had expired
 (the node was stalled, or Redis was away for longer than the lease), it claims it
@@ -55,6 +59,7 @@ from verk_actors.actors.messages import (
     LeftCluster,
     NodeIdTaken,
     NodeQueues,
+    NodeSignal,
     ScanNodes,
 )
 from verk_actors.config.redis_url import redact_url
@@ -97,6 +102,8 @@ class NodeManager(VerkActor):
         self.sweep_cursor = 0
         self.sweep_at = 0.0
         """When the next walk over the in-progress lists may begin (monotonic)."""
+        self.quiet = False
+        """A ``TSTP`` came: the process entry says ``quiet``."""
 
     def receiveMsg_InitNodeManager(self, message: InitNodeManager, sender: Any) -> None:
         self.init = message
@@ -175,7 +182,7 @@ class NodeManager(VerkActor):
             else:
                 self._claim(init, store)
             if self.claimed and not self.taken:
-                store.describe(self.queues)
+                self._signalled(init, store.describe(self.queues, quiet=self.quiet).signal)
             self._answered()
             self.outage.ok()
         except REDIS_ERRORS as exc:
@@ -189,6 +196,21 @@ class NodeManager(VerkActor):
         # running out, or Redis back (the lease must be renewed before others judge).
         steady = self.claimed and not self.outage.active
         self.after(interval if steady else interval / SCANS_PER_HEARTBEAT, Heartbeat())
+
+    def _signalled(self, init: InitNodeManager, signal: str | None) -> None:
+        """A signal sent through Redis (as Sidekiq's Web sends it): quiet or stop."""
+        if signal is None:
+            return
+        if signal == "TSTP":
+            if not self.quiet:
+                self.quiet = True
+                log.info("node %s: quiet (TSTP): taking no new jobs", init.node_id)
+                self.send(self.root, NodeSignal(signal))
+        elif signal == "TERM":
+            log.info("node %s: stop asked (TERM): stopping", init.node_id)
+            self.send(self.root, NodeSignal(signal))
+        else:
+            log.warning("node %s: ignored signal %r (it knows TSTP, TERM)", init.node_id, signal)
 
     def timer_retry(self, payload: object) -> float:
         if self.init is None:

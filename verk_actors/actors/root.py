@@ -63,10 +63,12 @@ from verk_actors.actors.messages import (
     MetricsQueues,
     NodeIdTaken,
     NodeQueues,
+    NodeSignal,
     QueueAdded,
     QueueRemoved,
     QueueStatus,
     QueueStopped,
+    QuietNode,
     RemoveQueue,
     StopQueue,
     StopVerk,
@@ -143,6 +145,8 @@ class VerkRoot(LauncherWatch, RedisRequests, EventRouting):
         """Who else asked for the stop under way."""
         self.stopped = False
         """True once a ``StopVerk`` has stopped every child (a clean stop)."""
+        self.quiet = False
+        """A ``TSTP`` came through Redis: no queue takes new jobs (until the stop)."""
 
     def describe(self) -> str:
         return f"node {self.node_id}" if self.node_id else "VerkRoot"
@@ -230,6 +234,7 @@ class VerkRoot(LauncherWatch, RedisRequests, EventRouting):
             self.event_manager(),
             self.job_events,
             self.metrics_address(),
+            self.quiet,
         )
 
     def metrics_address(self) -> Any:
@@ -351,6 +356,19 @@ class VerkRoot(LauncherWatch, RedisRequests, EventRouting):
                 self.send(child.address, StopQueue(timeout))
         log.info("node %s stopping: waiting up to %g s for running jobs", self.node_id, timeout)
         self._finish_stop()
+
+    def receiveMsg_NodeSignal(self, message: NodeSignal, sender: Any) -> None:
+        """Sidekiq's quiet (``TSTP``) and stop (``TERM``), sent through Redis."""
+        if message.signal == "TERM":
+            self.receiveMsg_StopVerk(StopVerk(), self.myAddress)  # as on SIGTERM
+        elif message.signal == "TSTP" and not self.quiet:
+            self.quiet = True
+            for child in self.children:
+                if child.name.startswith(QUEUE_PREFIX) and child.address is not None:
+                    self.send(child.address, QuietNode())
+
+    def receiveMsg_VerkStopped(self, message: VerkStopped, sender: Any) -> None:
+        """The answer to a stop this root asked itself (``TERM``): nothing to do."""
 
     def _queues_changed(self) -> None:
         manager = self.child(NODE_MANAGER)

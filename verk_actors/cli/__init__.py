@@ -54,6 +54,7 @@ from verk_actors.cli import (
     cron,
     enqueue,
     health,
+    process_signals,
     queues,
     sets,
     start,
@@ -96,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     queues.add_parsers(commands)
     sets.add_parsers(commands)
     control.add_parsers(commands)
+    process_signals.add_parsers(commands)
     enqueue.add_parsers(commands)
     cron.add_parsers(commands)
     bench.add_parser(commands)

@@ -96,6 +96,16 @@ def process_workers_key(identity: str) -> str:
     return f"{identity}:workers"
 
 
+def process_signals_key(identity: str) -> str:
+    """Sidekiq's list of signals for a process: Sidekiq's Web (and ``verk-actors``)
+    ``LPUSH`` ``TSTP`` (quiet) or ``TERM`` (stop); the process pops one a heartbeat."""
+    return f"{identity}-signals"
+
+
+SIGNALS_TTL = 60
+"""Seconds a signals list lives after a push (Sidekiq's own value)."""
+
+
 def node_info_key(node_id: str) -> str:
     """Hash describing a live node (host, pid, started_at, queues, admin port...)."""
     return f"verk:node:{node_id}:info"

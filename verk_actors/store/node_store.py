@@ -76,6 +76,15 @@ class LeaseHolder:
     pid: int | None
 
 
+@attrs.frozen
+class Beat:
+    """What a heartbeat's description found: jobs busy, and the signal popped."""
+
+    busy: int
+    signal: str | None
+    """``TSTP`` (quiet), ``TERM`` (stop), anything else pushed, or None."""
+
+
 def process_running(pid: int) -> bool:
     """Whether process ``pid`` of this host runs (a zombie does not)."""
     try:
@@ -192,9 +201,12 @@ class NodeStore:
             self.client, self.facts.node_id, self.facts.epoch, self.settings.lease_ttl
         )
 
-    def describe(self, queues: tuple[QueueSpec, ...]) -> int:
-        """Write the node's info hash and its Sidekiq process entry; return busy jobs
-        (the jobs its workers have started, as its WorkersManagers last wrote them)."""
+    def describe(self, queues: tuple[QueueSpec, ...], *, quiet: bool = False) -> Beat:
+        """Write the node's info hash and its Sidekiq process entry (``quiet`` as
+        given), and pop the oldest signal sent to it (Sidekiq's ``<identity>-signals``
+        list: ``TSTP`` or ``TERM``), in the same round trip, as Sidekiq's heartbeat
+        does. Busy jobs: those its workers have started, as its WorkersManagers last
+        wrote them."""
         node = self.facts.node_id
         names = [q.name for q in queues]
         workers = {
@@ -243,7 +255,7 @@ class NodeStore:
                 "info": json.dumps(info),
                 "busy": busy,
                 "beat": now,
-                "quiet": "false",
+                "quiet": "true" if quiet else "false",
                 "rss": tree_rss_kb(self.facts.pid),
                 "rtt_us": 0,
             },
@@ -254,8 +266,8 @@ class NodeStore:
         if workers:
             pipe.hset(workers_key, mapping=workers)  # type: ignore[arg-type]  # redis-py: invariant Mapping key
             pipe.expire(workers_key, PROCESS_TTL)
-        pipe.execute()
-        return busy
+        pipe.rpop(keys.process_signals_key(identity))
+        return Beat(busy, _text(pipe.execute()[-1]))
 
     def dead_nodes(self) -> list[str]:
         """Ids in ``verk_nodes`` (other than this one) whose lease is gone."""
@@ -358,6 +370,7 @@ class NodeStore:
         pipe.delete(
             self.facts.identity,
             keys.process_workers_key(self.facts.identity),
+            keys.process_signals_key(self.facts.identity),
             keys.node_running_key(node),
         )
         pipe.smembers(keys.node_queues_key(node))

@@ -2,7 +2,9 @@
 
 ``POST /queues/action``: ``name``, ``action`` (pause, resume, clear with
 ``confirm=yes``, delete with ``jid``). ``POST /<retries|scheduled|dead>/action``:
-``action`` (retry, add, delete, kill) and one ``key`` per selected job. Each goes
+``action`` (retry, add, delete, kill) and one ``key`` per selected job.
+``POST /busy/action``: ``identity``, ``action`` (quiet, stop): the signal Sidekiq's
+Web pushes, for a node or a Sidekiq process alike. Each goes
 through the operations API (``store/admin``), as the CLI's commands do. A browser is
 sent back to ``next`` with a message; a client asking for JSON gets the counts.
 """
@@ -22,6 +24,7 @@ from starlette.routing import BaseRoute, Route
 from verk_actors.errors import ConfigurationError, MalformedJobError, NotFoundError
 from verk_actors.store.admin.job_sets import JobSet, SetEntry
 from verk_actors.store.admin.pause import pause_queue, resume_queue
+from verk_actors.store.admin.processes import signal_process
 from verk_actors.store.admin.queues import Queue
 from verk_actors.store.admin.set_search import SetFilter
 from verk_actors.store.connection import Connection
@@ -76,7 +79,8 @@ class Actions:
 
     def routes(self) -> list[BaseRoute]:
         routes: list[BaseRoute] = [
-            Route("/queues/action", self._post(self.queue_action), methods=["POST"])
+            Route("/queues/action", self._post(self.queue_action), methods=["POST"]),
+            Route("/busy/action", self._post(self.process_action), methods=["POST"]),
         ]
         for page in views.SETS:
             act = partial(self.set_action, page=page)
@@ -135,6 +139,14 @@ class Actions:
             removed = queue.delete(one(form, "jid"), near=int(pos) if pos.isdigit() else None)
             return f"Deleted {removed} job{'s' if removed != 1 else ''} from queue {name}"
         raise HTTPException(400, f"unknown queue action {action!r}")
+
+    # --- processes ----------------------------------------------------------------------
+
+    def process_action(self, request: Request, form: Form) -> str:
+        identity, action = one(form, "identity"), one(form, "action")
+        signal = signal_process(self.client, identity, action)
+        done = "goes quiet (takes no new jobs)" if signal == "TSTP" else "stops"
+        return f"Sent {signal} to {identity}: it {done} at its next heartbeat"
 
     # --- job sets ----------------------------------------------------------------------
 

@@ -25,6 +25,8 @@ class InitQueueSupervisor(Message):
     job_events: bool = False
     metrics: Any = None
     """The MetricsActor's address (None: the node serves no metrics)."""
+    quiet: bool = False
+    """The node is quiet (``QuietNode``): the queue takes no new jobs."""
 
 
 @attrs.frozen
@@ -35,6 +37,7 @@ class InitQueueManager(Message):
     queue: str
     node_id: str
     metrics: Any = None
+    quiet: bool = False
 
 
 @attrs.frozen
@@ -123,6 +126,21 @@ class NodeIdTaken(Message):
     """Another process holds this node id's lease: this node must stop."""
 
     message: str
+
+
+@attrs.frozen
+class NodeSignal(Message):
+    """The NodeManager's heartbeat popped a signal sent to this node through Redis
+    (Sidekiq's ``<identity>-signals`` list): ``TSTP`` quiet, ``TERM`` stop."""
+
+    signal: str
+
+
+@attrs.frozen
+class QuietNode(Message):
+    """The node is quiet: take no new jobs, let running ones finish (VerkRoot to each
+    QueueSupervisor, which passes it on to its QueueManager). Quiet lasts until the
+    node stops, as in Sidekiq."""
 
 
 @attrs.frozen

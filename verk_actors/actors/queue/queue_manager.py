@@ -31,6 +31,7 @@ from verk_actors.actors.messages import (
     PollBlocking,
     QueueManagerStopped,
     QueueState,
+    QuietNode,
     RecordOutcomes,
     RedisErrorsSeen,
     RetryRedis,
@@ -79,6 +80,8 @@ class QueueManager(VerkActor):
         self.down = False
         self.stopped = False
         self.paused: bool | None = None
+        self.quiet = False
+        """The node is quiet: take no new jobs (the WorkersManager sees a pause)."""
         self.wait_for_jobs = True
         self.least = 1
         """Take nothing unless this many jobs wait (the request's ``least``)."""
@@ -105,6 +108,7 @@ class QueueManager(VerkActor):
     def receiveMsg_InitQueueManager(self, message: InitQueueManager, sender: Any) -> None:
         self.init = message
         self.metrics = message.metrics
+        self.quiet = message.quiet
         try:
             self.store = QueueStore(message.settings, message.queue, message.node_id)
         except Exception as exc:
@@ -219,6 +223,8 @@ class QueueManager(VerkActor):
             self.pending.requeued.extend(texts)
             self.inflight.clear()
             self.buffer.clear()
+        if self.paused:
+            self.send(sender, QueueState(paused=True))  # a new one does not know (quiet)
         self._work()
 
     def receiveMsg_RecordOutcomes(self, message: RecordOutcomes, sender: Any) -> None:
@@ -266,7 +272,9 @@ class QueueManager(VerkActor):
             return  # the RetryRedis timer comes back
         if self.buffer and self.demand:
             self._deliver([])
-        take = self.demand if self.wait_fd is None else 0
+        take = self.demand if self.wait_fd is None and not self.quiet else 0
+        if self.quiet:
+            self._set_paused(True)
         if not self.pending and not take:
             return
         taken, error = self.store.write(self.pending, take, least=self.least)
@@ -305,6 +313,16 @@ class QueueManager(VerkActor):
         log.info("queue %s: %s", self.store.queue, "paused" if paused else "running")
         if self.workers_manager is not None:
             self.send(self.workers_manager, QueueState(paused=paused))
+
+    def receiveMsg_QuietNode(self, message: QuietNode, sender: Any) -> None:
+        """The node turned quiet: take no new job; one a wait brings goes back."""
+        self.quiet = True
+        if self.wait_fd is not None and self.store is not None:
+            try:
+                self.store.interrupt_wait()
+            except REDIS_ERRORS as exc:
+                self._redis_down("interrupting its wait for jobs", exc)
+        self._set_paused(True)
 
     def receiveMsg_CheckPaused(self, message: CheckPaused, sender: Any) -> None:
         """While waiting on an idle queue, notice a pause within a poll interval."""
@@ -377,7 +395,7 @@ class QueueManager(VerkActor):
         if not answer.done:
             return  # the pause check answered; the BLMOVE has yet to
         self.wait_fd = None
-        if answer.paused:
+        if answer.paused or self.quiet:
             if answer.job is not None:
                 self.pending.requeued.append(answer.job)  # taken as the pause came: back
             self._set_paused(True)

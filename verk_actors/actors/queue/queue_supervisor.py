@@ -31,6 +31,7 @@ from verk_actors.actors.messages import (
     MetricsAt,
     QueueManagerStopped,
     QueueStopped,
+    QuietNode,
     StopQueue,
     StopQueueManager,
 )
@@ -60,12 +61,15 @@ class QueueSupervisor(Supervisor):
         self.stop_token = 0
         self.metrics_at: MetricsAt | None = None
         """Where the MetricsActor is (VerkRoot's latest word, newer than the init)."""
+        self.quiet = False
+        """The node is quiet (``QuietNode``, or the init said so)."""
 
     def describe(self) -> str:
         return f"queue {self.init.queue.name}" if self.init else "queue supervisor"
 
     def receiveMsg_InitQueueSupervisor(self, message: InitQueueSupervisor, sender: Any) -> None:
         self.init = message
+        self.quiet = self.quiet or message.quiet
         if self.metrics_at is None:
             self.metrics_at = MetricsAt(message.metrics)
         self.start_child(QUEUE_MANAGER, QueueManager)
@@ -77,7 +81,7 @@ class QueueSupervisor(Supervisor):
         assert init is not None
         if child.name == QUEUE_MANAGER:
             return InitQueueManager(
-                init.settings, init.queue.name, init.node_id, self.metrics_address()
+                init.settings, init.queue.name, init.node_id, self.metrics_address(), self.quiet
             )
         manager = self.child(QUEUE_MANAGER)
         # VerkRoot's last EventsWanted is newer than the init, even when Thespian
@@ -104,6 +108,12 @@ class QueueSupervisor(Supervisor):
         for child in self.children:
             if child.address is not None:
                 self.send(child.address, message)
+
+    def receiveMsg_QuietNode(self, message: QuietNode, sender: Any) -> None:
+        self.quiet = True  # a restarted QueueManager is told by its init
+        manager = self.child(QUEUE_MANAGER)
+        if manager is not None and manager.address is not None:
+            self.send(manager.address, message)
 
     def receiveMsg_EventsWanted(self, message: EventsWanted, sender: Any) -> None:
         self.events_wanted = message

@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 import redis
 
+from verk_actors.errors import ConfigurationError, NotFoundError
 from verk_actors.jobs.stored_job import StoredJob, as_text
 from verk_actors.store import keys
 
@@ -151,3 +152,51 @@ def running_work(client: redis.Redis, identities: list[str], limit: int = 1000) 
     ]
     works.sort(key=lambda w: (w.run_at is None, w.run_at or 0.0, w.identity, w.thread))
     return works[:limit]
+
+
+SIGNALS = {"quiet": "TSTP", "stop": "TERM"}
+"""Action -> the signal Sidekiq's Web pushes for it."""
+
+
+def signal_process(client: redis.Redis, identity: str, action: str) -> str:
+    """Ask a process (a node or a Sidekiq) to go quiet or stop, as Sidekiq's Web does:
+    ``LPUSH <identity>-signals TSTP|TERM`` with a minute to live. The process pops it at
+    its next heartbeat. Returns the signal pushed.
+
+    Raises ``ConfigurationError`` for an action other than ``quiet`` or ``stop``,
+    ``NotFoundError`` when ``identity`` is not a live process (see ``find_process``).
+    """
+    signal = SIGNALS.get(action)
+    if signal is None:
+        raise ConfigurationError(f"unknown process action {action!r}: use quiet or stop")
+    if not client.sismember(keys.PROCESSES, identity) or not client.exists(identity):
+        raise NotFoundError(
+            f"no live process has the identity {identity!r}; reload the Busy page "
+            "(or `verk-actors stats`) to see the processes running now"
+        )
+    key = keys.process_signals_key(identity)
+    with client.pipeline(transaction=True) as pipe:
+        pipe.lpush(key, signal)
+        pipe.expire(key, keys.SIGNALS_TTL)
+        pipe.execute()
+    return signal
+
+
+def find_process(client: redis.Redis, name: str) -> ProcessInfo:
+    """The live process named ``name``: its identity, or a node id (the node's process).
+
+    Raises ``NotFoundError`` if none (or several) match."""
+    found = [p for p in list_processes(client) if name in (p.identity, _node_of(p))]
+    if len(found) != 1:
+        known = ", ".join(sorted(_node_of(p) or p.identity for p in list_processes(client)))
+        what = "no live process" if not found else "several live processes"
+        raise NotFoundError(f"{what} named {name!r}; live: {known or 'none'}")
+    return found[0]
+
+
+def _node_of(process: ProcessInfo) -> str | None:
+    """A node's id (its ``node:<id>`` label), None for a Sidekiq process."""
+    for label in process.labels:
+        if process.verk and label.startswith("node:"):
+            return label[len("node:") :]
+    return None
