@@ -21,6 +21,7 @@ import attrs
 import pytest
 import redis
 
+from tests.nodeproc import NodeProcess
 from tests.servers import RedisServer, descendants
 from verk_actors.actors.system import start_actor_system, start_node, stop_node
 from verk_actors.config.settings import QueueSpec, Settings
@@ -126,6 +127,30 @@ def start_verk(asys: Any, redis_server: RedisServer) -> Callable[..., Node]:
         settings = node_settings(redis_server.url, **overrides)
         root, started = start_node(asys, settings)
         return Node(asys, root, started.node_id, settings)
+
+    return start
+
+
+@pytest.fixture
+def node_processes() -> Iterator[list[NodeProcess]]:
+    """``NodeProcess``es a test started (it appends them); any still running at the end
+    is killed with everything it started."""
+    started: list[NodeProcess] = []
+    yield started
+    for node in started:
+        node.kill_if_running()
+
+
+@pytest.fixture
+def run_node(
+    redis_server: RedisServer, node_processes: list[NodeProcess]
+) -> Callable[..., NodeProcess]:
+    """Start ``verk-actors start`` on the test's Redis and wait until it runs:
+    ``run_node(node_id, *args, env=None)``; killed at the end if it still runs."""
+    def start(node_id: str, *args: str, env: dict[str, str] | None = None) -> NodeProcess:
+        node = NodeProcess("--redis-url", redis_server.url, "--node-id", node_id, *args, env=env)
+        node_processes.append(node)
+        return node.start()
 
     return start
 

@@ -131,3 +131,10 @@ class NodeProcess:
         if self.process is not None:
             self.process.wait(10)
         return killed
+
+    def kill_if_running(self) -> None:
+        """A test's cleanup: SIGKILL the launcher and everything it started if it still
+        runs (a stopped one too: SIGSTOP trials wake it first, so nothing stays stopped)."""
+        if self.process is not None and self.process.poll() is None:
+            self.signal_all(signal.SIGCONT)
+            self.kill_all()

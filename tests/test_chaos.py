@@ -27,7 +27,6 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -53,13 +52,9 @@ def rng(request) -> random.Random:
 
 
 @pytest.fixture
-def nodes() -> Iterator[list[NodeProcess]]:
+def nodes(node_processes: list[NodeProcess]) -> list[NodeProcess]:
     """Node processes a test starts; any still running at the end is killed."""
-    started: list[NodeProcess] = []
-    yield started
-    for node in started:
-        if node.process is not None and node.process.poll() is None:
-            node.kill_all()
+    return node_processes
 
 
 def _ended(r, key: str = "log") -> collections.Counter:

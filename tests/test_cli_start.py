@@ -101,8 +101,7 @@ def test_ctrl_c_on_embedded_valkey_lets_the_running_job_finish_and_be_acked() ->
         code = node.process.wait(60)
     finally:
         client.close()
-        if node.process is not None and node.process.poll() is None:
-            node.kill_all()
+        node.kill_if_running()
     assert code == 0
     assert "unavailable" not in node.output
     assert "could not" not in node.output

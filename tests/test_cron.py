@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -204,17 +204,13 @@ def test_stores_racing_in_threads_enqueue_each_tick_once(redis_server, r: redis.
 
 
 @pytest.fixture
-def cron_nodes(redis_server, tmp_path: Path) -> Iterator[Callable[..., NodeProcess]]:
+def cron_nodes(run_node, tmp_path: Path) -> Callable[..., NodeProcess]:
     """Start ``verk-actors start`` nodes with an every-second cron entry; kill leftovers."""
     config = tmp_path / "verk.toml"
     config.write_text(f'[cron.tick]\nclass = "CronProbe"\ncron = "* * * * * *"\nqueue = "{Q}"\n')
-    started: list[NodeProcess] = []
 
     def start(node_id: str, *extra: str) -> NodeProcess:
-        node = NodeProcess(
-            "--redis-url",
-            redis_server.url,
-            "--node-id",
+        return run_node(
             node_id,
             "--queue",
             "default=1",
@@ -224,13 +220,8 @@ def cron_nodes(redis_server, tmp_path: Path) -> Iterator[Callable[..., NodeProce
             "2",
             *extra,
         )
-        started.append(node)
-        return node.start()
 
-    yield start
-    for node in started:
-        if node.process is not None and node.process.poll() is None:
-            node.kill_all()
+    return start
 
 
 def test_three_nodes_one_killed_enqueue_each_tick_once(

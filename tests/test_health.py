@@ -55,8 +55,7 @@ def test_health_of_a_running_node_then_a_stopped_one(redis_server) -> None:
         )
         assert node.terminate() == 0
     finally:
-        if node.process is not None and node.process.poll() is None:
-            node.kill_all()
+        node.kill_if_running()
     after = _health(url)
     print(after.stderr)
     assert after.returncode == 1
@@ -89,8 +88,7 @@ def test_a_killed_node_is_unhealthy_within_two_heartbeats(redis_server) -> None:
         assert by_host.returncode == 1
         assert f"no node of host {socket.gethostname()} holds a heartbeat lease" in by_host.stderr
     finally:
-        if node.process is not None and node.process.poll() is None:
-            node.kill_all()
+        node.kill_if_running()
 
 
 def test_health_without_redis_is_unhealthy_within_its_timeout() -> None:

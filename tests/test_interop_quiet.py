@@ -61,5 +61,4 @@ def test_sidekiq_api_quiets_then_stops_a_node(sidekiq_url: str, r: redis.Redis) 
         assert r.llen("after") == 0 and r.llen("queue:default") == 1
         assert run_ruby(url, READ_RB, {"node": "rubyhush"}) is None  # it left
     finally:
-        if node.process is not None and node.process.poll() is None:
-            node.kill_all()
+        node.kill_if_running()

@@ -12,7 +12,7 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -28,15 +28,11 @@ MOVED = re.compile(r"node (\S+): node (\S+) is dead \(no lease\); moved (\d+) of
 
 
 @pytest.fixture
-def cluster(redis_server) -> Iterator[Callable[..., NodeProcess]]:
+def cluster(run_node) -> Callable[..., NodeProcess]:
     """Start nodes on the test's Redis (``cluster(node_id, concurrency)``); kill leftovers."""
-    started: list[NodeProcess] = []
 
     def start(node_id: str, concurrency: int = 4, *extra: str) -> NodeProcess:
-        node = NodeProcess(
-            "--redis-url",
-            redis_server.url,
-            "--node-id",
+        return run_node(
             node_id,
             "--queue",
             f"default={concurrency}",
@@ -45,14 +41,8 @@ def cluster(redis_server) -> Iterator[Callable[..., NodeProcess]]:
             *extra,
             env=ENV,
         )
-        started.append(node)
-        return node.start()
 
-    yield start
-    for node in started:
-        if node.process is not None and node.process.poll() is None:
-            node.signal_all(signal.SIGCONT)
-            node.kill_all()
+    return start
 
 
 def _tokens(r, key: str, prefix: bytes) -> collections.Counter:

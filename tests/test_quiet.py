@@ -80,5 +80,4 @@ def test_tstp_quiets_the_node_and_term_stops_it(redis_server, r) -> None:
         assert not r.exists(identity)
         assert not r.exists(keys.process_signals_key(identity))
     finally:
-        if node.process is not None and node.process.poll() is None:
-            node.kill_all()
+        node.kill_if_running()

@@ -4,9 +4,8 @@ their leases and their timers, judge no live node dead, and pick up again at onc
 from __future__ import annotations
 
 import re
-import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -24,22 +23,17 @@ DEAD_LINE = re.compile(r"node \S+: node (\S+) is dead \(no lease\)")
 
 
 @pytest.fixture
-def launch() -> Iterator[Callable[..., NodeProcess]]:
+def launch(node_processes: list[NodeProcess]) -> Callable[..., NodeProcess]:
     """Start ``verk-actors start`` nodes (1 s heartbeat, 0.2 s polls); kill leftovers."""
-    started: list[NodeProcess] = []
 
     def start(url: str, node_id: str) -> NodeProcess:
         node = NodeProcess(
             "--redis-url", url, "--node-id", node_id, "--queue", "default=2", env=ENV
         )
-        started.append(node)
+        node_processes.append(node)
         return node.start()
 
-    yield start
-    for node in started:
-        if node.process is not None and node.process.poll() is None:
-            node.signal_all(signal.SIGCONT)
-            node.kill_all()
+    return start
 
 
 def test_idle_node_keeps_its_lease_and_its_queue_through_oom(start_verk, redis_server, r) -> None:

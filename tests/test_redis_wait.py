@@ -77,8 +77,7 @@ def test_start_waits_for_redis_saying_so_then_runs_when_it_comes() -> None:
         node.wait_for_line(" running: queues", timeout=30)
         assert node.terminate() == 0
     finally:
-        if node.process is not None and node.process.poll() is None:
-            node.kill_all()
+        node.kill_if_running()
         server.cleanup()
 
 
@@ -110,6 +109,5 @@ def test_redis_going_away_mid_run_is_one_line_then_reminders_then_one_line() -> 
         assert len([line for line in lines if "still failing" in line]) >= 1
         assert node.terminate() == 0
     finally:
-        if node.process is not None and node.process.poll() is None:
-            node.kill_all()
+        node.kill_if_running()
         server.cleanup()

@@ -159,8 +159,7 @@ def test_stop_verk_through_the_api_makes_the_launcher_exit_0(redis_server, r) ->
         assert node.process is not None
         code = node.process.wait(20)
     finally:
-        if node.process is not None and node.process.poll() is None:
-            node.kill_all()
+        node.kill_if_running()
     assert code == 0
     assert "stopped through its API (StopVerk); exiting" in node.output
     wait_for(lambda: not node.processes())

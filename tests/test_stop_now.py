@@ -69,8 +69,7 @@ def test_second_signal_stops_at_once_and_requeues_the_running_job(redis_server, 
         assert r.llen("queue:default") == 0
         assert fresh.terminate() == 0
     finally:
-        if fresh.process is not None and fresh.process.poll() is None:
-            fresh.kill_all()
+        fresh.kill_if_running()
 
 
 def test_stop_verk_with_a_timeout_hurries_a_stop_under_way(start_verk, redis_server, r) -> None:

@@ -245,15 +245,11 @@ def test_a_node_frees_the_lock_at_start_or_success(start_verk, asys, redis_serve
 
 
 @pytest.fixture
-def unique_nodes(redis_server) -> Iterator[Callable[[str], NodeProcess]]:
+def unique_nodes(run_node) -> Callable[[str], NodeProcess]:
     """``verk-actors start`` nodes running the unique workers (1 s heartbeat); killed after."""
-    started: list[NodeProcess] = []
 
     def start(node_id: str) -> NodeProcess:
-        node = NodeProcess(
-            "--redis-url",
-            redis_server.url,
-            "--node-id",
+        return run_node(
             node_id,
             "--import",
             "tests.unique_jobs",
@@ -264,13 +260,8 @@ def unique_nodes(redis_server) -> Iterator[Callable[[str], NodeProcess]]:
             "--shutdown-timeout",
             "2",
         )
-        started.append(node)
-        return node.start()
 
-    yield start
-    for node in started:
-        if node.process is not None and node.process.poll() is None:
-            node.kill_all()
+    return start
 
 
 def test_a_killed_nodes_job_keeps_its_lock_and_runs_once(
