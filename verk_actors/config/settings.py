@@ -62,8 +62,7 @@ def _spec_name(_inst: object, _attr: object, value: Any) -> None:
 def _spec_concurrency(inst: Any, _attr: object, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigurationError(
-            f"queue {inst.name!r}: concurrency must be a whole number of at least 1, "
-            f"got {value!r}"
+            f"queue {inst.name!r}: concurrency must be a whole number of at least 1, got {value!r}"
         )
 
 
@@ -117,8 +116,7 @@ def _queues(value: Iterable[QueueSpec]) -> tuple[QueueSpec, ...]:
     for spec in specs:
         if not isinstance(spec, QueueSpec):
             raise ConfigurationError(
-                f"queues must hold QueueSpec values, e.g. QueueSpec('default', 25), "
-                f"got {spec!r}"
+                f"queues must hold QueueSpec values, e.g. QueueSpec('default', 25), got {spec!r}"
             )
     names = [spec.name for spec in specs]
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -431,6 +429,4 @@ def read_text(field: str, text: str) -> Any:
     try:
         return kind(text)
     except ValueError:
-        raise ConfigurationError(
-            f"{text!r} is not {KIND_WORDS.get(kind, kind.__name__)}"
-        ) from None
+        raise ConfigurationError(f"{text!r} is not {KIND_WORDS.get(kind, kind.__name__)}") from None
