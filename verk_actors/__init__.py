@@ -47,6 +47,7 @@ from verk_actors.store.admin.nodes import NodeInfo, list_nodes
 from verk_actors.store.admin.pause import is_paused, pause_queue, paused_queues, resume_queue
 from verk_actors.store.admin.queues import Queue, queue_names
 from verk_actors.store.admin.stats import history, queue_stats, snapshot, totals
+from verk_actors.store.batches import Batch, BatchCallback, batch_status, list_batches
 from verk_actors.store.client import Client, enqueue, enqueue_at, enqueue_in, enqueue_many
 
 if TYPE_CHECKING:
@@ -78,6 +79,8 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "ActorSystemError",
     "AsyncWorkerError",
+    "Batch",
+    "BatchCallback",
     "Client",
     "ConfigurationError",
     "InvalidJobError",
@@ -104,12 +107,14 @@ __all__ = [
     "WorkerRegistry",
     "add_death_handler",
     "add_error_handler",
+    "batch_status",
     "enqueue",
     "enqueue_at",
     "enqueue_in",
     "enqueue_many",
     "history",
     "is_paused",
+    "list_batches",
     "list_nodes",
     "load_config",
     "pause_queue",

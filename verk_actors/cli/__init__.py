@@ -49,6 +49,7 @@ import sys
 from collections.abc import Sequence
 
 from verk_actors.cli import (
+    batches,
     bench,
     control,
     cron,
@@ -100,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     process_signals.add_parsers(commands)
     enqueue.add_parsers(commands)
     cron.add_parsers(commands)
+    batches.add_parsers(commands)
     bench.add_parser(commands)
     tree.add_parser(commands)
     health.add_parser(commands)

@@ -7,7 +7,7 @@ Every wrapper takes the client or pipeline to run on, so callers can batch them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -31,6 +31,7 @@ SCRIPT_NAMES = (
     "cron_enqueue",
     "unique_enqueue",
     "unique_release",
+    "batch_update",
 )
 
 DAY_COUNTER_TTL = 5 * 365 * 86_400  # Sidekiq keeps per-day counters five years
@@ -281,4 +282,16 @@ class Scripts:
             [keys.unique_lock_key(digest) for digest, _ in locks],
             [jid for _, jid in locks],
         )
+        return result
+
+    def batch_update(
+        self, on: Client, updates: Mapping[tuple[str, str], str], *, now: float, keep: int
+    ) -> int:
+        """Tell batches their jobs ``(bid, jid)`` succeeded (``"s"``) or failed
+        (``"f"``); returns how many callbacks were enqueued."""
+        keys_: list[str] = []
+        for bid, _ in updates:
+            keys_ += (keys.batch_key(bid), keys.batch_pending_key(bid), keys.batch_failed_key(bid))
+        args = [repr(now), keep, *(f"{outcome} {jid}" for (_, jid), outcome in updates.items())]
+        result: int = self._run("batch_update", on, keys_, args)
         return result
