@@ -29,6 +29,9 @@ REDIS_SINCE = {
     "EXPIRE": (1, 0, 0),
     "GET": (1, 0, 0),
     "HGET": (2, 0, 0),
+    "HINCRBY": (2, 0, 0),
+    "HSETNX": (2, 0, 0),
+    "SCARD": (1, 0, 0),
     "HSET": (4, 0, 0),  # several fields at once
     "INCRBY": (1, 0, 0),
     "LLEN": (1, 0, 0),
