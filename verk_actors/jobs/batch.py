@@ -98,9 +98,7 @@ def batch_updates(texts: Iterable[bytes], outcome: str) -> dict[tuple[str, str],
     """``{(bid, jid): outcome}`` for the jobs among ``texts`` that belong to a batch
     (texts without the ``"bid"`` field cost a substring search, nothing more)."""
     found: dict[tuple[str, str], str] = {}
-    for text in texts:
-        if MARK not in text:
-            continue
+    for text in [text for text in texts if MARK in text]:
         try:
             job = decode_job(text)
         except MalformedJobError:
