@@ -205,4 +205,17 @@ def list_batches(redis_client: redis.Redis, limit: int = 50) -> list[BatchStatus
     return found
 
 
-__all__ = ["FINISHED_TTL", "Batch", "BatchCallback", "batch_status", "list_batches"]
+def batch_jids(redis_client: redis.Redis, bid: str, limit: int = 100) -> dict[str, list[str]]:
+    """Up to ``limit`` jids of a batch's jobs still pending and of those failing (a
+    sample when there are more: SRANDMEMBER, not a scan of the whole set)."""
+    pipe = redis_client.pipeline(transaction=False)
+    pipe.srandmember(keys.batch_pending_key(bid), limit)
+    pipe.srandmember(keys.batch_failed_key(bid), limit)
+    pending, failed = pipe.execute()
+    return {
+        "pending": sorted(raw.decode() for raw in pending or ()),
+        "failed": sorted(raw.decode() for raw in failed or ()),
+    }
+
+
+__all__ = ["FINISHED_TTL", "Batch", "BatchCallback", "batch_jids", "batch_status", "list_batches"]
