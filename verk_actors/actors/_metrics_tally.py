@@ -163,8 +163,10 @@ class NodeTally:
         """Per queue: who sent the latest totals (a WorkersManager), and them."""
         self.carried: dict[str, _Sums] = {}
         self.restarts: dict[tuple[str, str], int] = {}
-        self.redis_errors = 0
-        self.redis_reconnects = 0
+        self.redis_errors: dict[str, int] = {}
+        """Failed Redis calls by kind of actor."""
+        self.redis_reconnects: dict[str, int] = {}
+        """Outages come back from, by kind of actor."""
         self.queues: tuple[str, ...] = ()
 
     def report(self, sender: Any, figures: QueueFigures) -> None:
