@@ -32,6 +32,7 @@ from verk_actors.store.admin.job_sets import JobSet, SetEntry
 from verk_actors.store.connection import Connection, connect
 from verk_actors.store.failures import REDIS_ERRORS
 from verk_actors.web import _batch_views as batch_views
+from verk_actors.web import _prometheus
 from verk_actors.web import _views as views
 from verk_actors.web._actions import Actions
 from verk_actors.web._render import (
@@ -101,6 +102,9 @@ class Dashboard:
         offset, limit = paging(request)
         return views.queue_page(self.client, request.path_params["name"], offset, limit)
 
+    def prometheus(self, request: Request) -> Response:
+        return Response(_prometheus.render(self.client), media_type=_prometheus.CONTENT_TYPE)
+
     def batches(self, request: Request) -> dict[str, Any]:
         return batch_views.batches(self.client)
 
@@ -149,6 +153,7 @@ class Dashboard:
             out.append(Route(path, page))
             out.append(Route("/api" + api_path, api))
         out.insert(0, Route("/api/stats", self._api(self.stats), name="api_stats"))
+        out.insert(0, Route("/metrics", self.prometheus))
         actions = Actions(self.client, csrf, read_only=self.read_only)
         out = actions.routes() + out
         out.append(Mount("/static", StaticFiles(directory=HERE / "static"), name="static"))
