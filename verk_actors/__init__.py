@@ -32,6 +32,7 @@ from verk_actors.errors import (
     JobTimeoutError,
     MalformedJobError,
     NotFoundError,
+    OverLimitError,
     RedisUnavailableError,
     UnknownWorkerError,
     VerkError,
@@ -39,6 +40,7 @@ from verk_actors.errors import (
 )
 from verk_actors.jobs.hooks import JobContext, add_death_handler, add_error_handler
 from verk_actors.jobs.job import Job
+from verk_actors.jobs.limits import Concurrent, Window, limited
 from verk_actors.jobs.registry import WorkerRegistry
 from verk_actors.jobs.stored_job import StoredJob
 from verk_actors.jobs.worker import Worker
@@ -79,6 +81,7 @@ __all__ = [
     "ActorSystemError",
     "AsyncWorkerError",
     "Client",
+    "Concurrent",
     "ConfigurationError",
     "InvalidJobError",
     "Job",
@@ -89,6 +92,7 @@ __all__ = [
     "MalformedJobError",
     "NodeInfo",
     "NotFoundError",
+    "OverLimitError",
     "Queue",
     "QueueSpec",
     "RedisUnavailableError",
@@ -99,6 +103,7 @@ __all__ = [
     "UnknownWorkerError",
     "VerkError",
     "VerkRoot",
+    "Window",
     "Worker",
     "WorkerDiedError",
     "WorkerRegistry",
@@ -110,6 +115,7 @@ __all__ = [
     "enqueue_many",
     "history",
     "is_paused",
+    "limited",
     "list_nodes",
     "load_config",
     "pause_queue",

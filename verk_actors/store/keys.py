@@ -133,3 +133,22 @@ def cron_tick_key(name: str, tick: int) -> str:
 def unique_lock_key(digest: str) -> str:
     """A unique job's lock: holds the jid of the job that took it, until it is freed."""
     return f"verk:unique:{digest}"
+
+
+LIMITS = "verk:limits"
+"""Set of the names of the rate and concurrency limiters jobs have taken."""
+
+
+def limit_key(name: str) -> str:
+    """Hash of a limiter: ``kind``, ``limit``, ``lease`` or ``per``, ``used_at``."""
+    return f"verk:limit:{name}"
+
+
+def limit_slots_key(name: str) -> str:
+    """A Concurrent limiter's held slots: holder -> end of its lease (unix seconds)."""
+    return f"verk:limit:{name}:concurrent"
+
+
+def limit_window_key(name: str) -> str:
+    """A Window limiter's takes in its last window: take -> when (unix seconds)."""
+    return f"verk:limit:{name}:window"

@@ -16,6 +16,7 @@ from typing import Any
 import redis
 from redis.commands.core import Script
 
+from verk_actors.jobs.limits import Concurrent, Limiter
 from verk_actors.jobs.retry import Fate
 from verk_actors.store import keys
 
@@ -31,15 +32,17 @@ SCRIPT_NAMES = (
     "cron_enqueue",
     "unique_enqueue",
     "unique_release",
+    "limit_take_concurrent",
+    "limit_take_window",
 )
 
 DAY_COUNTER_TTL = 5 * 365 * 86_400  # Sidekiq keeps per-day counters five years
 
 Client = redis.Redis | redis.client.Pipeline
 
-FAIL_TO = {Fate.RETRY: "retry", Fate.DEAD: "dead"}
-"""``fail_jobs.lua``'s word for where a failed job goes: ``KEYS[2]`` (``retry``) or
-``KEYS[3]`` (``dead``)."""
+FAIL_TO = {Fate.RETRY: "retry", Fate.DEAD: "dead", Fate.DEFER: "schedule"}
+"""``fail_jobs.lua``'s word for where a job that did not succeed goes: ``KEYS[2]``
+(``retry``), ``KEYS[3]`` (``dead``) or ``KEYS[10]`` (``schedule``, deferred by a limiter)."""
 
 
 def lua_dir() -> Path:
@@ -121,7 +124,8 @@ class Scripts:
         dead_max_jobs: int,
     ) -> int:
         """Move failed jobs from in-progress to ``retry`` or ``dead`` by their fate
-        (original, fate, score, text)."""
+        (original, fate, score, text); deferred ones (``Fate.DEFER``) to ``schedule``,
+        uncounted."""
         flat: list[Any] = [now, dead_timeout, dead_max_jobs, DAY_COUNTER_TTL]
         for original, fate, score, text in failures:
             flat.extend((original, FAIL_TO[fate], repr(float(score)), text))
@@ -138,6 +142,7 @@ class Scripts:
                 keys.STAT_FAILED,
                 keys.failed_day_key(day),
                 keys.failed_queue_key(queue),
+                keys.SCHEDULE,
             ),
             flat,
         )
@@ -282,3 +287,18 @@ class Scripts:
             [jid for _, jid in locks],
         )
         return result
+
+    def limit_take(self, on: Client, limiter: Limiter, holder: str, lease: float) -> int | None:
+        """Take ``limiter`` for ``holder`` (``lease``: seconds a ``Concurrent`` slot is
+        held at most): None when taken, else milliseconds until it may have room."""
+        if isinstance(limiter, Concurrent):
+            name, key, bound = "limit_take_concurrent", keys.limit_slots_key, lease
+        else:
+            name, key, bound = "limit_take_window", keys.limit_window_key, limiter.per
+        taken, wait_ms = self._run(
+            name,
+            on,
+            (keys.LIMITS, keys.limit_key(limiter.name), key(limiter.name)),
+            (limiter.name, holder, limiter.limit, repr(float(bound))),
+        )
+        return None if taken else int(wait_ms)
