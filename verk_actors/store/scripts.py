@@ -268,15 +268,33 @@ class Scripts:
         at: float | None,
     ) -> tuple[bool, str]:
         """Take a unique job's lock and enqueue it (``at`` None) or schedule it:
-        ``(True, jid)``, or ``(False, holder's jid)`` with nothing written."""
+        ``(True, jid)``, or ``(False, holder's jid)`` with nothing written. On a
+        pipeline, use ``queue_unique_enqueue``."""
+        written, holder = self.queue_unique_enqueue(
+            on, digest, text, queue, jid=jid, ttl_ms=ttl_ms, at=at
+        )
+        return bool(written), holder.decode() if isinstance(holder, bytes) else str(holder)
+
+    def queue_unique_enqueue(
+        self,
+        on: Client,
+        digest: str,
+        text: str,
+        queue: str,
+        *,
+        jid: str,
+        ttl_ms: int,
+        at: float | None,
+    ) -> Any:
+        """``unique_enqueue`` as sent: on a pipeline, its reply ``[written, jid]`` comes
+        with the pipeline's results."""
         target = keys.queue_key(queue) if at is None else keys.SCHEDULE
-        written, holder = self._run(
+        return self._run(
             "unique_enqueue",
             on,
             (keys.unique_lock_key(digest), target, keys.QUEUES),
             (jid, ttl_ms, text, queue, "" if at is None else repr(float(at))),
         )
-        return bool(written), holder.decode() if isinstance(holder, bytes) else str(holder)
 
     def unique_release(self, on: Client, locks: Sequence[tuple[str, str]]) -> int:
         """Free unique locks ``(digest, jid)``, each only if that jid still holds it."""
