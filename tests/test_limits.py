@@ -15,6 +15,7 @@ import redis
 
 from tests.servers import RedisServer
 from verk_actors import Concurrent, Window, Worker, limited
+from verk_actors.cli import main
 from verk_actors.config.settings import Settings
 from verk_actors.errors import ConfigurationError
 from verk_actors.jobs.job import decode_job
@@ -201,3 +202,30 @@ def test_defer_delay_grows_with_jitter_up_to_a_bound() -> None:
         delay = defer_delay(count, 0.0, rng)
         assert low <= delay <= low * 1.5
     assert 7.0 <= defer_delay(1, 7.0, rng) <= 10.5
+
+
+def test_the_limits_command_shows_use_and_holders(
+    redis_server: RedisServer, r: redis.Redis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``verk-actors limits`` lists each limiter with its use and, for a concurrent one,
+    the jobs and nodes holding its slots; ``--json`` the same for scripts."""
+    assert main(["limits", "--redis-url", redis_server.url]) == 0
+    assert "no limiters yet" in capsys.readouterr().out
+    scripts = Scripts(r)
+    scripts.limit_take(r, Concurrent("api", 2), "jid1@node-a/7.1", 60)
+    scripts.limit_take(r, Window("rate", 5, per=60), "jid2@node-b/8.1", 0)
+    assert main(["limits", "--redis-url", redis_server.url]) == 0
+    out = capsys.readouterr().out
+    assert "2 at once (lease 1m00s)" in out and "1/2" in out and "jid1 on node-a" in out
+    assert "5 per 1m00s" in out and "1/5" in out
+    assert main(["limits", "--json", "--redis-url", redis_server.url]) == 0
+    shown = {entry["name"]: entry for entry in json.loads(capsys.readouterr().out)["limits"]}
+    assert shown["api"]["holders"] == [
+        {
+            "holder": "jid1@node-a/7.1",
+            "jid": "jid1",
+            "node": "node-a",
+            "lease_until": shown["api"]["holders"][0]["lease_until"],
+        }
+    ]
+    assert shown["rate"]["in_use"] == 1 and shown["rate"]["per"] == 60.0

@@ -23,7 +23,7 @@ def add_parser(commands: Any) -> None:
             "current window."
         ),
     )
-    add_common(limits, leaf=True)
+    add_common(limits)
     limits.set_defaults(run=run_limits)
 
 
