@@ -48,6 +48,7 @@ from verk_actors.jobs.hooks import Hooks
 from verk_actors.jobs.job_log import attach_job_to_records
 from verk_actors.jobs.limits import install_gate
 from verk_actors.jobs.registry import WorkerRegistry
+from verk_actors.jobs.retry import Fate
 from verk_actors.jobs.running import PreparedJob, execute
 from verk_actors.store.failures import REDIS_ERRORS
 from verk_actors.store.limits import RedisLimitGate
@@ -145,7 +146,12 @@ class WorkerActor(VerkActor):
             return None
         failure = execute(prepared, ref, settings)
         now = time.monotonic()
-        board.job_ended(batch, index, failure is None)
+        if failure is None or failure.failure is None or failure.failure.fate is not Fate.DEFER:
+            board.job_ended(batch, index, failure is None)
+        else:
+            # Put back by a full limiter: it did not run. Should this worker die before
+            # its report is out, the job goes back to the queue, not to retry.
+            board.job_given_back(batch, index)
         if settings.metrics_port is not None:
             if report.timings is None:
                 report.timings = []
