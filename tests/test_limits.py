@@ -56,7 +56,16 @@ class Plain(Worker):
         pass
 
 
-REGISTRY = WorkerRegistry([OneAtATime, TakesInside, Plain])
+class RateThenSlot(Worker):
+    """Takes a window ("w") then a slot ("t")."""
+
+    limits = (Window("w", 5, per=60), Concurrent("t", 1, lease=30))
+
+    def perform(self) -> None:
+        pass
+
+
+REGISTRY = WorkerRegistry([OneAtATime, TakesInside, Plain, RateThenSlot])
 
 
 @pytest.fixture
@@ -154,6 +163,18 @@ def test_a_job_over_its_limit_is_deferred_without_using_a_retry(
         assert decode_job(again.failure.text).extra == {"limited": 2}
         assert again.failure.score >= before + 1.0
     assert r.zrange(SLOTS, 0, -1) == [b"someone-else"]
+
+
+def test_a_window_take_counts_only_if_the_job_ran(r: redis.Redis, gate: RedisLimitGate) -> None:
+    """A window taken before a full slot is given back (the job did not run); once the
+    job runs, its take stays in the window."""
+    Scripts(r).limit_take(r, Concurrent("t", 1), "someone-else", 30)
+    deferred = run("RateThenSlot")
+    assert deferred.failure is not None and deferred.failure.fate is Fate.DEFER
+    assert r.zcard(keys.limit_window_key("w")) == 0
+    r.delete(SLOTS)
+    assert run("RateThenSlot").ok
+    assert r.zcard(keys.limit_window_key("w")) == 1 and r.zcard(SLOTS) == 0
 
 
 def test_a_slot_is_given_back_when_the_job_ends(r: redis.Redis, gate: RedisLimitGate) -> None:

@@ -121,7 +121,8 @@ class LimitGate(Protocol):
         ...
 
     def release(self, limiter: Limiter, holder: str) -> None:
-        """Give back what ``holder`` took (nothing to do for a ``Window``)."""
+        """Give back what ``holder`` took: a ``Concurrent`` slot when its job ends, a
+        ``Window`` take only when its job did not run after all."""
         ...
 
 
@@ -171,16 +172,20 @@ def limited(*limiters: Limiter) -> Iterator[None]:
     gate = _gates[0]
     lease_base = getattr(job, "limit", None)
     held: list[tuple[Limiter, str]] = []
+    ran = False
     try:
         for limiter in limiters:
             holder, wait = gate.acquire(limiter, job.jid or "", lease_for(limiter, lease_base))
             if holder is None:
                 raise OverLimitError(limiter.name, wait)
             held.append((limiter, holder))
+        ran = True
         yield
     finally:
         for limiter, holder in reversed(held):
-            if isinstance(limiter, Concurrent):
+            # A window's take counts once the block ran; if a later limiter was full,
+            # the block did not run and the take is given back too.
+            if isinstance(limiter, Concurrent) or not ran:
                 gate.release(limiter, holder)
 
 

@@ -69,12 +69,12 @@ class RedisLimitGate:
         return None, max(wait_ms, 0) / 1000 if isinstance(limiter, Window) else 0.0
 
     def release(self, limiter: Limiter, holder: str) -> None:
-        """Give a ``Concurrent`` slot back; if Redis fails, its lease frees it later."""
-        if not isinstance(limiter, Concurrent):
-            return
+        """Give a ``Concurrent`` slot (or a ``Window`` take) back, one ``ZREM``; if
+        Redis fails, the slot's lease frees it later (the take leaves its window)."""
+        key = keys.limit_slots_key if isinstance(limiter, Concurrent) else keys.limit_window_key
         try:
             client, _ = self._connected()
-            client.zrem(keys.limit_slots_key(limiter.name), holder)
+            client.zrem(key(limiter.name), holder)
         except REDIS_ERRORS as exc:
             log.warning(
                 "limiter %r: slot of %s not given back (%s); its lease frees it",
