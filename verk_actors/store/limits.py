@@ -4,7 +4,8 @@
 installs one when it starts; it connects to Redis the first time a job takes a
 limiter, so a node whose workers declare none opens no connection and sends no command
 for them. Taking is one script (``limit_take_concurrent.lua``, ``limit_take_window.lua``);
-giving a ``Concurrent`` slot back is one ``ZREM`` of its holder.
+giving a ``Concurrent`` slot back (or a ``Window`` take whose job did not run) is one
+``ZREM`` of its holder.
 """
 
 from __future__ import annotations
