@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from tests.conftest import wait_for
-from tests.limit_jobs import DONE, MOST, RUNNING, SEEN, STARTS
+from tests.limit_jobs import DONE, LATE, MOST, RUNNING, SEEN, STARTS
 from tests.nodeproc import ROOT, NodeProcess
 from tests.servers import RedisServer
 from verk_actors.store import keys
@@ -95,18 +95,22 @@ def test_five_nodes_never_run_more_than_three_at_once(
 def test_a_window_limit_measured_over_seconds(
     limit_nodes, redis_server: RedisServer, r: redis.Redis
 ) -> None:
-    """Two nodes run 25 jobs limited to 5 a second: no 6 of them started within a
-    second (less the time a job takes to note its start), so they took over 4 s."""
+    """Two nodes run 25 jobs limited to 5 a second: no 6 of them took the limiter
+    within a second (by the times it kept), so they took over 4 s."""
     nodes = limit_nodes(2, "win", workers=3)
     client = Client(r)
     client.enqueue_many("WindowJob", [(redis_server.url,)] * 25)
     wait_for(lambda: r.llen(DONE) == 25, timeout=180, every=0.2)
-    times = sorted(starts(r).values())
-    assert len(times) == 25
-    # Each job noted its start just after taking the limiter: allow 0.25 s for that.
+    started = starts(r)
+    assert len(started) == 25
+    # Each job noted its take's time; one that got to it over a second late (rare)
+    # could not, and is left out: fewer takes only widen the gaps.
+    late = {jid.decode() for jid in r.lrange(LATE, 0, -1)}
+    times = sorted(at for jid, at in started.items() if jid not in late)
+    assert len(times) >= 20
     gaps = [times[i + 5] - times[i] for i in range(len(times) - 5)]
-    assert min(gaps) >= 0.75, gaps
-    assert times[-1] - times[0] >= 4 * 0.75
+    assert min(gaps) >= 0.99, gaps  # Redis's clock; 10 ms for float rounding
+    assert times[-1] - times[0] >= (len(times) - 1) // 5 * 0.99
     seen = [line.decode().split() for line in r.lrange(SEEN, 0, -1)]
     assert all(retry_count == "None" for _, _, retry_count in seen)
     assert r.zcard(keys.RETRY) == 0 and not r.exists(keys.STAT_FAILED)
