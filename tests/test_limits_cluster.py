@@ -16,8 +16,10 @@ from tests.conftest import wait_for
 from tests.limit_jobs import DONE, LATE, MOST, RUNNING, SEEN, STARTS
 from tests.nodeproc import ROOT, NodeProcess
 from tests.servers import RedisServer
+from verk_actors import Concurrent
 from verk_actors.store import keys
 from verk_actors.store.client import Client
+from verk_actors.store.scripts import Scripts
 
 
 @pytest.fixture
@@ -116,6 +118,33 @@ def test_a_window_limit_measured_over_seconds(
     assert r.zcard(keys.RETRY) == 0 and not r.exists(keys.STAT_FAILED)
     for node in nodes:
         node.terminate()
+
+
+def test_the_queue_runs_other_jobs_while_a_limiter_is_full(
+    limit_nodes, redis_server: RedisServer, r: redis.Redis
+) -> None:
+    """While outsiders hold every slot of "api", the node's limited jobs wait in
+    ``schedule`` and its other jobs of the same queue run; once the slots are free the
+    limited jobs run, put back some times each and with no retry used."""
+    url = redis_server.url
+    scripts = Scripts(r)
+    for n in range(3):
+        assert scripts.limit_take(r, Concurrent("api", 3), f"outsider-{n}", 120) is None
+    [node] = limit_nodes(1, "busy", workers=2)
+    client = Client(r)
+    jids = [client.enqueue("ConcurrentJob", url, 0.05) for _ in range(4)]
+    client.enqueue_many("Record", [(url, "plain", n) for n in range(20)])
+    wait_for(lambda: r.llen("plain") == 20, timeout=60)
+    wait_for(lambda: r.zcard(keys.SCHEDULE) >= 1, timeout=30)  # put back, waiting
+    assert r.llen(DONE) == 0
+    r.delete(keys.limit_slots_key("api"))
+    wait_for(lambda: r.llen(DONE) == 4, timeout=120, every=0.2)
+    assert sorted(r.lrange(DONE, 0, -1)) == sorted(j.encode() for j in jids)
+    seen = [line.decode().split() for line in r.lrange(SEEN, 0, -1)]
+    assert len(seen) == 4
+    assert all(int(limited) >= 1 and retry_count == "None" for _, limited, retry_count in seen)
+    assert r.zcard(keys.RETRY) == 0 and not r.exists(keys.STAT_FAILED)
+    node.terminate()
 
 
 def limits_cli(url: str) -> dict[str, dict[str, object]]:
