@@ -112,9 +112,18 @@ def run(args: argparse.Namespace) -> int:
     queue = args.queue or "default"
     scheduled = at is not None and at > time.time()
     if args.json:
-        print_json(with_server(url, {"jid": jid, "class": args.worker, "queue": queue,
-                                     "at": at if scheduled else None,
-                                     "duplicate": not written}))
+        print_json(
+            with_server(
+                url,
+                {
+                    "jid": jid,
+                    "class": args.worker,
+                    "queue": queue,
+                    "at": at if scheduled else None,
+                    "duplicate": not written,
+                },
+            )
+        )
         return EXIT_OK
     say(server_line(url))
     if not written:
