@@ -214,6 +214,12 @@ def test_limiters_are_checked() -> None:
     with pytest.raises(ConfigurationError, match=r"Wrong\.limits"):
         WorkerRegistry([Wrong])
 
+    class NotAList(Worker):
+        limits = 3  # type: ignore[assignment]
+
+    with pytest.raises(ConfigurationError, match=r"NotAList\.limits"):
+        WorkerRegistry([NotAList])
+
 
 def test_defer_delay_grows_with_jitter_up_to_a_bound() -> None:
     """The backoff doubles per deferral from 0.5 s, up to 30 s, plus up to 50 % jitter,

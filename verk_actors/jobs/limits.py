@@ -151,7 +151,9 @@ def declared_limits(worker: type) -> tuple[Limiter, ...]:
         return ()
     if isinstance(limits, Concurrent | Window):
         limits = (limits,)
-    if not all(isinstance(limiter, Concurrent | Window) for limiter in limits):
+    if not isinstance(limits, tuple | list) or not all(
+        isinstance(limiter, Concurrent | Window) for limiter in limits
+    ):
         raise ConfigurationError(
             f"{worker.__name__}.limits must hold Concurrent(...) and Window(...) limiters, "
             f"got {limits!r}"
