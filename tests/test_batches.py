@@ -117,6 +117,32 @@ def BatchCallbackOn(queue: str, options: dict[str, object]) -> BatchCallback:
     return BatchCallback(Callback, options, queue=queue)
 
 
+def test_only_jobs_that_ran_are_told_to_their_batch() -> None:
+    """A batch job acked counts as succeeded, one failed (retry or dead) as failed, and
+    one a limiter deferred (it has not run) is not told; jobs without a bid cost nothing."""
+    from verk_actors.jobs.retry import Fate
+    from verk_actors.store.queue_store import Pending, note_batches
+
+    def text(jid: str, bid: str | None = "b1") -> bytes:
+        extra = {"bid": bid} if bid else {}
+        return json.dumps({"class": "Row", "args": [], "jid": jid, **extra}).encode()
+
+    pending = Pending(
+        acked=[text("ok"), text("plain", bid=None)],
+        failed=[
+            (text("retry"), Fate.RETRY, 1.0, b""),
+            (text("dead"), Fate.DEAD, 1.0, b""),
+            (text("limited"), Fate.DEFER, 1.0, b""),
+        ],
+    )
+    note_batches(pending)
+    assert pending.batched == {
+        ("b1", "ok"): SUCCEEDED,
+        ("b1", "retry"): FAILED,
+        ("b1", "dead"): FAILED,
+    }
+
+
 def test_updates_for_unknown_or_expired_batches_do_nothing(r: redis.Redis) -> None:
     """A job whose batch expired is acked without effect (no keys made)."""
     assert Scripts(r).batch_update(r, {("gone", "j"): SUCCEEDED}, now=time.time(), keep=60) == 0

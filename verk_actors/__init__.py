@@ -32,6 +32,7 @@ from verk_actors.errors import (
     JobTimeoutError,
     MalformedJobError,
     NotFoundError,
+    OverLimitError,
     RedisUnavailableError,
     UnknownWorkerError,
     VerkError,
@@ -39,6 +40,7 @@ from verk_actors.errors import (
 )
 from verk_actors.jobs.hooks import JobContext, add_death_handler, add_error_handler
 from verk_actors.jobs.job import Job
+from verk_actors.jobs.limits import Concurrent, Window, limited
 from verk_actors.jobs.registry import WorkerRegistry
 from verk_actors.jobs.stored_job import StoredJob
 from verk_actors.jobs.worker import Worker
@@ -82,6 +84,7 @@ __all__ = [
     "Batch",
     "BatchCallback",
     "Client",
+    "Concurrent",
     "ConfigurationError",
     "InvalidJobError",
     "Job",
@@ -92,6 +95,7 @@ __all__ = [
     "MalformedJobError",
     "NodeInfo",
     "NotFoundError",
+    "OverLimitError",
     "Queue",
     "QueueSpec",
     "RedisUnavailableError",
@@ -102,6 +106,7 @@ __all__ = [
     "UnknownWorkerError",
     "VerkError",
     "VerkRoot",
+    "Window",
     "Worker",
     "WorkerDiedError",
     "WorkerRegistry",
@@ -114,6 +119,7 @@ __all__ = [
     "enqueue_many",
     "history",
     "is_paused",
+    "limited",
     "list_batches",
     "list_nodes",
     "load_config",

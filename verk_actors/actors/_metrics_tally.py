@@ -75,7 +75,7 @@ class JobTally:
         """A worker's report: its jobs that succeeded and failed."""
         self.succeeded(done.timings)
         for outcome in done.failures:
-            if outcome.failure is not None:
+            if outcome.failure is not None and outcome.failure.fate is not Fate.DEFER:
                 self.failed(outcome.class_name, outcome.failure, outcome.duration)
 
     def succeeded(self, timings: Iterable[tuple[str | None, float]]) -> None:

@@ -108,10 +108,7 @@ def run(args: argparse.Namespace) -> int:
     url = redis_url(args)
     with connected(args, url) as redis_client:
         client = Client(redis_client, url=url)
-        if at is None:
-            jid = client.enqueue(args.worker, *job_args, **options)
-        else:
-            jid = client.enqueue_at(at, args.worker, *job_args, **options)
+        jid, written = client.enqueue_result(args.worker, *job_args, at=at, **options)
     queue = args.queue or "default"
     scheduled = at is not None and at > time.time()
     if args.json:
@@ -123,16 +120,16 @@ def run(args: argparse.Namespace) -> int:
                     "class": args.worker,
                     "queue": queue,
                     "at": at if scheduled else None,
-                    "duplicate": jid is None,
+                    "duplicate": not written,
                 },
             )
         )
         return EXIT_OK
     say(server_line(url))
-    if jid is None:
+    if not written:
         say(
-            f"not enqueued: a job of {args.worker} with these args on queue {queue} holds "
-            "the unique lock (it waits or runs); nothing was written"
+            f"not enqueued: job {jid} of {args.worker} with these args on queue {queue} "
+            "holds the unique lock (it waits or runs); nothing was written"
         )
     elif scheduled:
         say(f"scheduled {args.worker} on queue {queue} for {utc(at)} UTC: jid {jid}")

@@ -27,11 +27,12 @@ from verk_actors.config.redis_url import redact_url
 from verk_actors.config.settings import DEFAULT_REDIS_URL
 from verk_actors.errors import InvalidJobError, RedisUnavailableError
 from verk_actors.jobs.job import Job, dumps, new_jid, new_job
-from verk_actors.jobs.unique import unique_digest, unique_fields, unique_key_of, unique_options
+from verk_actors.jobs.unique import unique_options
 from verk_actors.jobs.worker import worker_name
 from verk_actors.store import keys
 from verk_actors.store.connection import connect
 from verk_actors.store.scripts import Scripts
+from verk_actors.store.unique_push import UniquePush
 
 log = logging.getLogger(__name__)
 
@@ -226,29 +227,12 @@ class Client:
         one step: ``(True, its jid)``, or ``(False, the holder's jid)`` when a job like
         it holds the lock (nothing is written). The lock lives ``unique_for`` seconds
         from when the job is due."""
-        unique_for, until = unique
-        assert job.queue is not None and job.jid is not None
-        digest = unique_digest(job.class_name, job.queue, unique_key_of(worker, job.args))
-        job = attrs.evolve(job, extra={**job.extra, **unique_fields(unique_for, until, digest)})
-        delay = max(0.0, at - time.time()) if at is not None else 0.0
+        return self._unique().one(worker, job, unique, at)
+
+    def _unique(self) -> UniquePush:
         if self._scripts is None:
             self._scripts = Scripts(self.redis)
-        scripts = self._scripts
-        result: list[tuple[bool, str]] = []
-        self._guarded(
-            lambda: result.append(
-                scripts.unique_enqueue(
-                    self.redis,
-                    digest,
-                    job.to_json(),
-                    job.queue or "default",
-                    jid=job.jid or "",
-                    ttl_ms=max(1, int((unique_for + delay) * 1000)),
-                    at=at,
-                )
-            )
-        )
-        return result[0]
+        return UniquePush(self.redis, self._scripts, self._guarded)
 
     def _execute(self, pipe: redis.client.Pipeline) -> None:
         self._guarded(pipe.execute)
@@ -268,63 +252,65 @@ class Client:
 
     # --- the public verbs --------------------------------------------------------------
 
-    def enqueue(self, worker: type | str, *args: Any, **options: Any) -> str | None:
+    def enqueue(self, worker: type | str, *args: Any, **options: Any) -> str:
         """Enqueue one job to run now; returns its jid.
 
         Options: ``queue``, ``retry`` (True, False or a number), ``jid``, ``extra``
         (more job fields, e.g. ``{"timeout": 30}``), ``unique_for`` and
         ``unique_until`` (as the Worker attributes). A unique job (by these options or
-        its class's) whose lock is held is not enqueued: None is returned.
+        its class's) whose lock is held is not enqueued: the jid returned is that of
+        the job holding the lock (``enqueue_result`` says which it was).
         """
-        check_options("enqueue", options)
-        check_worker("enqueue", worker)
-        rest, unique = unique_options(worker, options)
-        job = self.build(worker, args, **rest)
-        assert job.jid is not None
-        if unique is not None:
-            written, _ = self.push_unique(worker, job, unique)
-            return job.jid if written else None
-        self.push([job])
-        return job.jid
+        return self._enqueue_at("enqueue", None, worker, args, options)[0]
+
+    def enqueue_result(
+        self, worker: type | str, *args: Any, at: datetime | float | None = None, **options: Any
+    ) -> tuple[str, bool]:
+        """``enqueue`` (or ``enqueue_at`` with ``at``) telling a duplicate apart:
+        ``(jid, True)`` when the job was written, ``(the lock holder's jid, False)``
+        when it was a unique job whose lock another job holds (nothing written)."""
+        return self._enqueue_at("enqueue_result", at, worker, args, options)
 
     def enqueue_at(
         self, when: datetime | float, worker: type | str, *args: Any, **options: Any
-    ) -> str | None:
-        """Enqueue one job to run at ``when`` (a datetime or unix seconds)."""
-        return self._enqueue_at("enqueue_at", when, worker, args, options)
+    ) -> str:
+        """Enqueue one job to run at ``when`` (a datetime or unix seconds); a duplicate
+        unique job returns the lock holder's jid, as ``enqueue`` does."""
+        return self._enqueue_at("enqueue_at", when, worker, args, options)[0]
 
     def _enqueue_at(
         self,
         verb: str,
-        when: datetime | float,
+        when: datetime | float | None,
         worker: type | str,
         args: Sequence[Any],
         options: Mapping[str, Any],
-    ) -> str | None:
+    ) -> tuple[str, bool]:
         check_options(verb, options)
         check_worker(verb, worker)
-        at = to_timestamp(when)
+        at = to_timestamp(when) if when is not None else None
         rest, unique = unique_options(worker, options)
         job = self.build(worker, args, **rest)
+        assert job.jid is not None
+        due = at is None or at <= time.time()
         if unique is not None:
-            due = at <= time.time()
             if not due:
                 job = attrs.evolve(job, enqueued_at=None)
-            written, _ = self.push_unique(worker, job, unique, None if due else at)
-            return job.jid if written else None
-        if at <= time.time():
+            written, jid = self.push_unique(worker, job, unique, None if due else at)
+            return jid, written
+        if due:
             self.push([job])
         else:
+            assert at is not None
             self.schedule(attrs.evolve(job, enqueued_at=None), at)
-        assert job.jid is not None
-        return job.jid
+        return job.jid or "", True
 
     def enqueue_in(
         self, delay: timedelta | float, worker: type | str, *args: Any, **options: Any
-    ) -> str | None:
+    ) -> str:
         """Enqueue one job to run after ``delay`` (a timedelta or seconds)."""
         at = time.time() + to_seconds(delay)
-        return self._enqueue_at("enqueue_in", at, worker, args, options)
+        return self._enqueue_at("enqueue_in", at, worker, args, options)[0]
 
     def enqueue_many(
         self, worker: type | str, args_list: Iterable[Sequence[Any]], **options: Any
@@ -332,16 +318,21 @@ class Client:
         """Enqueue many jobs of one worker (one round trip per 1,000); returns their jids.
 
         Every job is checked before any is written, so an invalid one writes nothing.
+        Unique jobs (``unique_for``, given or the class's) each take their lock as
+        ``enqueue`` does: a duplicate (of a job in Redis, or of an earlier one in
+        ``args_list``) is not written and its place in the list holds the holder's jid.
         """
         check_options("enqueue_many", options)
         check_worker("enqueue_many", worker)
         if "jid" in options:
             raise InvalidJobError("enqueue_many makes one jid per job; do not pass jid")
-        if unique_options(worker, options)[1] is not None:
-            raise InvalidJobError(
-                "enqueue_many does not enqueue unique jobs (unique_for): enqueue them one "
-                "by one with enqueue, which returns None for a duplicate"
-            )
+        rest, unique = unique_options(worker, options)
+        if unique is not None:
+            jobs = [
+                self.build(worker, _args_of(index, args), **rest)
+                for index, args in enumerate(args_list)
+            ]
+            return [jid for _, jid in self._unique().many(worker, jobs, unique)]
         # Check the options once on a template job, then write each job's JSON from it:
         # the per-job work is one dumps() and a jid, not a full Job.
         template = self.build(worker, (), **options).to_dict()
@@ -349,12 +340,8 @@ class Client:
         texts: list[str] = []
         jids: list[str] = []
         for index, args in enumerate(args_list):
-            if isinstance(args, str | bytes | Mapping) or not isinstance(args, Sequence):
-                raise InvalidJobError(
-                    f"job {index}: args must be a list or tuple, got {type(args).__name__}"
-                )
             jid = new_jid()
-            template["args"] = list(args)
+            template["args"] = list(_args_of(index, args))
             template["jid"] = jid
             try:
                 texts.append(dumps(template))
@@ -369,6 +356,15 @@ class Client:
         return jids
 
 
+def _args_of(index: int, args: Any) -> Sequence[Any]:
+    """Job ``index``'s args of an ``enqueue_many`` list, checked to be a list or tuple."""
+    if isinstance(args, str | bytes | Mapping) or not isinstance(args, Sequence):
+        raise InvalidJobError(
+            f"job {index}: args must be a list or tuple, got {type(args).__name__}"
+        )
+    return args
+
+
 def _client(redis_client: redis.Redis | None, url: str | None) -> Client:
     return Client(redis_client, url=url)
 
@@ -379,7 +375,7 @@ def enqueue(
     redis_client: redis.Redis | None = None,
     url: str | None = None,
     **options: Any,
-) -> str | None:
+) -> str:
     """Enqueue one job (see ``Client.enqueue``); connects to ``url`` or ``VERK_REDIS_URL``."""
     with _client(redis_client, url) as client:
         return client.enqueue(worker, *args, **options)
@@ -392,7 +388,7 @@ def enqueue_at(
     redis_client: redis.Redis | None = None,
     url: str | None = None,
     **options: Any,
-) -> str | None:
+) -> str:
     """Enqueue one job to run at ``when`` (see ``Client.enqueue_at``)."""
     with _client(redis_client, url) as client:
         return client.enqueue_at(when, worker, *args, **options)
@@ -405,7 +401,7 @@ def enqueue_in(
     redis_client: redis.Redis | None = None,
     url: str | None = None,
     **options: Any,
-) -> str | None:
+) -> str:
     """Enqueue one job to run after ``delay`` (see ``Client.enqueue_in``)."""
     with _client(redis_client, url) as client:
         return client.enqueue_in(delay, worker, *args, **options)

@@ -152,3 +152,22 @@ def batch_pending_key(bid: str) -> str:
 def batch_failed_key(bid: str) -> str:
     """Set of the pending jids of a batch whose last try failed."""
     return f"verk:batch:{bid}:failed"
+
+
+LIMITS = "verk:limits"
+"""Set of the names of the rate and concurrency limiters jobs have taken."""
+
+
+def limit_key(name: str) -> str:
+    """Hash of a limiter: ``kind``, ``limit``, ``lease`` or ``per``, ``used_at``."""
+    return f"verk:limit:{name}"
+
+
+def limit_slots_key(name: str) -> str:
+    """A Concurrent limiter's held slots: holder -> end of its lease (unix seconds)."""
+    return f"verk:limit:{name}:concurrent"
+
+
+def limit_window_key(name: str) -> str:
+    """A Window limiter's takes in its last window: take -> when (unix seconds)."""
+    return f"verk:limit:{name}:window"

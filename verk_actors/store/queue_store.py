@@ -51,11 +51,13 @@ class Pending:
 
 def note_batches(pending: Pending) -> None:
     """Add the outcomes of the batch jobs among ``pending``'s acked and failed jobs to
-    ``pending.batched`` (texts without a ``bid`` field cost a substring search)."""
+    ``pending.batched`` (texts without a ``bid`` field cost a substring search). A job a
+    limiter deferred has not run: its batch is not told."""
     if pending.acked:
         pending.batched.update(batch_updates(pending.acked, SUCCEEDED))
     if pending.failed:
-        pending.batched.update(batch_updates([text for text, *_ in pending.failed], FAILED))
+        failed = [text for text, fate, _, _ in pending.failed if fate is not Fate.DEFER]
+        pending.batched.update(batch_updates(failed, FAILED))
 
 
 def finished_locks(pending: Pending) -> list[tuple[str, str]]:

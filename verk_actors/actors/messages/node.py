@@ -89,10 +89,11 @@ class VerkStarted(Message):
 
 @attrs.frozen
 class Enqueued(Message):
-    """The job is in Redis; ``jid`` None: it was a unique job whose lock another job
-    holds, and nothing was written."""
+    """The job is in Redis (its ``jid``); or, ``duplicate``, it was a unique job whose
+    lock another job holds: nothing was written and ``jid`` is the holder's."""
 
-    jid: str | None
+    jid: str
+    duplicate: bool = False
 
 
 @attrs.frozen
