@@ -1,5 +1,5 @@
-"""The dashboard's Batches pages and their API against a real Redis: progress, state,
-failing jids, escaping of descriptions, 404 for an unknown batch."""
+"""The dashboard's Batches and Limits pages and their API against a real Redis:
+progress, state, failing jids, limiters' holders, escaping, 404 for an unknown batch."""
 
 from __future__ import annotations
 
@@ -68,3 +68,29 @@ def test_a_finished_batch_reads_succeeded(r: redis.Redis, web: TestClient) -> No
     assert detail["batch"]["state"] == "succeeded"
     assert detail["batch"]["fired"] == ["complete", "success"]
     assert detail["pending"] == [] and detail["failed"] == []
+
+
+def test_the_limits_page_shows_each_limiter_and_its_holders(
+    r: redis.Redis, web: TestClient
+) -> None:
+    """Limiters taken in Redis show with their rule, use and holders, on the page and in
+    its API, with names escaped."""
+    from verk_actors import Concurrent, Window
+
+    scripts = Scripts(r)
+    name = "<script>alert(1)</script>"  # a word: limiter names have no spaces
+    api = Concurrent(name, 2)
+    assert scripts.limit_take(r, api, "jid-a@node-1/7.1", 30) is None
+    assert scripts.limit_take(r, Window("mail", 10, per=60), "jid-b@node-2/8.1", 0) is None
+    found = {entry["name"]: entry for entry in web.get("/api/limits").json()["limits"]}
+    assert found[name]["kind"] == "concurrent" and found[name]["in_use"] == 1
+    assert found[name]["holders"][0]["jid"] == "jid-a"
+    assert found[name]["holders"][0]["node"] == "node-1"
+    assert (found["mail"]["kind"], found["mail"]["limit"], found["mail"]["per"]) == (
+        "window",
+        10,
+        60,
+    )
+    page = web.get("/limits").text
+    assert "jid-a" in page and "10 per" in page
+    assert name not in page and "&lt;script&gt;" in page

@@ -35,33 +35,13 @@ def _rule(status: LimiterStatus) -> str:
     return "?"
 
 
-def _as_dict(status: LimiterStatus) -> dict[str, Any]:
-    return {
-        "name": status.name,
-        "kind": status.kind,
-        "limit": status.limit,
-        "lease" if status.kind == "concurrent" else "per": status.seconds,
-        "in_use": status.in_use,
-        "used_at": status.used_at,
-        "holders": [
-            {
-                "holder": h.holder,
-                "jid": h.jid,
-                "node": h.node,
-                "lease_until" if status.kind == "concurrent" else "taken_at": h.at,
-            }
-            for h in status.holders
-        ],
-    }
-
-
 def run_limits(args: argparse.Namespace) -> int:
     """Print every limiter with its use and holders."""
     url = redis_url(args)
     with connected(args, url) as client:
         statuses = limiter_statuses(client)
     if args.json:
-        print_json(with_server(url, {"limits": [_as_dict(s) for s in statuses]}))
+        print_json(with_server(url, {"limits": [s.to_dict() for s in statuses]}))
         return EXIT_OK
     say(server_line(url))
     if not statuses:

@@ -32,6 +32,7 @@ from verk_actors.store.admin.job_sets import JobSet, SetEntry
 from verk_actors.store.connection import Connection, connect
 from verk_actors.store.failures import REDIS_ERRORS
 from verk_actors.web import _batch_views as batch_views
+from verk_actors.web import _limit_views as limit_views
 from verk_actors.web import _prometheus
 from verk_actors.web import _views as views
 from verk_actors.web._actions import Actions
@@ -105,6 +106,9 @@ class Dashboard:
     def prometheus(self, request: Request) -> Response:
         return Response(_prometheus.render(self.client), media_type=_prometheus.CONTENT_TYPE)
 
+    def limits(self, request: Request) -> dict[str, Any]:
+        return limit_views.limits(self.client)
+
     def batches(self, request: Request) -> dict[str, Any]:
         return batch_views.batches(self.client)
 
@@ -135,6 +139,7 @@ class Dashboard:
             ("/queues", "/queues", "queues.html", self.queues),
             ("/queues/{name:path}", "/queues/{name:path}", "queue.html", self.queue),
             ("/batches", "/batches", "batches.html", self.batches),
+            ("/limits", "/limits", "limits.html", self.limits),
             ("/batches/{bid}", "/batches/{bid}", "batch.html", self.batch),
         ]
         for name in views.SETS:

@@ -6,6 +6,8 @@ a job has taken (or tried to take) it, and is forgotten 7 days after its last us
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 import redis
 
@@ -50,6 +52,27 @@ class LimiterStatus:
     @property
     def in_use(self) -> int:
         return len(self.holders)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view (``verk-actors limits --json``, the dashboard's API)."""
+        concurrent = self.kind == "concurrent"
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "limit": self.limit,
+            "lease" if concurrent else "per": self.seconds,
+            "in_use": self.in_use,
+            "used_at": self.used_at,
+            "holders": [
+                {
+                    "holder": h.holder,
+                    "jid": h.jid,
+                    "node": h.node,
+                    "lease_until" if concurrent else "taken_at": h.at,
+                }
+                for h in self.holders
+            ],
+        }
 
 
 def _number(value: bytes | None, default: float = 0.0) -> float:
