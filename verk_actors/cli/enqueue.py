@@ -9,9 +9,11 @@ import time
 from datetime import datetime
 from typing import Any
 
+from verk_actors.cli._launcher import use_import_path
 from verk_actors.cli._server import server_line, with_server
 from verk_actors.cli.common import EXIT_OK, add_common, connected, print_json, redis_url, say
 from verk_actors.cli.table import utc
+from verk_actors.config.file import resolve_settings
 from verk_actors.errors import ConfigurationError
 from verk_actors.store.client import Client
 
@@ -106,8 +108,11 @@ def run(args: argparse.Namespace) -> int:
     if args.unique_for is not None or args.unique_until is not None:
         options.update(unique_for=args.unique_for, unique_until=args.unique_until)
     url = redis_url(args)
+    settings = resolve_settings(config=getattr(args, "config", None)).settings
+    if settings.client_middleware:
+        use_import_path(settings.path)  # the middleware's modules, as the node finds them
     with connected(args, url) as redis_client:
-        client = Client(redis_client, url=url)
+        client = Client(redis_client, url=url, middleware=settings.client_middleware)
         if at is None:
             jid = client.enqueue(args.worker, *job_args, **options)
         else:
@@ -115,12 +120,24 @@ def run(args: argparse.Namespace) -> int:
     queue = args.queue or "default"
     scheduled = at is not None and at > time.time()
     if args.json:
-        print_json(with_server(url, {"jid": jid, "class": args.worker, "queue": queue,
-                                     "at": at if scheduled else None,
-                                     "duplicate": jid is None}))
+        print_json(
+            with_server(
+                url,
+                {
+                    "jid": jid,
+                    "class": args.worker,
+                    "queue": queue,
+                    "at": at if scheduled else None,
+                    "duplicate": jid is None and not client.refused,
+                    "refused": client.refused,
+                },
+            )
+        )
         return EXIT_OK
     say(server_line(url))
-    if jid is None:
+    if client.refused:
+        say(f"not enqueued: a client middleware refused this {args.worker} job (nothing written)")
+    elif jid is None:
         say(
             f"not enqueued: a job of {args.worker} with these args on queue {queue} holds "
             "the unique lock (it waits or runs); nothing was written"

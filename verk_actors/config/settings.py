@@ -62,8 +62,7 @@ def _spec_name(_inst: object, _attr: object, value: Any) -> None:
 def _spec_concurrency(inst: Any, _attr: object, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigurationError(
-            f"queue {inst.name!r}: concurrency must be a whole number of at least 1, "
-            f"got {value!r}"
+            f"queue {inst.name!r}: concurrency must be a whole number of at least 1, got {value!r}"
         )
 
 
@@ -117,8 +116,7 @@ def _queues(value: Iterable[QueueSpec]) -> tuple[QueueSpec, ...]:
     for spec in specs:
         if not isinstance(spec, QueueSpec):
             raise ConfigurationError(
-                f"queues must hold QueueSpec values, e.g. QueueSpec('default', 25), "
-                f"got {spec!r}"
+                f"queues must hold QueueSpec values, e.g. QueueSpec('default', 25), got {spec!r}"
             )
     names = [spec.name for spec in specs]
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -134,6 +132,12 @@ def _meta(help_text: str, *, flag: str | None = None, shown: str | None = None) 
     if shown is not None:
         meta["shown"] = shown
     return meta
+
+
+def _functions(help_text: str, flag: str) -> Any:
+    """A field holding ``module:name`` specs of user functions (handlers, middleware)."""
+    meta = _meta(help_text, flag=flag, shown="none")
+    return attrs.field(default=(), converter=handlers, metadata=meta)
 
 
 @attrs.frozen
@@ -276,25 +280,25 @@ class Settings:
         ),
     )
 
-    error_handlers: tuple[str, ...] = attrs.field(
-        default=(),
-        converter=handlers,
-        metadata=_meta(
-            "functions (module:function) called in the worker with (exception, context) "
-            "for every failed try of a job",
-            flag="--error-handler",
-            shown="none",
-        ),
+    error_handlers: tuple[str, ...] = _functions(
+        "functions (module:function) called in the worker with (exception, context) "
+        "for every failed try of a job",
+        "--error-handler",
     )
-    death_handlers: tuple[str, ...] = attrs.field(
-        default=(),
-        converter=handlers,
-        metadata=_meta(
-            "functions (module:function) called in the worker with (job, exception) once "
-            "when a job goes to dead",
-            flag="--death-handler",
-            shown="none",
-        ),
+    death_handlers: tuple[str, ...] = _functions(
+        "functions (module:function) called in the worker with (job, exception) once "
+        "when a job goes to dead",
+        "--death-handler",
+    )
+    client_middleware: tuple[str, ...] = _functions(
+        "middleware (module:name) called as call(worker, job, queue, next) on every "
+        "enqueue by the node and verk-actors enqueue; may add fields or refuse the job",
+        "--client-middleware",
+    )
+    server_middleware: tuple[str, ...] = _functions(
+        "middleware (module:name) called as call(worker, job, queue, next) around every "
+        "perform, in the worker",
+        "--server-middleware",
     )
 
     log_format: str = attrs.field(
@@ -387,7 +391,8 @@ def field_kind(field: str) -> type:
     return kind if isinstance(kind, type) else str
 
 
-LIST_FIELDS = ("imports", "error_handlers", "death_handlers")
+LIST_FIELDS: tuple[str, ...] = ("imports", "error_handlers", "death_handlers")
+LIST_FIELDS += ("client_middleware", "server_middleware")
 """Fields written as comma-separated lists in a variable."""
 
 TRUE_WORDS = ("1", "true", "yes", "on")
@@ -431,6 +436,4 @@ def read_text(field: str, text: str) -> Any:
     try:
         return kind(text)
     except ValueError:
-        raise ConfigurationError(
-            f"{text!r} is not {KIND_WORDS.get(kind, kind.__name__)}"
-        ) from None
+        raise ConfigurationError(f"{text!r} is not {KIND_WORDS.get(kind, kind.__name__)}") from None

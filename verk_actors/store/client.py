@@ -26,7 +26,9 @@ import redis
 from verk_actors.config.redis_url import redact_url
 from verk_actors.config.settings import DEFAULT_REDIS_URL
 from verk_actors.errors import InvalidJobError, RedisUnavailableError
+from verk_actors.jobs.enqueue_options import check_options, check_worker, to_seconds, to_timestamp
 from verk_actors.jobs.job import Job, dumps, new_jid, new_job
+from verk_actors.jobs.middleware import ClientChain, admit
 from verk_actors.jobs.unique import unique_digest, unique_fields, unique_key_of, unique_options
 from verk_actors.jobs.worker import worker_name
 from verk_actors.store import keys
@@ -39,51 +41,6 @@ QUEUES_REFRESH = 60.0
 """Seconds a client trusts that a queue it has added is still in the ``queues`` set."""
 
 ENQUEUE_MANY_CHUNK = 5000
-
-OPTIONS = ("queue", "retry", "jid", "extra", "unique_for", "unique_until")
-"""The keyword options of the enqueue verbs; a job's own arguments are positional."""
-
-
-def check_options(verb: str, options: Mapping[str, Any]) -> None:
-    """Refuse keywords that are not options: Sidekiq jobs have positional args only."""
-    unknown = [name for name in options if name not in OPTIONS]
-    if unknown:
-        given = ", ".join(f"{name}=" for name in unknown)
-        raise InvalidJobError(
-            f"{verb}() got {given}: Sidekiq jobs take positional JSON args only, so pass "
-            f"them in order ({verb}(HardWorker, 'a', 1)); its keyword options are "
-            f"{', '.join(OPTIONS)}"
-        )
-
-
-def check_worker(verb: str, worker: Any) -> None:
-    """Refuse a worker that is neither a class with ``perform`` nor a class name."""
-    if isinstance(worker, str):
-        return
-    if not isinstance(worker, type) or not callable(getattr(worker, "perform", None)):
-        shown = worker.__name__ if isinstance(worker, type) else repr(worker)
-        raise InvalidJobError(
-            f"{verb}(): {shown} is not a worker: pass a Worker subclass (a class with a "
-            "perform method) or a worker's class name such as 'HardWorker'"
-        )
-
-
-def to_timestamp(when: datetime | float | int) -> float:
-    """Unix seconds from a datetime (naive = local time) or a number."""
-    if isinstance(when, datetime):
-        return when.timestamp()
-    if isinstance(when, bool) or not isinstance(when, int | float):
-        raise InvalidJobError(f"a run time must be a datetime or unix seconds, got {when!r}")
-    return float(when)
-
-
-def to_seconds(delay: timedelta | float | int) -> float:
-    """Seconds from a timedelta or a number."""
-    if isinstance(delay, timedelta):
-        return delay.total_seconds()
-    if isinstance(delay, bool) or not isinstance(delay, int | float):
-        raise InvalidJobError(f"a delay must be a timedelta or seconds, got {delay!r}")
-    return float(delay)
 
 
 class _Announced:
@@ -119,9 +76,18 @@ class Client:
 
     Without ``redis_client`` or ``url`` it uses ``VERK_REDIS_URL``, else the local
     default, and says which at INFO the first time (once per process and server).
+    Every job goes through the client middleware first: ``middleware`` (``module:name``
+    specs), then those added by ``add_client_middleware``; one that refuses a job makes
+    the verb return None, with ``refused`` True.
     """
 
-    def __init__(self, redis_client: redis.Redis | None = None, *, url: str | None = None) -> None:
+    def __init__(
+        self,
+        redis_client: redis.Redis | None = None,
+        *,
+        url: str | None = None,
+        middleware: Iterable[str] = (),
+    ) -> None:
         env_url = os.environ.get("VERK_REDIS_URL")
         self.url = url or env_url or DEFAULT_REDIS_URL
         if url is None and redis_client is None:
@@ -137,6 +103,9 @@ class Client:
         )
         self._queues_seen: dict[str, float] = {}
         self._scripts: Scripts | None = None
+        self.middleware = ClientChain(middleware)
+        self.refused = False
+        """True when a client middleware refused the last job enqueued (nothing written)."""
 
     def close(self) -> None:
         """Close the connection if this client opened it."""
@@ -266,6 +235,12 @@ class Client:
                 f"Redis at {redact_url(self.url)} refused the write: {exc}"
             ) from exc
 
+    def _admitted(self, worker: type | str, job: Job) -> Job | None:
+        """``job`` as the client middleware leave it; None (and ``refused``) if refused."""
+        admitted = admit(self.middleware, worker, job)
+        self.refused = admitted is None
+        return admitted
+
     # --- the public verbs --------------------------------------------------------------
 
     def enqueue(self, worker: type | str, *args: Any, **options: Any) -> str | None:
@@ -279,7 +254,9 @@ class Client:
         check_options("enqueue", options)
         check_worker("enqueue", worker)
         rest, unique = unique_options(worker, options)
-        job = self.build(worker, args, **rest)
+        job = self._admitted(worker, self.build(worker, args, **rest))
+        if job is None:
+            return None
         assert job.jid is not None
         if unique is not None:
             written, _ = self.push_unique(worker, job, unique)
@@ -305,7 +282,9 @@ class Client:
         check_worker(verb, worker)
         at = to_timestamp(when)
         rest, unique = unique_options(worker, options)
-        job = self.build(worker, args, **rest)
+        job = self._admitted(worker, self.build(worker, args, **rest))
+        if job is None:
+            return None
         if unique is not None:
             due = at <= time.time()
             if not due:
@@ -346,7 +325,8 @@ class Client:
         # the per-job work is one dumps() and a jid, not a full Job.
         template = self.build(worker, (), **options).to_dict()
         queue = template["queue"]
-        texts: list[str] = []
+        chain = self.middleware if self.middleware.entries() else None
+        by_queue: dict[str, list[str]] = {queue: []}
         jids: list[str] = []
         for index, args in enumerate(args_list):
             if isinstance(args, str | bytes | Mapping) or not isinstance(args, Sequence):
@@ -356,16 +336,24 @@ class Client:
             jid = new_jid()
             template["args"] = list(args)
             template["jid"] = jid
+            item = template
+            if chain is not None:
+                admitted = chain.run(worker, dict(template), queue)
+                if admitted is None:
+                    continue  # refused: not written, no jid
+                item = admitted
             try:
-                texts.append(dumps(template))
+                text = dumps(item)
             except (TypeError, ValueError) as exc:
                 raise InvalidJobError(
                     f"job {index}: args must be JSON values (str, int, float, bool, None, "
                     f"list, dict): {exc}"
                 ) from exc
-            jids.append(jid)
-        for start in range(0, len(texts), ENQUEUE_MANY_CHUNK):
-            self.push_texts({queue: texts[start : start + ENQUEUE_MANY_CHUNK]})
+            by_queue.setdefault(item.get("queue") or queue, []).append(text)
+            jids.append(item.get("jid") or jid)
+        for name, texts in by_queue.items():
+            for start in range(0, len(texts), ENQUEUE_MANY_CHUNK):
+                self.push_texts({name: texts[start : start + ENQUEUE_MANY_CHUNK]})
         return jids
 
 

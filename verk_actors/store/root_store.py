@@ -8,7 +8,7 @@ to turn into a reply.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from verk_actors.store.admin.pause import pause_queue, resume_queue
@@ -19,8 +19,8 @@ from verk_actors.store.client import Client
 class RootStore:
     """One node root's connection to Redis and the requests it answers from it."""
 
-    def __init__(self, url: str) -> None:
-        self.client = Client(url=url)
+    def __init__(self, url: str, client_middleware: Iterable[str] = ()) -> None:
+        self.client = Client(url=url, middleware=client_middleware)
 
     def enqueue(
         self,
