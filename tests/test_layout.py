@@ -162,6 +162,19 @@ def test_jobs_import_neither_redis_nor_thespian() -> None:
     assert found == []
 
 
+def test_no_part_imports_the_integrations() -> None:
+    """The integrations are for users to turn on (or settings to name), so the runtime
+    never loads Sentry's or OpenTelemetry's packages by itself."""
+    found = [
+        f"{module.name} imports {imported}"
+        for module in MODULES
+        if module.part != "integrations"
+        for imported in module.imports()
+        if _part_of(imported) == "integrations"
+    ]
+    assert found == []
+
+
 def test_only_one_module_touches_thespian_internals() -> None:
     touching = {
         module.name
