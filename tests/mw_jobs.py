@@ -22,9 +22,12 @@ def tag_tenant(worker: Any, job: dict[str, Any], queue: str, call_next: Any) -> 
 
 
 def refuse_marked(worker: Any, job: dict[str, Any], queue: str, call_next: Any) -> Any:
-    """Client middleware: refuses a job whose last argument is ``"refuse"``."""
+    """Client middleware: refuses a job whose last argument is ``"refuse"``, raises for
+    one whose last argument is ``"boom"``."""
     if job["args"] and job["args"][-1] == "refuse":
         return None
+    if job["args"] and job["args"][-1] == "boom":
+        raise RuntimeError("client middleware broke")
     return call_next()
 
 

@@ -12,7 +12,7 @@ import redis
 from tests.conftest import wait_for
 from tests.test_error_handlers import _worker_pids
 from verk_actors import Client, ConfigurationError, QueueSpec, Settings, add_client_middleware
-from verk_actors.actors.messages import Enqueue, Enqueued
+from verk_actors.actors.messages import Enqueue, Enqueued, RequestFailed
 from verk_actors.cli import main
 from verk_actors.jobs import middleware
 from verk_actors.jobs.chain import invoke
@@ -76,6 +76,8 @@ def test_client_middleware_adds_fields_and_refuses_jobs(r: redis.Redis, redis_se
         assert client.enqueue_in(3600, "Record", "refuse") is None
         client.enqueue_in(3600, "Record", "later")
         jids = client.enqueue_many("Record", [["b"], ["refuse"], ["c"]])
+        with pytest.raises(RuntimeError, match="client middleware broke"):
+            client.enqueue("Record", "boom")  # as the middleware raised it
     assert r.llen("queue:default") == 3 and len(jids) == 2
     stored = [json.loads(text) for text in r.lrange("queue:default", 0, -1)]
     assert {job["jid"] for job in stored[:2]} == set(jids)
@@ -114,6 +116,10 @@ def test_cli_enqueue_runs_the_configured_client_middleware(
     assert main(["enqueue", "Record", '"refuse"', "--json", *url]) == 0
     reply = json.loads(capsys.readouterr().out)
     assert (reply["jid"], reply["refused"], reply["duplicate"]) == (None, True, False)
+    assert main(["enqueue", "Record", '"boom"', *url]) == 1
+    assert "a client middleware raised RuntimeError: client middleware broke" in (
+        capsys.readouterr().err
+    )
     assert r.llen("queue:default") == 1
 
 
@@ -137,6 +143,8 @@ def test_middleware_on_a_real_node(start_verk, redis_server, r: redis.Redis) -> 
     assert json.loads(scheduled)["tenant"] == "acme"
     refused = node.asys.ask(node.root, Enqueue("Record", (url, "never", "refuse")), 10)
     assert refused == Enqueued(None)
+    broke = node.asys.ask(node.root, Enqueue("Record", (url, "never", "boom")), 10)
+    assert isinstance(broke, RequestFailed) and broke.error_class == "RuntimeError"
 
     ran = node.asys.ask(node.root, Enqueue("Record", (url, "mw_order", "perform")), 10)
     assert isinstance(ran, Enqueued) and ran.jid is not None

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import redis
 
@@ -48,3 +50,17 @@ def test_consumer_span_is_a_child_of_the_producer_span(
     assert consumer["parent"] == producer["span_id"]
     assert consumer["pid"] != os.getpid()
     assert jid is not None
+
+
+def test_enable_adds_the_two_middleware_once() -> None:
+    """enable() adds the client and the server middleware, once however often called
+    (in a fresh interpreter: the additions are process-wide)."""
+    code = (
+        "import verk_actors.integrations.otel as otel\n"
+        "from verk_actors.jobs import middleware\n"
+        "otel.enable(); otel.enable()\n"
+        "print(middleware._client_middleware == [otel.client_middleware],"
+        " middleware._server_middleware == [otel.server_middleware])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "True"]

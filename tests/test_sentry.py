@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
+import sys
 import threading
 import zlib
 from collections.abc import Iterator
@@ -100,3 +102,16 @@ def test_failed_job_reaches_sentry_with_its_tags(
         "retry_count": "0",
         "fate": "retry",
     }
+
+
+def test_enable_adds_one_error_handler() -> None:
+    """enable() installs one error handler however often it is called (in a fresh
+    interpreter: the handler list is process-wide)."""
+    code = (
+        "import verk_actors.integrations.sentry as sentry\n"
+        "from verk_actors.jobs import hooks\n"
+        "sentry.enable(dsn='http://public@127.0.0.1:9/1'); sentry.enable()\n"
+        "print(hooks._error_handlers == [sentry.report])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True"]

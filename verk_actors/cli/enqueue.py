@@ -14,7 +14,7 @@ from verk_actors.cli._server import server_line, with_server
 from verk_actors.cli.common import EXIT_OK, add_common, connected, print_json, redis_url, say
 from verk_actors.cli.table import utc
 from verk_actors.config.file import resolve_settings
-from verk_actors.errors import ConfigurationError
+from verk_actors.errors import ConfigurationError, JobError, VerkError
 from verk_actors.store.client import Client
 
 UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
@@ -96,6 +96,26 @@ def parse_delay(text: str) -> float:
     return float(match.group(1)) * UNITS[match.group(2) or "s"]
 
 
+def _enqueue(
+    client: Client, worker: str, job_args: list[Any], at: float | None, options: dict[str, Any]
+) -> str | None:
+    """Enqueue now (``at`` None) or at ``at``; what a client middleware raises becomes
+    a JobError saying so."""
+    try:
+        if at is None:
+            return client.enqueue(worker, *job_args, **options)
+        return client.enqueue_at(at, worker, *job_args, **options)
+    except VerkError:
+        raise
+    except Exception as exc:
+        if not client.middleware.entries():
+            raise
+        raise JobError(
+            f"not enqueued: a client middleware raised {type(exc).__name__}: {exc} "
+            "(nothing written)"
+        ) from exc
+
+
 def run(args: argparse.Namespace) -> int:
     """Enqueue the job; print its jid."""
     job_args = parse_args_json(args.job_args)
@@ -113,10 +133,7 @@ def run(args: argparse.Namespace) -> int:
         use_import_path(settings.path)  # the middleware's modules, as the node finds them
     with connected(args, url) as redis_client:
         client = Client(redis_client, url=url, middleware=settings.client_middleware)
-        if at is None:
-            jid = client.enqueue(args.worker, *job_args, **options)
-        else:
-            jid = client.enqueue_at(at, args.worker, *job_args, **options)
+        jid = _enqueue(client, args.worker, job_args, at, options)
     queue = args.queue or "default"
     scheduled = at is not None and at > time.time()
     if args.json:
