@@ -31,6 +31,13 @@ def refuse_marked(worker: Any, job: dict[str, Any], queue: str, call_next: Any) 
     return call_next()
 
 
+def route_mail(worker: Any, job: dict[str, Any], queue: str, call_next: Any) -> Any:
+    """Client middleware: moves a job whose last argument is ``"mail"`` to queue mail."""
+    if job["args"] and job["args"][-1] == "mail":
+        job["queue"] = "mail"
+    return call_next()
+
+
 class OuterServer:
     """Server middleware (a class with ``call``): notes before and after ``perform``,
     with the pid and the job's ``tenant`` field."""

@@ -64,8 +64,9 @@ def test_middleware_specs_are_checked() -> None:
 
 def test_client_middleware_adds_fields_and_refuses_jobs(r: redis.Redis, redis_server) -> None:
     """A field added by client middleware is in the stored JSON (queue, schedule and
-    enqueue_many); a refused job writes nothing and the verb returns None."""
-    specs = (f"{MW}:tag_tenant", f"{MW}:refuse_marked")
+    enqueue_many, where a middleware may also move a job to another queue); a refused
+    job writes nothing and the verb returns None; what one raises reaches the caller."""
+    specs = (f"{MW}:tag_tenant", f"{MW}:refuse_marked", f"{MW}:route_mail")
     with Client(url=redis_server.url, middleware=specs) as client:
         jid = client.enqueue("Record", "a")
         assert client.refused is False
@@ -75,12 +76,14 @@ def test_client_middleware_adds_fields_and_refuses_jobs(r: redis.Redis, redis_se
         assert client.refused is True
         assert client.enqueue_in(3600, "Record", "refuse") is None
         client.enqueue_in(3600, "Record", "later")
-        jids = client.enqueue_many("Record", [["b"], ["refuse"], ["c"]])
+        jids = client.enqueue_many("Record", [["b"], ["refuse"], ["c"], ["mail"]])
         with pytest.raises(RuntimeError, match="client middleware broke"):
             client.enqueue("Record", "boom")  # as the middleware raised it
-    assert r.llen("queue:default") == 3 and len(jids) == 2
+    assert r.llen("queue:default") == 3 and len(jids) == 3
+    (mail,) = [json.loads(text) for text in r.lrange("queue:mail", 0, -1)]
+    assert (mail["args"], mail["queue"], mail["jid"]) == (["mail"], "mail", jids[2])
     stored = [json.loads(text) for text in r.lrange("queue:default", 0, -1)]
-    assert {job["jid"] for job in stored[:2]} == set(jids)
+    assert {job["jid"] for job in stored[:2]} == set(jids[:2])
     assert all(job["tenant"] == "acme" for job in stored)
     assert [json.loads(t)["tenant"] for t in r.zrange("schedule", 0, -1)] == ["acme"]
 

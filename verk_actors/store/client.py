@@ -327,6 +327,7 @@ class Client:
         queue = template["queue"]
         chain = self.middleware if self.middleware.entries() else None
         by_queue: dict[str, list[str]] = {queue: []}
+        texts = by_queue[queue]
         jids: list[str] = []
         for index, args in enumerate(args_list):
             if isinstance(args, str | bytes | Mapping) or not isinstance(args, Sequence):
@@ -336,24 +337,24 @@ class Client:
             jid = new_jid()
             template["args"] = list(args)
             template["jid"] = jid
-            item = template
-            if chain is not None:
+            item, into = template, texts
+            if chain is not None:  # each job through the middleware, which may move it
                 admitted = chain.run(worker, dict(template), queue)
                 if admitted is None:
                     continue  # refused: not written, no jid
-                item = admitted
+                item, jid = admitted, str(admitted.get("jid") or jid)
+                into = by_queue.setdefault(str(admitted.get("queue") or queue), [])
             try:
-                text = dumps(item)
+                into.append(dumps(item))
             except (TypeError, ValueError) as exc:
                 raise InvalidJobError(
                     f"job {index}: args must be JSON values (str, int, float, bool, None, "
                     f"list, dict): {exc}"
                 ) from exc
-            by_queue.setdefault(item.get("queue") or queue, []).append(text)
-            jids.append(item.get("jid") or jid)
-        for name, texts in by_queue.items():
-            for start in range(0, len(texts), ENQUEUE_MANY_CHUNK):
-                self.push_texts({name: texts[start : start + ENQUEUE_MANY_CHUNK]})
+            jids.append(jid)
+        for name, written in by_queue.items():
+            for start in range(0, len(written), ENQUEUE_MANY_CHUNK):
+                self.push_texts({name: written[start : start + ENQUEUE_MANY_CHUNK]})
         return jids
 
 
