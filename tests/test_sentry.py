@@ -73,7 +73,8 @@ def test_failed_job_reaches_sentry_with_its_tags(
     run_node, redis_server, r: redis.Redis, sentry_ingest: ThreadingHTTPServer
 ) -> None:
     """A job that raises on a real node is reported to the DSN's server: the exception
-    type and message, and the tags queue, class, jid, retry_count and fate."""
+    type and message, and the tags queue, class, jid, retry_count and fate; an event a
+    job sends from inside perform carries its job's tags too."""
     port = sentry_ingest.server_address[1]
     run_node(
         "sentry-node",
@@ -85,14 +86,19 @@ def test_failed_job_reaches_sentry_with_its_tags(
     )
     with Client(url=redis_server.url) as client:
         jid = client.enqueue("Flaky", redis_server.url, "tries")
+        note_jid = client.enqueue("SentryNote", "inside perform")
 
-    def reported() -> dict[str, Any] | None:
+    def reported(jid: str) -> dict[str, Any] | None:
         for event in _events(sentry_ingest):
             if event.get("tags", {}).get("jid") == jid:
                 return event
         return None
 
-    event = wait_for(reported, timeout=30)
+    note = wait_for(lambda: reported(note_jid), timeout=30)
+    text = note.get("message") or note.get("logentry", {}).get("message")
+    assert text == "inside perform"
+    assert (note["tags"]["class"], note["tags"]["queue"]) == ("SentryNote", "default")
+    event = wait_for(lambda: reported(jid), timeout=30)
     (value,) = event["exception"]["values"]
     assert (value["type"], value["value"]) == ("ValueError", "flaky tries")
     assert {k: event["tags"][k] for k in ("queue", "class", "jid", "retry_count", "fate")} == {
@@ -104,14 +110,16 @@ def test_failed_job_reaches_sentry_with_its_tags(
     }
 
 
-def test_enable_adds_one_error_handler() -> None:
-    """enable() installs one error handler however often it is called (in a fresh
-    interpreter: the handler list is process-wide)."""
+def test_enable_adds_one_error_handler_and_one_middleware() -> None:
+    """enable() installs one error handler and one server middleware however often it
+    is called (in a fresh interpreter: the lists are process-wide)."""
     code = (
         "import verk_actors.integrations.sentry as sentry\n"
         "from verk_actors.jobs import hooks\n"
         "sentry.enable(dsn='http://public@127.0.0.1:9/1'); sentry.enable()\n"
-        "print(hooks._error_handlers == [sentry.report])\n"
+        "from verk_actors.jobs import middleware\n"
+        "print(hooks._error_handlers == [sentry.report],"
+        " middleware._server_middleware == [sentry.job_scope])\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.split() == ["True"]
+    assert done.stdout.split() == ["True", "True"]
