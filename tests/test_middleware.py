@@ -145,7 +145,7 @@ def test_middleware_on_a_real_node(start_verk, redis_server, r: redis.Redis) -> 
     (scheduled,) = r.zrange("schedule", 0, -1)
     assert json.loads(scheduled)["tenant"] == "acme"
     refused = node.asys.ask(node.root, Enqueue("Record", (url, "never", "refuse")), 10)
-    assert refused == Enqueued(None)
+    assert refused == Enqueued(None, refused=True)
     broke = node.asys.ask(node.root, Enqueue("Record", (url, "never", "boom")), 10)
     assert isinstance(broke, RequestFailed) and broke.error_class == "RuntimeError"
 

@@ -45,7 +45,7 @@ class RedisRequests(VerkActor):
 
     def receiveMsg_Enqueue(self, message: Enqueue, sender: Any) -> None:
         try:
-            jid = self._configured_store().enqueue(
+            jid, written = self._configured_store().enqueue(
                 message.worker,
                 message.args,
                 at=message.at,
@@ -61,7 +61,10 @@ class RedisRequests(VerkActor):
             # Thespian's retry of the handler.
             self.send(sender, failed(message, exc))
             return
-        self.send(sender, Enqueued(jid))
+        if jid is None:
+            self.send(sender, Enqueued(None, refused=True))
+            return
+        self.send(sender, Enqueued(jid, duplicate=not written))
 
     def receiveMsg_PauseQueue(self, message: PauseQueue, sender: Any) -> None:
         self._pause(message, message.name, paused=True, sender=sender)

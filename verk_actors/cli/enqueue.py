@@ -98,13 +98,11 @@ def parse_delay(text: str) -> float:
 
 def _enqueue(
     client: Client, worker: str, job_args: list[Any], at: float | None, options: dict[str, Any]
-) -> str | None:
-    """Enqueue now (``at`` None) or at ``at``; what a client middleware raises becomes
-    a JobError saying so."""
+) -> tuple[str | None, bool]:
+    """``Client.enqueue_result``; what a client middleware raises becomes a JobError
+    saying so."""
     try:
-        if at is None:
-            return client.enqueue(worker, *job_args, **options)
-        return client.enqueue_at(at, worker, *job_args, **options)
+        return client.enqueue_result(worker, *job_args, at=at, **options)
     except VerkError:
         raise
     except Exception as exc:
@@ -133,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         use_import_path(settings.path)  # the middleware's modules, as the node finds them
     with connected(args, url) as redis_client:
         client = Client(redis_client, url=url, middleware=settings.client_middleware)
-        jid = _enqueue(client, args.worker, job_args, at, options)
+        jid, written = _enqueue(client, args.worker, job_args, at, options)
     queue = args.queue or "default"
     scheduled = at is not None and at > time.time()
     if args.json:
@@ -145,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
                     "class": args.worker,
                     "queue": queue,
                     "at": at if scheduled else None,
-                    "duplicate": jid is None and not client.refused,
+                    "duplicate": not written and not client.refused,
                     "refused": client.refused,
                 },
             )
@@ -154,10 +152,10 @@ def run(args: argparse.Namespace) -> int:
     say(server_line(url))
     if client.refused:
         say(f"not enqueued: a client middleware refused this {args.worker} job (nothing written)")
-    elif jid is None:
+    elif not written:
         say(
-            f"not enqueued: a job of {args.worker} with these args on queue {queue} holds "
-            "the unique lock (it waits or runs); nothing was written"
+            f"not enqueued: job {jid} of {args.worker} with these args on queue {queue} "
+            "holds the unique lock (it waits or runs); nothing was written"
         )
     elif scheduled:
         say(f"scheduled {args.worker} on queue {queue} for {utc(at)} UTC: jid {jid}")

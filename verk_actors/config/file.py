@@ -76,8 +76,8 @@ def _queue_specs(path: Path, raw: Any) -> tuple[QueueSpec, ...]:
 
 def _cron_entries(path: Path, raw: Any) -> tuple[CronEntry, ...]:
     how = (
-        "write a table per entry ([cron.report] then class = \"Report\" and "
-        "cron = \"0 9 * * *\") or a list (cron = [\"report=Report 0 9 * * *\"])"
+        'write a table per entry ([cron.report] then class = "Report" and '
+        'cron = "0 9 * * *") or a list (cron = ["report=Report 0 9 * * *"])'
     )
     try:
         if isinstance(raw, dict) and all(isinstance(t, dict) for t in raw.values()):

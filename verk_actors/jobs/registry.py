@@ -11,6 +11,7 @@ import inspect
 from collections.abc import Iterable
 
 from verk_actors.errors import AsyncWorkerError, ConfigurationError, UnknownWorkerError
+from verk_actors.jobs.limits import declared_limits
 from verk_actors.jobs.worker import Worker, worker_names
 
 
@@ -40,6 +41,7 @@ class WorkerRegistry:
         perform = inspect.unwrap(perform)
         if inspect.iscoroutinefunction(perform) or inspect.isasyncgenfunction(perform):
             raise AsyncWorkerError(async_perform_refusal(cls))
+        declared_limits(cls)  # a bad limits attribute is refused at import, not per job
         for name in worker_names(cls):
             known = self._by_name.get(name)
             if known is not None and known is not cls:

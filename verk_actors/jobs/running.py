@@ -11,7 +11,7 @@ import signal
 import time
 import traceback
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from types import FrameType
 from typing import Any, Protocol
 
@@ -21,13 +21,15 @@ from verk_actors.errors import (
     AsyncWorkerError,
     JobTimeoutError,
     MalformedJobError,
+    OverLimitError,
     UnknownWorkerError,
 )
 from verk_actors.jobs.chain import Middleware, invoke
 from verk_actors.jobs.job import Job, decode_job, peek_ids
 from verk_actors.jobs.job_log import CURRENT_JOB, job_ended, job_started
+from verk_actors.jobs.limits import Limiter, declared_limits, defer_delay, deferred_job, limited
 from verk_actors.jobs.registry import WorkerRegistry, async_perform_refusal
-from verk_actors.jobs.retry import FailureRecord, build_failure, bury_malformed
+from verk_actors.jobs.retry import FailureRecord, Fate, build_failure, bury_malformed
 
 HARD_KILL_GRACE = 2.0
 """Seconds past a job's time limit before its worker process is killed."""
@@ -116,6 +118,8 @@ class PreparedJob:
         self.worker: type | None = None
         self.refusal: tuple[str, str, FailureRecord] | None = None
         self.limit: float | None = None
+        self.limits: tuple[Limiter, ...] = ()
+        """The limiters the worker class declares (taken before ``perform``)."""
         self.peeked: tuple[str | None, str | None] = (None, None)
         """``jid`` and ``class`` as far as they can be read from a malformed text."""
         self.error: BaseException | None = None
@@ -150,6 +154,8 @@ class PreparedJob:
             )
             return
         self.limit = job_time_limit(self.job, self.worker, settings)
+        if getattr(self.worker, "limits", None):
+            self.limits = declared_limits(self.worker)
 
     @property
     def jid(self) -> str | None:
@@ -236,16 +242,23 @@ def _execute(
     instance.job = job
     try:
         if middleware is not None:
-            with time_limit(prepared.limit):
+            # The limiters first: the middleware sees only the tries that run.
+            limits = limited(*prepared.limits) if prepared.limits else nullcontext()
+            with limits, time_limit(prepared.limit):
                 _perform_within(middleware, instance, worker, job, prepared.queue)
         else:
-            if prepared.limit:
+            if prepared.limits:
+                with limited(*prepared.limits), time_limit(prepared.limit):
+                    result = instance.perform(*job.args)
+            elif prepared.limit:
                 with time_limit(prepared.limit):
                     result = instance.perform(*job.args)
             else:
                 result = instance.perform(*job.args)
             if result is not None and inspect.isawaitable(result):
                 refuse_awaitable(worker, result)
+    except OverLimitError as exc:
+        return deferral(ref, job, exc, time.monotonic() - started)
     except (Exception, SystemExit, KeyboardInterrupt) as exc:
         duration = time.monotonic() - started
         prepared.error = exc
@@ -271,6 +284,23 @@ def _execute(
             error_message=message,
         )
     return None
+
+
+def deferral(ref: int, job: Job, exc: OverLimitError, duration: float) -> JobOutcome:
+    """The outcome of a job a full limiter stopped: back into ``schedule`` after a
+    backoff, its retries and error fields untouched (no error handler hears of it)."""
+    deferred, count = deferred_job(job)
+    return JobOutcome(
+        ref=ref,
+        jid=job.jid,
+        class_name=job.class_name,
+        duration=duration,
+        failure=FailureRecord(
+            Fate.DEFER, time.time() + defer_delay(count, exc.wait), deferred.to_json()
+        ),
+        error_class="OverLimitError",
+        error_message=str(exc),
+    )
 
 
 def _perform_within(

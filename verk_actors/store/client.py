@@ -29,11 +29,12 @@ from verk_actors.errors import InvalidJobError, RedisUnavailableError
 from verk_actors.jobs.enqueue_options import check_options, check_worker, to_seconds, to_timestamp
 from verk_actors.jobs.job import Job, dumps, new_jid, new_job
 from verk_actors.jobs.middleware import ClientChain, admit
-from verk_actors.jobs.unique import unique_digest, unique_fields, unique_key_of, unique_options
+from verk_actors.jobs.unique import unique_options
 from verk_actors.jobs.worker import worker_name
 from verk_actors.store import keys
 from verk_actors.store.connection import connect
 from verk_actors.store.scripts import Scripts
+from verk_actors.store.unique_push import UniquePush
 
 log = logging.getLogger(__name__)
 
@@ -195,29 +196,12 @@ class Client:
         one step: ``(True, its jid)``, or ``(False, the holder's jid)`` when a job like
         it holds the lock (nothing is written). The lock lives ``unique_for`` seconds
         from when the job is due."""
-        unique_for, until = unique
-        assert job.queue is not None and job.jid is not None
-        digest = unique_digest(job.class_name, job.queue, unique_key_of(worker, job.args))
-        job = attrs.evolve(job, extra={**job.extra, **unique_fields(unique_for, until, digest)})
-        delay = max(0.0, at - time.time()) if at is not None else 0.0
+        return self._unique().one(worker, job, unique, at)
+
+    def _unique(self) -> UniquePush:
         if self._scripts is None:
             self._scripts = Scripts(self.redis)
-        scripts = self._scripts
-        result: list[tuple[bool, str]] = []
-        self._guarded(
-            lambda: result.append(
-                scripts.unique_enqueue(
-                    self.redis,
-                    digest,
-                    job.to_json(),
-                    job.queue or "default",
-                    jid=job.jid or "",
-                    ttl_ms=max(1, int((unique_for + delay) * 1000)),
-                    at=at,
-                )
-            )
-        )
-        return result[0]
+        return UniquePush(self.redis, self._scripts, self._guarded)
 
     def _execute(self, pipe: redis.client.Pipeline) -> None:
         self._guarded(pipe.execute)
@@ -235,8 +219,9 @@ class Client:
                 f"Redis at {redact_url(self.url)} refused the write: {exc}"
             ) from exc
 
-    def _admitted(self, worker: type | str, job: Job) -> Job | None:
-        """``job`` as the client middleware leave it; None (and ``refused``) if refused."""
+    def admit(self, worker: type | str, job: Job) -> Job | None:
+        """``job`` as the client middleware leave it; None (and ``refused``) if one
+        refused it. Every way of enqueueing calls it before writing a job."""
         admitted = admit(self.middleware, worker, job)
         self.refused = admitted is None
         return admitted
@@ -244,66 +229,68 @@ class Client:
     # --- the public verbs --------------------------------------------------------------
 
     def enqueue(self, worker: type | str, *args: Any, **options: Any) -> str | None:
-        """Enqueue one job to run now; returns its jid.
+        """Enqueue one job to run now; returns its jid (None: a client middleware
+        refused it, nothing was written).
 
         Options: ``queue``, ``retry`` (True, False or a number), ``jid``, ``extra``
         (more job fields, e.g. ``{"timeout": 30}``), ``unique_for`` and
         ``unique_until`` (as the Worker attributes). A unique job (by these options or
-        its class's) whose lock is held is not enqueued: None is returned.
+        its class's) whose lock is held is not enqueued: the jid returned is that of
+        the job holding the lock (``enqueue_result`` says which it was).
         """
-        check_options("enqueue", options)
-        check_worker("enqueue", worker)
-        rest, unique = unique_options(worker, options)
-        job = self._admitted(worker, self.build(worker, args, **rest))
-        if job is None:
-            return None
-        assert job.jid is not None
-        if unique is not None:
-            written, _ = self.push_unique(worker, job, unique)
-            return job.jid if written else None
-        self.push([job])
-        return job.jid
+        return self._enqueue_at("enqueue", None, worker, args, options)[0]
+
+    def enqueue_result(
+        self, worker: type | str, *args: Any, at: datetime | float | None = None, **options: Any
+    ) -> tuple[str | None, bool]:
+        """``enqueue`` (or ``enqueue_at`` with ``at``) telling a duplicate apart:
+        ``(jid, True)`` when the job was written, ``(the lock holder's jid, False)``
+        when it was a unique job whose lock another job holds, ``(None, False)`` when a
+        client middleware refused it (nothing written in either case)."""
+        return self._enqueue_at("enqueue_result", at, worker, args, options)
 
     def enqueue_at(
         self, when: datetime | float, worker: type | str, *args: Any, **options: Any
     ) -> str | None:
-        """Enqueue one job to run at ``when`` (a datetime or unix seconds)."""
-        return self._enqueue_at("enqueue_at", when, worker, args, options)
+        """Enqueue one job to run at ``when`` (a datetime or unix seconds); a duplicate
+        unique job returns the lock holder's jid, a refused one None, as ``enqueue``."""
+        return self._enqueue_at("enqueue_at", when, worker, args, options)[0]
 
     def _enqueue_at(
         self,
         verb: str,
-        when: datetime | float,
+        when: datetime | float | None,
         worker: type | str,
         args: Sequence[Any],
         options: Mapping[str, Any],
-    ) -> str | None:
+    ) -> tuple[str | None, bool]:
         check_options(verb, options)
         check_worker(verb, worker)
-        at = to_timestamp(when)
+        at = to_timestamp(when) if when is not None else None
         rest, unique = unique_options(worker, options)
-        job = self._admitted(worker, self.build(worker, args, **rest))
+        job = self.admit(worker, self.build(worker, args, **rest))
         if job is None:
-            return None
+            return None, False
+        assert job.jid is not None
+        due = at is None or at <= time.time()
         if unique is not None:
-            due = at <= time.time()
             if not due:
                 job = attrs.evolve(job, enqueued_at=None)
-            written, _ = self.push_unique(worker, job, unique, None if due else at)
-            return job.jid if written else None
-        if at <= time.time():
+            written, jid = self.push_unique(worker, job, unique, None if due else at)
+            return jid, written
+        if due:
             self.push([job])
         else:
+            assert at is not None
             self.schedule(attrs.evolve(job, enqueued_at=None), at)
-        assert job.jid is not None
-        return job.jid
+        return job.jid or "", True
 
     def enqueue_in(
         self, delay: timedelta | float, worker: type | str, *args: Any, **options: Any
     ) -> str | None:
         """Enqueue one job to run after ``delay`` (a timedelta or seconds)."""
         at = time.time() + to_seconds(delay)
-        return self._enqueue_at("enqueue_in", at, worker, args, options)
+        return self._enqueue_at("enqueue_in", at, worker, args, options)[0]
 
     def enqueue_many(
         self, worker: type | str, args_list: Iterable[Sequence[Any]], **options: Any
@@ -311,16 +298,23 @@ class Client:
         """Enqueue many jobs of one worker (one round trip per 1,000); returns their jids.
 
         Every job is checked before any is written, so an invalid one writes nothing.
+        Unique jobs (``unique_for``, given or the class's) each take their lock as
+        ``enqueue`` does: a duplicate (of a job in Redis, or of an earlier one in
+        ``args_list``) is not written and its place in the list holds the holder's jid.
         """
         check_options("enqueue_many", options)
         check_worker("enqueue_many", worker)
         if "jid" in options:
             raise InvalidJobError("enqueue_many makes one jid per job; do not pass jid")
-        if unique_options(worker, options)[1] is not None:
-            raise InvalidJobError(
-                "enqueue_many does not enqueue unique jobs (unique_for): enqueue them one "
-                "by one with enqueue, which returns None for a duplicate"
-            )
+        rest, unique = unique_options(worker, options)
+        if unique is not None:
+            built = [
+                self.build(worker, _args_of(index, args), **rest)
+                for index, args in enumerate(args_list)
+            ]
+            passed = [self.admit(worker, job) for job in built]  # client middleware
+            jobs = [job for job in passed if job is not None]
+            return [jid for _, jid in self._unique().many(worker, jobs, unique)]
         # Check the options once on a template job, then write each job's JSON from it:
         # the per-job work is one dumps() and a jid, not a full Job.
         template = self.build(worker, (), **options).to_dict()
@@ -330,12 +324,8 @@ class Client:
         texts = by_queue[queue]
         jids: list[str] = []
         for index, args in enumerate(args_list):
-            if isinstance(args, str | bytes | Mapping) or not isinstance(args, Sequence):
-                raise InvalidJobError(
-                    f"job {index}: args must be a list or tuple, got {type(args).__name__}"
-                )
             jid = new_jid()
-            template["args"] = list(args)
+            template["args"] = list(_args_of(index, args))
             template["jid"] = jid
             item, into = template, texts
             if chain is not None:  # each job through the middleware, which may move it
@@ -356,6 +346,15 @@ class Client:
             for start in range(0, len(written), ENQUEUE_MANY_CHUNK):
                 self.push_texts({name: written[start : start + ENQUEUE_MANY_CHUNK]})
         return jids
+
+
+def _args_of(index: int, args: Any) -> Sequence[Any]:
+    """Job ``index``'s args of an ``enqueue_many`` list, checked to be a list or tuple."""
+    if isinstance(args, str | bytes | Mapping) or not isinstance(args, Sequence):
+        raise InvalidJobError(
+            f"job {index}: args must be a list or tuple, got {type(args).__name__}"
+        )
+    return args
 
 
 def _client(redis_client: redis.Redis | None, url: str | None) -> Client:

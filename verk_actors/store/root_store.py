@@ -34,9 +34,10 @@ class RootStore:
         extra: Mapping[str, Any],
         unique_for: float | None = None,
         unique_until: str | None = None,
-    ) -> str | None:
-        """Enqueue a job now (``at`` None) or at ``at`` (unix seconds); its jid (None:
-        a unique job whose lock is held, nothing written)."""
+    ) -> tuple[str | None, bool]:
+        """Enqueue a job now (``at`` None) or at ``at`` (unix seconds): ``(jid, True)``,
+        ``(the lock holder's jid, False)`` for a unique job whose lock is held, or
+        ``(None, False)`` when a client middleware refused it (nothing written)."""
         options: dict[str, Any] = {
             "queue": queue,
             "retry": retry,
@@ -45,9 +46,7 @@ class RootStore:
             "unique_for": unique_for,
             "unique_until": unique_until,
         }
-        if at is None:
-            return self.client.enqueue(worker, *args, **options)
-        return self.client.enqueue_at(at, worker, *args, **options)
+        return self.client.enqueue_result(worker, *args, at=at, **options)
 
     def set_paused(self, queue: str, paused: bool) -> bool:
         """Pause or resume ``queue`` on every node; False if it already was so."""

@@ -89,10 +89,13 @@ class VerkStarted(Message):
 
 @attrs.frozen
 class Enqueued(Message):
-    """The job is in Redis; ``jid`` None: it was a unique job whose lock another job
-    holds, and nothing was written."""
+    """The job is in Redis (its ``jid``); or, ``duplicate``, it was a unique job whose
+    lock another job holds: nothing was written and ``jid`` is the holder's; or,
+    ``refused``, a client middleware refused it: nothing was written, ``jid`` is None."""
 
     jid: str | None
+    duplicate: bool = False
+    refused: bool = False
 
 
 @attrs.frozen

@@ -70,6 +70,8 @@ class InitScheduleManager(Message):
 
     settings: Settings
     node_id: str
+    metrics: Any = None
+    """The MetricsActor's address (None: the node serves no metrics)."""
 
 
 @attrs.frozen
@@ -102,6 +104,8 @@ class InitNodeManager(Message):
     queues: tuple[QueueSpec, ...]
     admin_port: int | None
     root_pid: int
+    metrics: Any = None
+    """The MetricsActor's address (None: the node serves no metrics)."""
 
 
 @attrs.frozen
