@@ -11,7 +11,15 @@ import redis
 
 from tests.conftest import wait_for
 from tests.test_error_handlers import _worker_pids
-from verk_actors import Client, ConfigurationError, QueueSpec, Settings, add_client_middleware
+from verk_actors import (
+    Batch,
+    Client,
+    ConfigurationError,
+    QueueSpec,
+    Settings,
+    add_client_middleware,
+    batch_status,
+)
 from verk_actors.actors.messages import Enqueue, Enqueued, RequestFailed
 from verk_actors.cli import main
 from verk_actors.jobs import middleware
@@ -86,6 +94,22 @@ def test_client_middleware_adds_fields_and_refuses_jobs(r: redis.Redis, redis_se
     assert {job["jid"] for job in stored[:2]} == set(jids[:2])
     assert all(job["tenant"] == "acme" for job in stored)
     assert [json.loads(t)["tenant"] for t in r.zrange("schedule", 0, -1)] == ["acme"]
+
+
+def test_batch_jobs_go_through_the_client_middleware(r: redis.Redis, redis_server) -> None:
+    """A batch's jobs pass the client middleware of its Client: fields added, a refused
+    job left out of the batch (enqueue returns None) and not written."""
+    specs = (f"{MW}:tag_tenant", f"{MW}:refuse_marked")
+    client = Client(url=redis_server.url, middleware=specs)
+    with client, Batch(client, description="mw") as batch:
+        kept = batch.enqueue("Record", "a")
+        assert batch.enqueue("Record", "refuse") is None
+        many = batch.enqueue_many("Record", [["b"], ["refuse"]])
+    assert kept is not None and len(many) == 1
+    stored = [json.loads(text) for text in r.lrange("queue:default", 0, -1)]
+    assert sorted(job["jid"] for job in stored) == sorted([kept, *many])
+    assert all(job["tenant"] == "acme" and job["bid"] == batch.bid for job in stored)
+    assert batch_status(r, batch.bid).total == 2
 
 
 def test_added_client_middleware_runs_after_the_configured(r: redis.Redis, redis_server) -> None:
