@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ import redis
 
 from tests.conftest import wait_for
 from tests.test_error_handlers import _worker_pids
+from tests.test_limits import REGISTRY as LIMITED
 from verk_actors import (
     Batch,
     Client,
@@ -24,7 +26,13 @@ from verk_actors.actors.messages import Enqueue, Enqueued, RequestFailed
 from verk_actors.cli import main
 from verk_actors.jobs import middleware
 from verk_actors.jobs.chain import invoke
+from verk_actors.jobs.limits import Concurrent, install_gate
 from verk_actors.jobs.middleware import as_middleware, import_middleware
+from verk_actors.jobs.retry import Fate
+from verk_actors.jobs.running import PreparedJob, execute
+from verk_actors.store import keys
+from verk_actors.store.limits import RedisLimitGate
+from verk_actors.store.scripts import Scripts
 
 MW = "tests.mw_jobs"
 
@@ -193,3 +201,38 @@ def test_middleware_on_a_real_node(start_verk, redis_server, r: redis.Redis) -> 
     assert r.llen("never") == 0
     assert _worker_pids(node) == pids  # the same worker process throughout
     node.stop()
+
+
+@pytest.fixture
+def gate(redis_server) -> Iterator[RedisLimitGate]:
+    """A limiter gate on the test's Redis, installed for this process's jobs."""
+    made = RedisLimitGate(redis_server.url, "node-mw")
+    install_gate(made)
+    yield made
+    made.close()
+
+
+def test_limiters_are_held_outside_the_server_middleware(
+    r: redis.Redis, gate: RedisLimitGate
+) -> None:
+    """A job whose declared limiter is full is deferred without its server middleware
+    running; one that finds a limiter full inside perform is deferred through it."""
+    seen: list[str] = []
+
+    def note(worker: Any, job: dict[str, Any], queue: str, call_next: Any) -> Any:
+        seen.append(job["class"])
+        return call_next()
+
+    def run(cls: str, *args: Any) -> Any:
+        text = json.dumps({"class": cls, "args": list(args), "jid": "j1", "queue": "q"})
+        settings = Settings()
+        prepared = PreparedJob(text.encode(), LIMITED, settings, "q")
+        return execute(prepared, 1, settings, (note,))
+
+    Scripts(r).limit_take(r, Concurrent("t", 1), "someone-else", 30)
+    declared = run("OneAtATime", False)
+    assert declared.failure.fate is Fate.DEFER and seen == []
+    inside = run("TakesInside")
+    assert inside.failure.fate is Fate.DEFER and seen == ["TakesInside"]
+    r.delete(keys.limit_slots_key("t"))
+    assert run("OneAtATime", False) is None and seen == ["TakesInside", "OneAtATime"]
