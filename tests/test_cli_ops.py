@@ -494,6 +494,8 @@ def test_start_has_a_flag_for_every_setting(capsys: pytest.CaptureFixture[str]) 
             "cron_catch_up": "skip",
             "error_handlers": "app.errors:report",
             "death_handlers": "app.errors:buried",
+            "client_middleware": "app.middleware:stamp",
+            "server_middleware": "app.middleware:Timing",
             "log_format": "json",
             "metrics_bind": "127.0.0.2",
         }

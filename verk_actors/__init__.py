@@ -41,6 +41,7 @@ from verk_actors.errors import (
 from verk_actors.jobs.hooks import JobContext, add_death_handler, add_error_handler
 from verk_actors.jobs.job import Job
 from verk_actors.jobs.limits import Concurrent, Window, limited
+from verk_actors.jobs.middleware import add_client_middleware, add_server_middleware
 from verk_actors.jobs.registry import WorkerRegistry
 from verk_actors.jobs.stored_job import StoredJob
 from verk_actors.jobs.worker import Worker
@@ -110,8 +111,10 @@ __all__ = [
     "Worker",
     "WorkerDiedError",
     "WorkerRegistry",
+    "add_client_middleware",
     "add_death_handler",
     "add_error_handler",
+    "add_server_middleware",
     "batch_status",
     "enqueue",
     "enqueue_at",

@@ -56,8 +56,13 @@ class RedisRequests(VerkActor):
                 unique_for=message.unique_for,
                 unique_until=message.unique_until,
             )
-        except VerkError as exc:
+        except Exception as exc:
+            # One reply whatever failed (a bad job, Redis, a client middleware), never
+            # Thespian's retry of the handler.
             self.send(sender, failed(message, exc))
+            return
+        if jid is None:
+            self.send(sender, Enqueued(None, refused=True))
             return
         self.send(sender, Enqueued(jid, duplicate=not written))
 

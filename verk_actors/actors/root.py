@@ -179,7 +179,7 @@ class VerkRoot(LauncherWatch, RedisRequests, EventRouting):
         self.settings = settings
         self.node_id = settings.node_id or generate_node_id()
         self.epoch = secrets.token_hex(8)
-        self.store = RootStore(settings.redis_url)
+        self.store = RootStore(settings.redis_url, settings.client_middleware)
         self._publish_key()
         for spec in settings.queues:
             self.queue_specs[spec.name] = spec

@@ -134,6 +134,12 @@ def _meta(help_text: str, *, flag: str | None = None, shown: str | None = None) 
     return meta
 
 
+def _functions(help_text: str, flag: str) -> Any:
+    """A field holding ``module:name`` specs of user functions (handlers, middleware)."""
+    meta = _meta(help_text, flag=flag, shown="none")
+    return attrs.field(default=(), converter=handlers, metadata=meta)
+
+
 @attrs.frozen
 class Settings:
     """Everything a node needs to know. Every field has a default that works locally.
@@ -274,25 +280,25 @@ class Settings:
         ),
     )
 
-    error_handlers: tuple[str, ...] = attrs.field(
-        default=(),
-        converter=handlers,
-        metadata=_meta(
-            "functions (module:function) called in the worker with (exception, context) "
-            "for every failed try of a job",
-            flag="--error-handler",
-            shown="none",
-        ),
+    error_handlers: tuple[str, ...] = _functions(
+        "functions (module:function) called in the worker with (exception, context) "
+        "for every failed try of a job",
+        "--error-handler",
     )
-    death_handlers: tuple[str, ...] = attrs.field(
-        default=(),
-        converter=handlers,
-        metadata=_meta(
-            "functions (module:function) called in the worker with (job, exception) once "
-            "when a job goes to dead",
-            flag="--death-handler",
-            shown="none",
-        ),
+    death_handlers: tuple[str, ...] = _functions(
+        "functions (module:function) called in the worker with (job, exception) once "
+        "when a job goes to dead",
+        "--death-handler",
+    )
+    client_middleware: tuple[str, ...] = _functions(
+        "middleware (module:name) called as call(worker, job, queue, next) on every "
+        "enqueue by the node and verk-actors enqueue; may add fields or refuse the job",
+        "--client-middleware",
+    )
+    server_middleware: tuple[str, ...] = _functions(
+        "middleware (module:name) called as call(worker, job, queue, next) around every "
+        "perform, in the worker",
+        "--server-middleware",
     )
 
     log_format: str = attrs.field(
@@ -385,7 +391,8 @@ def field_kind(field: str) -> type:
     return kind if isinstance(kind, type) else str
 
 
-LIST_FIELDS = ("imports", "error_handlers", "death_handlers")
+LIST_FIELDS: tuple[str, ...] = ("imports", "error_handlers", "death_handlers")
+LIST_FIELDS += ("client_middleware", "server_middleware")
 """Fields written as comma-separated lists in a variable."""
 
 TRUE_WORDS = ("1", "true", "yes", "on")

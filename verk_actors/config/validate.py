@@ -17,6 +17,7 @@ import attrs
 from verk_actors.config.settings import Settings
 from verk_actors.errors import ConfigurationError
 from verk_actors.jobs.hooks import Hooks
+from verk_actors.jobs.middleware import import_middleware
 from verk_actors.jobs.registry import WorkerRegistry
 
 
@@ -34,6 +35,7 @@ def check_node_settings(settings: Any) -> WorkerRegistry:
     attrs.evolve(settings)  # every check again: it may have been unpickled, or forced
     registry = WorkerRegistry.from_modules(settings.imports)
     Hooks(settings.error_handlers, settings.death_handlers)  # each handler imports
+    import_middleware((*settings.client_middleware, *settings.server_middleware))
     check_metrics(settings)
     return registry
 

@@ -11,7 +11,7 @@ import signal
 import time
 import traceback
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from types import FrameType
 from typing import Any, Protocol
 
@@ -24,6 +24,7 @@ from verk_actors.errors import (
     OverLimitError,
     UnknownWorkerError,
 )
+from verk_actors.jobs.chain import Middleware, invoke
 from verk_actors.jobs.job import Job, decode_job, peek_ids
 from verk_actors.jobs.job_log import CURRENT_JOB, job_ended, job_started
 from verk_actors.jobs.limits import Limiter, declared_limits, defer_delay, deferred_job, limited
@@ -182,20 +183,26 @@ def run_prepared(prepared: PreparedJob, ref: int, settings: RunPolicy) -> JobOut
     return JobOutcome(ref, job.jid, job.class_name, time.monotonic() - started)
 
 
-def execute(prepared: PreparedJob, ref: int, settings: RunPolicy) -> JobOutcome | None:
+def execute(
+    prepared: PreparedJob,
+    ref: int,
+    settings: RunPolicy,
+    middleware: tuple[Middleware, ...] | None = None,
+) -> JobOutcome | None:
     """Run a prepared job: None when it succeeded, else the failure outcome.
 
     The hot path of a worker: a success creates nothing. While it runs, the job is
     ``CURRENT_JOB`` (records logged then carry its jid); with ``job_logs`` on, its start
-    and end are logged.
+    and end are logged. ``middleware`` (server middleware, None for none) wraps
+    ``perform``: what it raises fails the try as ``perform`` raising would.
     """
     token = CURRENT_JOB.set(prepared)
     try:
         if not settings.job_logs:
-            return _execute(prepared, ref, settings)
+            return _execute(prepared, ref, settings, middleware)
         job_started()
         began = time.monotonic()
-        failure = _execute(prepared, ref, settings)
+        failure = _execute(prepared, ref, settings, middleware)
         if failure is None:
             job_ended(time.monotonic() - began, "done")
         else:
@@ -210,7 +217,12 @@ def execute(prepared: PreparedJob, ref: int, settings: RunPolicy) -> JobOutcome 
         CURRENT_JOB.reset(token)
 
 
-def _execute(prepared: PreparedJob, ref: int, settings: RunPolicy) -> JobOutcome | None:
+def _execute(
+    prepared: PreparedJob,
+    ref: int,
+    settings: RunPolicy,
+    middleware: tuple[Middleware, ...] | None,
+) -> JobOutcome | None:
     job = prepared.job
     worker = prepared.worker
     if prepared.refusal is not None or job is None or worker is None:
@@ -229,16 +241,22 @@ def _execute(prepared: PreparedJob, ref: int, settings: RunPolicy) -> JobOutcome
     instance: Any = worker()
     instance.job = job
     try:
-        if prepared.limits:
-            with limited(*prepared.limits), time_limit(prepared.limit):
-                result = instance.perform(*job.args)
-        elif prepared.limit:
-            with time_limit(prepared.limit):
-                result = instance.perform(*job.args)
+        if middleware is not None:
+            # The limiters first: the middleware sees only the tries that run.
+            limits = limited(*prepared.limits) if prepared.limits else nullcontext()
+            with limits, time_limit(prepared.limit):
+                _perform_within(middleware, instance, worker, job, prepared.queue)
         else:
-            result = instance.perform(*job.args)
-        if result is not None and inspect.isawaitable(result):
-            refuse_awaitable(worker, result)
+            if prepared.limits:
+                with limited(*prepared.limits), time_limit(prepared.limit):
+                    result = instance.perform(*job.args)
+            elif prepared.limit:
+                with time_limit(prepared.limit):
+                    result = instance.perform(*job.args)
+            else:
+                result = instance.perform(*job.args)
+            if result is not None and inspect.isawaitable(result):
+                refuse_awaitable(worker, result)
     except OverLimitError as exc:
         return deferral(ref, job, exc, time.monotonic() - started)
     except (Exception, SystemExit, KeyboardInterrupt) as exc:
@@ -283,6 +301,20 @@ def deferral(ref: int, job: Job, exc: OverLimitError, duration: float) -> JobOut
         error_class="OverLimitError",
         error_message=str(exc),
     )
+
+
+def _perform_within(
+    middleware: tuple[Middleware, ...], instance: Any, worker: type, job: Job, queue: str
+) -> None:
+    """Call ``perform`` inside the server middleware chain."""
+
+    def perform() -> Any:
+        result = instance.perform(*job.args)
+        if result is not None and inspect.isawaitable(result):
+            refuse_awaitable(worker, result)
+        return result
+
+    invoke(middleware, instance, job.to_dict(), queue, perform)
 
 
 def refuse_awaitable(worker: type, result: Any) -> None:

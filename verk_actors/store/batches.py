@@ -31,9 +31,10 @@ from verk_actors.jobs.batch import (
     callback_of,
     new_bid,
 )
+from verk_actors.jobs.enqueue_options import check_options, check_worker
 from verk_actors.jobs.job import Job
 from verk_actors.store import keys
-from verk_actors.store.client import Client, check_options, check_worker
+from verk_actors.store.client import Client
 
 PENDING_TTL = 30 * 86_400
 """Seconds an unfinished batch is kept after its last change (Sidekiq Pro keeps 30 days)."""
@@ -94,14 +95,17 @@ class Batch:
             if self._own_client:
                 self.client.close()
 
-    def enqueue(self, worker: type | str, *args: Any, **options: Any) -> str:
-        """Add one job (written at ``submit``); returns its jid."""
-        return self._add(worker, [args], options)[0]
+    def enqueue(self, worker: type | str, *args: Any, **options: Any) -> str | None:
+        """Add one job (written at ``submit``); returns its jid, None if a client
+        middleware refused it."""
+        jids = self._add(worker, [args], options)
+        return jids[0] if jids else None
 
     def enqueue_many(
         self, worker: type | str, args_list: Iterable[Sequence[Any]], **options: Any
     ) -> list[str]:
-        """Add many jobs of one worker; returns their jids."""
+        """Add many jobs of one worker; returns their jids (a job a client middleware
+        refused is left out)."""
         return self._add(worker, args_list, options)
 
     def _add(
@@ -118,7 +122,9 @@ class Batch:
             )
         check_options("batch.enqueue", options)
         extra = {**(options.pop("extra", None) or {}), BID_FIELD: self.bid}
-        jobs = [self.client.build(worker, args, extra=extra, **options) for args in args_list]
+        built = [self.client.build(worker, args, extra=extra, **options) for args in args_list]
+        admitted = [self.client.admit(worker, job) for job in built]  # client middleware
+        jobs = [job for job in admitted if job is not None]
         self.jobs.extend(jobs)
         return [job.jid or "" for job in jobs]
 

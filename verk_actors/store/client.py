@@ -26,7 +26,9 @@ import redis
 from verk_actors.config.redis_url import redact_url
 from verk_actors.config.settings import DEFAULT_REDIS_URL
 from verk_actors.errors import InvalidJobError, RedisUnavailableError
+from verk_actors.jobs.enqueue_options import check_options, check_worker, to_seconds, to_timestamp
 from verk_actors.jobs.job import Job, dumps, new_jid, new_job
+from verk_actors.jobs.middleware import ClientChain, admit
 from verk_actors.jobs.unique import unique_options
 from verk_actors.jobs.worker import worker_name
 from verk_actors.store import keys
@@ -40,51 +42,6 @@ QUEUES_REFRESH = 60.0
 """Seconds a client trusts that a queue it has added is still in the ``queues`` set."""
 
 ENQUEUE_MANY_CHUNK = 5000
-
-OPTIONS = ("queue", "retry", "jid", "extra", "unique_for", "unique_until")
-"""The keyword options of the enqueue verbs; a job's own arguments are positional."""
-
-
-def check_options(verb: str, options: Mapping[str, Any]) -> None:
-    """Refuse keywords that are not options: Sidekiq jobs have positional args only."""
-    unknown = [name for name in options if name not in OPTIONS]
-    if unknown:
-        given = ", ".join(f"{name}=" for name in unknown)
-        raise InvalidJobError(
-            f"{verb}() got {given}: Sidekiq jobs take positional JSON args only, so pass "
-            f"them in order ({verb}(HardWorker, 'a', 1)); its keyword options are "
-            f"{', '.join(OPTIONS)}"
-        )
-
-
-def check_worker(verb: str, worker: Any) -> None:
-    """Refuse a worker that is neither a class with ``perform`` nor a class name."""
-    if isinstance(worker, str):
-        return
-    if not isinstance(worker, type) or not callable(getattr(worker, "perform", None)):
-        shown = worker.__name__ if isinstance(worker, type) else repr(worker)
-        raise InvalidJobError(
-            f"{verb}(): {shown} is not a worker: pass a Worker subclass (a class with a "
-            "perform method) or a worker's class name such as 'HardWorker'"
-        )
-
-
-def to_timestamp(when: datetime | float | int) -> float:
-    """Unix seconds from a datetime (naive = local time) or a number."""
-    if isinstance(when, datetime):
-        return when.timestamp()
-    if isinstance(when, bool) or not isinstance(when, int | float):
-        raise InvalidJobError(f"a run time must be a datetime or unix seconds, got {when!r}")
-    return float(when)
-
-
-def to_seconds(delay: timedelta | float | int) -> float:
-    """Seconds from a timedelta or a number."""
-    if isinstance(delay, timedelta):
-        return delay.total_seconds()
-    if isinstance(delay, bool) or not isinstance(delay, int | float):
-        raise InvalidJobError(f"a delay must be a timedelta or seconds, got {delay!r}")
-    return float(delay)
 
 
 class _Announced:
@@ -120,9 +77,18 @@ class Client:
 
     Without ``redis_client`` or ``url`` it uses ``VERK_REDIS_URL``, else the local
     default, and says which at INFO the first time (once per process and server).
+    Every job goes through the client middleware first: ``middleware`` (``module:name``
+    specs), then those added by ``add_client_middleware``; one that refuses a job makes
+    the verb return None, with ``refused`` True.
     """
 
-    def __init__(self, redis_client: redis.Redis | None = None, *, url: str | None = None) -> None:
+    def __init__(
+        self,
+        redis_client: redis.Redis | None = None,
+        *,
+        url: str | None = None,
+        middleware: Iterable[str] = (),
+    ) -> None:
         env_url = os.environ.get("VERK_REDIS_URL")
         self.url = url or env_url or DEFAULT_REDIS_URL
         if url is None and redis_client is None:
@@ -138,6 +104,9 @@ class Client:
         )
         self._queues_seen: dict[str, float] = {}
         self._scripts: Scripts | None = None
+        self.middleware = ClientChain(middleware)
+        self.refused = False
+        """True when a client middleware refused the last job enqueued (nothing written)."""
 
     def close(self) -> None:
         """Close the connection if this client opened it."""
@@ -250,10 +219,18 @@ class Client:
                 f"Redis at {redact_url(self.url)} refused the write: {exc}"
             ) from exc
 
+    def admit(self, worker: type | str, job: Job) -> Job | None:
+        """``job`` as the client middleware leave it; None (and ``refused``) if one
+        refused it. Every way of enqueueing calls it before writing a job."""
+        admitted = admit(self.middleware, worker, job)
+        self.refused = admitted is None
+        return admitted
+
     # --- the public verbs --------------------------------------------------------------
 
-    def enqueue(self, worker: type | str, *args: Any, **options: Any) -> str:
-        """Enqueue one job to run now; returns its jid.
+    def enqueue(self, worker: type | str, *args: Any, **options: Any) -> str | None:
+        """Enqueue one job to run now; returns its jid (None: a client middleware
+        refused it, nothing was written).
 
         Options: ``queue``, ``retry`` (True, False or a number), ``jid``, ``extra``
         (more job fields, e.g. ``{"timeout": 30}``), ``unique_for`` and
@@ -265,17 +242,18 @@ class Client:
 
     def enqueue_result(
         self, worker: type | str, *args: Any, at: datetime | float | None = None, **options: Any
-    ) -> tuple[str, bool]:
+    ) -> tuple[str | None, bool]:
         """``enqueue`` (or ``enqueue_at`` with ``at``) telling a duplicate apart:
         ``(jid, True)`` when the job was written, ``(the lock holder's jid, False)``
-        when it was a unique job whose lock another job holds (nothing written)."""
+        when it was a unique job whose lock another job holds, ``(None, False)`` when a
+        client middleware refused it (nothing written in either case)."""
         return self._enqueue_at("enqueue_result", at, worker, args, options)
 
     def enqueue_at(
         self, when: datetime | float, worker: type | str, *args: Any, **options: Any
-    ) -> str:
+    ) -> str | None:
         """Enqueue one job to run at ``when`` (a datetime or unix seconds); a duplicate
-        unique job returns the lock holder's jid, as ``enqueue`` does."""
+        unique job returns the lock holder's jid, a refused one None, as ``enqueue``."""
         return self._enqueue_at("enqueue_at", when, worker, args, options)[0]
 
     def _enqueue_at(
@@ -285,12 +263,14 @@ class Client:
         worker: type | str,
         args: Sequence[Any],
         options: Mapping[str, Any],
-    ) -> tuple[str, bool]:
+    ) -> tuple[str | None, bool]:
         check_options(verb, options)
         check_worker(verb, worker)
         at = to_timestamp(when) if when is not None else None
         rest, unique = unique_options(worker, options)
-        job = self.build(worker, args, **rest)
+        job = self.admit(worker, self.build(worker, args, **rest))
+        if job is None:
+            return None, False
         assert job.jid is not None
         due = at is None or at <= time.time()
         if unique is not None:
@@ -307,7 +287,7 @@ class Client:
 
     def enqueue_in(
         self, delay: timedelta | float, worker: type | str, *args: Any, **options: Any
-    ) -> str:
+    ) -> str | None:
         """Enqueue one job to run after ``delay`` (a timedelta or seconds)."""
         at = time.time() + to_seconds(delay)
         return self._enqueue_at("enqueue_in", at, worker, args, options)[0]
@@ -328,31 +308,43 @@ class Client:
             raise InvalidJobError("enqueue_many makes one jid per job; do not pass jid")
         rest, unique = unique_options(worker, options)
         if unique is not None:
-            jobs = [
+            built = [
                 self.build(worker, _args_of(index, args), **rest)
                 for index, args in enumerate(args_list)
             ]
+            passed = [self.admit(worker, job) for job in built]  # client middleware
+            jobs = [job for job in passed if job is not None]
             return [jid for _, jid in self._unique().many(worker, jobs, unique)]
         # Check the options once on a template job, then write each job's JSON from it:
         # the per-job work is one dumps() and a jid, not a full Job.
         template = self.build(worker, (), **options).to_dict()
         queue = template["queue"]
-        texts: list[str] = []
+        chain = self.middleware if self.middleware.entries() else None
+        by_queue: dict[str, list[str]] = {queue: []}
+        texts = by_queue[queue]
         jids: list[str] = []
         for index, args in enumerate(args_list):
             jid = new_jid()
             template["args"] = list(_args_of(index, args))
             template["jid"] = jid
+            item, into = template, texts
+            if chain is not None:  # each job through the middleware, which may move it
+                admitted = chain.run(worker, dict(template), queue)
+                if admitted is None:
+                    continue  # refused: not written, no jid
+                item, jid = admitted, str(admitted.get("jid") or jid)
+                into = by_queue.setdefault(str(admitted.get("queue") or queue), [])
             try:
-                texts.append(dumps(template))
+                into.append(dumps(item))
             except (TypeError, ValueError) as exc:
                 raise InvalidJobError(
                     f"job {index}: args must be JSON values (str, int, float, bool, None, "
                     f"list, dict): {exc}"
                 ) from exc
             jids.append(jid)
-        for start in range(0, len(texts), ENQUEUE_MANY_CHUNK):
-            self.push_texts({queue: texts[start : start + ENQUEUE_MANY_CHUNK]})
+        for name, written in by_queue.items():
+            for start in range(0, len(written), ENQUEUE_MANY_CHUNK):
+                self.push_texts({name: written[start : start + ENQUEUE_MANY_CHUNK]})
         return jids
 
 
@@ -375,7 +367,7 @@ def enqueue(
     redis_client: redis.Redis | None = None,
     url: str | None = None,
     **options: Any,
-) -> str:
+) -> str | None:
     """Enqueue one job (see ``Client.enqueue``); connects to ``url`` or ``VERK_REDIS_URL``."""
     with _client(redis_client, url) as client:
         return client.enqueue(worker, *args, **options)
@@ -388,7 +380,7 @@ def enqueue_at(
     redis_client: redis.Redis | None = None,
     url: str | None = None,
     **options: Any,
-) -> str:
+) -> str | None:
     """Enqueue one job to run at ``when`` (see ``Client.enqueue_at``)."""
     with _client(redis_client, url) as client:
         return client.enqueue_at(when, worker, *args, **options)
@@ -401,7 +393,7 @@ def enqueue_in(
     redis_client: redis.Redis | None = None,
     url: str | None = None,
     **options: Any,
-) -> str:
+) -> str | None:
     """Enqueue one job to run after ``delay`` (see ``Client.enqueue_in``)."""
     with _client(redis_client, url) as client:
         return client.enqueue_in(delay, worker, *args, **options)

@@ -8,7 +8,7 @@ to turn into a reply.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from verk_actors.store.admin.pause import pause_queue, resume_queue
@@ -19,8 +19,8 @@ from verk_actors.store.client import Client
 class RootStore:
     """One node root's connection to Redis and the requests it answers from it."""
 
-    def __init__(self, url: str) -> None:
-        self.client = Client(url=url)
+    def __init__(self, url: str, client_middleware: Iterable[str] = ()) -> None:
+        self.client = Client(url=url, middleware=client_middleware)
 
     def enqueue(
         self,
@@ -34,10 +34,10 @@ class RootStore:
         extra: Mapping[str, Any],
         unique_for: float | None = None,
         unique_until: str | None = None,
-    ) -> tuple[str, bool]:
+    ) -> tuple[str | None, bool]:
         """Enqueue a job now (``at`` None) or at ``at`` (unix seconds): ``(jid, True)``,
-        or ``(the lock holder's jid, False)`` for a unique job whose lock is held
-        (nothing written)."""
+        ``(the lock holder's jid, False)`` for a unique job whose lock is held, or
+        ``(None, False)`` when a client middleware refused it (nothing written)."""
         options: dict[str, Any] = {
             "queue": queue,
             "retry": retry,

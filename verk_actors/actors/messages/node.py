@@ -90,10 +90,12 @@ class VerkStarted(Message):
 @attrs.frozen
 class Enqueued(Message):
     """The job is in Redis (its ``jid``); or, ``duplicate``, it was a unique job whose
-    lock another job holds: nothing was written and ``jid`` is the holder's."""
+    lock another job holds: nothing was written and ``jid`` is the holder's; or,
+    ``refused``, a client middleware refused it: nothing was written, ``jid`` is None."""
 
-    jid: str
+    jid: str | None
     duplicate: bool = False
+    refused: bool = False
 
 
 @attrs.frozen

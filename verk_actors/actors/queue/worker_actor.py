@@ -44,9 +44,11 @@ from verk_actors.actors.queue._standby_worker import (
     StandbyRun,
     Taken,
 )
+from verk_actors.jobs.chain import Middleware
 from verk_actors.jobs.hooks import Hooks
 from verk_actors.jobs.job_log import attach_job_to_records
 from verk_actors.jobs.limits import install_gate
+from verk_actors.jobs.middleware import server_chain
 from verk_actors.jobs.registry import WorkerRegistry
 from verk_actors.jobs.retry import Fate
 from verk_actors.jobs.running import PreparedJob, execute
@@ -72,6 +74,7 @@ class WorkerActor(VerkActor):
         self.init: InitWorker | None = None
         self.registry = WorkerRegistry()
         self.hooks = Hooks()
+        self.middleware: tuple[Middleware, ...] | None = None
         self.board: Board | None = None
         self.standby = StandbyRun()
         self.limits: RedisLimitGate | None = None
@@ -89,6 +92,7 @@ class WorkerActor(VerkActor):
         try:
             self.registry = WorkerRegistry.from_modules(message.settings.imports)
             self.hooks = Hooks(message.settings.error_handlers, message.settings.death_handlers)
+            self.middleware = server_chain(message.settings.server_middleware)
             self.board = Board(Path(message.board_path))
             self.board.allow_take_back()
             # Limiters are taken through it; it connects when a job first takes one.
@@ -144,7 +148,7 @@ class WorkerActor(VerkActor):
         if not board.job_started(batch, index, prepared.deadline(started), started):
             board.job_given_back(batch, index)
             return None
-        failure = execute(prepared, ref, settings)
+        failure = execute(prepared, ref, settings, self.middleware)
         now = time.monotonic()
         if failure is None or failure.failure is None or failure.failure.fate is not Fate.DEFER:
             board.job_ended(batch, index, failure is None)
