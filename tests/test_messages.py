@@ -52,6 +52,8 @@ def sample(tp: Any, *, top: bool = False) -> Any:
         return SIMPLE[tp]
     if tp is Settings:
         return SETTINGS
+    if tp is QueueSpec:  # a mode and jobs per process that fit together
+        return QueueSpec("crawl", 4, "async", 2)
     if isinstance(tp, type) and issubclass(tp, BaseException):
         pytest.fail(f"a message field holds an exception ({tp.__name__}); send its text instead")
     if isinstance(tp, type) and attrs.has(tp):

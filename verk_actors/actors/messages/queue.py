@@ -103,6 +103,13 @@ class RunJobs(BatchMessage):
 
 
 @attrs.frozen(repr=False)
+class RunLanes(BatchMessage):
+    """``RunJobs`` for several lanes of one worker process, by lane index."""
+
+    batches: tuple[tuple[int, RunJobs], ...]
+
+
+@attrs.frozen(repr=False)
 class JobsDone(BatchMessage):
     """How jobs of a batch ended; ``finished``: the batch is over and the worker is free.
 
@@ -129,6 +136,13 @@ class JobsDone(BatchMessage):
     taken: tuple[tuple[int, bytes], ...] = ()
     seq: int = 1
     timings: tuple[tuple[str | None, float], ...] = ()
+
+
+@attrs.frozen(repr=False)
+class LanesDone(BatchMessage):
+    """``JobsDone`` of several lanes of one worker process, by lane index."""
+
+    reports: tuple[tuple[int, JobsDone], ...]
 
 
 @attrs.frozen
