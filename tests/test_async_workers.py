@@ -1,4 +1,4 @@
-"""``async def perform`` outside an async-mode queue: refused at registration, failed if it slips by."""
+"""``async def perform`` off an async-mode queue: refused at registration, failed at run."""
 
 from __future__ import annotations
 
