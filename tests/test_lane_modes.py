@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import wait_for
 from verk_actors import Client, QueueSpec
+from verk_actors.actors.messages import DescribeTree, TreeNode
 from verk_actors.config.file import load_config
 from verk_actors.errors import ConfigurationError
 
@@ -125,6 +126,31 @@ def test_killed_worker_process_sends_each_of_its_jobs_to_retry_once(
     assert r.zcard("retry") == 10
     assert r.llen("held") == 20
     assert r.llen("queue:crawl") == 0
+    node.stop()
+
+
+def _find(node: TreeNode, kind: str) -> list[TreeNode]:
+    found = [node] if node.kind == kind else []
+    for child in node.children:
+        found += _find(child, kind)
+    return found
+
+
+def test_tree_shows_worker_processes_with_their_lanes(start_verk) -> None:
+    """The live tree shows a threads queue's 25 slots as 3 LaneWorkerActor processes."""
+    node = start_verk(queues=(QueueSpec("mail", 25, "threads"),), imports=LANE_IMPORTS)
+
+    def processes() -> list[TreeNode]:
+        tree = node.asys.ask(node.root, DescribeTree(1, "root"), 10)
+        found = _find(tree, "LaneWorkerActor") if isinstance(tree, TreeNode) else []
+        return found if found and all(p.pid for p in found) else []  # every one started
+
+    processes = wait_for(processes)
+    assert [p.detail for p in processes] == [
+        "lanes 0..9: 0 jobs running",
+        "lanes 10..19: 0 jobs running",
+        "lanes 20..24: 0 jobs running",
+    ]
     node.stop()
 
 

@@ -14,6 +14,7 @@ differs:
 - no standby: the QueueManager waits on an idle queue itself (every
   ``RecordOutcomes`` goes out with ``wait``);
 - every lane may run at once: these jobs wait, the CPU gauge does not limit them;
+  and jobs are asked for ahead of the free lanes (``LaneDispatch``);
 - a job past its hard deadline (a thread that ignored its timeout, a coroutine that
   blocks its loop) retires its process: no new job goes to it, and it is killed once
   its other lanes are idle, or after ``RETIRE_GRACE``. Its other running jobs then go
@@ -38,17 +39,21 @@ from verk_actors.actors.messages import (
     CheckDeadlines,
     ChildFailed,
     ChildReady,
+    DescribeTree,
     InitLanes,
     LanesDone,
     RecordOutcomes,
     ReplaceWorkers,
     RunJobs,
     RunLanes,
+    TreeNode,
 )
 from verk_actors.actors.queue import _settle as settle
+from verk_actors.actors.queue._batches import jobs_wanted
 from verk_actors.actors.queue._board import Board
 from verk_actors.actors.queue._cpu_gauge import CpuGauge
-from verk_actors.actors.queue._slots import BROKEN, BUSY, FREE, REPLACE_AFTER, Slot
+from verk_actors.actors.queue._dispatch import Dispatch
+from verk_actors.actors.queue._slots import BROKEN, BUSY, FREE, REPLACE_AFTER, Pool, Slot
 from verk_actors.actors.queue.lane_worker_actor import LaneWorkerActor
 from verk_actors.actors.queue.workers_manager import WorkersManager
 
@@ -56,6 +61,9 @@ log = logging.getLogger(__name__)
 
 RETIRE_GRACE = 25.0
 """Seconds a retiring process's other jobs have to end before it is killed anyway."""
+
+PREFETCH = 0.5
+"""Jobs held ready for lanes, beyond the free ones, as a share of the lanes."""
 
 RETIRING = "retiring"
 """The state of a free lane of a retiring process: it takes no job."""
@@ -101,11 +109,32 @@ class AllLanes(CpuGauge):
         return ""
 
 
+class LaneDispatch(Dispatch):
+    """Dispatch that keeps jobs ready for lanes about to free up: a request for jobs
+    takes a Redis and two actor round trips, a long time for jobs that mostly wait,
+    so each request also asks for ``PREFETCH`` of the pool ahead (process slots ask
+    for no more than their free workers' when jobs are slow)."""
+
+    def run(
+        self, pool: Pool, now: float, *, may_ask: bool
+    ) -> tuple[list[tuple[Slot, list[tuple[int, bytes]]]], int]:
+        handed, want = super().run(pool, now, may_ask=may_ask)
+        if may_ask and not self.asked:
+            ahead = max(1, int(len(pool) * PREFETCH))
+            free = len(pool.free())
+            want = max(
+                want,
+                jobs_wanted(free, 1, len(self.held), prefetch=ahead, in_workers=pool.in_hand()),
+            )
+        return handed, want
+
+
 class LaneWorkersManager(WorkersManager):
     """Dispatcher and supervisor of a threads or async queue's worker processes."""
 
     def __init__(self, capabilities: dict[str, Any] | None = None) -> None:
         super().__init__(capabilities)
+        self.dispatch = LaneDispatch()
         self.dispatch.gauge = AllLanes(1)
         self.processes: dict[int, Process] = {}
         self._by_address: dict[str, Process] = {}
@@ -258,6 +287,27 @@ class LaneWorkersManager(WorkersManager):
                 self.pool.restarts[slot.index] = self.pool.restarts.get(slot.index, 0) + 1
         if self.tally is not None:
             self.tally.worker_replaced(started)
+
+    def tree_node(self, message: DescribeTree) -> TreeNode:
+        """As the WorkersManager's, with one child per worker process (not per lane)."""
+        node = super().tree_node(message)
+        children = []
+        for number, process in sorted(self.processes.items()):
+            busy = sum(1 for slot in process.lanes if slot.state == BUSY)
+            first, last = process.lanes[0].index, process.lanes[-1].index
+            state = "retiring" if process.retire_at is not None else process.lanes[0].state
+            children.append(
+                TreeNode(
+                    0,
+                    f"worker process {number}",
+                    "LaneWorkerActor",
+                    process.pid,
+                    state="busy" if busy and state != "retiring" else state,
+                    restarts=self.pool.restarts.get(first, 0),
+                    detail=f"lanes {first}..{last}: {busy} jobs running",
+                )
+            )
+        return attrs.evolve(node, children=tuple(children))
 
     # --- jobs past their deadline ---------------------------------------------------------------
 
