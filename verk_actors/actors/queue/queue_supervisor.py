@@ -35,7 +35,6 @@ from verk_actors.actors.messages import (
     StopQueue,
     StopQueueManager,
 )
-from verk_actors.actors.queue.lane_workers_manager import LaneWorkersManager
 from verk_actors.actors.queue.queue_manager import QueueManager
 from verk_actors.actors.queue.workers_manager import WorkersManager
 from verk_actors.actors.supervisor import Child, Strategy, Supervisor
@@ -75,8 +74,13 @@ class QueueSupervisor(Supervisor):
         if self.metrics_at is None:
             self.metrics_at = MetricsAt(message.metrics)
         self.start_child(QUEUE_MANAGER, QueueManager)
-        lanes = message.queue.mode != PROCESS  # threads or async: many jobs per process
-        self.start_child(WORKERS_MANAGER, LaneWorkersManager if lanes else WorkersManager)
+        manager: type = WorkersManager
+        if message.queue.mode != PROCESS:  # threads or async: many jobs per process
+            # Imported here: a node without such a queue never loads the lanes' modules.
+            from verk_actors.actors.queue import lane_workers_manager  # noqa: PLC0415
+
+            manager = lane_workers_manager.LaneWorkersManager
+        self.start_child(WORKERS_MANAGER, manager)
         self.send(sender, ChildReady(os.getpid()))
 
     def init_message(self, child: Child) -> object:
