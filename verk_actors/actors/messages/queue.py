@@ -184,6 +184,12 @@ class FlushStandbyReport(Message):
 
 
 @attrs.frozen
+class FlushLanes(Message):
+    """Time for a worker process's lanes to send what they reported since the last
+    ``LanesDone`` (a few milliseconds of reports go in one message)."""
+
+
+@attrs.frozen
 class RetryStandbyWait(Message):
     """Time for a worker on standby whose wait Redis refused (``OOM``...) to wait again."""
 

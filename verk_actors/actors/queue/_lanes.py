@@ -59,13 +59,18 @@ class Outbox:
                 with contextlib.suppress(BlockingIOError):
                     os.write(self._write, b"!")
 
-    def take(self) -> list[tuple[int, JobsDone]]:
-        """Every report so far, oldest first."""
+    def quiet(self) -> None:
+        """Empty the pipe: the next report makes ``fd`` readable again."""
         with contextlib.suppress(BlockingIOError):
             while os.read(self.fd, 4096):
                 pass
         with self._lock:
             self._signalled = False
+
+    def take(self) -> list[tuple[int, JobsDone]]:
+        """Every report so far, oldest first."""
+        self.quiet()
+        with self._lock:
             items = list(self._items)
             self._items.clear()
         return items

@@ -3,8 +3,10 @@
 For a queue in threads or async mode the WorkersManager starts one per
 ``per_process`` lanes (concurrency slots). Its lanes run as threads or coroutines
 (``_lanes``); this actor only passes messages: ``RunLanes`` in, ``LanesDone`` out,
-the second woken by the lanes' outbox (``ThespianWatch`` on its pipe). It never goes
-on standby: the QueueManager waits on an idle queue instead.
+the second woken by the lanes' outbox (``ThespianWatch`` on its pipe) and sent
+``FLUSH_AFTER`` later with every report that came meanwhile (one message, and one
+dispatch round of the manager, for many jobs). It never goes on standby: the
+QueueManager waits on an idle queue instead.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from verk_actors.actors.base import VerkActor
 from verk_actors.actors.messages import (
     ChildFailed,
     ChildReady,
+    FlushLanes,
     InitLanes,
     JobsDone,
     LanesDone,
@@ -37,6 +40,9 @@ from verk_actors.jobs.registry import WorkerRegistry
 
 log = logging.getLogger(__name__)
 
+FLUSH_AFTER = 0.003
+"""Seconds a lane's report waits for others to go in the same ``LanesDone``."""
+
 
 class LaneWorkerActor(VerkActor):
     """One worker process of a threads or async queue, with its lanes."""
@@ -48,6 +54,7 @@ class LaneWorkerActor(VerkActor):
         attach_job_to_records()
         self.runner: LaneRunner | None = None
         self.manager: Any = None
+        self.flush_armed = False
 
     def receiveMsg_InitLanes(self, message: InitLanes, sender: Any) -> None:
         if self.runner is not None:
@@ -89,6 +96,15 @@ class LaneWorkerActor(VerkActor):
 
     def receiveMsg_WatchMessage(self, message: WatchMessage, sender: Any) -> None:
         if self.runner is None or self.runner.outbox.fd not in message.ready:
+            return
+        self.runner.outbox.quiet()
+        if not self.flush_armed:
+            self.flush_armed = True
+            self.after(FLUSH_AFTER, FlushLanes())
+
+    def receiveMsg_FlushLanes(self, message: FlushLanes, sender: Any) -> None:
+        self.flush_armed = False
+        if self.runner is None:
             return
         reports = self.runner.outbox.take()
         if reports and self.manager is not None:
