@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
 import inspect
 import threading
 import time
@@ -100,8 +101,9 @@ def run_in_thread(
     return outcome
 
 
+@functools.cache
 def is_async(worker: type | None) -> bool:
-    """Whether ``worker``'s ``perform`` is ``async def``."""
+    """Whether ``worker``'s ``perform`` is ``async def`` (once per class)."""
     perform = getattr(worker, "perform", None)
     return perform is not None and inspect.iscoroutinefunction(inspect.unwrap(perform))
 
