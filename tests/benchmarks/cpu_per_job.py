@@ -36,7 +36,7 @@ def cpu_by_process(pids: dict[int, str]) -> dict[int, tuple[str, float]]:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        seconds[pid] = (title.split()[0], (int(fields[11]) + int(fields[12])) / TICK)
+        seconds[pid] = ((title.split() or ["?"])[0], (int(fields[11]) + int(fields[12])) / TICK)
     return seconds
 
 
