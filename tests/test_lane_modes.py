@@ -17,6 +17,8 @@ from verk_actors import Client, QueueSpec
 from verk_actors.actors.messages import DescribeTree, TreeNode
 from verk_actors.config.file import load_config
 from verk_actors.errors import ConfigurationError
+from verk_actors.store import keys
+from verk_actors.store.admin.pause import pause_queue, resume_queue
 
 LANE_IMPORTS = ("tests.jobs", "tests.lane_jobs")
 ASYNC_IMPORTS = (*LANE_IMPORTS, "tests.async_lane_jobs")
@@ -110,6 +112,8 @@ def test_killed_worker_process_sends_each_of_its_jobs_to_retry_once(
         token, pid = text.decode().split()
         by_pid.setdefault(int(pid), set()).add(token)
     assert sorted(len(tokens) for tokens in by_pid.values()) == [10, 10]
+    # The Busy page's source shows every job in flight, one row each.
+    wait_for(lambda: r.hlen(keys.node_running_key(node.node_id)) == 20)
     victim = min(by_pid)
     os.kill(victim, signal.SIGKILL)
     wait_for(lambda: r.zcard("retry") == 10, timeout=30)
@@ -199,6 +203,27 @@ def test_thread_that_ignores_its_timeout_recycles_its_process(start_verk, redis_
     wait_for(lambda: r.llen("after") == 3, timeout=20)
     pids = {int(text.split()[1]) for text in r.lrange("after", 0, -1)}
     assert old_pid not in pids
+    node.stop()
+
+
+def test_paused_async_queue_runs_nothing_until_resumed(start_verk, redis_server, r) -> None:
+    """An idle async queue (the QueueManager waits on it, no standby) obeys a pause
+    within a poll interval and runs the jobs that came meanwhile after resume."""
+    node = start_verk(
+        queues=(QueueSpec("crawl", 10, "async", 5),), imports=ASYNC_IMPORTS, poll_interval=0.3
+    )
+    with Client(url=redis_server.url) as client:
+        client.enqueue("AsyncNap", redis_server.url, "spans", 0.01, "before", queue="crawl")
+        wait_for(lambda: r.llen("spans") == 1)
+        pause_queue(r, "crawl")
+        time.sleep(0.8)  # more than a poll interval: the waiting QueueManager has noticed
+        args = ([redis_server.url, "spans", 0.01, i] for i in range(5))
+        client.enqueue_many("AsyncNap", args, queue="crawl")
+        time.sleep(1.0)
+        assert r.llen("spans") == 1, "a paused queue's jobs must not run"
+        assert r.llen("queue:crawl") == 5
+        resume_queue(r, "crawl")
+        wait_for(lambda: r.llen("spans") == 6, timeout=10)
     node.stop()
 
 
