@@ -47,3 +47,15 @@ class ThreadStuck(Worker):
     def perform(self, url: str, key: str, token: Any) -> None:
         client(url).rpush(key, f"{token} {os.getpid()}")
         time.sleep(60)
+
+
+class ThreadSpin(Worker):
+    """Records ``token pid`` in ``key``, then loops in Python past its 0.3 s time limit
+    (the timeout raised in its thread stops it)."""
+
+    timeout = 0.3
+
+    def perform(self, url: str, key: str, token: Any) -> None:
+        client(url).rpush(key, f"{token} {os.getpid()}")
+        while True:
+            time.sleep(0.01)

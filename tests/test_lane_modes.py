@@ -14,7 +14,13 @@ import pytest
 
 from tests.conftest import wait_for
 from verk_actors import Client, QueueSpec
-from verk_actors.actors.messages import DescribeTree, TreeNode
+from verk_actors.actors.messages import (
+    AddQueue,
+    DescribeTree,
+    QueueAdded,
+    RequestFailed,
+    TreeNode,
+)
 from verk_actors.config.file import load_config
 from verk_actors.errors import ConfigurationError
 from verk_actors.store import keys
@@ -177,6 +183,45 @@ def test_async_timeout_cancels_that_job_only(start_verk, redis_server, r) -> Non
     assert pids == {forever_pid}  # one process ran them all, and lived on
     wait_for(lambda: r.get("stat:processed") == b"5")  # Sidekiq counts failures as processed
     assert r.get("stat:failed") == b"1"
+    node.stop()
+
+
+def test_thread_past_its_timeout_stops_and_its_process_lives_on(
+    start_verk, redis_server, r
+) -> None:
+    """A thread in Python code past its limit gets JobTimeoutError raised inside it: the
+    job goes to retry as timed out, and its process runs the next jobs."""
+    node = start_verk(queues=(QueueSpec("mail", 2, "threads", 2),), imports=LANE_IMPORTS)
+    with Client(url=redis_server.url) as client:
+        jid = client.enqueue("ThreadSpin", redis_server.url, "spin", "s", queue="mail")
+        wait_for(lambda: r.zcard("retry") == 1, timeout=15)
+        job = _retried(r)[jid]
+        assert job["error_class"] == "JobTimeoutError"
+        assert "ran past its time limit" in job["error_message"]
+        args = ([redis_server.url, "after", 0.01, i] for i in range(4))
+        client.enqueue_many("ThreadNap", args, queue="mail")
+    wait_for(lambda: r.llen("after") == 4, timeout=15)
+    (spin_pid,) = {text.split()[1] for text in r.lrange("spin", 0, -1)}
+    assert {text.split()[1] for text in r.lrange("after", 0, -1)} == {spin_pid}
+    node.stop()
+
+
+def test_add_queue_takes_a_mode_and_refuses_a_bad_one(start_verk, redis_server, r) -> None:
+    """AddQueue with mode and per_process starts a lane queue that runs jobs; one with
+    more per process than its concurrency is refused with RequestFailed saying why."""
+    node = start_verk(imports=LANE_IMPORTS)
+    refused = node.asys.ask(node.root, AddQueue("crawl", 50, "threads", 100), 10)
+    assert isinstance(refused, RequestFailed)
+    assert "more than the queue's concurrency" in refused.message
+    added = wait_for(lambda: node.asys.ask(node.root, AddQueue("crawl", 20, "threads", 10), 10))
+    assert isinstance(added, QueueAdded)
+    with Client(url=redis_server.url) as client:
+        args = ([redis_server.url, "spans", 0.3, i] for i in range(20))
+        client.enqueue_many("ThreadNap", args, queue="crawl")
+    wait_for(lambda: r.llen("spans") == 20, timeout=20)
+    spans = r.lrange("spans", 0, -1)
+    assert len({text.split()[1] for text in spans}) == 2
+    assert _max_in_flight(spans) >= 15
     node.stop()
 
 
