@@ -46,7 +46,7 @@ class JobTally:
 
     def __init__(self, queue: str, imports: Iterable[str] = ()) -> None:
         self.queue = queue
-        self.known = frozenset(WorkerRegistry.from_modules(imports).names())
+        self.known = frozenset(WorkerRegistry.from_modules(imports, allow_async=True).names())
         self.jobs: dict[tuple[str, str], int] = {}
         self.buckets: dict[str, list[int]] = {}
         self.sums: dict[str, float] = {}

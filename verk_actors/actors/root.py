@@ -260,7 +260,9 @@ class VerkRoot(LauncherWatch, RedisRequests, EventRouting):
         try:
             if self.settings is None:
                 raise ConfigurationError(NOT_CONFIGURED)
-            spec = QueueSpec.checked(message.name, message.concurrency)
+            spec = QueueSpec.checked(
+                message.name, message.concurrency, message.mode, message.per_process or None
+            )
             if spec.name in self.queue_specs:
                 raise ConfigurationError(f"queue {spec.name!r} already runs on this node")
         except VerkError as exc:

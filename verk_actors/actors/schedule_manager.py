@@ -60,7 +60,7 @@ class ScheduleManager(VerkActor, ReportsRedisErrors):
     def _start_cron(self, message: InitScheduleManager) -> None:
         settings = message.settings
         try:
-            classes = WorkerRegistry.from_modules(settings.imports).classes()
+            classes = WorkerRegistry.from_modules(settings.imports, allow_async=True).classes()
             entries = node_entries(settings.cron, classes)
         except VerkError as exc:
             log.error("cron: no periodic jobs run on this node: %s", exc)

@@ -63,10 +63,18 @@ def _kinds(hint: Any) -> set[type]:
 
 
 def _queue_specs(path: Path, raw: Any) -> tuple[QueueSpec, ...]:
-    how = 'write a table ([queues] then default = 25) or a list (queues = ["default=25"])'
+    how = (
+        'write a table ([queues] then default = 25 or crawl = "500:async:100") '
+        'or a list (queues = ["default=25"])'
+    )
     try:
         if isinstance(raw, dict):
-            return tuple(QueueSpec.checked(str(name), n) for name, n in raw.items())
+            return tuple(
+                QueueSpec.parse(f"{name}={n}")
+                if isinstance(n, str)
+                else QueueSpec.checked(str(name), n)
+                for name, n in raw.items()
+            )
         if isinstance(raw, list) and all(isinstance(item, str) for item in raw):
             return tuple(QueueSpec.parse(item) for item in raw)
     except ConfigurationError as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import signal
+import threading
 import time
 import traceback
 from collections.abc import Iterator, Mapping
@@ -80,8 +81,9 @@ def backtrace_lines(exc: BaseException, limit: int) -> list[str]:
 
 @contextmanager
 def time_limit(seconds: float | None) -> Iterator[None]:
-    """Raise JobTimeoutError in this (main) thread after ``seconds``."""
-    if not seconds:
+    """Raise JobTimeoutError in this (main) thread after ``seconds`` (in another thread:
+    nothing, the caller watches the time, see ``running_lanes``)."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
         yield
         return
 
@@ -226,17 +228,7 @@ def _execute(
     job = prepared.job
     worker = prepared.worker
     if prepared.refusal is not None or job is None or worker is None:
-        assert prepared.refusal is not None
-        error_class, message, failure = prepared.refusal
-        return JobOutcome(
-            ref=ref,
-            jid=prepared.jid,
-            class_name=prepared.class_name,
-            duration=0.0,
-            failure=failure,
-            error_class=error_class,
-            error_message=message,
-        )
+        return refused(prepared, ref)
     started = time.monotonic()
     instance: Any = worker()
     instance.job = job
@@ -260,30 +252,60 @@ def _execute(
     except OverLimitError as exc:
         return deferral(ref, job, exc, time.monotonic() - started)
     except (Exception, SystemExit, KeyboardInterrupt) as exc:
-        duration = time.monotonic() - started
-        prepared.error = exc
-        delay = _delay_override(instance, job, exc)
-        message = str(exc) or type(exc).__name__
-        return JobOutcome(
-            ref=ref,
-            jid=job.jid,
-            class_name=job.class_name,
-            duration=duration,
-            failure=build_failure(
-                job,
-                error_class=type(exc).__name__,
-                error_message=message,
-                backtrace=backtrace_lines(exc, settings.backtrace_lines),
-                now=time.time(),
-                default_max_retries=settings.max_retries,
-                worker_retry=getattr(worker, "retry", None),
-                queue=prepared.queue,
-                delay_override=delay,
-            ),
+        return failed(prepared, ref, settings, instance, exc, started=started)
+    return None
+
+
+def refused(prepared: PreparedJob, ref: int) -> JobOutcome:
+    """The outcome of a job that cannot run (malformed, or no worker of its class)."""
+    assert prepared.refusal is not None
+    error_class, message, failure = prepared.refusal
+    return JobOutcome(
+        ref=ref,
+        jid=prepared.jid,
+        class_name=prepared.class_name,
+        duration=0.0,
+        failure=failure,
+        error_class=error_class,
+        error_message=message,
+    )
+
+
+def failed(
+    prepared: PreparedJob,
+    ref: int,
+    settings: RunPolicy,
+    instance: Any,
+    exc: BaseException,
+    *,
+    started: float,
+) -> JobOutcome:
+    """The outcome of a job whose ``perform`` raised ``exc``."""
+    job, worker = prepared.job, prepared.worker
+    assert job is not None
+    duration = time.monotonic() - started
+    prepared.error = exc
+    delay = _delay_override(instance, job, exc)
+    message = str(exc) or type(exc).__name__
+    return JobOutcome(
+        ref=ref,
+        jid=job.jid,
+        class_name=job.class_name,
+        duration=duration,
+        failure=build_failure(
+            job,
             error_class=type(exc).__name__,
             error_message=message,
-        )
-    return None
+            backtrace=backtrace_lines(exc, settings.backtrace_lines),
+            now=time.time(),
+            default_max_retries=settings.max_retries,
+            worker_retry=getattr(worker, "retry", None),
+            queue=prepared.queue,
+            delay_override=delay,
+        ),
+        error_class=type(exc).__name__,
+        error_message=message,
+    )
 
 
 def deferral(ref: int, job: Job, exc: OverLimitError, duration: float) -> JobOutcome:

@@ -46,10 +46,13 @@ class Enqueue(Message):
 
 @attrs.frozen
 class AddQueue(Message):
-    """Start working on a queue. Reply: ``QueueAdded``."""
+    """Start working on a queue. Reply: ``QueueAdded``. ``mode`` and ``per_process`` as
+    on ``QueueSpec`` (``per_process`` 0: the mode's default)."""
 
     name: str
     concurrency: int
+    mode: str = "process"
+    per_process: int = 0
 
 
 @attrs.frozen

@@ -65,6 +65,18 @@ class InitWorker(Message):
 
 
 @attrs.frozen
+class InitLanes(Message):
+    """Configure a worker process that runs many jobs at once (``mode`` threads or
+    async), one per lane: ``lanes`` pairs each lane's index with its board's path."""
+
+    settings: Settings
+    queue: str
+    mode: str
+    lanes: tuple[tuple[int, str], ...]
+    node_id: str = ""
+
+
+@attrs.frozen
 class InitScheduleManager(Message):
     """Configure the ScheduleManager."""
 
