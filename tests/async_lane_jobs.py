@@ -12,7 +12,8 @@ from typing import Any
 
 from tests.jobs import client
 from tests.lane_jobs import span
-from verk_actors import Worker
+from tests.limit_jobs import COUNT_IN, DONE, MOST, RUNNING
+from verk_actors import Concurrent, Worker
 
 
 class AsyncNap(Worker):
@@ -44,3 +45,16 @@ class AsyncForever(Worker):
     async def perform(self, url: str, key: str, token: Any) -> None:  # type: ignore[override]
         client(url).rpush(key, f"{token} {os.getpid()}")
         await asyncio.sleep(60)
+
+
+class AsyncLimited(Worker):
+    """At most 2 at once ("alim"): counts itself in and out as ``ConcurrentJob`` does."""
+
+    limits = (Concurrent("alim", 2, lease=60),)
+
+    async def perform(self, url: str, seconds: float) -> None:  # type: ignore[override]
+        r = client(url)
+        r.eval(COUNT_IN, 2, RUNNING, MOST)
+        await asyncio.sleep(seconds)
+        r.decr(RUNNING)
+        r.rpush(DONE, self.job.jid or "")

@@ -291,3 +291,35 @@ def test_stop_waits_for_every_job_in_flight(start_verk, redis_server, r) -> None
     assert r.get("stat:processed") == b"40"
     assert r.llen("queue:crawl") == 0
     assert r.zcard("retry") == 0
+
+
+@pytest.mark.parametrize("mode", ["async", "threads"])
+def test_limiters_hold_on_lanes(start_verk, redis_server, r, mode) -> None:
+    """Jobs with a Concurrent limiter on a lane queue (10 lanes in one process): never
+    more than the limit run at once, all run, none uses a retry."""
+    from tests.limit_jobs import DONE, MOST
+
+    worker, limit = ("AsyncLimited", 2) if mode == "async" else ("ConcurrentJob", 3)
+    imports = (*(ASYNC_IMPORTS if mode == "async" else LANE_IMPORTS), "tests.limit_jobs")
+    start_verk(queues=(QueueSpec("lanes", 10, mode, 10),), imports=imports)
+    with Client(url=redis_server.url) as client:
+        client.enqueue_many(worker, ([redis_server.url, 0.2] for _ in range(8)), queue="lanes")
+    wait_for(lambda: r.llen(DONE) == 8, timeout=60)
+    assert 1 <= int(r.get(MOST) or 0) <= limit
+    assert r.zcard("retry") == 0 and r.zcard("dead") == 0
+
+
+def test_server_middleware_wraps_jobs_on_thread_lanes(start_verk, redis_server, r) -> None:
+    """A threads queue runs each job inside the server middleware, in order."""
+    mw = "tests.mw_jobs"
+    start_verk(
+        queues=(QueueSpec("lanes", 4, "threads", 4),),
+        imports=(*LANE_IMPORTS, mw),
+        server_middleware=(f"{mw}:OuterServer", f"{mw}:inner_server"),
+    )
+    with Client(url=redis_server.url) as client:
+        client.enqueue("Record", redis_server.url, "mw_order", "perform", queue="lanes")
+    wait_for(lambda: r.llen("mw_order") == 6, timeout=30)
+    order = [item.decode() for item in r.lrange("mw_order", 0, -1)]
+    order.pop(1)  # what the inner middleware saw of the job
+    assert order == ["outer-before", "inner-before", "perform", "inner-after", "outer-after"]

@@ -24,8 +24,18 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from verk_actors import errors
+from verk_actors.jobs.chain import Middleware
 from verk_actors.jobs.job_log import CURRENT_JOB, job_ended, job_started
-from verk_actors.jobs.running import JobOutcome, PreparedJob, RunPolicy, execute, failed, refused
+from verk_actors.jobs.limits import limited
+from verk_actors.jobs.running import (
+    JobOutcome,
+    PreparedJob,
+    RunPolicy,
+    deferral,
+    execute,
+    failed,
+    refused,
+)
 
 WATCH_EVERY = 0.05
 """Seconds between the watchdog's looks at the threads' deadlines."""
@@ -76,10 +86,15 @@ class Watchdog:
 
 
 def run_in_thread(
-    prepared: PreparedJob, ref: int, settings: RunPolicy, watchdog: Watchdog
+    prepared: PreparedJob,
+    ref: int,
+    settings: RunPolicy,
+    watchdog: Watchdog,
+    middleware: tuple[Middleware, ...] | None = None,
 ) -> JobOutcome | None:
     """Run a prepared job in this (not main) thread, under ``watchdog`` if it has a
-    time limit: None when it succeeded, else the failure outcome."""
+    time limit, within the server ``middleware`` and its limiters, as ``execute`` does:
+    None when it succeeded, else the failure outcome."""
     limit = prepared.limit
     started = time.monotonic()
     outcome: JobOutcome | None = None
@@ -88,7 +103,7 @@ def run_in_thread(
         if limit:
             watchdog.arm(started + limit)
         try:
-            outcome = execute(prepared, ref, settings)
+            outcome = execute(prepared, ref, settings, middleware)
             ended = True
         finally:
             if limit:
@@ -142,6 +157,25 @@ async def execute_async(
 
 
 async def _perform(prepared: PreparedJob, ref: int, settings: RunPolicy) -> JobOutcome | None:
+    """Await the job's perform within its limiters (taken and given back in a thread:
+    each is a Redis call, which must not stall the loop's other jobs)."""
+    job = prepared.job
+    assert job is not None
+    if not prepared.limits:
+        return await _perform_now(prepared, ref, settings)
+    started = time.monotonic()
+    held = limited(*prepared.limits)
+    try:
+        await asyncio.to_thread(held.__enter__)
+    except errors.OverLimitError as exc:
+        return deferral(ref, job, exc, time.monotonic() - started)
+    try:
+        return await _perform_now(prepared, ref, settings)
+    finally:
+        await asyncio.to_thread(held.__exit__, None, None, None)
+
+
+async def _perform_now(prepared: PreparedJob, ref: int, settings: RunPolicy) -> JobOutcome | None:
     job, worker, limit = prepared.job, prepared.worker, prepared.limit
     assert job is not None and worker is not None
     started = time.monotonic()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import threading
 
 import redis
 
@@ -37,12 +38,15 @@ class RedisLimitGate:
         self._client: redis.Redis | None = None
         self._scripts: Scripts | None = None
         self._takes = itertools.count(1)
+        self._connecting = threading.Lock()
+        """Jobs of a threads or async queue take limiters from many threads at once."""
 
     def _connected(self) -> tuple[redis.Redis, Scripts]:
-        if self._client is None or self._scripts is None:
-            self._client = connect(self.url, name=f"verk:{self.node_id}:limits")
-            self._scripts = Scripts(self._client)
-        return self._client, self._scripts
+        with self._connecting:
+            if self._client is None or self._scripts is None:
+                self._client = connect(self.url, name=f"verk:{self.node_id}:limits")
+                self._scripts = Scripts(self._client)
+            return self._client, self._scripts
 
     def holder(self, jid: str) -> str:
         """A name for one take by job ``jid``, unique in the cluster."""

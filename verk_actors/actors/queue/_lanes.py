@@ -28,6 +28,7 @@ from verk_actors.actors.queue._board import Board
 from verk_actors.actors.queue._report import Report
 from verk_actors.config.queue_modes import ASYNC
 from verk_actors.config.settings import Settings
+from verk_actors.jobs.chain import Middleware
 from verk_actors.jobs.hooks import Hooks
 from verk_actors.jobs.registry import WorkerRegistry
 from verk_actors.jobs.running import JobOutcome, PreparedJob
@@ -103,8 +104,11 @@ class LaneRunner:
         hooks: Hooks,
         settings: Settings,
         queue_name: str,
+        middleware: tuple[Middleware, ...] | None = None,
     ) -> None:
         self.mode = mode
+        self.middleware = middleware
+        """Server middleware: around each plain ``def perform`` (not ``async def``)."""
         self.lanes = {index: Lane(index, board) for index, board in boards.items()}
         self.registry = registry
         self.hooks = hooks
@@ -175,7 +179,7 @@ class LaneRunner:
             if prepared is None:
                 break  # taken back, with the rest of the batch: other lanes run them
             started = time.monotonic()
-            failure = run_in_thread(prepared, job[0], self.settings, self.watchdog)
+            failure = run_in_thread(prepared, job[0], self.settings, self.watchdog, self.middleware)
             if self._end(lane, message, index, prepared, failure, started, report, last):
                 report, last = self._begin_report()
         self._finish(lane, message, report)
@@ -199,7 +203,13 @@ class LaneRunner:
     async def _in_thread(self, prepared: PreparedJob, ref: int) -> JobOutcome | None:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self.executor, run_in_thread, prepared, ref, self.settings, self.watchdog
+            self.executor,
+            run_in_thread,
+            prepared,
+            ref,
+            self.settings,
+            self.watchdog,
+            self.middleware,
         )
 
     def _begin(self, lane: Lane, message: RunJobs) -> tuple[Report, float]:

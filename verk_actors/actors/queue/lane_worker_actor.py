@@ -36,7 +36,10 @@ from verk_actors.actors.queue._lanes import LaneRunner
 from verk_actors.config.queue_modes import runs_async
 from verk_actors.jobs.hooks import Hooks
 from verk_actors.jobs.job_log import attach_job_to_records
+from verk_actors.jobs.limits import install_gate
+from verk_actors.jobs.middleware import server_chain
 from verk_actors.jobs.registry import WorkerRegistry
+from verk_actors.store.limits import RedisLimitGate
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,7 @@ class LaneWorkerActor(VerkActor):
         super().__init__(capabilities)
         attach_job_to_records()
         self.runner: LaneRunner | None = None
+        self.limits: RedisLimitGate | None = None
         self.manager: Any = None
         self.flush_armed = False
 
@@ -68,6 +72,9 @@ class LaneWorkerActor(VerkActor):
             boards = {index: Board(Path(path)) for index, path in message.lanes}
             for board in boards.values():
                 board.allow_take_back()
+            # Limiters are taken through it; it connects when a job first takes one.
+            self.limits = RedisLimitGate(settings.redis_url, message.node_id)
+            install_gate(self.limits)
             self.runner = LaneRunner(
                 message.mode,
                 boards=boards,
@@ -75,6 +82,7 @@ class LaneWorkerActor(VerkActor):
                 hooks=hooks,
                 settings=settings,
                 queue_name=message.queue,
+                middleware=server_chain(settings.server_middleware),
             )
         except Exception as exc:
             log.error("worker of queue %s cannot start: %s", message.queue, exc)
@@ -122,3 +130,5 @@ class LaneWorkerActor(VerkActor):
     def stopping(self) -> None:
         if self.runner is not None:
             self.runner.close()
+        if self.limits is not None:
+            self.limits.close()
