@@ -326,6 +326,16 @@ class Settings:
             "who reaches it reads queue names and counts)"
         ),
     )
+    metrics_history: bool = attrs.field(
+        default=True,
+        validator=flag,
+        metadata=_meta(
+            "record per worker class, per minute and hour, executions, failures and run "
+            "times into Redis for the dashboard's Metrics page (bounded: 8 h of minutes, "
+            "8 days of hours)",
+            shown="true",
+        ),
+    )
 
     @property
     def lease_ttl(self) -> float:
