@@ -32,8 +32,8 @@ NOON = 1_800_000_000 - 1_800_000_000 % 3600  # the start of an hour
 """A fixed hour, so two minutes of one test fall in the same hour."""
 
 
-def row(executions: int, failures: int, ms: float, *buckets: tuple[int, int]) -> list[float]:
-    figures = [float(executions), float(failures), ms] + [0.0] * (SLOTS - 3)
+def row(executions: int, failures: int, us: float, *buckets: tuple[int, int]) -> list[float]:
+    figures = [float(executions), float(failures), us] + [0.0] * (SLOTS - 3)
     for index, count in buckets:
         figures[3 + index] = count
     return figures
@@ -46,8 +46,8 @@ def test_the_writer_adds_minutes_and_their_hour_with_ttls(
     the hour's hash their total, with the minute and hour TTLs; zeros are not written."""
     writer = HistoryWriter(redis_server.url, "test")
     first, second = minute_of(NOON + 60), minute_of(NOON + 120)
-    writer.write({first: {"A": row(3, 1, 12.4, (0, 2), (5, 1))}})
-    writer.write({first: {"A": row(1, 0, 2.0, (0, 1))}, second: {"B": row(2, 2, 0.4)}})
+    writer.write({first: {"A": row(3, 1, 12400.4, (0, 2), (5, 1))}})
+    writer.write({first: {"A": row(1, 0, 2000.0, (0, 1))}, second: {"B": row(2, 2, 0.4)}})
     writer.close()
     assert sorted(k.decode() for k in r.keys("verk:metrics:*")) == [
         "verk:metrics:h:" + first[:13],
@@ -55,7 +55,7 @@ def test_the_writer_adds_minutes_and_their_hour_with_ttls(
         "verk:metrics:m:" + second,
     ]
     minute = r.hgetall("verk:metrics:m:" + first)
-    assert minute == {b"A|p": b"4", b"A|f": b"1", b"A|ms": b"14", b"A|b0": b"3", b"A|b5": b"1"}
+    assert minute == {b"A|p": b"4", b"A|f": b"1", b"A|us": b"14400", b"A|b0": b"3", b"A|b5": b"1"}
     assert r.hgetall("verk:metrics:m:" + second) == {b"B|p": b"2", b"B|f": b"2"}
     hour = r.hgetall("verk:metrics:h:" + first[:13])
     assert hour == {**minute, b"B|p": b"2", b"B|f": b"2"}
@@ -69,16 +69,16 @@ def test_the_reads_over_a_window_and_period_by_period(r: redis.Redis, redis_serv
     writer = HistoryWriter(redis_server.url, "test")
     writer.write(
         {
-            minute_of(NOON + 60): {"A": row(3, 1, 30, (1, 3)), "B": row(1, 0, 500, (6, 1))},
-            minute_of(NOON + 600): {"A": row(2, 0, 20, (1, 1))},
-            minute_of(NOON - 3600): {"A": row(50, 0, 50, (0, 50))},  # outside the hour
+            minute_of(NOON + 60): {"A": row(3, 1, 30_000, (1, 3)), "B": row(1, 0, 500_000, (6, 1))},
+            minute_of(NOON + 600): {"A": row(2, 0, 20_000, (1, 1))},
+            minute_of(NOON - 3600): {"A": row(50, 0, 50_000, (0, 50))},  # outside the hour
         }
     )
     writer.close()
     now = NOON + 3599
     b, a = class_totals(r, "1h", now)
-    assert (b.name, b.executions, b.ms, b.average_ms) == ("B", 1, 500, 500.0)
-    assert (a.name, a.executions, a.failures, a.ms, a.timed) == ("A", 5, 1, 50, 4)
+    assert (b.name, b.executions, b.us, b.average_ms) == ("B", 1, 500_000, 500.0)
+    assert (a.name, a.executions, a.failures, a.us, a.timed) == ("A", 5, 1, 50_000, 4)
     assert a.average_ms == 12.5  # over the 4 jobs whose time is known
     total, rows = class_periods(r, "A", "1h", now)
     assert total == a and len(rows) == 60
@@ -109,6 +109,7 @@ def test_the_recorder_names_only_registered_classes_and_stays_bounded(
     assert len(fields) <= 2 * SLOTS
     assert fields[b"tests.jobs.Noop|p"] == b"200" and fields[b"other|p"] == b"200"
     assert fields[b"tests.jobs.Noop|b0"] == b"200"  # <= 5 ms
+    assert fields[b"tests.jobs.Noop|us"] == b"400000"
     assert fields[b"other|b" + str(BUCKETS.index(0.025)).encode()] == b"200"
 
 
@@ -146,6 +147,7 @@ def test_a_node_records_two_classes_and_the_api_shows_them(
             assert detail["totals"]["executions"] == 30 and len(detail["periods"]) == 60
             assert sum(p["executions"] for p in detail["periods"]) == 30
             assert sum(detail["totals"]["histogram"]) == 30
+            assert detail["totals"]["total_ms"] > 0  # microseconds: quick jobs add up too
             for window in ("24h", "7d"):
                 longer = web.get(f"/api/metrics?window={window}").json()
                 assert longer["totals"]["executions"] == 34, window
@@ -175,7 +177,7 @@ def test_class_names_are_escaped_on_the_pages(r: redis.Redis, redis_server: Any)
     """A hostile class name in the history is shown as text, never as markup."""
     evil = '"><img src=x onerror=alert(1)><script>alert(1)</script>'
     writer = HistoryWriter(redis_server.url, "test")
-    writer.write({minute_of(time.time()): {evil: row(1, 1, 3, (0, 1))}})
+    writer.write({minute_of(time.time()): {evil: row(1, 1, 3000, (0, 1))}})
     writer.close()
     with TestClient(create_app(redis_server.url)) as web:
         assert web.get("/api/metrics").json()["classes"][0]["class"] == evil

@@ -100,6 +100,8 @@ class BenchOptions:
     """Log each job's start and end (``job_logs``): their cost, with ``log_level`` INFO."""
     metrics: bool = False
     """Serve Prometheus metrics (``metrics_port`` on a free port): their cost."""
+    metrics_history: bool = True
+    """Record the job metrics history in Redis (``metrics_history``, on by default)."""
     timeout: float | None = None
     """Seconds the drain may take; None = 60 s plus 5 ms per job."""
     waiting: int = 0
@@ -258,6 +260,7 @@ def _run(
         imports=(workload.__name__,),
         job_logs=options.job_logs,
         metrics_port=free_port() if options.metrics else None,
+        metrics_history=options.metrics_history,
     )
     admin_port = free_port()
     if options.job_logs:

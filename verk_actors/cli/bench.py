@@ -11,7 +11,8 @@ from verk_actors.bench.drain import DEFAULT_JOBS, BenchOptions, BenchResult, run
 from verk_actors.bench.measure import PICKUP_GAP, Progress
 from verk_actors.bench.workload import QUEUE
 from verk_actors.cli.common import EXIT_OK, log_level, non_negative, positive
-from verk_actors.config.settings import DEFAULT_CONCURRENCY
+from verk_actors.config.settings import DEFAULT_CONCURRENCY, read_bool
+from verk_actors.errors import ConfigurationError
 
 
 def add_parser(commands: Any) -> None:
@@ -81,7 +82,22 @@ def add_parser(commands: Any) -> None:
         action="store_true",
         help="serve Prometheus metrics on a free port while draining (what counting costs)",
     )
+    parser.add_argument(
+        "--metrics-history",
+        type=_flag,
+        default=True,
+        metavar="true|false",
+        help="record the job metrics history in Redis, as nodes do by default (false: "
+        "what recording costs)",
+    )
     parser.set_defaults(run=run)
+
+
+def _flag(text: str) -> bool:
+    try:
+        return read_bool(text)
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         job_logs=args.job_logs,
         metrics=args.metrics,
+        metrics_history=args.metrics_history,
     )
     result = run_bench(options, Progress(sys.stderr))
     if args.json:

@@ -7,7 +7,7 @@ transaction, whatever the number of jobs: ``HINCRBY`` on the minute's hash and o
 hour's hash (the hourly rollup is written as the minutes are), each given its TTL.
 
 Both hashes have, per class ``<c>`` that ran in them: ``<c>|p`` (executions, failures
-included), ``<c>|f`` (failures), ``<c>|ms`` (total run time, milliseconds) and
+included), ``<c>|f`` (failures), ``<c>|us`` (total run time, microseconds) and
 ``<c>|b<i>`` for each bucket ``i`` of ``BUCKETS`` that counted a job (jobs whose run time
 is known: a job whose worker died counts in ``p`` and ``f`` only). The reading side is
 ``store/admin/job_metrics.py``; ``store/CONTRACT.md`` lists the keys.
@@ -27,9 +27,9 @@ BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 
 """Upper bounds (seconds) of the run time histogram; one more bucket takes the rest."""
 
 SLOTS = 3 + len(BUCKETS) + 1
-"""A class's figures in one period: executions, failures, milliseconds, then buckets."""
+"""A class's figures in one period: executions, failures, microseconds, then buckets."""
 
-EXECUTIONS, FAILURES, MILLIS = "p", "f", "ms"
+EXECUTIONS, FAILURES, MICROS = "p", "f", "us"
 
 MINUTE_TTL = 8 * 3600
 """Seconds a minute's hash lives after its last write (8 hours, as Sidekiq keeps its own)."""
@@ -66,7 +66,7 @@ def bucket_field(class_name: str, index: int) -> str:
 
 def class_fields(class_name: str) -> list[str]:
     """The fields of ``class_name`` in a period's hash, in ``SLOTS`` order."""
-    return [f"{class_name}|{EXECUTIONS}", f"{class_name}|{FAILURES}", f"{class_name}|{MILLIS}"] + [
+    return [f"{class_name}|{EXECUTIONS}", f"{class_name}|{FAILURES}", f"{class_name}|{MICROS}"] + [
         bucket_field(class_name, i) for i in range(len(BUCKETS) + 1)
     ]
 

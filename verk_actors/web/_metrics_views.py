@@ -62,7 +62,7 @@ def metrics_class(client: Connection, name: str, window: str) -> dict[str, Any]:
                 "start": start,
                 "executions": figures.executions,
                 "failures": figures.failures,
-                "total_ms": figures.ms,
+                "total_ms": figures.total_ms,
                 "average_ms": figures.average_ms,
             }
             for start, figures in rows

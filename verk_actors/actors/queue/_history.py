@@ -53,7 +53,7 @@ class History:
         self.name = writer_name(node_id, queue)
         self.known = frozenset(WorkerRegistry.from_modules(settings.imports).names())
         self.pending: dict[str, dict[str, list[float]]] = {}
-        """minute -> class -> executions, failures, milliseconds, bucket counts."""
+        """minute -> class -> executions, failures, microseconds, bucket counts."""
         self.writer: HistoryWriter | None = None
         self.next_write = time.monotonic() + FLUSH_EVERY
         self.failing = False
@@ -82,7 +82,7 @@ class History:
             if row is None:
                 row = self._row(rows, class_name)
             row[0] += 1
-            row[2] += seconds * 1000.0
+            row[2] += seconds * 1e6
             row[3 + bisect.bisect_left(BUCKETS, seconds)] += 1
         for outcome in done.failures:
             if outcome.failure is not None:
@@ -95,7 +95,7 @@ class History:
         row[0] += 1
         row[1] += 1
         if seconds is not None:
-            row[2] += seconds * 1000.0
+            row[2] += seconds * 1e6
             row[3 + bisect.bisect_left(BUCKETS, seconds)] += 1
 
     def settled(self, texts: dict[int, bytes], settled: Settlement) -> None:

@@ -20,7 +20,7 @@ from verk_actors.store.metrics_history import (
     BUCKETS,
     EXECUTIONS,
     FAILURES,
-    MILLIS,
+    MICROS,
     SLOTS,
     class_fields,
     hour_of,
@@ -32,17 +32,17 @@ WINDOWS = {"1h": (60, 60), "24h": (24, 3600), "7d": (168, 3600)}
 
 DEFAULT_WINDOW = "1h"
 
-_SUFFIX = {EXECUTIONS: 0, FAILURES: 1, MILLIS: 2}
+_SUFFIX = {EXECUTIONS: 0, FAILURES: 1, MICROS: 2}
 
 
 @attrs.frozen
 class ClassFigures:
-    """One class's figures over a period or a window (``ms``: total run time)."""
+    """One class's figures over a period or a window (``us``: total run time, µs)."""
 
     name: str
     executions: int = 0
     failures: int = 0
-    ms: int = 0
+    us: int = 0
     buckets: tuple[int, ...] = (0,) * (len(BUCKETS) + 1)
 
     @classmethod
@@ -55,15 +55,20 @@ class ClassFigures:
         return sum(self.buckets)
 
     @property
+    def total_ms(self) -> float:
+        return self.us / 1000
+
+    @property
     def average_ms(self) -> float | None:
-        return self.ms / self.timed if self.timed else None
+        """The mean run time of the jobs whose run time is known."""
+        return self.us / 1000 / self.timed if self.timed else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "class": self.name,
             "executions": self.executions,
             "failures": self.failures,
-            "total_ms": self.ms,
+            "total_ms": self.total_ms,
             "average_ms": self.average_ms,
             "histogram": list(self.buckets),
         }
@@ -131,7 +136,7 @@ def class_totals(
     for raw in pipe.execute():
         _parse(raw, sums)
     found = [ClassFigures.of(name, row) for name, row in sums.items()]
-    return sorted(found, key=lambda c: (-c.ms, -c.executions, c.name))
+    return sorted(found, key=lambda c: (-c.us, -c.executions, c.name))
 
 
 def class_periods(
