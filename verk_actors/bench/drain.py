@@ -51,6 +51,8 @@ from verk_actors.bench.measure import (
     MemorySampler,
     Progress,
     client_stack,
+    cpu_of,
+    cpu_since,
     measure_pickups,
     node_processes,
     percentile,
@@ -139,6 +141,9 @@ class BenchResult:
     system: str = "verk_actors"
     setting: str = ""
     waiting: int = 0
+    node_cpu: float = 0.0
+    """CPU seconds the node's processes used from when it was up (``start_node``
+    answered) to the end of the drain: its cost per job, less noisy than the rate."""
     client: str = attrs.field(factory=client_stack)
     """The Python and redis-py the jobs ran with (their INCR is mostly client CPU)."""
 
@@ -178,6 +183,7 @@ class BenchResult:
             "pickup_p99_ms": self.pickup_ms(99),
             "pickup_max_ms": self.pickup_ms(100),
             "pickup_jobs": len(self.pickups),
+            "node_cpu_us_per_job": 1e6 * self.node_cpu / self.jobs,
             "commands_per_job": self.commands_per_job,
             "enqueue_commands_per_job": self.enqueue_commands_per_job,
             "enqueue_commands": self.enqueue_commands,
@@ -293,6 +299,7 @@ def _run(
     if on_started is not None:
         on_started(lambda: node_processes(admin_port))
     queue_keys = (keys.queue_key(QUEUE), keys.inprogress_key(QUEUE, node.node_id))
+    cpu_before = cpu_of(list(node_processes(admin_port)))
 
     def done() -> int:
         if options.incr:
@@ -308,6 +315,7 @@ def _run(
         progress=progress,
     )
     calls = commands.stop()
+    node_cpu = cpu_since(cpu_before, list(node_processes(admin_port)))
     if on_drained is not None:
         on_drained()
     pickups: list[float] = []
@@ -332,4 +340,5 @@ def _run(
         pickups=tuple(pickups),
         setting=f"1 node x {concurrency} workers",
         waiting=options.waiting,
+        node_cpu=node_cpu,
     )

@@ -155,6 +155,11 @@ def format_report(result: BenchResult) -> str:
             f"  max {d['pickup_max_ms']:.2f} ms  ({len(result.pickups)} jobs, "
             f"{PICKUP_GAP * 1000:g} ms apart)"
         )
+    if result.node_cpu:
+        lines.append(
+            f"  node CPU       {d['node_cpu_us_per_job']:>10,.1f} µs per job (its processes, "
+            "from start to the end of the drain)"
+        )
     lines.append(
         f"  Redis          {result.commands_per_job:>10.2f} commands per job, enqueue included"
         f"  (enqueue {result.enqueue_commands_per_job:.3f}; then {top})"
