@@ -127,20 +127,30 @@ def wait_metrics(web: TestClient, want: dict[str, tuple[int, int]]) -> dict[str,
 def test_a_node_records_two_classes_and_the_api_shows_them(
     start_verk: Callable[..., Node], r: redis.Redis, redis_server: RedisServer
 ) -> None:
-    """A real node runs 30 jobs that succeed and 4 that fail (no retries): /api/metrics
-    and /api/metrics/<class> count exactly those, with their run times."""
-    node = start_verk(queues=(QueueSpec("default", 3),))
+    """A real node runs 30 jobs that succeed, 4 that fail (no retries) and one that kills
+    its worker: /api/metrics and /api/metrics/<class> count exactly those, with their
+    run times (none for the job whose worker died)."""
+    node = start_verk(queues=(QueueSpec("default", 3), QueueSpec("crash", 1)))
     try:
-        r.sadd("queues", "default")
+        r.sadd("queues", "default", "crash")
         fine = [job_text(**{"class": "tests.jobs.Noop"}, args=[i]) for i in range(30)]
         bad = [
             job_text(**{"class": "tests.jobs.Fail"}, args=[redis_server.url, "fails", i], retry=0)
             for i in range(4)
         ]
         r.lpush("queue:default", *fine, *bad)
+        crash = job_text(**{"class": "tests.jobs.Crash"}, args=[redis_server.url, "c", 0], retry=0)
+        r.lpush("queue:crash", crash)  # its own queue: no other job shares its batch
         with TestClient(create_app(redis_server.url)) as web:
-            data = wait_metrics(web, {"tests.jobs.Noop": (30, 0), "tests.jobs.Fail": (4, 4)})
-            assert data["totals"]["executions"] == 34 and data["totals"]["failures"] == 4
+            want = {
+                "tests.jobs.Noop": (30, 0),
+                "tests.jobs.Fail": (4, 4),
+                "tests.jobs.Crash": (1, 1),
+            }
+            data = wait_metrics(web, want)
+            assert data["totals"]["executions"] == 35 and data["totals"]["failures"] == 5
+            [died] = [c for c in data["classes"] if c["class"] == "tests.jobs.Crash"]
+            assert sum(died["histogram"]) == 0 and died["average_ms"] is None
             [fail] = [c for c in data["classes"] if c["class"] == "tests.jobs.Fail"]
             assert sum(fail["histogram"]) == 4 and fail["average_ms"] >= 0
             detail = web.get("/api/metrics/tests.jobs.Noop").json()
@@ -150,7 +160,7 @@ def test_a_node_records_two_classes_and_the_api_shows_them(
             assert detail["totals"]["total_ms"] > 0  # microseconds: quick jobs add up too
             for window in ("24h", "7d"):
                 longer = web.get(f"/api/metrics?window={window}").json()
-                assert longer["totals"]["executions"] == 34, window
+                assert longer["totals"]["executions"] == 35, window
             assert web.get("/api/metrics?window=2y").status_code == 400
             page = web.get("/metrics").text
             assert "tests.jobs.Noop" in page and "/metrics/tests.jobs.Fail?window=1h" in page
