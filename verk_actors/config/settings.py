@@ -331,7 +331,7 @@ class Settings:
         validator=flag,
         metadata=_meta(
             "record per worker class, per minute and hour, executions, failures and run "
-            "times into Redis for the dashboard's Metrics page (bounded: 8 h of minutes, "
+            "times into Redis for the dashboard's Metrics page (bounded: 2 h of minutes, "
             "8 days of hours)",
             shown="true",
         ),

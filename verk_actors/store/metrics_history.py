@@ -31,8 +31,9 @@ SLOTS = 3 + len(BUCKETS) + 1
 
 EXECUTIONS, FAILURES, MICROS = "p", "f", "us"
 
-MINUTE_TTL = 8 * 3600
-"""Seconds a minute's hash lives after its last write (8 hours, as Sidekiq keeps its own)."""
+MINUTE_TTL = 2 * 3600
+"""Seconds a minute's hash lives after its last write (2 hours: the pages read minutes
+for the last hour only; longer windows read hours)."""
 
 HOUR_TTL = 8 * 86400
 """Seconds an hour's hash lives after its last write (8 days: a 7-day window and the hour

@@ -108,21 +108,32 @@ def _int(value: bytes | None) -> int:
         return 0
 
 
-def _parse(raw: dict[bytes, bytes], into: dict[str, list[int]]) -> None:
+def _field(field: bytes) -> tuple[str, int] | None:
+    """The class and slot a hash field holds (None: not one of ours)."""
+    name, _, what = field.decode("utf-8", errors="replace").rpartition("|")
+    slot = _SUFFIX.get(what)
+    if slot is None and what.startswith("b") and what[1:].isdigit():
+        slot = 3 + int(what[1:])
+    return (name, slot) if name and slot is not None and slot < SLOTS else None
+
+
+def _parse(
+    raw: dict[bytes, bytes],
+    into: dict[str, list[int]],
+    seen: dict[bytes, tuple[list[int], int] | None],
+) -> None:
+    """Add a period's hash to the sums ``into``; ``seen`` keeps each field's meaning
+    (the same fields come back in every period)."""
     for field, value in raw.items():
-        name, _, what = field.decode("utf-8", errors="replace").rpartition("|")
-        if not name:
-            continue
-        slot = _SUFFIX.get(what)
-        if slot is None and what.startswith("b") and what[1:].isdigit():
-            slot = 3 + int(what[1:])
-        if slot is None or slot >= SLOTS:
-            continue
-        amount = _int(value)
-        row = into.get(name)
-        if row is None:
-            row = into[name] = [0] * SLOTS
-        row[slot] += amount
+        if field in seen:
+            where = seen[field]
+        else:
+            parsed = _field(field)
+            where = seen[field] = (
+                None if parsed is None else (into.setdefault(parsed[0], [0] * SLOTS), parsed[1])
+            )
+        if where is not None:
+            where[0][where[1]] += _int(value)
 
 
 def class_totals(
@@ -133,8 +144,9 @@ def class_totals(
     for _, key in periods(window, now):
         pipe.hgetall(key)
     sums: dict[str, list[int]] = {}
+    seen: dict[bytes, tuple[list[int], int] | None] = {}
     for raw in pipe.execute():
-        _parse(raw, sums)
+        _parse(raw, sums, seen)
     found = [ClassFigures.of(name, row) for name, row in sums.items()]
     return sorted(found, key=lambda c: (-c.us, -c.executions, c.name))
 
