@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 
 from tests.conftest import Node, wait_for
 from tests.ops_data import job_text
-from tests.servers import RedisServer
+from tests.servers import RedisServer, free_port
 from verk_actors.actors.messages import JobsDone
 from verk_actors.actors.queue._history import History
 from verk_actors.config.settings import QueueSpec, Settings
@@ -197,3 +197,22 @@ def test_class_names_are_escaped_on_the_pages(r: redis.Redis, redis_server: Any)
         detail = web.get("/metrics/" + evil.replace("/", "%2F").replace("<", "%3C"))
         assert detail.status_code == 200
         assert "<script>alert(1)" not in detail.text and "&lt;script&gt;" in detail.text
+
+
+def test_figures_wait_while_redis_is_away_and_are_written_later(
+    r: redis.Redis, redis_server: Any
+) -> None:
+    """A write that fails keeps the figures (merged with newer ones) for the next try,
+    which writes them all once."""
+    away = Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0", imports=("tests.jobs",))
+    history = History(away, "n1", "default")
+    history.done(done(("tests.jobs.Noop", 0.002)))
+    history.flush(time.monotonic())
+    assert history.failing and not history.due(time.monotonic())
+    history.done(done(("tests.jobs.Noop", 0.002), ("tests.jobs.Noop", 0.002)))
+    history.url, history.writer = redis_server.url, None  # Redis is back
+    history.flush(time.monotonic())
+    assert not history.failing and history.pending == {}
+    history.close()
+    total = sum(int(r.hget(k, "tests.jobs.Noop|p") or 0) for k in r.keys("verk:metrics:m:*"))
+    assert total == 3

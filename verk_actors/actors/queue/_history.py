@@ -54,16 +54,20 @@ class History:
         self.known = frozenset(WorkerRegistry.from_modules(settings.imports).names())
         self.pending: dict[str, dict[str, list[float]]] = {}
         """minute -> class -> executions, failures, microseconds, bucket counts."""
+        self.minute = -1
+        """The minute (unix time // 60) whose rows ``rows`` are."""
+        self.rows: dict[str, list[float]] = {}
         self.writer: HistoryWriter | None = None
         self.next_write = time.monotonic() + FLUSH_EVERY
         self.failing = False
 
     def _rows(self) -> dict[str, list[float]]:
-        minute = minute_of(time.time())
-        rows = self.pending.get(minute)
-        if rows is None:
-            rows = self.pending[minute] = {}
-        return rows
+        """The rows of the current minute (its name is made once a minute)."""
+        minute = int(time.time()) // 60
+        if minute != self.minute:
+            self.minute = minute
+            self.rows = self.pending.setdefault(minute_of(minute * 60), {})
+        return self.rows
 
     def _row(self, rows: dict[str, list[float]], class_name: str | None) -> list[float]:
         label = class_name if class_name in self.known else OTHER
@@ -112,7 +116,7 @@ class History:
 
     def flush(self, now: float) -> None:
         """Write what waits to Redis (on failure, keep it for the next try)."""
-        pending, self.pending = self.pending, {}
+        pending, self.pending, self.minute = self.pending, {}, -1
         try:
             if self.writer is None:
                 self.writer = HistoryWriter(self.url, self.name)
