@@ -162,9 +162,9 @@ def test_a_node_records_two_classes_and_the_api_shows_them(
                 longer = web.get(f"/api/metrics?window={window}").json()
                 assert longer["totals"]["executions"] == 35, window
             assert web.get("/api/metrics?window=2y").status_code == 400
-            page = web.get("/metrics").text
-            assert "tests.jobs.Noop" in page and "/metrics/tests.jobs.Fail?window=1h" in page
-            assert "tests.jobs.Noop" in web.get("/metrics/tests.jobs.Noop?window=24h").text
+            page = web.get("/job-metrics").text
+            assert "tests.jobs.Noop" in page and "/job-metrics/tests.jobs.Fail?window=1h" in page
+            assert "tests.jobs.Noop" in web.get("/job-metrics/tests.jobs.Noop?window=24h").text
     finally:
         node.stop()
 
@@ -191,10 +191,10 @@ def test_class_names_are_escaped_on_the_pages(r: redis.Redis, redis_server: Any)
     writer.close()
     with TestClient(create_app(redis_server.url)) as web:
         assert web.get("/api/metrics").json()["classes"][0]["class"] == evil
-        page = web.get("/metrics").text
+        page = web.get("/job-metrics").text
         assert "<script>alert(1)" not in page and "<img src=x" not in page
         assert "&lt;script&gt;" in page
-        detail = web.get("/metrics/" + evil.replace("/", "%2F").replace("<", "%3C"))
+        detail = web.get("/job-metrics/" + evil.replace("/", "%2F").replace("<", "%3C"))
         assert detail.status_code == 200
         assert "<script>alert(1)" not in detail.text and "&lt;script&gt;" in detail.text
 

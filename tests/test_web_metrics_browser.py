@@ -108,7 +108,7 @@ def test_the_metrics_tab_and_a_class_page(
         assert sum(counts) == 3
         shot(browser, "metrics-class")
 
-        visit(browser, dashboard + "/metrics", "#metrics-classes")
+        visit(browser, dashboard + "/job-metrics", "#metrics-classes")
         browser.find_element(By.PARTIAL_LINK_TEXT, "<img").click()
         WebDriverWait(browser, WAIT).until(ec.presence_of_element_located((By.ID, "metrics-class")))
         assert browser.find_element(By.ID, "metrics-class").text == evil

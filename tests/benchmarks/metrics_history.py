@@ -33,12 +33,12 @@ from verk_actors.store.metrics_history import (  # noqa: E402
 from verk_actors.web import create_app  # noqa: E402
 
 PAGES = (
-    "/metrics",
-    "/metrics?window=24h",
-    "/metrics?window=7d",
+    "/job-metrics",
+    "/job-metrics?window=24h",
+    "/job-metrics?window=7d",
     "/api/metrics?window=7d",
-    "/metrics/App::Worker7",
-    "/metrics/App::Worker7?window=7d",
+    "/job-metrics/App::Worker7",
+    "/job-metrics/App::Worker7?window=7d",
 )
 
 

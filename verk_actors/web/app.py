@@ -32,8 +32,8 @@ from verk_actors.store.admin.job_sets import JobSet, SetEntry
 from verk_actors.store.connection import Connection, connect
 from verk_actors.store.failures import REDIS_ERRORS
 from verk_actors.web import _batch_views as batch_views
-from verk_actors.web import _prometheus
 from verk_actors.web import _metrics_views as metrics_views
+from verk_actors.web import _prometheus
 from verk_actors.web import _views as views
 from verk_actors.web._actions import Actions
 from verk_actors.web._render import (
@@ -111,6 +111,7 @@ class Dashboard:
 
     def batch(self, request: Request) -> dict[str, Any]:
         return batch_views.batch(self.client, request.path_params["bid"])
+
     def metrics(self, request: Request) -> dict[str, Any]:
         window = metrics_views.window_of(request.query_params.get("window"))
         return metrics_views.metrics(self.client, window)
@@ -144,9 +145,10 @@ class Dashboard:
             ("/queues/{name:path}", "/queues/{name:path}", "queue.html", self.queue),
             ("/batches", "/batches", "batches.html", self.batches),
             ("/batches/{bid}", "/batches/{bid}", "batch.html", self.batch),
-            ("/metrics", "/metrics", "metrics.html", self.metrics),
+            # Pages at /job-metrics: /metrics is the cluster's Prometheus figures.
+            ("/job-metrics", "/metrics", "metrics.html", self.metrics),
             (
-                "/metrics/{name:path}",
+                "/job-metrics/{name:path}",
                 "/metrics/{name:path}",
                 "metrics_class.html",
                 self.metrics_class,

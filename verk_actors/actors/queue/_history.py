@@ -21,6 +21,7 @@ from verk_actors.actors.queue._settle import Settlement
 from verk_actors.config.redis_url import redact_url
 from verk_actors.config.settings import Settings
 from verk_actors.jobs.registry import WorkerRegistry
+from verk_actors.jobs.retry import Fate
 from verk_actors.store.metrics_history import (
     BUCKETS,
     ERRORS,
@@ -89,7 +90,8 @@ class History:
             row[2] += seconds * 1e6
             row[3 + bisect.bisect_left(BUCKETS, seconds)] += 1
         for outcome in done.failures:
-            if outcome.failure is not None:
+            # A job a full limiter put back (DEFER) did not run: not an execution.
+            if outcome.failure is not None and outcome.failure.fate is not Fate.DEFER:
                 self._failed(rows, outcome.class_name, outcome.duration)
 
     def _failed(
