@@ -24,7 +24,8 @@ import redis
 from tests.nodeproc import NodeProcess
 from tests.servers import RedisServer, descendants
 from verk_actors.actors.system import start_actor_system, start_node, stop_node
-from verk_actors.config.settings import QueueSpec, Settings
+from verk_actors.config.queue_spec import QueueSpec
+from verk_actors.config.settings import Settings
 
 PR_SET_CHILD_SUBREAPER = 36
 LEFTOVER_GRACE = 10.0

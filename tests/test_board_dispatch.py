@@ -48,7 +48,8 @@ from verk_actors.actors.queue._cpu_gauge import CpuGauge, cpu_clock, machine_cor
 from verk_actors.actors.queue._slots import FREE, Slot
 from verk_actors.actors.queue._standby import BACKLOG_AT_LEAST
 from verk_actors.actors.queue.workers_manager import WorkersManager
-from verk_actors.config.settings import QueueSpec, Settings
+from verk_actors.config.queue_spec import QueueSpec
+from verk_actors.config.settings import Settings
 from verk_actors.jobs.job import Job
 
 

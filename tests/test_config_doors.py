@@ -14,7 +14,8 @@ from verk_actors.actors.root import VerkRoot
 from verk_actors.actors.system import start_node
 from verk_actors.cli import EXIT_USAGE, main
 from verk_actors.config.file import load_config
-from verk_actors.config.settings import QueueSpec, Settings
+from verk_actors.config.queue_spec import QueueSpec
+from verk_actors.config.settings import Settings
 from verk_actors.errors import ConfigurationError, VerkError
 
 BAD_SETTINGS: list[tuple[dict[str, Any], str]] = [

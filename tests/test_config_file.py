@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from verk_actors.config.file import env_var, file_fields, load_config, resolve_settings
-from verk_actors.config.settings import QueueSpec, Settings
+from verk_actors.config.queue_spec import QueueSpec
+from verk_actors.config.settings import Settings
 from verk_actors.errors import ConfigurationError
 
 

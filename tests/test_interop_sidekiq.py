@@ -29,7 +29,7 @@ from tests.interop.sidekiq import SidekiqServer, SidekiqUnavailableError, ensure
 from tests.interop_jobs import RAN, URL_ENV
 from verk_actors import Client
 from verk_actors.actors.messages import Enqueue, Enqueued
-from verk_actors.config.settings import QueueSpec
+from verk_actors.config.queue_spec import QueueSpec
 from verk_actors.store.admin.pause import pause_queue, resume_queue
 
 pytestmark = pytest.mark.interop

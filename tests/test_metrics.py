@@ -25,7 +25,7 @@ from tests.test_security import (
 )
 from verk_actors.actors._metrics_tally import BUCKETS, NodeTally
 from verk_actors.actors.messages import ActorRestarted, QueueFigures
-from verk_actors.config.settings import QueueSpec
+from verk_actors.config.queue_spec import QueueSpec
 from verk_actors.store.admin.pause import pause_queue
 from verk_actors.store.client import Client
 

@@ -10,7 +10,7 @@ import time
 import redis
 
 from tests.conftest import node_settings
-from verk_actors.config.settings import QueueSpec
+from verk_actors.config.queue_spec import QueueSpec
 from verk_actors.store import keys
 from verk_actors.store.node_store import NodeStore, node_facts, tree_rss_kb
 from verk_actors.store.running_jobs import (

@@ -11,8 +11,9 @@ import pytest
 
 import tests.jobs
 from verk_actors import Worker
+from verk_actors.config.queue_spec import DEFAULT_CONCURRENCY, QueueSpec
 from verk_actors.config.redis_url import check_url, redact_url
-from verk_actors.config.settings import DEFAULT_CONCURRENCY, DEFAULT_REDIS_URL, QueueSpec, Settings
+from verk_actors.config.settings import DEFAULT_REDIS_URL, Settings
 from verk_actors.errors import AsyncWorkerError, ConfigurationError, UnknownWorkerError
 from verk_actors.jobs.registry import WorkerRegistry
 

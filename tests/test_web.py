@@ -24,7 +24,7 @@ from tests.conftest import wait_for
 from tests.ops_data import add_to_set, failed_fields, job_text
 from tests.servers import RedisServer, free_port
 from verk_actors.cli import main
-from verk_actors.config.settings import QueueSpec
+from verk_actors.config.queue_spec import QueueSpec
 from verk_actors.store.admin import set_search
 from verk_actors.web import Auth, create_app
 

@@ -26,7 +26,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from tests.conftest import IN_CI, Node, wait_for
 from tests.ops_data import add_to_set, failed_fields, job_text
 from tests.servers import RedisServer, apt_install, free_port
-from verk_actors.config.settings import QueueSpec
+from verk_actors.config.queue_spec import QueueSpec
 from verk_actors.web import create_app
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts" / "web"

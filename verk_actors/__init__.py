@@ -22,7 +22,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from verk_actors.config.file import load_config, resolve_settings
-from verk_actors.config.settings import QueueSpec, Settings
+from verk_actors.config.queue_spec import QueueSpec
+from verk_actors.config.settings import Settings
 from verk_actors.errors import (
     ActorSystemError,
     AsyncWorkerError,

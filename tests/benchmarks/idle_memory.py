@@ -22,7 +22,8 @@ if str(ROOT) not in sys.path:  # run as a file: make ``tests`` importable
 from tests.servers import RedisServer  # noqa: E402
 from verk_actors.actors.system import free_port, start_actor_system, start_node, stop_node  # noqa: E402
 from verk_actors.bench.measure import memory_of, node_processes  # noqa: E402
-from verk_actors.config.settings import QueueSpec, Settings  # noqa: E402
+from verk_actors.config.queue_spec import QueueSpec  # noqa: E402
+from verk_actors.config.settings import Settings  # noqa: E402
 
 SETTLE = 3.0
 

@@ -20,9 +20,11 @@ from verk_actors.actors.messages import ActorRestarted, JobsDone, QueueFigures
 from verk_actors.actors.queue._settle import Settlement
 from verk_actors.jobs.registry import WorkerRegistry
 from verk_actors.jobs.retry import FailureRecord, Fate
+from verk_actors.store import metrics_history
 
-BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
-"""Upper bounds (seconds) of the job duration histogram; one more bucket takes the rest."""
+BUCKETS = metrics_history.BUCKETS
+"""Upper bounds (seconds) of the job duration histogram (the history's too); one more
+bucket takes the rest."""
 
 OTHER = "other"
 """The class label of jobs whose class no worker of this node registered."""

@@ -64,8 +64,8 @@ from verk_actors.actors.messages import (
     NodeSignal,
     ScanNodes,
 )
+from verk_actors.config.queue_spec import QueueSpec
 from verk_actors.config.redis_url import redact_url
-from verk_actors.config.settings import QueueSpec
 from verk_actors.store.failures import REDIS_ERRORS, Outage, is_transient
 from verk_actors.store.node_store import LeaseHolder, NodeStore, node_facts
 

@@ -81,8 +81,9 @@ from verk_actors.actors.node_manager import NodeManager
 from verk_actors.actors.queue.queue_supervisor import QueueSupervisor
 from verk_actors.actors.schedule_manager import ScheduleManager
 from verk_actors.actors.supervisor import Child, Strategy
+from verk_actors.config.queue_spec import QueueSpec
 from verk_actors.config.redis_url import redact_url
-from verk_actors.config.settings import QueueSpec, Settings
+from verk_actors.config.settings import Settings
 from verk_actors.config.validate import check_node_settings
 from verk_actors.errors import ActorSystemError, ConfigurationError, VerkError
 from verk_actors.store.root_store import RootStore

@@ -51,6 +51,8 @@ from verk_actors.bench.measure import (
     MemorySampler,
     Progress,
     client_stack,
+    cpu_of,
+    cpu_since,
     measure_pickups,
     node_processes,
     percentile,
@@ -67,7 +69,8 @@ from verk_actors.bench.workload import (
     BenchSleep,
 )
 from verk_actors.config.queue_modes import ASYNC
-from verk_actors.config.settings import QueueSpec, Settings
+from verk_actors.config.queue_spec import QueueSpec
+from verk_actors.config.settings import Settings
 from verk_actors.errors import ConfigurationError
 from verk_actors.store import keys
 from verk_actors.store.client import Client
@@ -102,6 +105,8 @@ class BenchOptions:
     """Log each job's start and end (``job_logs``): their cost, with ``log_level`` INFO."""
     metrics: bool = False
     """Serve Prometheus metrics (``metrics_port`` on a free port): their cost."""
+    metrics_history: bool = True
+    """Record the job metrics history in Redis (``metrics_history``, on by default)."""
     timeout: float | None = None
     """Seconds the drain may take; None = 60 s plus 5 ms per job."""
     waiting: int = 0
@@ -145,6 +150,9 @@ class BenchResult:
     system: str = "verk_actors"
     setting: str = ""
     waiting: int = 0
+    node_cpu: float = 0.0
+    """CPU seconds the node's processes used from when it was up (``start_node``
+    answered) to the end of the drain: its cost per job, less noisy than the rate."""
     client: str = attrs.field(factory=client_stack)
     """The Python and redis-py the jobs ran with (their INCR is mostly client CPU)."""
 
@@ -184,6 +192,7 @@ class BenchResult:
             "pickup_p99_ms": self.pickup_ms(99),
             "pickup_max_ms": self.pickup_ms(100),
             "pickup_jobs": len(self.pickups),
+            "node_cpu_us_per_job": 1e6 * self.node_cpu / self.jobs,
             "commands_per_job": self.commands_per_job,
             "enqueue_commands_per_job": self.enqueue_commands_per_job,
             "enqueue_commands": self.enqueue_commands,
@@ -269,6 +278,7 @@ def _run(
         + (("verk_actors.bench.async_workload",) * (spec.mode == ASYNC)),
         job_logs=options.job_logs,
         metrics_port=free_port() if options.metrics else None,
+        metrics_history=options.metrics_history,
     )
     admin_port = free_port()
     if options.job_logs:
@@ -305,6 +315,7 @@ def _run(
     if on_started is not None:
         on_started(lambda: node_processes(admin_port))
     queue_keys = (keys.queue_key(QUEUE), keys.inprogress_key(QUEUE, node.node_id))
+    cpu_before = cpu_of(list(node_processes(admin_port)))
 
     def done() -> int:
         if options.incr:
@@ -320,6 +331,7 @@ def _run(
         progress=progress,
     )
     calls = commands.stop()
+    node_cpu = cpu_since(cpu_before, list(node_processes(admin_port)))
     if on_drained is not None:
         on_drained()
     pickups: list[float] = []
@@ -346,4 +358,5 @@ def _run(
         + (f" ({spec.mode}, {spec.per_process} per process)" if spec.mode != "process" else "")
         + (f", jobs sleep {options.sleep:g} s" if options.sleep else ""),
         waiting=options.waiting,
+        node_cpu=node_cpu,
     )

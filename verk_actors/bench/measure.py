@@ -286,6 +286,27 @@ def cpu_ticks() -> tuple[int, int] | None:
     return (sum(ticks), ticks[7]) if len(ticks) == 8 else None
 
 
+def cpu_of(pids: Sequence[int]) -> dict[int, float]:
+    """Seconds of CPU (user and system) each of ``pids`` has used so far; a process
+    gone is left out."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    used = {}
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        used[pid] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return used
+
+
+def cpu_since(before: dict[int, float], pids: Sequence[int]) -> float:
+    """CPU seconds ``pids`` used since ``before`` (``cpu_of``); a process born since
+    counts whole."""
+    return sum(now - before.get(pid, 0.0) for pid, now in cpu_of(pids).items())
+
+
 def stolen_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
     """The share of CPU time stolen between two ``cpu_ticks()``; None if unknown."""
     if before is None or after is None or after[0] <= before[0]:

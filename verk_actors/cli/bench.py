@@ -12,7 +12,9 @@ from verk_actors.bench.measure import PICKUP_GAP, Progress
 from verk_actors.bench.workload import QUEUE
 from verk_actors.cli.common import EXIT_OK, log_level, non_negative, positive, positive_float
 from verk_actors.config.queue_modes import split_mode
-from verk_actors.config.settings import DEFAULT_CONCURRENCY
+from verk_actors.config.queue_spec import DEFAULT_CONCURRENCY
+from verk_actors.config.settings import read_bool
+from verk_actors.errors import ConfigurationError
 
 
 def add_parser(commands: Any) -> None:
@@ -94,7 +96,22 @@ def add_parser(commands: Any) -> None:
         action="store_true",
         help="serve Prometheus metrics on a free port while draining (what counting costs)",
     )
+    parser.add_argument(
+        "--metrics-history",
+        type=_flag,
+        default=True,
+        metavar="true|false",
+        help="record the job metrics history in Redis, as nodes do by default (false: "
+        "what recording costs)",
+    )
     parser.set_defaults(run=run)
+
+
+def _flag(text: str) -> bool:
+    try:
+        return read_bool(text)
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -114,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
         mode=mode,
         per_process=per_process,
         sleep=args.sleep,
+        metrics_history=args.metrics_history,
     )
     result = run_bench(options, Progress(sys.stderr))
     if args.json:
@@ -154,6 +172,11 @@ def format_report(result: BenchResult) -> str:
             f"  pickup (idle)  p50 {d['pickup_p50_ms']:.2f} ms  p99 {d['pickup_p99_ms']:.2f} ms"
             f"  max {d['pickup_max_ms']:.2f} ms  ({len(result.pickups)} jobs, "
             f"{PICKUP_GAP * 1000:g} ms apart)"
+        )
+    if result.node_cpu:
+        lines.append(
+            f"  node CPU       {d['node_cpu_us_per_job']:>10,.1f} µs per job (its processes, "
+            "from start to the end of the drain)"
         )
     lines.append(
         f"  Redis          {result.commands_per_job:>10.2f} commands per job, enqueue included"

@@ -29,13 +29,8 @@ from typing import Any
 
 import attrs
 
-from verk_actors.config.settings import (
-    TEST_ONLY,
-    QueueSpec,
-    Settings,
-    configurable_fields,
-    env_var,
-)
+from verk_actors.config.queue_spec import QueueSpec
+from verk_actors.config.settings import TEST_ONLY, Settings, configurable_fields, env_var
 from verk_actors.errors import ConfigurationError
 from verk_actors.jobs.cron import CronEntry
 

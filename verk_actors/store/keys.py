@@ -171,3 +171,13 @@ def limit_slots_key(name: str) -> str:
 def limit_window_key(name: str) -> str:
     """A Window limiter's takes in its last window: take -> when (unix seconds)."""
     return f"verk:limit:{name}:window"
+
+
+def metrics_minute_key(minute: str) -> str:
+    """Job metrics of one UTC minute (``yyyy-mm-ddTHH:MM``), per worker class."""
+    return f"verk:metrics:m:{minute}"
+
+
+def metrics_hour_key(hour: str) -> str:
+    """Job metrics of one UTC hour (``yyyy-mm-ddTHH``), per worker class."""
+    return f"verk:metrics:h:{hour}"

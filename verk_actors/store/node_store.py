@@ -27,7 +27,8 @@ from pathlib import Path
 import attrs
 import redis
 
-from verk_actors.config.settings import QueueSpec, Settings
+from verk_actors.config.queue_spec import QueueSpec
+from verk_actors.config.settings import Settings
 from verk_actors.store import keys
 from verk_actors.store.connection import connect
 from verk_actors.store.scripts import Scripts

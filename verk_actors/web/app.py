@@ -33,6 +33,7 @@ from verk_actors.store.connection import Connection, connect
 from verk_actors.store.failures import REDIS_ERRORS
 from verk_actors.web import _batch_views as batch_views
 from verk_actors.web import _limit_views as limit_views
+from verk_actors.web import _metrics_views as metrics_views
 from verk_actors.web import _prometheus
 from verk_actors.web import _views as views
 from verk_actors.web._actions import Actions
@@ -115,6 +116,14 @@ class Dashboard:
     def batch(self, request: Request) -> dict[str, Any]:
         return batch_views.batch(self.client, request.path_params["bid"])
 
+    def metrics(self, request: Request) -> dict[str, Any]:
+        window = metrics_views.window_of(request.query_params.get("window"))
+        return metrics_views.metrics(self.client, window)
+
+    def metrics_class(self, request: Request) -> dict[str, Any]:
+        window = metrics_views.window_of(request.query_params.get("window"))
+        return metrics_views.metrics_class(self.client, request.path_params["name"], window)
+
     def job_set(self, request: Request, page: str) -> dict[str, Any]:
         offset, limit = paging(request)
         return views.set_page(
@@ -141,6 +150,14 @@ class Dashboard:
             ("/batches", "/batches", "batches.html", self.batches),
             ("/limits", "/limits", "limits.html", self.limits),
             ("/batches/{bid}", "/batches/{bid}", "batch.html", self.batch),
+            # Pages at /job-metrics: /metrics is the cluster's Prometheus figures.
+            ("/job-metrics", "/metrics", "metrics.html", self.metrics),
+            (
+                "/job-metrics/{name:path}",
+                "/metrics/{name:path}",
+                "metrics_class.html",
+                self.metrics_class,
+            ),
         ]
         for name in views.SETS:
             pages.append((f"/{name}", f"/{name}", "set.html", partial(self.job_set, page=name)))

@@ -122,8 +122,8 @@ class JobsDone(BatchMessage):
     worker on standby took from Redis itself (``Standby``), with their references.
     ``seq`` numbers the reports of a batch from 1: Thespian may deliver two messages
     out of order, so a ``finished`` report numbered n ends the batch only once all
-    n reports are in. ``timings``, only when the node serves metrics: ``(class, seconds)``
-    of each job that succeeded.
+    n reports are in. ``timings``, only when the node serves metrics or records their
+    history: ``(class, seconds)`` of each job that succeeded.
     """
 
     batch: int

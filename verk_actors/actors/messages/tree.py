@@ -9,7 +9,8 @@ from typing import Any
 import attrs
 
 from verk_actors.actors.messages.base import Message
-from verk_actors.config.settings import QueueSpec, Settings
+from verk_actors.config.queue_spec import QueueSpec
+from verk_actors.config.settings import Settings
 
 # --- Inside the tree: initialisation (re-sent on every restart) ----------------------
 

@@ -26,7 +26,7 @@ class Report:
     the waits between its jobs are not load); None = all since ``began``."""
 
     timings: list[tuple[str | None, float]] | None = None
-    """``(class, seconds)`` of each job that succeeded, when the node serves metrics."""
+    """``(class, seconds)`` of each job that succeeded, when the node counts them."""
 
     def add(
         self, ref: int, failure: JobOutcome | None, duration: float, class_name: str | None = None

@@ -159,7 +159,7 @@ class WorkerActor(VerkActor):
             # Put back by a full limiter: it did not run. Should this worker die before
             # its report is out, the job goes back to the queue, not to retry.
             board.job_given_back(batch, index)
-        if settings.metrics_port is not None:
+        if settings.metrics_history or settings.metrics_port is not None:
             if report.timings is None:
                 report.timings = []
             report.add(ref, failure, now - started, prepared.class_name)

@@ -13,8 +13,7 @@ The actor composes its rooms and does the messaging and the timers:
 - ``_settle``: what a worker's progress board says: a job past its time limit, jobs
   held up behind a long job (taken back), the batch of a worker that died;
 - ``_event_demand``: which queue and job events someone wants;
-- ``_metrics_tally``: when the node serves metrics, the jobs' outcomes and run times,
-  sent as running totals to the MetricsActor about once a second.
+- ``_history``: the jobs' run times, for the metrics history and the MetricsActor;
 
 Restart strategy: one_for_one per worker; a worker's batch is settled from its board
 before a new worker takes the slot.
@@ -29,7 +28,6 @@ from typing import Any, ClassVar
 
 from thespian.actors import ChildActorExited
 
-from verk_actors.actors._metrics_tally import JobTally
 from verk_actors.actors.base import VerkActor
 from verk_actors.actors.messages import (
     AttachWorkersManager,
@@ -62,6 +60,7 @@ from verk_actors.actors.queue._board import Board
 from verk_actors.actors.queue._dispatch import Dispatch
 from verk_actors.actors.queue._drain import Drain
 from verk_actors.actors.queue._event_demand import EventDemand
+from verk_actors.actors.queue._history import REPORT_FIGURES, JobCounts
 from verk_actors.actors.queue._outcomes import Outcomes
 from verk_actors.actors.queue._settle import BATCH_CHECK, DEADLINE_CHECK
 from verk_actors.actors.queue._slots import BUSY, REPLACE_AFTER, Pool, Slot
@@ -71,9 +70,6 @@ from verk_actors.actors.supervisor import Strategy
 from verk_actors.store.running_jobs import RunningJobs
 
 log = logging.getLogger(__name__)
-
-REPORT_FIGURES = 1.0
-"""Seconds between two reports of running totals to the MetricsActor."""
 
 
 class WorkersManager(VerkActor):
@@ -98,8 +94,8 @@ class WorkersManager(VerkActor):
         self.batch_check_armed = False
         self.running_jobs: RunningJobs | None = None
         """Shows in Redis which jobs the workers run (for Sidekiq's Busy page)."""
-        self.tally: JobTally | None = None
-        """The jobs' outcomes and run times; None when the node serves no metrics."""
+        self.tally: JobCounts | None = None
+        """The jobs' outcomes and run times; None: neither metrics nor their history."""
         self.metrics: Any = None
         """The MetricsActor's address."""
 
@@ -125,9 +121,10 @@ class WorkersManager(VerkActor):
         self.send(sender, ChildReady(os.getpid()))
         self.after(DEADLINE_CHECK, CheckDeadlines())
         self.metrics = message.metrics
-        if message.settings.metrics_port is not None and self.tally is None:
-            self.tally = JobTally(self.queue, message.settings.imports)
-            self.after(REPORT_FIGURES, ReportFigures())
+        if self.tally is None:
+            self.tally = JobCounts.start(message.settings, message.node_id, self.queue)
+            if self.tally is not None:
+                self.after(REPORT_FIGURES, ReportFigures())
 
     def _start_worker(self, index: int) -> None:
         assert self.init is not None
@@ -445,6 +442,8 @@ class WorkersManager(VerkActor):
     def stopping(self) -> None:
         self.exiting = True
         self.pool.close()
+        if self.tally is not None:
+            self.tally.close()  # writes the history that waits
         if self.running_jobs is not None:
             self.running_jobs.close()
             self.running_jobs = None
