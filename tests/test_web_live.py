@@ -70,10 +70,10 @@ def served(
     monkeypatch.setattr(_events, "KEEPALIVE", 0.5)
     servers: list[tuple[uvicorn.Server, threading.Thread]] = []
 
-    def serve(**kwargs: Any) -> str:
+    def serve(url: str | None = None, **kwargs: Any) -> str:
         port = free_port()
         config = uvicorn.Config(
-            create_app(redis_server.url, **kwargs),
+            create_app(url or redis_server.url, **kwargs),
             host="127.0.0.1",
             port=port,
             log_level="warning",
@@ -288,6 +288,17 @@ def test_event_streams_are_capped_and_filtered(served: Callable[..., str], r: re
         assert [e["jid"] for e in first.events] == ["a"]
     finally:
         first.close()
+
+
+def test_an_event_stream_ends_when_redis_is_away(served: Callable[..., str]) -> None:
+    """With Redis out of reach the stream says so in a comment and ends (the browser
+    reconnects later), and does not count against the cap any more."""
+    base = served(url=f"redis://127.0.0.1:{free_port()}/0", event_streams=1)
+    for _ in range(2):  # the first ended and freed its place
+        with httpx.stream("GET", f"{base}/api/events", timeout=20) as response:
+            assert response.status_code == 200
+            text = response.read().decode()
+        assert "Redis did not answer" in text
 
 
 def test_a_pending_job_has_its_own_page(web: TestClient, r: redis.Redis) -> None:

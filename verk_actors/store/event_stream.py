@@ -41,7 +41,9 @@ async def listen(url: str, *, poll: float = 1.0) -> AsyncGenerator[str | None, N
     """The batches published on the events channel, as text, for as long as the caller
     iterates; ``None`` every ``poll`` seconds without one (so the caller can see whether
     its own client went away). One subscription, closed when the iteration ends."""
-    client = redis.asyncio.Redis.from_url(url, client_name="verk:web:events")
+    client = redis.asyncio.Redis.from_url(
+        url, client_name="verk:web:events", socket_connect_timeout=5.0
+    )
     pubsub = client.pubsub(ignore_subscribe_messages=True)
     try:
         await pubsub.subscribe(keys.EVENTS_CHANNEL)

@@ -8,8 +8,8 @@ as one ``data:`` line of JSON (``kind``: ``job_started``, ``job_finished``,
 ``jid``, ``class``, times, and a failure's ``error_class``, ``error_message`` and
 ``target``). ``?queue=NAME`` and ``?kind=KIND`` (repeatable) filter. A comment line
 keeps the connection alive every ``KEEPALIVE`` seconds; the stream ends when the client
-goes away (looked at every second) and at most ``max_streams`` are open at once
-(more are answered 503).
+goes away (looked at every second) or Redis fails (a browser reconnects by itself), and
+at most ``max_streams`` are open at once (more are answered 503).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from verk_actors.store.event_stream import listen
+from verk_actors.store.failures import REDIS_ERRORS
 
 KEEPALIVE = 15.0
 """Seconds between two keep-alive comments on a quiet stream."""
@@ -101,5 +102,7 @@ class EventStreams:
                     if out:
                         quiet_since = time.monotonic()
                         yield out
+        except REDIS_ERRORS as exc:  # the browser reconnects after RETRY_MS
+            yield f": Redis did not answer ({type(exc).__name__}); reconnect later\n\n"
         finally:
             self.open -= 1
