@@ -69,11 +69,14 @@ def test_the_live_panel_shows_job_events_as_text(
     start_verk: Callable[..., Node],
     r: redis.Redis,
 ) -> None:
-    """The dashboard's live panel lists jobs finishing and failing as the node runs
-    them; a class name and error made of script and markup show as text, never run."""
+    """The dashboard's live panel, once asked to listen, lists jobs finishing and failing
+    as the node runs them; a class name and error made of script and markup show as
+    text, never run."""
     node = start_verk(queues=(QueueSpec("default", 2),))
     try:
         visit(browser, dashboard + "/", "#live-events")
+        assert browser.find_element(By.ID, "live-events").get_attribute("data-state") is None
+        browser.find_element(By.ID, "events-toggle").click()  # off until asked
 
         def streaming(driver: webdriver.Chrome) -> bool:
             return "node streaming" in driver.find_element(By.ID, "events-rows").text
@@ -98,6 +101,7 @@ def test_the_live_panel_shows_job_events_as_text(
         shot(browser, "live-events")
         browser.find_element(By.ID, "events-toggle").click()
         assert browser.find_element(By.ID, "events-state").text == "paused"
+        assert browser.find_element(By.ID, "events-toggle").text == "Listen"
     finally:
         browser.get("about:blank")  # closes the event stream before the server stops
         node.stop()

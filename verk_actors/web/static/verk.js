@@ -117,7 +117,8 @@
 })();
 
 // The live panel of the dashboard: job events from /api/events (EventSource), shown
-// as text only (textContent), newest first, the last 50.
+// as text only (textContent), newest first, the last 50. Off until "Listen" is
+// pressed: while anyone listens, nodes build and publish an event per job.
 (function () {
   const KEEP = 50;
 
@@ -176,11 +177,10 @@
     toggle.addEventListener("click", function () {
       const on = toggle.getAttribute("aria-pressed") === "true";
       toggle.setAttribute("aria-pressed", on ? "false" : "true");
-      toggle.textContent = on ? "Resume" : "Pause";
+      toggle.textContent = on ? "Listen" : "Stop";
       if (on) close(); else open();
     });
     window.addEventListener("pagehide", close);
-    open();
   }
 
   document.addEventListener("DOMContentLoaded", setup);
