@@ -105,3 +105,22 @@ def test_the_live_panel_shows_job_events_as_text(
     finally:
         browser.get("about:blank")  # closes the event stream before the server stops
         node.stop()
+
+
+def test_a_pending_job_page_from_its_queue(
+    browser: webdriver.Chrome,  # noqa: F811 - the fixture
+    dashboard: str,  # noqa: F811 - the fixture
+    r: redis.Redis,
+) -> None:
+    """A pending job's jid on its queue's page opens its page: every field shown, the
+    script and markup in its class and args as text, none of it run."""
+    text = job_text(**{"class": XSS[1]}, args=[XSS[0], {"nested": XSS[1]}], tags=["t"])
+    r.sadd("queues", "default")
+    r.lpush("queue:default", text)
+    visit(browser, dashboard + "/queues/default", "#jobs")
+    browser.find_element(By.LINK_TEXT, json.loads(text)["jid"]).click()
+    WebDriverWait(browser, WAIT).until(lambda d: d.find_elements(By.ID, "fields"))
+    no_script_ran(browser)
+    fields = browser.find_element(By.ID, "fields").text
+    assert XSS[0] in fields and XSS[1] in fields and "tags" in fields
+    shot(browser, "pending-job")
