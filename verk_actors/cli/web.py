@@ -35,9 +35,10 @@ def add_parser(commands: Any) -> None:
         "web",
         help="serve the web dashboard and its JSON API",
         description=(
-            "Serve the dashboard (queues, retries, scheduled and dead jobs, nodes, running "
-            "jobs) and its JSON API under /api. It reads Redis directly: no node needs to "
-            f"run. Needs the web extra: {EXTRA}."
+            "Serve the dashboard (queues, retries, scheduled and dead jobs, nodes and their "
+            "live supervision trees, running jobs, job events as they happen) and its JSON "
+            "API under /api. It reads Redis directly: no node needs to run. Needs the web "
+            f"extra: {EXTRA}."
         ),
     )
     parser.add_argument(
