@@ -64,10 +64,18 @@ def _kinds(hint: Any) -> set[type]:
 
 
 def _queue_specs(path: Path, raw: Any) -> tuple[QueueSpec, ...]:
-    how = 'write a table ([queues] then default = 25) or a list (queues = ["default=25"])'
+    how = (
+        'write a table ([queues] then default = 25 or crawl = "500:async:100") '
+        'or a list (queues = ["default=25"])'
+    )
     try:
         if isinstance(raw, dict):
-            return tuple(QueueSpec.checked(str(name), n) for name, n in raw.items())
+            return tuple(
+                QueueSpec.parse(f"{name}={n}")
+                if isinstance(n, str)
+                else QueueSpec.checked(str(name), n)
+                for name, n in raw.items()
+            )
         if isinstance(raw, list) and all(isinstance(item, str) for item in raw):
             return tuple(QueueSpec.parse(item) for item in raw)
     except ConfigurationError as exc:
@@ -77,8 +85,8 @@ def _queue_specs(path: Path, raw: Any) -> tuple[QueueSpec, ...]:
 
 def _cron_entries(path: Path, raw: Any) -> tuple[CronEntry, ...]:
     how = (
-        "write a table per entry ([cron.report] then class = \"Report\" and "
-        "cron = \"0 9 * * *\") or a list (cron = [\"report=Report 0 9 * * *\"])"
+        'write a table per entry ([cron.report] then class = "Report" and '
+        'cron = "0 9 * * *") or a list (cron = ["report=Report 0 9 * * *"])'
     )
     try:
         if isinstance(raw, dict) and all(isinstance(t, dict) for t in raw.values()):

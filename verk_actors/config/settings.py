@@ -37,10 +37,18 @@ from verk_actors.config._checks import (
     whole,
 )
 from verk_actors.config.log_format import FORMATS
+from verk_actors.config.queue_modes import (
+    PROCESS,
+    check_mode,
+    check_per_process,
+    default_per_process,
+    spec_concurrency,
+    spec_name,
+    split_mode,
+)
 from verk_actors.config.redis_url import redact_url
-from verk_actors.errors import ConfigurationError, InvalidJobError
+from verk_actors.errors import ConfigurationError
 from verk_actors.jobs.cron import CronEntry, check_catch_up, cron_entries
-from verk_actors.jobs.job import check_queue_name
 
 log = logging.getLogger(__name__)
 
@@ -52,31 +60,25 @@ TEST_ONLY = frozenset({"allow_in_process"})
 """Fields no flag, variable or config file sets (switches for unit tests)."""
 
 
-def _spec_name(_inst: object, _attr: object, value: Any) -> None:
-    try:
-        check_queue_name(value)
-    except InvalidJobError as exc:
-        raise ConfigurationError(str(exc)) from None
-
-
-def _spec_concurrency(inst: Any, _attr: object, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigurationError(
-            f"queue {inst.name!r}: concurrency must be a whole number of at least 1, "
-            f"got {value!r}"
-        )
-
-
 @attrs.frozen
 class QueueSpec:
-    """A queue this node works on, and how many jobs of it run at once (at least 1)."""
+    """A queue this node works on, how many jobs of it run at once (at least 1), and how
+    (``mode``, ``per_process``: see ``verk_actors.config.queue_modes``)."""
 
-    name: str = attrs.field(validator=_spec_name)
-    concurrency: int = attrs.field(default=DEFAULT_CONCURRENCY, validator=_spec_concurrency)
+    name: str = attrs.field(validator=spec_name)
+    concurrency: int = attrs.field(default=DEFAULT_CONCURRENCY, validator=spec_concurrency)
+    mode: str = attrs.field(default=PROCESS, validator=check_mode)
+    per_process: int = attrs.field(
+        default=attrs.Factory(
+            lambda s: default_per_process(s.mode, s.concurrency), takes_self=True
+        ),
+        validator=check_per_process,
+    )
 
     @classmethod
     def parse(cls, text: str) -> QueueSpec:
-        """Read ``NAME`` or ``NAME=CONCURRENCY`` (as given to ``--queue``).
+        """Read ``NAME``, ``NAME=CONCURRENCY`` or ``NAME=CONCURRENCY:MODE[:PER_PROCESS]``
+        (as given to ``--queue``).
 
         ``NAME`` alone takes the default concurrency, and says so in the log: Sidekiq's
         ``-q NAME`` takes no concurrency (its ``-c`` is global), so a Sidekiq user
@@ -92,6 +94,7 @@ class QueueSpec:
                 spec.name,
             )
             return spec
+        count, sep, mode = count.partition(":")
         try:
             concurrency = int(count)
         except ValueError:
@@ -99,12 +102,18 @@ class QueueSpec:
                 f"queue spec {text!r}: concurrency {count!r} is not a whole number; "
                 "write NAME=CONCURRENCY, e.g. default=25"
             ) from None
-        return cls(name.strip(), concurrency)
+        if not sep:
+            return cls(name.strip(), concurrency)
+        return cls.checked(name.strip(), concurrency, *split_mode(text, mode))
 
     @classmethod
-    def checked(cls, name: str, concurrency: int) -> QueueSpec:
+    def checked(
+        cls, name: str, concurrency: int, mode: str = PROCESS, per_process: int | None = None
+    ) -> QueueSpec:
         """A QueueSpec, or ConfigurationError saying what is wrong with it."""
-        return cls(name, concurrency)
+        if per_process is None:
+            return cls(name, concurrency, mode)
+        return cls(name, concurrency, mode, per_process)
 
 
 def _queues(value: Iterable[QueueSpec]) -> tuple[QueueSpec, ...]:
@@ -117,8 +126,7 @@ def _queues(value: Iterable[QueueSpec]) -> tuple[QueueSpec, ...]:
     for spec in specs:
         if not isinstance(spec, QueueSpec):
             raise ConfigurationError(
-                f"queues must hold QueueSpec values, e.g. QueueSpec('default', 25), "
-                f"got {spec!r}"
+                f"queues must hold QueueSpec values, e.g. QueueSpec('default', 25), got {spec!r}"
             )
     names = [spec.name for spec in specs]
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -134,6 +142,12 @@ def _meta(help_text: str, *, flag: str | None = None, shown: str | None = None) 
     if shown is not None:
         meta["shown"] = shown
     return meta
+
+
+def _functions(help_text: str, flag: str) -> Any:
+    """A field holding ``module:name`` specs of user functions (handlers, middleware)."""
+    meta = _meta(help_text, flag=flag, shown="none")
+    return attrs.field(default=(), converter=handlers, metadata=meta)
 
 
 @attrs.frozen
@@ -166,7 +180,8 @@ class Settings:
         converter=_queues,
         metadata=_meta(
             "queues to work on, each NAME=CONCURRENCY (jobs of it run at once); NAME alone "
-            f"means {DEFAULT_CONCURRENCY}",
+            f"means {DEFAULT_CONCURRENCY}; NAME=CONCURRENCY:threads[:N] or :async[:N] runs N "
+            "jobs per worker process (threads, or coroutines for async def perform)",
             flag="--queue",
             shown=f"default={DEFAULT_CONCURRENCY}",
         ),
@@ -276,25 +291,25 @@ class Settings:
         ),
     )
 
-    error_handlers: tuple[str, ...] = attrs.field(
-        default=(),
-        converter=handlers,
-        metadata=_meta(
-            "functions (module:function) called in the worker with (exception, context) "
-            "for every failed try of a job",
-            flag="--error-handler",
-            shown="none",
-        ),
+    error_handlers: tuple[str, ...] = _functions(
+        "functions (module:function) called in the worker with (exception, context) "
+        "for every failed try of a job",
+        "--error-handler",
     )
-    death_handlers: tuple[str, ...] = attrs.field(
-        default=(),
-        converter=handlers,
-        metadata=_meta(
-            "functions (module:function) called in the worker with (job, exception) once "
-            "when a job goes to dead",
-            flag="--death-handler",
-            shown="none",
-        ),
+    death_handlers: tuple[str, ...] = _functions(
+        "functions (module:function) called in the worker with (job, exception) once "
+        "when a job goes to dead",
+        "--death-handler",
+    )
+    client_middleware: tuple[str, ...] = _functions(
+        "middleware (module:name) called as call(worker, job, queue, next) on every "
+        "enqueue by the node and verk-actors enqueue; may add fields or refuse the job",
+        "--client-middleware",
+    )
+    server_middleware: tuple[str, ...] = _functions(
+        "middleware (module:name) called as call(worker, job, queue, next) around every "
+        "perform, in the worker",
+        "--server-middleware",
     )
 
     log_format: str = attrs.field(
@@ -387,7 +402,8 @@ def field_kind(field: str) -> type:
     return kind if isinstance(kind, type) else str
 
 
-LIST_FIELDS = ("imports", "error_handlers", "death_handlers")
+LIST_FIELDS: tuple[str, ...] = ("imports", "error_handlers", "death_handlers")
+LIST_FIELDS += ("client_middleware", "server_middleware")
 """Fields written as comma-separated lists in a variable."""
 
 TRUE_WORDS = ("1", "true", "yes", "on")
@@ -431,6 +447,4 @@ def read_text(field: str, text: str) -> Any:
     try:
         return kind(text)
     except ValueError:
-        raise ConfigurationError(
-            f"{text!r} is not {KIND_WORDS.get(kind, kind.__name__)}"
-        ) from None
+        raise ConfigurationError(f"{text!r} is not {KIND_WORDS.get(kind, kind.__name__)}") from None

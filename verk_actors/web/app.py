@@ -31,7 +31,10 @@ from verk_actors.errors import (
 from verk_actors.store.admin.job_sets import JobSet, SetEntry
 from verk_actors.store.connection import Connection, connect
 from verk_actors.store.failures import REDIS_ERRORS
+from verk_actors.web import _batch_views as batch_views
+from verk_actors.web import _limit_views as limit_views
 from verk_actors.web import _nodes as nodes
+from verk_actors.web import _prometheus
 from verk_actors.web import _views as views
 from verk_actors.web._actions import Actions
 from verk_actors.web._events import MAX_STREAMS, EventStreams
@@ -120,6 +123,18 @@ class Dashboard:
             int(pos) if pos.isdigit() else None,
         )
 
+    def prometheus(self, request: Request) -> Response:
+        return Response(_prometheus.render(self.client), media_type=_prometheus.CONTENT_TYPE)
+
+    def limits(self, request: Request) -> dict[str, Any]:
+        return limit_views.limits(self.client)
+
+    def batches(self, request: Request) -> dict[str, Any]:
+        return batch_views.batches(self.client)
+
+    def batch(self, request: Request) -> dict[str, Any]:
+        return batch_views.batch(self.client, request.path_params["bid"])
+
     def job_set(self, request: Request, page: str) -> dict[str, Any]:
         offset, limit = paging(request)
         return views.set_page(
@@ -151,6 +166,9 @@ class Dashboard:
                 self.pending,
             ),
             ("/queues/{name:path}", "/queues/{name:path}", "queue.html", self.queue),
+            ("/batches", "/batches", "batches.html", self.batches),
+            ("/limits", "/limits", "limits.html", self.limits),
+            ("/batches/{bid}", "/batches/{bid}", "batch.html", self.batch),
         ]
         for name in views.SETS:
             pages.append((f"/{name}", f"/{name}", "set.html", partial(self.job_set, page=name)))
@@ -170,6 +188,7 @@ class Dashboard:
         out.insert(0, Route("/api/stats", self._api(self.stats), name="api_stats"))
         out.insert(0, Route("/api/nodes/{node_id}/tree", self._api(self.node_tree)))
         out.insert(0, Route("/api/events", self.events.endpoint))
+        out.insert(0, Route("/metrics", self.prometheus))
         actions = Actions(self.client, csrf, read_only=self.read_only)
         out = actions.routes() + out
         out.append(Mount("/static", StaticFiles(directory=HERE / "static"), name="static"))

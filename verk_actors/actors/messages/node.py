@@ -46,10 +46,13 @@ class Enqueue(Message):
 
 @attrs.frozen
 class AddQueue(Message):
-    """Start working on a queue. Reply: ``QueueAdded``."""
+    """Start working on a queue. Reply: ``QueueAdded``. ``mode`` and ``per_process`` as
+    on ``QueueSpec`` (``per_process`` 0: the mode's default)."""
 
     name: str
     concurrency: int
+    mode: str = "process"
+    per_process: int = 0
 
 
 @attrs.frozen
@@ -89,10 +92,13 @@ class VerkStarted(Message):
 
 @attrs.frozen
 class Enqueued(Message):
-    """The job is in Redis; ``jid`` None: it was a unique job whose lock another job
-    holds, and nothing was written."""
+    """The job is in Redis (its ``jid``); or, ``duplicate``, it was a unique job whose
+    lock another job holds: nothing was written and ``jid`` is the holder's; or,
+    ``refused``, a client middleware refused it: nothing was written, ``jid`` is None."""
 
     jid: str | None
+    duplicate: bool = False
+    refused: bool = False
 
 
 @attrs.frozen
