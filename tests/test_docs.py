@@ -10,6 +10,7 @@ from pathlib import Path
 from verk_actors.config.file import CONFIG_ENV, file_fields, load_config
 from verk_actors.config.reference import markdown_table, options
 from verk_actors.config.settings import Settings
+from verk_actors.config.web_auth import WEB_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -86,7 +87,7 @@ def test_readme_settings_table_is_made_from_the_code() -> None:
 def test_readme_toml_example_sets_every_key(tmp_path: Path) -> None:
     """The README's config file example uses every key a file accepts, and loads."""
     [example] = re.findall(r"```toml\n(.*?)```", README, flags=re.S)
-    assert set(tomllib.loads(example)) == set(file_fields())
+    assert set(tomllib.loads(example)) == set(file_fields()) | set(WEB_KEYS)
     path = tmp_path / "verk.toml"
     path.write_text(example, encoding="utf-8")
     assert isinstance(Settings(**load_config(path)), Settings)

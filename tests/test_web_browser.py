@@ -79,7 +79,11 @@ def dashboard(redis_server: RedisServer) -> Iterator[str]:
     """The dashboard served by uvicorn in a thread on a free port; its base URL."""
     port = free_port()
     config = uvicorn.Config(
-        create_app(redis_server.url), host="127.0.0.1", port=port, log_level="warning"
+        create_app(redis_server.url),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        timeout_graceful_shutdown=2,  # the dashboard's event stream never ends by itself
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

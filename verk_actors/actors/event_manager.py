@@ -10,6 +10,9 @@ subscriber wants them (the EventManager tells VerkRoot, which tells the queues).
 When a subscription switches job events on, its ``Subscribed`` reply waits until
 every queue confirms (``EventsApplied``), so no job that starts after the reply goes
 unreported; ``CONFIRM_WITHIN`` bounds that wait when a queue is restarting.
+
+Redis is one more subscriber (``_event_sink``): while someone listens to the events
+channel (the dashboard's ``/api/events``), the EventManager publishes job events there.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ from typing import Any
 
 import attrs
 
+from verk_actors.actors._event_sink import BUFFER, LISTEN_POLL, SINK, RedisSink
 from verk_actors.actors.base import VerkActor
 from verk_actors.actors.messages import (
+    CheckListeners,
     ChildReady,
     DemandBroadcast,
     DemandTimeout,
@@ -32,6 +37,7 @@ from verk_actors.actors.messages import (
     FlushEvents,
     InitEventManager,
     PublishEvents,
+    Subscribe,
     Subscribed,
     SubscribeFor,
     Unsubscribed,
@@ -75,17 +81,41 @@ class EventManager(VerkActor):
         self.waiting: list[tuple[Any, Subscribed]] = []
         self.applied = 0
         self.expected: int | None = None
+        self.sink: RedisSink | None = None
 
     def receiveMsg_InitEventManager(self, message: InitEventManager, sender: Any) -> None:
         self.root = sender
+        if message.settings is not None and self.sink is None:
+            self.sink = RedisSink(message.settings.redis_url, message.node_id)
+            self.after(LISTEN_POLL, CheckListeners())
         self.send(sender, ChildReady(os.getpid()))
 
+    def receiveMsg_CheckListeners(self, message: CheckListeners, sender: Any) -> None:
+        sink = self.sink
+        if sink is None:
+            return
+        count = sink.poll()
+        if count is not None and count != sink.listeners:
+            more = count > sink.listeners
+            sink.listeners = count
+            if count == 0:
+                self._subscribe(SINK, None, self.root, reply=False)
+            elif more:  # (again) once every queue confirms: the newcomers are told
+                self._subscribe(SINK, Subscribe(buffer=BUFFER), self.root)
+        self.after(LISTEN_POLL, CheckListeners())
+
     def receiveMsg_SubscribeFor(self, message: SubscribeFor, sender: Any) -> None:
-        self.root = sender
-        self.subscribers = [s for s in self.subscribers if s.address != message.subscriber]
-        request = message.subscribe
+        self._subscribe(message.subscriber, message.subscribe, sender)
+
+    def _subscribe(
+        self, address: Any, request: Subscribe | None, root: Any, *, reply: bool = True
+    ) -> None:
+        self.root = root
+        sender = root
+        self.subscribers = [s for s in self.subscribers if s.address != address]
         if request is None:
-            self.send(message.subscriber, Unsubscribed())
+            if reply:
+                self.send(address, Unsubscribed())
         else:
             unknown = sorted(set(request.kinds) - KINDS)
             if unknown:
@@ -96,13 +126,13 @@ class EventManager(VerkActor):
                 )
             self.subscribers.append(
                 Subscriber(
-                    message.subscriber,
+                    address,
                     frozenset(request.kinds),
                     frozenset(request.queues),
                     deque(maxlen=max(1, request.buffer)),
                 )
             )
-            self.waiting.append((message.subscriber, Subscribed(request.kinds, request.queues)))
+            self.waiting.append((address, Subscribed(request.kinds, request.queues)))
         demand = any(not s.kinds or s.kinds & JOB_KINDS for s in self.subscribers)
         if demand != self.job_demand:
             self.job_demand = demand
@@ -117,7 +147,11 @@ class EventManager(VerkActor):
 
     def _answer_waiting(self) -> None:
         for address, reply in self.waiting:
-            self.send(address, reply)
+            if address is SINK:
+                if self.sink is not None:
+                    self.sink.announce()
+            else:
+                self.send(address, reply)
         self.waiting.clear()
 
     def receiveMsg_DemandBroadcast(self, message: DemandBroadcast, sender: Any) -> None:
@@ -157,9 +191,18 @@ class EventManager(VerkActor):
     def receiveMsg_FlushEvents(self, message: FlushEvents, sender: Any) -> None:
         self.flush_armed = False
         for subscriber in self.subscribers:
-            if subscriber.buffer or subscriber.dropped:
+            if subscriber.address is SINK and self.sink is not None:
+                self.sink.publish(subscriber.buffer, subscriber.dropped)
+                subscriber.buffer.clear()
+                subscriber.dropped = 0
+            elif subscriber.buffer or subscriber.dropped:
                 self.send(
                     subscriber.address, VerkEvents(tuple(subscriber.buffer), subscriber.dropped)
                 )
                 subscriber.buffer.clear()
                 subscriber.dropped = 0
+
+    def stopping(self) -> None:
+        if self.sink is not None:
+            self.sink.close()
+            self.sink = None

@@ -16,7 +16,9 @@ description (and its Sidekiq process entry), and, in the same round trip, pops o
 signal from the node's ``<identity>-signals`` list, as a Sidekiq process does: on
 ``TSTP`` the node turns quiet (its queues take no new jobs, running jobs finish; the
 process entry says ``quiet``), on ``TERM`` it stops as on SIGTERM (VerkRoot's
-``NodeSignal``). Four times per heartbeat it looks for
+``NodeSignal``). After each heartbeat it asks VerkRoot to describe the live tree and
+publishes it, with each process's CPU and memory, for the dashboard
+(``_tree_publish``). Four times per heartbeat it looks for
 nodes whose lease is gone and moves their in-progress jobs back to their queues, so
 a dead node's jobs run again within two heartbeats. If its own lease had expired
 (the node was stalled, or Redis was away for longer than the lease), it claims it
@@ -52,9 +54,11 @@ from functools import partial
 from typing import Any
 
 from verk_actors.actors._redis_report import ReportsRedisErrors
+from verk_actors.actors._tree_publish import UsageSampler, tree_json, tree_ttl
 from verk_actors.actors.base import VerkActor
 from verk_actors.actors.messages import (
     ChildReady,
+    DescribeTree,
     Heartbeat,
     InitNodeManager,
     LeaveCluster,
@@ -63,6 +67,7 @@ from verk_actors.actors.messages import (
     NodeQueues,
     NodeSignal,
     ScanNodes,
+    TreeNode,
 )
 from verk_actors.config.queue_spec import QueueSpec
 from verk_actors.config.redis_url import redact_url
@@ -106,6 +111,7 @@ class NodeManager(VerkActor, ReportsRedisErrors):
         """When the next walk over the in-progress lists may begin (monotonic)."""
         self.quiet = False
         """A ``TSTP`` came: the process entry says ``quiet``."""
+        self.usage = UsageSampler()
 
     def receiveMsg_InitNodeManager(self, message: InitNodeManager, sender: Any) -> None:
         self.init = message
@@ -191,6 +197,7 @@ class NodeManager(VerkActor, ReportsRedisErrors):
                 self._claim(init, store)
             if self.claimed and not self.taken:
                 self._signalled(init, store.describe(self.queues, quiet=self.quiet).signal)
+                self.send(self.root, DescribeTree(0, "root"))  # published on its reply
             self._answered()
             self.outage.ok()
         except REDIS_ERRORS as exc:
@@ -204,6 +211,17 @@ class NodeManager(VerkActor, ReportsRedisErrors):
         # running out, or Redis back (the lease must be renewed before others judge).
         steady = self.claimed and not self.outage.active
         self.after(interval if steady else interval / SCANS_PER_HEARTBEAT, Heartbeat())
+
+    def receiveMsg_TreeNode(self, message: TreeNode, sender: Any) -> None:
+        init, store = self.init, self.store
+        if init is None or store is None or self.taken or not self.claimed:
+            return
+        heartbeat = init.settings.heartbeat_interval
+        text = tree_json(init.node_id, message, self.usage, heartbeat)
+        try:
+            store.publish_tree(text, tree_ttl(heartbeat))
+        except REDIS_ERRORS as exc:  # the heartbeat reports outages; the tree can wait
+            log.debug("node %s: could not publish its tree: %s", init.node_id, exc)
 
     def _signalled(self, init: InitNodeManager, signal: str | None) -> None:
         """A signal sent through Redis (as Sidekiq's Web sends it): quiet or stop."""

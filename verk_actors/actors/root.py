@@ -225,7 +225,7 @@ class VerkRoot(LauncherWatch, RedisRequests, EventRouting):
         if child.name == SCHEDULE_MANAGER:
             return InitScheduleManager(self.settings, self.node_id, self.metrics_address())
         if child.name == EVENT_MANAGER:
-            return InitEventManager()
+            return InitEventManager(self.settings, self.node_id)
         if child.name == METRICS:
             return InitMetrics(self.settings, self.node_id, tuple(self.queue_specs))
         spec = self.queue_specs[child.name[len(QUEUE_PREFIX) :]]

@@ -46,7 +46,14 @@ def serve_dashboard(redis_url: str, stack: contextlib.ExitStack) -> str | None:
         log.warning("demo: no dashboard: %s", exc)
         return None
     server = uvicorn.Server(
-        uvicorn.Config(app, host=HOST, port=port, log_level="warning", access_log=False)
+        uvicorn.Config(
+            app,
+            host=HOST,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=2,  # event streams never end by themselves
+        )
     )
     thread = threading.Thread(target=server.run, name="verk-web", daemon=True)
     thread.start()

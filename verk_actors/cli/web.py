@@ -1,10 +1,11 @@
 """``verk-actors web``: serve the dashboard and its JSON API with uvicorn.
 
 It binds 127.0.0.1 by default. Any other address serves the dashboard to the network,
-so it needs authentication: a bearer token (``--token`` or ``VERK_WEB_TOKEN``; a
-browser logs in with any user name and the token as password) or HTTP basic
-(``--basic USER:PASS``, or ``VERK_WEB_USER`` and ``VERK_WEB_PASSWORD``); without one,
-the command exits 2 saying so. The dashboard needs the ``web`` extra
+so it needs authentication: a bearer token (``--token``, ``VERK_WEB_TOKEN`` or
+``web_token`` in the config file; a browser logs in with any user name and the token
+as password) or HTTP basic (``--basic USER:PASS``, or ``VERK_WEB_USER`` and
+``VERK_WEB_PASSWORD``, or ``web_user`` and ``web_password``); without one, the command
+exits 2 saying so. The dashboard needs the ``web`` extra
 (``pip install 'verk_actors[web]'``).
 """
 
@@ -17,14 +18,14 @@ import sys
 from typing import Any
 
 from verk_actors.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, redis_url, say
-from verk_actors.config.file import CONFIG_ENV
+from verk_actors.config.file import CONFIG_ENV, load_web
 from verk_actors.config.redis_url import redact_url
+from verk_actors.config.web_auth import PASSWORD_ENV, TOKEN_ENV, USER_ENV, web_credentials
 from verk_actors.errors import ConfigurationError
 
 DEFAULT_BIND = "127.0.0.1:9292"
-TOKEN_ENV = "VERK_WEB_TOKEN"  # noqa: S105 - the variable's name, not a secret
-USER_ENV = "VERK_WEB_USER"
-PASSWORD_ENV = "VERK_WEB_PASSWORD"  # noqa: S105 - same
+GRACE = 3
+"""Seconds open connections (event streams never end by themselves) get at a stop."""
 EXTRA = "pip install 'verk_actors[web]'"
 
 
@@ -34,9 +35,10 @@ def add_parser(commands: Any) -> None:
         "web",
         help="serve the web dashboard and its JSON API",
         description=(
-            "Serve the dashboard (queues, retries, scheduled and dead jobs, nodes, running "
-            "jobs) and its JSON API under /api. It reads Redis directly: no node needs to "
-            f"run. Needs the web extra: {EXTRA}."
+            "Serve the dashboard (queues, retries, scheduled and dead jobs, nodes and their "
+            "live supervision trees, running jobs, job events as they happen) and its JSON "
+            "API under /api. It reads Redis directly: no node needs to run. Needs the web "
+            f"extra: {EXTRA}."
         ),
     )
     parser.add_argument(
@@ -55,13 +57,15 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--token",
         default=None,
-        help=f"require this bearer token (env {TOKEN_ENV}; prefer the variable: ps shows flags)",
+        help=f"require this bearer token (env {TOKEN_ENV}, or web_token in the config file; "
+        "prefer those: ps shows flags)",
     )
     parser.add_argument(
         "--basic",
         default=None,
         metavar="USER:PASS",
-        help=f"require HTTP basic (env {USER_ENV} and {PASSWORD_ENV})",
+        help=f"require HTTP basic (env {USER_ENV} and {PASSWORD_ENV}, or web_user and "
+        "web_password in the config file)",
     )
     parser.add_argument(
         "--prefix", default="", help="serve below this path (e.g. /verk behind a proxy)"
@@ -89,11 +93,13 @@ def is_loopback(host: str) -> bool:
 
 
 def credentials(args: argparse.Namespace) -> tuple[str | None, str | None]:
-    """The token and the ``USER:PASS`` pair: flags, else the environment."""
-    token = args.token or os.environ.get(TOKEN_ENV) or None
+    """The token and the ``USER:PASS`` pair: flags, else the environment, else the
+    config file (``web_token``, ``web_user``, ``web_password``)."""
+    found = web_credentials(load_web(getattr(args, "config", None)), os.environ)
+    token = args.token or found["web_token"]
     basic = args.basic
-    if basic is None and (os.environ.get(USER_ENV) or os.environ.get(PASSWORD_ENV)):
-        basic = f"{os.environ.get(USER_ENV, '')}:{os.environ.get(PASSWORD_ENV, '')}"
+    if basic is None and (found["web_user"] or found["web_password"]):
+        basic = f"{found['web_user'] or ''}:{found['web_password'] or ''}"
     return token, basic
 
 
@@ -103,8 +109,9 @@ def run(args: argparse.Namespace) -> int:
     if token is None and basic is None and not is_loopback(host):
         sys.stderr.write(
             f"verk-actors: error: binding {host} would show every job to the network without "
-            f"a password: set {TOKEN_ENV} (or --token TOKEN), or {USER_ENV} and "
-            f"{PASSWORD_ENV} (or --basic USER:PASS), or bind 127.0.0.1\n"
+            f"a password: set {TOKEN_ENV} (or --token TOKEN, or web_token in the config "
+            f"file), or {USER_ENV} and {PASSWORD_ENV} (or --basic USER:PASS), or bind "
+            "127.0.0.1\n"
         )
         return EXIT_USAGE
     try:  # the web extra is optional: imported only when asked for
@@ -133,5 +140,12 @@ def run(args: argparse.Namespace) -> int:
         + (" (authentication required)" if auth is not None else "")
     )
     sys.stdout.flush()
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=GRACE,
+    )
     return EXIT_OK

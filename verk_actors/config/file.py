@@ -31,6 +31,7 @@ import attrs
 
 from verk_actors.config.queue_spec import QueueSpec
 from verk_actors.config.settings import TEST_ONLY, Settings, configurable_fields, env_var
+from verk_actors.config.web_auth import WEB_KEYS, check_web_key
 from verk_actors.errors import ConfigurationError
 from verk_actors.jobs.cron import CronEntry
 
@@ -119,9 +120,7 @@ def _value(path: Path, key: str, hint: Any, raw: Any) -> Any:
     return float(raw) if float in kinds and int not in kinds else raw
 
 
-def load_config(path: Path | str) -> dict[str, Any]:
-    """The Settings fields set by the TOML file at ``path``, checked one by one."""
-    path = Path(path)
+def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
             data = tomllib.load(handle)
@@ -135,15 +134,26 @@ def load_config(path: Path | str) -> dict[str, Any]:
         raise ConfigurationError(
             f'{path} is not valid TOML ({exc}); fix the syntax, e.g. redis_url = "redis://..."'
         ) from None
+    return data
+
+
+def load_config(path: Path | str) -> dict[str, Any]:
+    """The Settings fields set by the TOML file at ``path``, checked one by one (the web
+    dashboard's credentials, ``web_token``... are checked and left out: see ``load_web``)."""
+    path = Path(path)
+    data = _read_toml(path)
     known = file_fields()
     values: dict[str, Any] = {}
     for key, raw in data.items():
+        if key in WEB_KEYS:
+            check_web_key(path, key, raw)
+            continue
         if key not in known:
-            close = difflib.get_close_matches(key, list(known), n=1)
+            close = difflib.get_close_matches(key, [*known, *WEB_KEYS], n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise ConfigurationError(
                 f"{path}: unknown key {key!r}; {hint}remove it or use one of "
-                f"{', '.join(sorted(known))}"
+                f"{', '.join(sorted([*known, *WEB_KEYS]))}"
             )
         values[key] = _value(path, key, known[key], raw)
     try:
@@ -151,6 +161,21 @@ def load_config(path: Path | str) -> dict[str, Any]:
     except (ConfigurationError, TypeError, ValueError) as exc:
         raise ConfigurationError(f"{path}: {exc}") from None
     return values
+
+
+def load_web(
+    config: Path | str | None = None, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The web dashboard's credentials in the config file (``config``, else the one
+    ``VERK_CONFIG`` names, else none): ``web_token``, ``web_user``, ``web_password``
+    as far as it sets them. The whole file is checked as ``load_config`` checks it."""
+    env = os.environ if environ is None else environ
+    named = config or env.get(CONFIG_ENV) or None
+    if not named:
+        return {}
+    path = Path(named)
+    load_config(path)
+    return {k: v for k, v in _read_toml(path).items() if k in WEB_KEYS}
 
 
 @attrs.frozen

@@ -116,6 +116,17 @@ def node_running_key(node_id: str) -> str:
     return f"verk:node:{node_id}:running"
 
 
+def node_tree_key(node_id: str) -> str:
+    """A node's live supervision tree as JSON (actors, pids, restarts, CPU and memory),
+    rewritten at every heartbeat, expiring a few heartbeats after the last."""
+    return f"verk:node:{node_id}:tree"
+
+
+EVENTS_CHANNEL = "verk:events"
+"""Pub/sub channel of job events (started, finished, failed): a node publishes batches
+of them only while someone subscribes (the dashboard's ``/api/events``)."""
+
+
 CRON_ENTRIES = "verk:cron"
 """Set of the names of the cron entries nodes have run (``verk-actors cron list``)."""
 

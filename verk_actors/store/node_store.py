@@ -270,6 +270,10 @@ class NodeStore:
         pipe.rpop(keys.process_signals_key(identity))
         return Beat(busy, _text(pipe.execute()[-1]))
 
+    def publish_tree(self, text: str, ttl: float) -> None:
+        """Write the node's live tree (JSON ``text``), living ``ttl`` seconds."""
+        self.client.set(keys.node_tree_key(self.facts.node_id), text, ex=max(1, round(ttl)))
+
     def dead_nodes(self) -> list[str]:
         """Ids in ``verk_nodes`` (other than this one) whose lease is gone."""
         others = [
@@ -373,6 +377,7 @@ class NodeStore:
             keys.process_workers_key(self.facts.identity),
             keys.process_signals_key(self.facts.identity),
             keys.node_running_key(node),
+            keys.node_tree_key(node),
         )
         pipe.smembers(keys.node_queues_key(node))
         queues = pipe.execute()[-1]

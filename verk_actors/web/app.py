@@ -34,9 +34,11 @@ from verk_actors.store.failures import REDIS_ERRORS
 from verk_actors.web import _batch_views as batch_views
 from verk_actors.web import _limit_views as limit_views
 from verk_actors.web import _metrics_views as metrics_views
+from verk_actors.web import _nodes as nodes
 from verk_actors.web import _prometheus
 from verk_actors.web import _views as views
 from verk_actors.web._actions import Actions
+from verk_actors.web._events import MAX_STREAMS, EventStreams
 from verk_actors.web._render import (
     HERE,
     LIMITS,
@@ -55,11 +57,14 @@ __all__ = ["Auth", "create_app"]
 class Dashboard:
     """The pages and their API twins, over one Redis connection pool."""
 
-    def __init__(self, client: Connection, url: str, *, read_only: bool) -> None:
+    def __init__(
+        self, client: Connection, url: str, *, read_only: bool, event_streams: int = MAX_STREAMS
+    ) -> None:
         self.client = client
         self.url = url
         self.read_only = read_only
         self.env = environment()
+        self.events = EventStreams(url, max_streams=event_streams)
 
     def _page(
         self, request: Request, name: str, data: dict[str, Any], status_code: int = 200
@@ -104,6 +109,21 @@ class Dashboard:
         offset, limit = paging(request)
         return views.queue_page(self.client, request.path_params["name"], offset, limit)
 
+    def node(self, request: Request) -> dict[str, Any]:
+        return nodes.node_page(self.client, request.path_params["node_id"])
+
+    def node_tree(self, request: Request) -> dict[str, Any]:
+        return nodes.node_tree_view(self.client, request.path_params["node_id"])
+
+    def pending(self, request: Request) -> dict[str, Any]:
+        pos = request.query_params.get("pos", "")
+        return nodes.pending_job(
+            self.client,
+            request.path_params["name"],
+            request.path_params["jid"],
+            int(pos) if pos.isdigit() else None,
+        )
+
     def prometheus(self, request: Request) -> Response:
         return Response(_prometheus.render(self.client), media_type=_prometheus.CONTENT_TYPE)
 
@@ -145,7 +165,15 @@ class Dashboard:
         pages: list[tuple[str, str, str, Callable[[Request], dict[str, Any]]]] = [
             ("/", "/dashboard", "dashboard.html", self.dashboard),
             ("/busy", "/busy", "busy.html", self.busy),
+            ("/nodes/{node_id}", "/nodes/{node_id}", "node.html", self.node),
             ("/queues", "/queues", "queues.html", self.queues),
+            # Before the queue page: a queue name may hold "/" ({name:path}).
+            (
+                "/queues/{name:path}/jobs/{jid}",
+                "/queues/{name:path}/jobs/{jid}",
+                "pending.html",
+                self.pending,
+            ),
             ("/queues/{name:path}", "/queues/{name:path}", "queue.html", self.queue),
             ("/batches", "/batches", "batches.html", self.batches),
             ("/limits", "/limits", "limits.html", self.limits),
@@ -175,6 +203,8 @@ class Dashboard:
             out.append(Route(path, page))
             out.append(Route("/api" + api_path, api))
         out.insert(0, Route("/api/stats", self._api(self.stats), name="api_stats"))
+        out.insert(0, Route("/api/nodes/{node_id}/tree", self._api(self.node_tree)))
+        out.insert(0, Route("/api/events", self.events.endpoint))
         out.insert(0, Route("/metrics", self.prometheus))
         actions = Actions(self.client, csrf, read_only=self.read_only)
         out = actions.routes() + out
@@ -208,6 +238,7 @@ def create_app(
     auth: Auth | None = None,
     prefix: str = "",
     secret: bytes | None = None,
+    event_streams: int = MAX_STREAMS,
 ) -> Starlette:
     """The dashboard for the Redis at ``redis_url``, as an ASGI app.
 
@@ -216,11 +247,12 @@ def create_app(
     forwards ``/verk/...`` unchanged); mounted in another Starlette app with
     ``Mount("/verk", app=create_app(...))`` it needs none. ``secret`` signs the CSRF
     tokens (random by default, so a restart asks browsers to reload their pages).
+    ``event_streams`` caps the ``/api/events`` streams open at once.
     """
     if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
         raise ConfigurationError(f"prefix must start with / and not end with one, got {prefix!r}")
     client = connect(redis_url, name="verk:web")
-    dashboard = Dashboard(client, redis_url, read_only=read_only)
+    dashboard = Dashboard(client, redis_url, read_only=read_only, event_streams=event_streams)
     csrf = Csrf(secret or secrets.token_bytes(32))
     routes = dashboard.routes(csrf)
     if prefix:

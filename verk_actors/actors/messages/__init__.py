@@ -14,6 +14,7 @@ as class name and text, never as exception objects. The modules group them:
 
 from verk_actors.actors.messages.base import BatchMessage, Message
 from verk_actors.actors.messages.events import (
+    CheckListeners,
     DemandBroadcast,
     DemandTimeout,
     Event,
@@ -130,6 +131,7 @@ __all__ = [
     "CheckBatches",
     "CheckDeadlines",
     "CheckLauncher",
+    "CheckListeners",
     "CheckPaused",
     "CheckStandby",
     "ChildFailed",

@@ -167,7 +167,17 @@ class DemandTimeout(Message):
 
 @attrs.frozen
 class InitEventManager(Message):
-    """Configure the EventManager (it needs nothing but to know it started)."""
+    """Configure the EventManager: with ``settings``, it publishes job events into Redis
+    while someone listens there (the dashboard's ``/api/events``)."""
+
+    settings: Any = None
+    """The node's ``Settings`` (None: no publishing into Redis)."""
+    node_id: str = ""
+
+
+@attrs.frozen
+class CheckListeners(Message):
+    """Time to ask Redis whether anyone listens to the node's job events."""
 
 
 @attrs.frozen

@@ -134,3 +134,17 @@ def find_node(client: redis.Redis, node_id: str) -> NodeInfo | None:
 def running_count(client: redis.Redis, node_id: str) -> int:
     """How many jobs the node's workers run, as the node last wrote them."""
     return int(client.hlen(keys.node_running_key(node_id)))
+
+
+def node_tree(client: redis.Redis, node_id: str) -> dict[str, Any] | None:
+    """The live tree node ``node_id`` last published (JSON as it wrote it: ``at``,
+    ``heartbeat_interval``, ``tree``); None when there is none (the node is gone, or
+    older than this feature), or it is not a JSON object."""
+    raw = client.get(keys.node_tree_key(node_id))
+    if raw is None:
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
