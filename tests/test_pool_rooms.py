@@ -12,7 +12,7 @@ from verk_actors.actors.queue import _settle as settle
 from verk_actors.actors.queue._board import MAX_JOBS, Board
 from verk_actors.actors.queue._drain import Drain
 from verk_actors.actors.queue._outcomes import FLUSH_AFTER, FLUSH_OUTCOMES, Outcomes
-from verk_actors.actors.queue._slots import BUSY, FREE, QUIET_AFTER, Pool, Slot
+from verk_actors.actors.queue._slots import BUSY, FREE, QUIET_AFTER, RETIRING, Pool, Slot
 from verk_actors.actors.queue._standby import (
     BACKLOG_AT_LEAST,
     BACKLOG_PROBE_EVERY,
@@ -49,12 +49,26 @@ def test_workers_that_keep_dying_idle_are_not_replaced(pool: Pool) -> None:
     busy = pool.slots[0]
     busy.begin(1, [(1, b"{}")], 0.0)
     pool.exited(busy)
-    assert pool.to_replace("q", 100.0) == [0]
+    assert pool.to_replace("q", 100.0) == ([0], 0)
     for n in range(6):
         pool.add(Slot(10 + n, f"idle{n}", pool.slots[0].board, pid=2000 + n))
         pool.exited(pool.slots[-1])
-    assert pool.to_replace("q", 100.0) == [10, 11, 12, 13, 14]
+    assert pool.to_replace("q", 100.0) == ([10, 11, 12, 13, 14], 0)
     assert pool.replace == []
+
+
+def test_a_recycled_worker_is_replaced_without_counting_as_a_restart(pool: Pool) -> None:
+    """Workers recycled (retiring when they exit) are always replaced, counted apart
+    from restarts, and never use up the idle-death restart intensity."""
+    for n in range(8):
+        pool.add(Slot(10 + n, f"old{n}", pool.slots[0].board, pid=3000 + n, state=RETIRING))
+        pool.exited(pool.slots[-1])
+    assert pool.to_replace("q", 100.0) == ([10 + n for n in range(8)], 8)
+    assert pool.restarts == {}
+    assert pool.recycles == {10 + n: 1 for n in range(8)}
+    pool.add(Slot(20, "idle", pool.slots[0].board, pid=4000))
+    pool.exited(pool.slots[-1])
+    assert pool.to_replace("q", 100.0) == ([20], 0)  # the intensity is untouched
 
 
 def test_a_finished_batch_gives_back_the_jobs_not_reported(pool: Pool) -> None:

@@ -255,7 +255,12 @@ class VerkRoot(LauncherWatch, RedisRequests, EventRouting):
         try:
             if self.settings is None:
                 raise ConfigurationError(NOT_CONFIGURED)
-            spec = QueueSpec.checked(message.name, message.concurrency)
+            spec = QueueSpec.checked(
+                message.name,
+                message.concurrency,
+                max_jobs=message.max_jobs,
+                max_memory=message.max_memory,
+            )
             if spec.name in self.queue_specs:
                 raise ConfigurationError(f"queue {spec.name!r} already runs on this node")
         except VerkError as exc:

@@ -8,9 +8,14 @@ or the README's configuration reference)::
     imports = ["myapp.workers"]
     poll_interval = 0.5
 
-    [queues]            # or: queues = ["default=25", "mail=5"]
+    [queues]            # or: queues = ["default=25", "mail=5", "images=4:max_jobs=100"]
     default = 25
     mail = 5
+
+    [queues.images]     # a queue with its own recycling limits
+    concurrency = 4
+    max_jobs = 100      # a new worker process after 100 jobs
+    max_memory = 300    # or once one passes 300 MB resident
 
 An unknown key, a value of the wrong type or a file that is not TOML is refused with
 a ConfigurationError naming the file, the key and what to write instead.
@@ -66,7 +71,12 @@ def _queue_specs(path: Path, raw: Any) -> tuple[QueueSpec, ...]:
     how = 'write a table ([queues] then default = 25) or a list (queues = ["default=25"])'
     try:
         if isinstance(raw, dict):
-            return tuple(QueueSpec.checked(str(name), n) for name, n in raw.items())
+            return tuple(
+                QueueSpec.checked(str(name), **n)
+                if isinstance(n, dict)
+                else QueueSpec.checked(str(name), n)
+                for name, n in raw.items()
+            )
         if isinstance(raw, list) and all(isinstance(item, str) for item in raw):
             return tuple(QueueSpec.parse(item) for item in raw)
     except ConfigurationError as exc:
@@ -76,8 +86,8 @@ def _queue_specs(path: Path, raw: Any) -> tuple[QueueSpec, ...]:
 
 def _cron_entries(path: Path, raw: Any) -> tuple[CronEntry, ...]:
     how = (
-        "write a table per entry ([cron.report] then class = \"Report\" and "
-        "cron = \"0 9 * * *\") or a list (cron = [\"report=Report 0 9 * * *\"])"
+        'write a table per entry ([cron.report] then class = "Report" and '
+        'cron = "0 9 * * *") or a list (cron = ["report=Report 0 9 * * *"])'
     )
     try:
         if isinstance(raw, dict) and all(isinstance(t, dict) for t in raw.values()):

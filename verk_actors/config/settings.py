@@ -35,76 +35,22 @@ from verk_actors.config._checks import (
     positive,
     url,
     whole,
+    whole_or_none,
 )
 from verk_actors.config.log_format import FORMATS
+from verk_actors.config.queue_spec import DEFAULT_CONCURRENCY as DEFAULT_CONCURRENCY  # noqa: PLC0414
+from verk_actors.config.queue_spec import QueueSpec as QueueSpec  # noqa: PLC0414 (re-exported)
 from verk_actors.config.redis_url import redact_url
-from verk_actors.errors import ConfigurationError, InvalidJobError
+from verk_actors.errors import ConfigurationError
 from verk_actors.jobs.cron import CronEntry, check_catch_up, cron_entries
-from verk_actors.jobs.job import check_queue_name
 
 log = logging.getLogger(__name__)
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-DEFAULT_CONCURRENCY = 25
 DAY = 86_400.0
 
 TEST_ONLY = frozenset({"allow_in_process"})
 """Fields no flag, variable or config file sets (switches for unit tests)."""
-
-
-def _spec_name(_inst: object, _attr: object, value: Any) -> None:
-    try:
-        check_queue_name(value)
-    except InvalidJobError as exc:
-        raise ConfigurationError(str(exc)) from None
-
-
-def _spec_concurrency(inst: Any, _attr: object, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigurationError(
-            f"queue {inst.name!r}: concurrency must be a whole number of at least 1, "
-            f"got {value!r}"
-        )
-
-
-@attrs.frozen
-class QueueSpec:
-    """A queue this node works on, and how many jobs of it run at once (at least 1)."""
-
-    name: str = attrs.field(validator=_spec_name)
-    concurrency: int = attrs.field(default=DEFAULT_CONCURRENCY, validator=_spec_concurrency)
-
-    @classmethod
-    def parse(cls, text: str) -> QueueSpec:
-        """Read ``NAME`` or ``NAME=CONCURRENCY`` (as given to ``--queue``).
-
-        ``NAME`` alone takes the default concurrency, and says so in the log: Sidekiq's
-        ``-q NAME`` takes no concurrency (its ``-c`` is global), so a Sidekiq user
-        writes it expecting a sensible default, not a silent one.
-        """
-        name, sep, count = text.partition("=")
-        if not sep:
-            spec = cls(name.strip(), DEFAULT_CONCURRENCY)
-            log.info(
-                "queue %s: %d workers, the default (write %s=N to choose)",
-                spec.name,
-                DEFAULT_CONCURRENCY,
-                spec.name,
-            )
-            return spec
-        try:
-            concurrency = int(count)
-        except ValueError:
-            raise ConfigurationError(
-                f"queue spec {text!r}: concurrency {count!r} is not a whole number; "
-                "write NAME=CONCURRENCY, e.g. default=25"
-            ) from None
-        return cls(name.strip(), concurrency)
-
-    @classmethod
-    def checked(cls, name: str, concurrency: int) -> QueueSpec:
-        """A QueueSpec, or ConfigurationError saying what is wrong with it."""
-        return cls(name, concurrency)
 
 
 def _queues(value: Iterable[QueueSpec]) -> tuple[QueueSpec, ...]:
@@ -117,8 +63,7 @@ def _queues(value: Iterable[QueueSpec]) -> tuple[QueueSpec, ...]:
     for spec in specs:
         if not isinstance(spec, QueueSpec):
             raise ConfigurationError(
-                f"queues must hold QueueSpec values, e.g. QueueSpec('default', 25), "
-                f"got {spec!r}"
+                f"queues must hold QueueSpec values, e.g. QueueSpec('default', 25), got {spec!r}"
             )
     names = [spec.name for spec in specs]
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -250,6 +195,24 @@ class Settings:
         metadata=_meta(
             "ticks of a cron entry that no node was up to enqueue: latest enqueues the "
             "most recent once when a node starts, skip none"
+        ),
+    )
+    max_jobs_per_worker: int | None = attrs.field(
+        default=None,
+        validator=whole_or_none("max_jobs_per_worker"),
+        metadata=_meta(
+            "replace a worker process after it has run this many jobs (a queue's own "
+            "max_jobs, in --queue NAME=N:max_jobs=J, wins)",
+            shown="no limit",
+        ),
+    )
+    max_memory_per_worker: int | None = attrs.field(
+        default=None,
+        validator=whole_or_none("max_memory_per_worker"),
+        metadata=_meta(
+            "replace a worker process, after its job, once its resident memory passes "
+            "this many MB (a queue's own max_memory wins)",
+            shown="no limit",
         ),
     )
     allow_in_process: bool = attrs.field(
@@ -431,6 +394,4 @@ def read_text(field: str, text: str) -> Any:
     try:
         return kind(text)
     except ValueError:
-        raise ConfigurationError(
-            f"{text!r} is not {KIND_WORDS.get(kind, kind.__name__)}"
-        ) from None
+        raise ConfigurationError(f"{text!r} is not {KIND_WORDS.get(kind, kind.__name__)}") from None

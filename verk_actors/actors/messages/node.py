@@ -46,10 +46,13 @@ class Enqueue(Message):
 
 @attrs.frozen
 class AddQueue(Message):
-    """Start working on a queue. Reply: ``QueueAdded``."""
+    """Start working on a queue. Reply: ``QueueAdded``. ``max_jobs``, ``max_memory``:
+    the queue's recycling limits (``QueueSpec``)."""
 
     name: str
     concurrency: int
+    max_jobs: int | None = None
+    max_memory: int | None = None
 
 
 @attrs.frozen

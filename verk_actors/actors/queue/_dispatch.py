@@ -81,6 +81,8 @@ class Dispatch:
         while self.held and free:
             count = 1 if few else share(len(self.held), len(free), size)
             slot = free.pop(0)
+            if slot.quota is not None:  # it is recycled after its quota: no more
+                count = min(count, slot.quota)
             handed.append((slot, self.hand_out(slot, count, now)))
         if not may_ask or self.asked:
             return handed, 0

@@ -37,6 +37,7 @@ from verk_actors.actors.messages import (
 )
 from verk_actors.actors.queue._board import MAX_TEXT, Board
 from verk_actors.actors.queue._cpu_gauge import cpu_clock
+from verk_actors.actors.queue._recycle import Lifetime
 from verk_actors.actors.queue._report import Report
 from verk_actors.actors.queue._standby_worker import (
     STANDBY_REPORT_LATEST,
@@ -71,6 +72,7 @@ class WorkerActor(VerkActor):
         self.hooks = Hooks()
         self.board: Board | None = None
         self.standby = StandbyRun()
+        self.lifetime = Lifetime()
         self.reports = 0
         """Reports sent for the current batch (each ``JobsDone`` carries its number)."""
 
@@ -78,7 +80,10 @@ class WorkerActor(VerkActor):
         self, to: Any, report: Report, batch: int, *, finished: bool, taken: Taken = ()
     ) -> None:
         self.reports += 1
-        self.send(to, report.message(batch, self.reports, finished=finished, taken=taken))
+        retire = self.lifetime.retire if finished else ""
+        self.send(
+            to, report.message(batch, self.reports, finished=finished, taken=taken, retire=retire)
+        )
 
     def receiveMsg_InitWorker(self, message: InitWorker, sender: Any) -> None:
         self.init = message
@@ -87,6 +92,7 @@ class WorkerActor(VerkActor):
             self.hooks = Hooks(message.settings.error_handlers, message.settings.death_handlers)
             self.board = Board(Path(message.board_path))
             self.board.allow_take_back()
+            self.lifetime = Lifetime(message.max_jobs, message.max_memory)
         except Exception as exc:
             log.error("worker %s/%d cannot start: %s", message.queue, message.index, exc)
             self.send(sender, ChildFailed(type(exc).__name__, str(exc)))
@@ -106,6 +112,8 @@ class WorkerActor(VerkActor):
         last_report = time.monotonic()
         last = len(jobs) - 1
         for index, job in enumerate(jobs):
+            if self.lifetime.retire:
+                break  # to be recycled: the jobs it did not start go back to the queue
             now = self._run_one(
                 board, batch, job, index=index, report=report, detail=message.detail
             )
@@ -140,6 +148,7 @@ class WorkerActor(VerkActor):
         failure = execute(prepared, ref, settings)
         now = time.monotonic()
         board.job_ended(batch, index, failure is None)
+        self.lifetime.job_ran()
         if settings.metrics_port is not None:
             if report.timings is None:
                 report.timings = []
@@ -190,7 +199,7 @@ class WorkerActor(VerkActor):
         return None
 
     def receiveMsg_Standby(self, message: Standby, sender: Any) -> None:
-        if self.init is None or self.board is None or self.standby.current is not None:
+        if self.init is None or self.board is None or self.standby.current or self.lifetime.retire:
             self.send(sender, JobsDone(message.batch, (), 0.0, (), finished=True))
             return
         self.reports = 0
@@ -260,7 +269,7 @@ class WorkerActor(VerkActor):
         report = standby.running(ref, text)
         self._run_one(board, batch, (ref, text), index=index, report=report, detail=True)
         wall, clock = time.monotonic() - began, standby.wait_clock
-        if standby.ending or standby.full():
+        if standby.ending or standby.full() or self.lifetime.retire:
             on_cpu, waiting = cpu_clock()
             report.add_load(wall, on_cpu - clock[0], waiting - clock[1])
             self._end_standby()

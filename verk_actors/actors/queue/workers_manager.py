@@ -12,6 +12,7 @@ The actor composes its rooms and does the messaging and the timers:
 - ``_standby``: on an idle queue one free worker waits on the queue itself;
 - ``_settle``: what a worker's progress board says: a job past its time limit, jobs
   held up behind a long job (taken back), the batch of a worker that died;
+- ``_recycle``: a worker past its queue's ``max_jobs``/``max_memory`` replaced;
 - ``_event_demand``: which queue and job events someone wants;
 - ``_metrics_tally``: when the node serves metrics, the jobs' outcomes and run times,
   sent as running totals to the MetricsActor about once a second.
@@ -27,7 +28,7 @@ import os
 import time
 from typing import Any, ClassVar
 
-from thespian.actors import ChildActorExited
+from thespian.actors import ActorExitRequest, ChildActorExited
 
 from verk_actors.actors._metrics_tally import JobTally
 from verk_actors.actors.base import VerkActor
@@ -56,6 +57,7 @@ from verk_actors.actors.messages import (
     TreeNode,
 )
 from verk_actors.actors.queue import _board as boards
+from verk_actors.actors.queue import _recycle as recycle
 from verk_actors.actors.queue import _settle as settle
 from verk_actors.actors.queue._batches import BatchSizer
 from verk_actors.actors.queue._board import Board
@@ -137,10 +139,11 @@ class WorkersManager(VerkActor):
         except BaseException:
             board.close()  # no worker will ever open it
             raise
-        self.pool.add(Slot(index, address, board))
+        jobs, memory = recycle.limits(self.init.queue, self.init.settings)
+        self.pool.add(Slot(index, address, board, quota=jobs or None))
+        path, node = str(board.path), self.init.node_id
         self.send(
-            address,
-            InitWorker(self.init.settings, self.queue, index, str(board.path), self.init.node_id),
+            address, InitWorker(self.init.settings, self.queue, index, path, node, jobs, memory)
         )
 
     def tree_node(self, message: DescribeTree) -> TreeNode:
@@ -202,11 +205,11 @@ class WorkersManager(VerkActor):
         if self.exiting or self.drain.active:
             self.pool.replace.clear()
             return
-        started = self.pool.to_replace(self.queue, time.monotonic())
+        started, recycled = self.pool.to_replace(self.queue, time.monotonic())
         for index in started:
             self._start_worker(index)
         if self.tally is not None:
-            self.tally.worker_replaced(len(started))
+            self.tally.worker_replaced(len(started) - recycled, recycled)
 
     # --- metrics -----------------------------------------------------------------------------
 
@@ -273,6 +276,7 @@ class WorkersManager(VerkActor):
         if message.taken:
             self._adopt(slot, message.taken)
         self.outcomes.add_report(slot, message, self.dispatch.sizer, self.queue)
+        recycle.noted(slot, message)
         if self.tally is not None:
             self.tally.done(message)
         if message.details:
@@ -283,6 +287,8 @@ class WorkersManager(VerkActor):
             # A job the worker did not report did not run: it goes back to the queue.
             self.outcomes.requeued.extend(slot.finish())
             self.standby.gone(slot)
+            if recycle.retiring(slot, self.queue, slot.heard_at):
+                self.send(slot.address, ActorExitRequest())
         self._run()
 
     def _run(self) -> None:
@@ -413,13 +419,7 @@ class WorkersManager(VerkActor):
             return
         self.dispatch.held[:0] = jobs
         self.events.taken_back(jobs)
-        log.info(
-            "queue %s: worker %d is inside a long job; %d jobs waiting behind it in its "
-            "batch go to other workers",
-            self.queue,
-            slot.index,
-            len(jobs),
-        )
+        settle.log_taken_back(self.queue, slot.index, len(jobs))
 
     # --- drain and stop ------------------------------------------------------------------------
 
