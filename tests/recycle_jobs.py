@@ -7,6 +7,7 @@ and that every job ran exactly once.
 from __future__ import annotations
 
 import os
+import time
 
 from tests.jobs import client
 from verk_actors import Worker
@@ -29,4 +30,12 @@ class WhoRan(Worker):
     """Records its jid and the pid of the process that ran it."""
 
     def perform(self, url: str, key: str) -> None:
+        client(url).rpush(key, f"{self.job.jid}:{os.getpid()}")
+
+
+class SlowWhoRan(Worker):
+    """Sleeps ``seconds`` (a job that waits), then records its jid and pid."""
+
+    def perform(self, url: str, key: str, seconds: float) -> None:
+        time.sleep(seconds)
         client(url).rpush(key, f"{self.job.jid}:{os.getpid()}")

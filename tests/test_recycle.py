@@ -16,6 +16,7 @@ from tests.nodeproc import ROOT, NodeProcess
 from tests.servers import RedisServer, free_port
 from tests.test_metrics import ready, scrape, total
 from verk_actors import Client, QueueSpec
+from verk_actors.actors.messages import AddQueue, QueueAdded
 from verk_actors.config.file import load_config
 from verk_actors.config.settings import Settings
 from verk_actors.errors import ConfigurationError
@@ -107,10 +108,11 @@ def test_max_jobs_caps_each_worker_process(redis_server: RedisServer, r: redis.R
 
 
 def test_limits_are_read_from_every_door(tmp_path) -> None:
-    """--queue NAME=N:max_jobs=J:max_memory=M, a TOML table and VERK_* set the limits;
+    """--queue NAME=N:max_jobs=J:max_memory=M:min_workers=F, a TOML table and VERK_* set
+    the limits;
     a bad option is refused saying what to write."""
-    spec = QueueSpec.parse("images=4:max_jobs=100:max_memory=300")
-    assert (spec.concurrency, spec.max_jobs, spec.max_memory) == (4, 100, 300)
+    spec = QueueSpec.parse("images=4:max_jobs=100:max_memory=300:min_workers=1")
+    assert (spec.concurrency, spec.max_jobs, spec.max_memory, spec.min_workers) == (4, 100, 300, 1)
     config = tmp_path / "verk.toml"
     config.write_text("[queues.images]\nconcurrency = 4\nmax_memory = 300\n")
     assert load_config(config)["queues"] == (QueueSpec("images", 4, max_memory=300),)
@@ -123,3 +125,17 @@ def test_limits_are_read_from_every_door(tmp_path) -> None:
         QueueSpec.parse("images=4:max_job=5")
     with pytest.raises(ConfigurationError, match="at least 0"):
         QueueSpec("images", 4, max_memory=-1)
+
+
+def test_a_queue_added_at_runtime_takes_its_limits(start_verk, redis_server, r) -> None:
+    """AddQueue with max_jobs 2: each of its worker processes runs at most 2 jobs."""
+    node = start_verk(imports=("tests.jobs", "tests.recycle_jobs"))
+    reply = node.asys.ask(node.root, AddQueue("mail", 2, max_jobs=2, min_workers=1), 10)
+    assert isinstance(reply, QueueAdded), reply
+    with Client(url=redis_server.url) as client:
+        jids = {client.enqueue("WhoRan", redis_server.url, "ran", queue="mail") for _ in range(12)}
+    wait_for(lambda: r.llen("ran") == 12, timeout=60)
+    runs = _runs(r, "ran")
+    assert sorted(jid for jid, _ in runs) == sorted(jids)
+    assert max(collections.Counter(pid for _, pid in runs).values()) <= 2
+    node.stop()

@@ -260,6 +260,7 @@ class VerkRoot(LauncherWatch, RedisRequests, EventRouting):
                 message.concurrency,
                 max_jobs=message.max_jobs,
                 max_memory=message.max_memory,
+                min_workers=message.min_workers,
             )
             if spec.name in self.queue_specs:
                 raise ConfigurationError(f"queue {spec.name!r} already runs on this node")

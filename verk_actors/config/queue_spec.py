@@ -38,8 +38,8 @@ def _spec_limit(inst: Any, attr: Any, value: Any) -> None:
         )
 
 
-RECYCLE_OPTIONS = ("max_jobs", "max_memory")
-"""A queue's own recycling limits, written ``NAME=CONCURRENCY:max_jobs=N:max_memory=MB``."""
+QUEUE_OPTIONS = ("max_jobs", "max_memory", "min_workers")
+"""A queue's own options, written ``NAME=CONCURRENCY:max_jobs=N:max_memory=MB:min_workers=F``."""
 
 
 @attrs.frozen
@@ -49,12 +49,16 @@ class QueueSpec:
     ``max_jobs`` and ``max_memory`` (MB of resident memory) replace a worker process
     of the queue once it has run that many jobs or grown that big, between two jobs;
     None takes the node's ``max_jobs_per_worker``/``max_memory_per_worker``, 0 is no limit.
+    ``min_workers``: the worker processes kept when the queue is idle (the others
+    start as work comes and go after ``worker_idle_timeout``); None takes the node's
+    ``min_workers``, which by default keeps them all.
     """
 
     name: str = attrs.field(validator=_spec_name)
     concurrency: int = attrs.field(default=DEFAULT_CONCURRENCY, validator=_spec_concurrency)
     max_jobs: int | None = attrs.field(default=None, validator=_spec_limit, kw_only=True)
     max_memory: int | None = attrs.field(default=None, validator=_spec_limit, kw_only=True)
+    min_workers: int | None = attrs.field(default=None, validator=_spec_limit, kw_only=True)
 
     @classmethod
     def parse(cls, text: str) -> QueueSpec:
@@ -89,11 +93,11 @@ class QueueSpec:
     def checked(cls, name: str, concurrency: Any = DEFAULT_CONCURRENCY, **limits: Any) -> QueueSpec:
         """A QueueSpec, or ConfigurationError saying what is wrong with it (``limits``:
         ``max_jobs``, ``max_memory``)."""
-        unknown = sorted(set(limits) - set(RECYCLE_OPTIONS))
+        unknown = sorted(set(limits) - set(QUEUE_OPTIONS))
         if unknown:
             raise ConfigurationError(
                 f"queue {name!r}: unknown option {unknown[0]!r}; a queue takes "
-                f"concurrency, {' and '.join(RECYCLE_OPTIONS)}"
+                f"concurrency, {', '.join(QUEUE_OPTIONS)}"
             )
         return cls(name, concurrency, **limits)
 

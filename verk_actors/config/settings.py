@@ -215,6 +215,21 @@ class Settings:
             shown="no limit",
         ),
     )
+    min_workers: int | None = attrs.field(
+        default=None,
+        validator=whole_or_none("min_workers"),
+        metadata=_meta(
+            "worker processes each queue keeps when idle; the others start as jobs come "
+            "and stop after worker_idle_timeout (a queue's own min_workers, in --queue "
+            "NAME=N:min_workers=M, wins)",
+            shown="all (concurrency)",
+        ),
+    )
+    worker_idle_timeout: float = attrs.field(
+        default=60.0,
+        validator=positive("worker_idle_timeout"),
+        metadata=_meta("seconds a worker above min_workers stays idle before it stops"),
+    )
     allow_in_process: bool = attrs.field(
         default=False,
         validator=flag,

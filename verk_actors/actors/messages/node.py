@@ -47,12 +47,13 @@ class Enqueue(Message):
 @attrs.frozen
 class AddQueue(Message):
     """Start working on a queue. Reply: ``QueueAdded``. ``max_jobs``, ``max_memory``:
-    the queue's recycling limits (``QueueSpec``)."""
+    the queue's recycling limits; ``min_workers``: its lazy pool's floor (``QueueSpec``)."""
 
     name: str
     concurrency: int
     max_jobs: int | None = None
     max_memory: int | None = None
+    min_workers: int | None = None
 
 
 @attrs.frozen

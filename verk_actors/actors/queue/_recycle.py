@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any
 
-from verk_actors.actors.messages import JobsDone
-from verk_actors.actors.queue._slots import RETIRING, Slot
+from verk_actors.actors.messages import InitWorker, InitWorkersManager, JobsDone
+from verk_actors.actors.queue._board import Board
+from verk_actors.actors.queue._slots import RETIRING, Pool, Slot
 from verk_actors.config.queue_spec import QueueSpec
 from verk_actors.config.settings import Settings
 
@@ -41,6 +43,17 @@ def limits(spec: QueueSpec, settings: Settings) -> tuple[int, int]:
     jobs = spec.max_jobs if spec.max_jobs is not None else settings.max_jobs_per_worker
     memory = spec.max_memory if spec.max_memory is not None else settings.max_memory_per_worker
     return jobs or 0, memory or 0
+
+
+def new_worker(
+    pool: Pool, init: InitWorkersManager, index: int, address: Any, board: Board
+) -> InitWorker:
+    """Add a new worker's slot to ``pool``, with the jobs it may run, and return what
+    the worker is told (its recycling limits included)."""
+    jobs, memory = limits(init.queue, init.settings)
+    pool.add(Slot(index, address, board, quota=jobs or None))
+    path = str(board.path)
+    return InitWorker(init.settings, init.queue.name, index, path, init.node_id, jobs, memory)
 
 
 def resident_bytes() -> int:

@@ -68,6 +68,8 @@ class Slot:
     retiring: str = ""
     """Why its worker asked to be recycled (``_recycle``); ``retired_at``: when asked to exit."""
     retired_at: float = 0.0
+    shrink: bool = False
+    """Asked to exit because idle above the floor (``_lazy``): not replaced."""
 
     def begin(self, batch: int, jobs: list[tuple[int, bytes]], now: float) -> None:
         """A new batch (or standby) goes to this worker."""
@@ -159,6 +161,8 @@ class Pool:
         """``slot``'s worker exited: the slot leaves the pool, to be replaced."""
         self.slots.remove(slot)
         self._by_address = {k: v for k, v in self._by_address.items() if v is not slot}
+        if slot.shrink:
+            return
         recycled = slot.state == RETIRING
         self.replace.append(
             (slot.index, 0 if recycled else None if slot.state == BUSY else slot.pid)

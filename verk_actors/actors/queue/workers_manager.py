@@ -12,7 +12,7 @@ The actor composes its rooms and does the messaging and the timers:
 - ``_standby``: on an idle queue one free worker waits on the queue itself;
 - ``_settle``: what a worker's progress board says: a job past its time limit, jobs
   held up behind a long job (taken back), the batch of a worker that died;
-- ``_recycle``: a worker past its queue's ``max_jobs``/``max_memory`` replaced;
+- ``_recycle``, ``_lazy``: workers recycled after many jobs, started and stopped lazily;
 - ``_event_demand``: which queue and job events someone wants;
 - ``_metrics_tally``: when the node serves metrics, the jobs' outcomes and run times,
   sent as running totals to the MetricsActor about once a second.
@@ -44,7 +44,6 @@ from verk_actors.actors.messages import (
     DrainTimeout,
     EventsWanted,
     FlushOutcomes,
-    InitWorker,
     InitWorkersManager,
     JobsDequeued,
     JobsDone,
@@ -64,6 +63,7 @@ from verk_actors.actors.queue._board import Board
 from verk_actors.actors.queue._dispatch import Dispatch
 from verk_actors.actors.queue._drain import Drain
 from verk_actors.actors.queue._event_demand import EventDemand
+from verk_actors.actors.queue._lazy import LazyPool
 from verk_actors.actors.queue._outcomes import Outcomes
 from verk_actors.actors.queue._settle import BATCH_CHECK, DEADLINE_CHECK
 from verk_actors.actors.queue._slots import BUSY, REPLACE_AFTER, Pool, Slot
@@ -119,7 +119,8 @@ class WorkersManager(VerkActor):
         if swept:
             log.info("queue %s: removed %d board file(s) of managers that died", self.queue, swept)
         self.dispatch.sizer = BatchSizer(max(1, min(message.settings.max_batch, boards.MAX_JOBS)))
-        for index in range(message.queue.concurrency):
+        self.dispatch.lazy = LazyPool.of(message.queue, message.settings)
+        for index in self.dispatch.lazy.first():
             self._start_worker(index)
         if self.running_jobs is None:
             self.running_jobs = RunningJobs(message.settings, message.node_id, self.queue)
@@ -139,12 +140,7 @@ class WorkersManager(VerkActor):
         except BaseException:
             board.close()  # no worker will ever open it
             raise
-        jobs, memory = recycle.limits(self.init.queue, self.init.settings)
-        self.pool.add(Slot(index, address, board, quota=jobs or None))
-        path, node = str(board.path), self.init.node_id
-        self.send(
-            address, InitWorker(self.init.settings, self.queue, index, path, node, jobs, memory)
-        )
+        self.send(address, recycle.new_worker(self.pool, self.init, index, address, board))
 
     def tree_node(self, message: DescribeTree) -> TreeNode:
         busy = sum(1 for s in self.pool.slots if s.state == BUSY)
@@ -300,6 +296,8 @@ class WorkersManager(VerkActor):
             time.monotonic(),
             may_ask=not (self.drain.active or self.standby.waits_idle),
         )
+        for index in self.dispatch.to_start(self.pool):
+            self._start_worker(index)
         for slot, jobs in handed:
             self.send(slot.address, RunJobs(slot.batch, tuple(jobs), detail=self.events.jobs))
             if self.events.jobs:
@@ -385,6 +383,8 @@ class WorkersManager(VerkActor):
             return
         now = time.monotonic()
         settle.kill_past_deadline(self.pool.slots, now, self.queue)
+        for slot in self.dispatch.lazy.to_stop(self.pool, now, self.queue):
+            self.send(slot.address, ActorExitRequest())
         self.after(DEADLINE_CHECK, CheckDeadlines())
         shown = self.running_jobs
         if shown is not None and shown.due(now):
