@@ -63,8 +63,9 @@ def test_a_recycled_worker_is_replaced_without_counting_as_a_restart(pool: Pool)
     """Workers recycled (retiring when they exit) are always replaced, counted apart
     from restarts, and never use up the idle-death restart intensity."""
     for n in range(8):
-        pool.add(Slot(10 + n, f"old{n}", pool.slots[0].board, pid=3000 + n, state=RETIRING))
-        pool.exited(pool.slots[-1])
+        pool.add(Slot(10 + n, f"old{n}", pool.slots[0].board, pid=3000 + n, state=FREE))
+        pool.recycle(pool.slots[-1], 0.0)
+        pool.exited(pool.slots[-1])  # after its replacement was due: no second one
     assert pool.to_replace("q", 100.0) == ([10 + n for n in range(8)], 8)
     assert pool.restarts == {}
     assert pool.recycles == {10 + n: 1 for n in range(8)}
@@ -190,7 +191,7 @@ def test_the_lazy_pool_stops_idle_workers_above_its_floor(pool: Pool) -> None:
     assert lazy.to_stop(pool, 9.0, "q") == []
     stopped = lazy.to_stop(pool, 10.0, "q")
     assert [s.index for s in stopped] == [2, 1]
-    assert all(s.state == RETIRING and s.shrink for s in stopped)
+    assert all(s.state == RETIRING for s in stopped)
     for slot in stopped:
         pool.exited(slot)
     assert pool.replace == []

@@ -102,6 +102,11 @@ class Dispatch:
         )
         return handed, want
 
+    def lazy_pool(self, lazy: LazyPool) -> range:
+        """Start the pool lazily as ``lazy`` says; returns the slots to start now."""
+        self.lazy = lazy
+        return lazy.first()
+
     def to_start(self, pool: Pool) -> list[int]:
         """Slots the lazy pool starts a worker in now, for the jobs held."""
         return self.lazy.to_start(pool, len(self.held), self.room)

@@ -81,7 +81,6 @@ class LazyPool:
         for slot in stopped:
             slot.state = RETIRING
             slot.retired_at = now
-            slot.shrink = True
             del self.free_since[slot.index]
         if stopped:
             log.info(

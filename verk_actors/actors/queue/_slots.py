@@ -68,8 +68,6 @@ class Slot:
     retiring: str = ""
     """Why its worker asked to be recycled (``_recycle``); ``retired_at``: when asked to exit."""
     retired_at: float = 0.0
-    shrink: bool = False
-    """Asked to exit because idle above the floor (``_lazy``): not replaced."""
 
     def begin(self, batch: int, jobs: list[tuple[int, bytes]], now: float) -> None:
         """A new batch (or standby) goes to this worker."""
@@ -147,7 +145,8 @@ class Pool:
         self.slots: list[Slot] = []
         self._by_address: dict[str, Slot] = {}
         self.replace: list[tuple[int, int | None]] = []
-        """Slots whose worker exited: (index, pid if it exited while idle; 0: recycled)."""
+        """Slots to start a worker in: (index, pid if its worker exited while idle; 0:
+        its worker is being recycled)."""
         self.idle_restarts = RestartIntensity(5, 10.0)
         self.restarts: dict[int, int] = {}
         """Workers started in each slot after its first, for the tree view."""
@@ -161,12 +160,16 @@ class Pool:
         """``slot``'s worker exited: the slot leaves the pool, to be replaced."""
         self.slots.remove(slot)
         self._by_address = {k: v for k, v in self._by_address.items() if v is not slot}
-        if slot.shrink:
-            return
-        recycled = slot.state == RETIRING
-        self.replace.append(
-            (slot.index, 0 if recycled else None if slot.state == BUSY else slot.pid)
-        )
+        if slot.state == RETIRING:
+            return  # recycled: replaced already; idle above the floor: not replaced
+        self.replace.append((slot.index, None if slot.state == BUSY else slot.pid))
+
+    def recycle(self, slot: Slot, now: float) -> None:
+        """``slot``'s worker is asked to exit for a recycle: a new one starts in its slot
+        at once (both are in the pool until the old one has exited)."""
+        slot.state = RETIRING
+        slot.retired_at = now
+        self.replace.append((slot.index, 0))
 
     def to_replace(self, queue: str, now: float) -> tuple[list[int], int]:
         """The slots to start a new worker in: each whose worker exited, unless workers

@@ -119,8 +119,7 @@ class WorkersManager(VerkActor):
         if swept:
             log.info("queue %s: removed %d board file(s) of managers that died", self.queue, swept)
         self.dispatch.sizer = BatchSizer(max(1, min(message.settings.max_batch, boards.MAX_JOBS)))
-        self.dispatch.lazy = LazyPool.of(message.queue, message.settings)
-        for index in self.dispatch.lazy.first():
+        for index in self.dispatch.lazy_pool(LazyPool.of(message.queue, message.settings)):
             self._start_worker(index)
         if self.running_jobs is None:
             self.running_jobs = RunningJobs(message.settings, message.node_id, self.queue)
@@ -283,8 +282,9 @@ class WorkersManager(VerkActor):
             # A job the worker did not report did not run: it goes back to the queue.
             self.outcomes.requeued.extend(slot.finish())
             self.standby.gone(slot)
-            if recycle.retiring(slot, self.queue, slot.heard_at):
+            if recycle.retiring(slot, self.pool, self.queue):
                 self.send(slot.address, ActorExitRequest())
+                self.send(self.myAddress, ReplaceWorkers())  # not waiting for its exit
         self._run()
 
     def _run(self) -> None:
