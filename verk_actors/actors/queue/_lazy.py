@@ -73,9 +73,7 @@ class LazyPool:
         since = {s.index: self.free_since.get(s.index, now) for s in pool.slots if s.state == FREE}
         self.free_since = since
         up = sum(1 for s in pool.slots if s.state not in (RETIRING, BROKEN)) - self.floor
-        idle = [
-            s for s in pool.slots if s.index in since and now - since[s.index] >= self.idle_after
-        ]
+        idle = [s for s in pool.free() if now - since[s.index] >= self.idle_after]
         # The last slots in pool order go first: the first ones stay warm.
         stopped = sorted(idle, key=lambda s: s.index, reverse=True)[: max(0, up)]
         for slot in stopped:
