@@ -89,6 +89,8 @@ class BenchOptions:
 
     jobs: int = DEFAULT_JOBS
     concurrency: int | None = None
+    min_workers: int | None = None
+    """Workers the queue starts with, the rest as jobs come (None: all, the default)."""
     latency: bool = False
     incr: bool = True
     redis_url: str | None = None
@@ -258,6 +260,7 @@ def _run(
         imports=(workload.__name__,),
         job_logs=options.job_logs,
         metrics_port=free_port() if options.metrics else None,
+        min_workers=options.min_workers,
     )
     admin_port = free_port()
     if options.job_logs:
