@@ -139,3 +139,26 @@ def test_a_queue_added_at_runtime_takes_its_limits(start_verk, redis_server, r) 
     assert sorted(jid for jid, _ in runs) == sorted(jids)
     assert max(collections.Counter(pid for _, pid in runs).values()) <= 2
     node.stop()
+
+
+def test_a_batch_cut_short_by_a_recycle_gives_back_its_other_jobs(
+    start_verk, redis_server, r
+) -> None:
+    """A backlog on one worker goes out in batches; the worker that passes max_memory
+    mid-batch starts none of the rest: they go back to the queue and each job still
+    runs exactly once."""
+    with Client(url=redis_server.url) as client:
+        jids = {client.enqueue("Leak", redis_server.url, "ran") for _ in range(40)}
+    node = start_verk(
+        queues=(QueueSpec("default", 1, max_memory=150),),
+        imports=("tests.jobs", "tests.recycle_jobs"),
+    )
+    wait_for(lambda: r.llen("ran") == 40, timeout=180)
+    runs = _runs(r, "ran")
+    assert sorted(jid for jid, _ in runs) == sorted(jids)
+    per_pid = collections.Counter(pid for _, pid in runs)
+    assert max(per_pid.values()) <= 8, per_pid
+    assert len(per_pid) >= 6, per_pid
+    assert r.zcard("retry") == 0 and r.zcard("dead") == 0
+    wait_for(lambda: not r.exists(f"inprogress:default:{node.node_id}"))
+    node.stop()
