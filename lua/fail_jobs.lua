@@ -1,31 +1,40 @@
--- fail_jobs.lua: record failed jobs: in one step each leaves in-progress and enters
--- retry or dead; failures are counted; the dead set is trimmed by age and size.
+-- fail_jobs.lua: record jobs that ended without success: in one step each leaves
+-- in-progress and enters retry or dead (a failure), or schedule (deferred: a rate or
+-- concurrency limiter was full, so it did not run); failures are counted, deferrals
+-- are not; the dead set is trimmed by age and size.
 --
 -- KEYS[1]  inprogress:<q>:<node>
 -- KEYS[2]  retry
 -- KEYS[3]  dead
 -- KEYS[4]  stat:processed          KEYS[5]  stat:processed:<yyyy-mm-dd>  KEYS[6]  stat:processed:<q>
 -- KEYS[7]  stat:failed             KEYS[8]  stat:failed:<yyyy-mm-dd>     KEYS[9]  stat:failed:<q>
+-- KEYS[10] schedule
 -- ARGV[1]  now (unix seconds)
 -- ARGV[2]  seconds a dead job is kept
 -- ARGV[3]  most jobs kept in dead
 -- ARGV[4]  seconds to keep the per-day counters (set when a counter is created)
 -- ARGV[5..] groups of four: original text (as stored in in-progress), target
---           ('retry' or 'dead'), score (unix seconds), failed text (built by Python)
+--           ('retry', 'dead' or 'schedule'), score (unix seconds), the text to store
+--           (built by Python)
 --
--- Returns: how many failed jobs were recorded. A job that is no longer in the
--- in-progress list (recovered by another node) is not added to retry or dead: it is
+-- Returns: how many jobs were recorded. A job that is no longer in the in-progress
+-- list (recovered by another node) is not added to retry, dead or schedule: it is
 -- queued again already, and adding it would run it twice more.
 
 local recorded = 0
 local buried = false
 local ran = 0
 for i = 5, #ARGV, 4 do
-  ran = ran + 1
+  local deferred = ARGV[i + 1] == 'schedule'
+  if not deferred then
+    ran = ran + 1
+  end
   if redis.call('LREM', KEYS[1], -1, ARGV[i]) > 0 then
     if ARGV[i + 1] == 'dead' then
       redis.call('ZADD', KEYS[3], ARGV[i + 2], ARGV[i + 3])
       buried = true
+    elseif deferred then
+      redis.call('ZADD', KEYS[10], ARGV[i + 2], ARGV[i + 3])
     else
       redis.call('ZADD', KEYS[2], ARGV[i + 2], ARGV[i + 3])
     end

@@ -147,6 +147,7 @@ def run_node(
 ) -> Callable[..., NodeProcess]:
     """Start ``verk-actors start`` on the test's Redis and wait until it runs:
     ``run_node(node_id, *args, env=None)``; killed at the end if it still runs."""
+
     def start(node_id: str, *args: str, env: dict[str, str] | None = None) -> NodeProcess:
         node = NodeProcess("--redis-url", redis_server.url, "--node-id", node_id, *args, env=env)
         node_processes.append(node)
@@ -169,9 +170,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, every: float =
 
 def no_standby_waiting(r: redis.Redis) -> bool:
     """No worker of a node waits on a queue itself (no standby's BLMOVE is out)."""
-    return not [
-        c for c in r.client_list() if c["name"].endswith(":wait") and c["cmd"] == "blmove"
-    ]
+    return not [c for c in r.client_list() if c["name"].endswith(":wait") and c["cmd"] == "blmove"]
 
 
 def ask_for(asys: Any, address: Any, message: Any, kind: type, timeout: float = 10.0) -> Any:

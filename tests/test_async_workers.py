@@ -1,4 +1,4 @@
-"""``async def perform`` is not supported yet: refused at registration, failed if it slips by."""
+"""``async def perform`` off an async-mode queue: refused at registration, failed at run."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from verk_actors.errors import VerkError
 
 
 def test_start_refuses_a_module_with_an_async_worker(redis_server, tmp_path) -> None:
-    """verk-actors start exits 2 naming the async worker and what to do, and runs nothing."""
+    """verk-actors start without an async queue exits 2 naming the async worker and what to do."""
     result = subprocess.run(
         [
             sys.executable,

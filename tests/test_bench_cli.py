@@ -54,6 +54,21 @@ def test_bench_json_counts_commands(
     assert 0 <= figures["drain_steal"] < 1  # Linux: read off /proc/stat
 
 
+@pytest.mark.parametrize("mode", ["async:10", "threads:10"])
+def test_bench_drains_sleeping_jobs_in_a_lane_mode(
+    redis_server: RedisServer, capsys: pytest.CaptureFixture[str], mode: str
+) -> None:
+    """--mode and --sleep drain jobs that wait on a queue of 2 processes x 10 lanes."""
+    code = main(["bench", "--jobs", "200", "--concurrency", "20", "--mode", mode,
+                 "--sleep", "0.01", "--json", "--redis-url", redis_server.url])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == EXIT_OK, err
+    figures = json.loads(out)
+    assert figures["drain_jobs"] == 200
+    name = mode.partition(":")[0]
+    assert f"({name}, 10 per process), jobs sleep 0.01 s" in figures["setting"]
+
+
 def test_a_drain_counts_every_job_in_the_time_it_measures() -> None:
     """A drain of 10 jobs, 3 of them done at the first look that sees any, reports 10
     jobs timed from the last look that saw none (it once reported 7)."""

@@ -114,8 +114,13 @@ def test_nodes_table_and_json(run: Run, r: redis.Redis) -> None:
     r.set(keys.node_lease_key("n-alive"), "1", ex=30)
     r.hset(
         keys.node_info_key("n-alive"),
-        mapping={"host": "box", "pid": 42, "busy": 2, "beat": time.time(),
-                 "queues": json.dumps([{"name": "default", "concurrency": 5}])},
+        mapping={
+            "host": "box",
+            "pid": 42,
+            "busy": 2,
+            "beat": time.time(),
+            "queues": json.dumps([{"name": "default", "concurrency": 5}]),
+        },
     )
     code, out, _ = run("nodes")
     lines = out.splitlines()[1:]  # under the "Redis <url>" line
@@ -299,7 +304,10 @@ def test_set_retry_one_and_all(run: Run, r: redis.Redis, command: str, key: str)
     r.zadd(key, {"garbage": 1.5})
     code, out, _ = run(command, "retry", "--all", "--json")
     assert json.loads(out) == {
-        "redis": redact_url(r_url(r)), "set": key, "enqueued": 3, "skipped": 1
+        "redis": redact_url(r_url(r)),
+        "set": key,
+        "enqueued": 3,
+        "skipped": 1,
     }
     assert r.llen(keys.queue_key("default")) == 4
     code, _, err = run(command, "retry")
@@ -378,7 +386,9 @@ def test_enqueue_json_args(run: Run, r: redis.Redis) -> None:
     [text] = r.lrange(keys.queue_key("default"), 0, -1)
     job = json.loads(text)
     assert (job["class"], job["args"], job["jid"]) == (
-        "HardWorker", ["bob", 5, {"a": [1, None]}], reply["jid"]
+        "HardWorker",
+        ["bob", 5, {"a": [1, None]}],
+        reply["jid"],
     )
     code, out, _ = run("enqueue", "HardWorker", "-3", "--queue", "mail")
     assert code == EXIT_OK
@@ -461,9 +471,7 @@ def test_help_has_no_markup_and_every_argument_is_explained() -> None:
         text = parser.format_help()
         assert "`" not in text, (path, [line for line in text.splitlines() if "`" in line])
         for action in parser._actions:
-            if not action.option_strings and not isinstance(
-                action, argparse._SubParsersAction
-            ):
+            if not action.option_strings and not isinstance(action, argparse._SubParsersAction):
                 assert action.help, (path, action.dest)
 
 
@@ -486,6 +494,8 @@ def test_start_has_a_flag_for_every_setting(capsys: pytest.CaptureFixture[str]) 
             "cron_catch_up": "skip",
             "error_handlers": "app.errors:report",
             "death_handlers": "app.errors:buried",
+            "client_middleware": "app.middleware:stamp",
+            "server_middleware": "app.middleware:Timing",
             "log_format": "json",
             "metrics_bind": "127.0.0.2",
         }

@@ -169,8 +169,11 @@ def test_enqueue_many_keeps_order(client: Client, r: redis.Redis) -> None:
         (lambda c: c.enqueue(dict, 1), r"enqueue\(\): dict is not a worker: pass a Worker"),
         (lambda c: c.enqueue_at(time.time(), int), r"enqueue_at\(\): int is not a worker"),
         (lambda c: c.enqueue_many(object, [[1]]), r"enqueue_many\(\): object is not a worker"),
-        (lambda c: c.enqueue(Mailer, name="a"), r"enqueue\(\) got name=: Sidekiq jobs take "
-         "positional JSON args only"),
+        (
+            lambda c: c.enqueue(Mailer, name="a"),
+            r"enqueue\(\) got name=: Sidekiq jobs take "
+            "positional JSON args only",
+        ),
         (lambda c: c.enqueue_in(5, Mailer, 1, when=2), r"enqueue_in\(\) got when=: Sidekiq"),
         (lambda c: c.enqueue_at(time.time(), "A", a=1, b=2), r"enqueue_at\(\) got a=, b=:"),
         (lambda c: c.enqueue_many(Mailer, [[1]], name="a"), r"enqueue_many\(\) got name="),

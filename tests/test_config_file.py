@@ -96,8 +96,9 @@ def test_flags_over_env_over_file(tmp_path: Path) -> None:
         'queues = ["fromfile=1"]\n',
     )
     env = {"VERK_REDIS_URL": "redis://env/0", "VERK_NODE_ID": "env-node"}
-    resolved = resolve_settings({"redis_url": "redis://flag/0", "node_id": None}, config=path,
-                                environ=env)
+    resolved = resolve_settings(
+        {"redis_url": "redis://flag/0", "node_id": None}, config=path, environ=env
+    )
     s = resolved.settings
     assert (s.redis_url, s.node_id, s.poll_interval) == ("redis://flag/0", "env-node", 3.0)
     assert s.queues == (QueueSpec("fromfile", 1),)

@@ -29,6 +29,9 @@ REDIS_SINCE = {
     "EXPIRE": (1, 0, 0),
     "GET": (1, 0, 0),
     "HGET": (2, 0, 0),
+    "HINCRBY": (2, 0, 0),
+    "HSETNX": (2, 0, 0),
+    "SCARD": (1, 0, 0),
     "HSET": (4, 0, 0),  # several fields at once
     "INCRBY": (1, 0, 0),
     "LLEN": (1, 0, 0),
@@ -37,12 +40,16 @@ REDIS_SINCE = {
     "LREM": (1, 0, 0),
     "LTRIM": (1, 0, 0),
     "PEXPIRE": (2, 6, 0),
+    "PTTL": (2, 6, 0),
     "RPUSH": (1, 0, 0),
     "SADD": (1, 0, 0),
     "SET": (2, 6, 12),  # SET key value PX ms
     "SISMEMBER": (1, 0, 0),
     "SREM": (1, 0, 0),
+    "TIME": (5, 0, 0),  # in a script that writes after it: effects replication (5.0)
     "ZADD": (1, 2, 0),
+    "ZCARD": (1, 2, 0),
+    "ZRANGE": (1, 2, 0),
     "ZREM": (1, 2, 0),
     "ZREMRANGEBYRANK": (2, 0, 0),
     "ZREMRANGEBYSCORE": (1, 2, 0),

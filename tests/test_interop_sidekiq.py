@@ -249,9 +249,7 @@ emit({"processes" => procs, "work" => work})
 # --- tests ---------------------------------------------------------------------------
 
 
-def test_sidekiq_client_job_runs_on_verk_with_args_intact(
-    start_verk, ruby, r: redis.Redis
-) -> None:
+def test_sidekiq_client_job_runs_on_verk_with_args_intact(start_verk, ruby, r: redis.Redis) -> None:
     """Jobs pushed by Sidekiq::Client run on a verk_actors node with all argument types intact."""
     node = start_verk(imports=IMPORTS, queues=(QueueSpec("default", 3), QueueSpec("critical", 2)))
     pushed = ruby(PUSH_RICH_RB, RICH_ARGS)
@@ -494,8 +492,12 @@ def test_verk_shaped_jobs_run_on_verk(start_verk, r: redis.Redis) -> None:
         "retry",
         {
             verk_job(
-                "InteropRecord", args, "11111111112222222222",
-                error_message="boom 1", failed_at=now - 60, retry_count=1,
+                "InteropRecord",
+                args,
+                "11111111112222222222",
+                error_message="boom 1",
+                failed_at=now - 60,
+                retry_count=1,
             ): now
         },
     )
@@ -508,8 +510,11 @@ def test_verk_shaped_jobs_run_on_verk(start_verk, r: redis.Redis) -> None:
     wait_for(lambda: len(ran(r)) >= 5 and r.zcard("dead") == 1, timeout=20)
     entries = {e["jid"]: e for e in ran(r)}
     assert set(entries) == {
-        "41714000453580943975", "41714000453580943976", "11111111112222222222",
-        "33333333334444444444", "55555555556666666666",
+        "41714000453580943975",
+        "41714000453580943976",
+        "11111111112222222222",
+        "33333333334444444444",
+        "55555555556666666666",
     }
     for jid in ("41714000453580943975", "11111111112222222222", "33333333334444444444"):
         assert entries[jid]["runner"] == "verk"
@@ -543,7 +548,7 @@ def test_mixed_writers_and_consumers_run_every_job_exactly_once(
 
     def payload(writer: str, i: int) -> list[Any]:
         nested = {"n": [i, None, True], "e": {}}
-        return [f"{writer}-{i}", "ü✓🎉 \"q\" \\ \n", 2**64 + i, nested, [], i / 10]
+        return [f"{writer}-{i}", 'ü✓🎉 "q" \\ \n', 2**64 + i, nested, [], i / 10]
 
     expected = {
         f"{w}-{i}": payload(w, i) for w in ("ruby", "python", "verk") for i in range(per_writer)
@@ -612,8 +617,10 @@ def test_mixed_writers_and_consumers_run_every_job_exactly_once(
     node.stop()
     # Both count into Sidekiq's counters (Sidekiq flushes its own when it stops).
     assert r.get("stat:processed") == str(total).encode()
-    print(f"runs: {dict(by_runner)}; Verk-shaped jobs Sidekiq got as one string: "
-          f"{sidekiq_got_verk_string}")
+    print(
+        f"runs: {dict(by_runner)}; Verk-shaped jobs Sidekiq got as one string: "
+        f"{sidekiq_got_verk_string}"
+    )
 
 
 def test_sidekiq_sees_only_started_jobs_as_busy_with_their_start_times(

@@ -24,8 +24,9 @@ json_scalars = (
 )
 json_values = st.recursive(
     json_scalars,
-    lambda children: st.lists(children, max_size=5)
-    | st.dictionaries(st.text(max_size=10), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5)
+    ),
     max_leaves=25,
 )
 json_args = st.lists(json_values, max_size=6)
@@ -85,8 +86,13 @@ def test_decode_rejects_json_that_is_not_an_object(text: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ['{"args": []}', '{"class": "", "args": []}', '{"class": null}', '{"class": 5}',
-     '{"class": ["A"]}'],
+    [
+        '{"args": []}',
+        '{"class": "", "args": []}',
+        '{"class": null}',
+        '{"class": 5}',
+        '{"class": ["A"]}',
+    ],
 )
 def test_decode_rejects_missing_or_empty_class(text: str) -> None:
     """A job without a non-empty string class raises MalformedJobError about "class"."""
@@ -109,9 +115,13 @@ def test_decode_rejects_args_string_that_is_not_json() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ['{"class": "A", "args": [NaN]}', '{"class": "A", "args": [Infinity]}',
-     '{"class": "A", "args": [-Infinity]}', '{"class": "A", "args": [1e400]}',
-     '{"class": "A", "args": "[NaN]"}'],
+    [
+        '{"class": "A", "args": [NaN]}',
+        '{"class": "A", "args": [Infinity]}',
+        '{"class": "A", "args": [-Infinity]}',
+        '{"class": "A", "args": [1e400]}',
+        '{"class": "A", "args": "[NaN]"}',
+    ],
 )
 def test_decode_rejects_numbers_json_cannot_write_back(text: str) -> None:
     """NaN, Infinity and out-of-range floats are refused: a failed copy could not be written."""

@@ -2,10 +2,10 @@
 
 The folders are the architecture (README, "The package"); these tests keep it so:
 
-- the parts form layers, and imports only go down: ``errors`` < ``jobs`` < ``config`` <
-  ``store`` < ``actors`` < ``bench`` < ``web`` < ``cli``;
+- the parts form layers, and imports only go down: ``errors`` < ``jobs`` <
+  ``integrations`` < ``config`` < ``store`` < ``actors`` < ``bench`` < ``web`` < ``cli``;
 - only ``store`` speaks Redis: no other runtime module imports ``redis`` or names a key;
-- ``jobs`` imports neither ``redis`` nor ``thespian``;
+- ``jobs`` and ``integrations`` import neither ``redis`` nor ``thespian``;
 - only ``actors/_thespian.py`` touches Thespian's internals (``thespian.system``);
 - the runtime never imports the benchmark;
 - modules stay small.
@@ -22,8 +22,11 @@ import attrs
 
 PACKAGE = Path(__file__).resolve().parents[1] / "verk_actors"
 
-LAYERS = ("errors", "jobs", "config", "store", "actors", "bench", "web", "cli")
-"""Each part may import the parts before it, never one after it."""
+LAYERS = ("errors", "jobs", "integrations", "config", "store", "actors", "bench", "web", "cli")
+"""Each part may import the parts before it, never one after it. ``integrations``
+(Sentry, OpenTelemetry) sits just above ``jobs``: it is built on the job hooks and
+middleware only, so it can reach neither Redis nor the actors; no other part imports
+it (users call it, settings name it)."""
 
 MAX_LINES = 450
 """No module longer than this (the rooms are for reading)."""
@@ -152,9 +155,22 @@ def test_jobs_import_neither_redis_nor_thespian() -> None:
     found = [
         f"{module.name} imports {imported}"
         for module in MODULES
-        if module.part == "jobs"
+        if module.part in ("jobs", "integrations")
         for imported in module.imports()
         if _top_level(imported) in ("redis", "thespian")
+    ]
+    assert found == []
+
+
+def test_no_part_imports_the_integrations() -> None:
+    """The integrations are for users to turn on (or settings to name), so the runtime
+    never loads Sentry's or OpenTelemetry's packages by itself."""
+    found = [
+        f"{module.name} imports {imported}"
+        for module in MODULES
+        if module.part != "integrations"
+        for imported in module.imports()
+        if _part_of(imported) == "integrations"
     ]
     assert found == []
 

@@ -156,8 +156,13 @@ def test_ack_jobs_nothing_given(r: redis.Redis, scripts: Scripts) -> None:
 # --- fail_jobs ------------------------------------------------------------------------------
 
 
-def fail(r: redis.Redis, scripts: Scripts, failures: list[tuple[bytes, Fate, float, str]],
-         dead_timeout: float = 1e9, dead_max_jobs: int = 10_000) -> int:
+def fail(
+    r: redis.Redis,
+    scripts: Scripts,
+    failures: list[tuple[bytes, Fate, float, str]],
+    dead_timeout: float = 1e9,
+    dead_max_jobs: int = 10_000,
+) -> int:
     """fail_jobs on the test queue and node at NOW."""
     return scripts.fail_jobs(
         r, Q, NODE, DAY, failures, now=NOW, dead_timeout=dead_timeout, dead_max_jobs=dead_max_jobs
@@ -169,14 +174,23 @@ def test_fail_jobs_moves_to_retry_and_dead(r: redis.Redis, scripts: Scripts) -> 
     j = jobs(3)
     enqueue(r, j)
     scripts.take_jobs(r, Q, NODE, 3)
-    recorded = fail(r, scripts, [(j[0], Fate.RETRY, NOW + 30.5, "retry-text"),
-                                 (j[1], Fate.DEAD, NOW, "dead-text")])
+    recorded = fail(
+        r,
+        scripts,
+        [(j[0], Fate.RETRY, NOW + 30.5, "retry-text"), (j[1], Fate.DEAD, NOW, "dead-text")],
+    )
     assert recorded == 2
     assert r.lrange(INPROGRESS, 0, -1) == [j[2]]
     assert r.zrange(keys.RETRY, 0, -1, withscores=True) == [(b"retry-text", NOW + 30.5)]
     assert r.zrange(keys.DEAD, 0, -1, withscores=True) == [(b"dead-text", NOW)]
-    for key in (keys.STAT_PROCESSED, keys.processed_day_key(DAY), keys.processed_queue_key(Q),
-                keys.STAT_FAILED, keys.failed_day_key(DAY), keys.failed_queue_key(Q)):
+    for key in (
+        keys.STAT_PROCESSED,
+        keys.processed_day_key(DAY),
+        keys.processed_queue_key(Q),
+        keys.STAT_FAILED,
+        keys.failed_day_key(DAY),
+        keys.failed_queue_key(Q),
+    ):
         assert count(r, key) == 2, key
     assert r.ttl(keys.failed_day_key(DAY)) > 0
     assert r.ttl(keys.processed_day_key(DAY)) > 0
@@ -186,8 +200,11 @@ def test_fail_jobs_moves_to_retry_and_dead(r: redis.Redis, scripts: Scripts) -> 
 def test_fail_jobs_skips_jobs_no_longer_in_progress(r: redis.Redis, scripts: Scripts) -> None:
     """A failed job that left in-progress (recovered elsewhere) is not added, but is counted."""
     r.lpush(INPROGRESS, b"still-here")
-    recorded = fail(r, scripts, [(b"recovered", Fate.RETRY, NOW, "r-text"),
-                                 (b"recovered2", Fate.DEAD, NOW, "d-text")])
+    recorded = fail(
+        r,
+        scripts,
+        [(b"recovered", Fate.RETRY, NOW, "r-text"), (b"recovered2", Fate.DEAD, NOW, "d-text")],
+    )
     assert recorded == 0
     assert not r.exists(keys.RETRY)
     assert not r.exists(keys.DEAD)

@@ -41,6 +41,9 @@ SETTINGS = Settings(
     job_timeout=30.0,
 )
 
+SAMPLES = {Settings: SETTINGS, QueueSpec: QueueSpec("crawl", 4, "async", 2)}
+"""Samples of types whose fields must fit together (a queue's mode and jobs per process)."""
+
 
 def sample(tp: Any, *, top: bool = False) -> Any:
     """A non-default value of type ``tp`` (an actor address for a top-level ``Any``)."""
@@ -50,8 +53,8 @@ def sample(tp: Any, *, top: bool = False) -> Any:
         return sample_container(tp, top=top)
     if tp in SIMPLE:
         return SIMPLE[tp]
-    if tp is Settings:
-        return SETTINGS
+    if tp in SAMPLES:
+        return SAMPLES[tp]
     if isinstance(tp, type) and issubclass(tp, BaseException):
         pytest.fail(f"a message field holds an exception ({tp.__name__}); send its text instead")
     if isinstance(tp, type) and attrs.has(tp):

@@ -184,6 +184,44 @@ def test_queue_size_and_latency_are_read_at_scrape_time(start_verk: Any, r: redi
     assert not [k for k in samples if ("queue", "other") in k[1]]
 
 
+def test_redis_errors_of_every_manager_are_counted_by_actor(
+    start_verk: Any, redis_server: RedisServer
+) -> None:
+    """Redis stopped for a few seconds: the node, scheduler and queue managers' failed
+    calls are counted under their own ``actor`` label, and their reconnects once it is back."""
+    port = free_port()
+    start_verk(metrics_port=port, poll_interval=0.2, heartbeat_interval=0.5)
+    _, samples = ready(port)
+    assert total(samples, "verk_redis_errors_total") == 0
+    redis_server.stop()
+    try:
+
+        def failing_everywhere() -> Samples | None:
+            """the node, scheduler and queue managers have each counted failures"""
+            samples = scrape(port)[1]
+            counted = [
+                total(samples, "verk_redis_errors_total", actor=actor)
+                for actor in ("node_manager", "schedule_manager", "queue_manager")
+            ]
+            return samples if all(counted) else None
+
+        samples = wait_for(failing_everywhere, timeout=30, every=0.5)
+        assert total(samples, "verk_redis_errors_total", actor="metrics") >= 1  # the scrapes
+        assert total(samples, "verk_redis_up") == 0
+    finally:
+        redis_server.start()
+
+    def reconnected() -> bool:
+        """the node and scheduler managers counted a reconnect"""
+        samples = scrape(port)[1]
+        return all(
+            total(samples, "verk_redis_reconnects_total", actor=actor) >= 1
+            for actor in ("node_manager", "schedule_manager")
+        )
+
+    wait_for(reconnected, timeout=30, every=0.5)
+
+
 def test_a_path_other_than_metrics_is_not_found(start_verk: Any) -> None:
     """Only /metrics (and /) answer; the rest is 404, the actor goes on serving."""
     port = free_port()

@@ -60,9 +60,10 @@ def test_wheel_has_the_dashboard_templates_and_assets(wheel: zipfile.ZipFile) ->
 
 def test_wheel_has_the_redis_contract(wheel: zipfile.ZipFile) -> None:
     """The description of the Redis layout that the code's docstrings point at is installed."""
-    assert wheel.read("verk_actors/store/CONTRACT.md") == (
-        ROOT / "verk_actors" / "store" / "CONTRACT.md"
-    ).read_bytes()
+    assert (
+        wheel.read("verk_actors/store/CONTRACT.md")
+        == (ROOT / "verk_actors" / "store" / "CONTRACT.md").read_bytes()
+    )
 
 
 def test_wheel_has_console_script(wheel: zipfile.ZipFile) -> None:
@@ -89,8 +90,13 @@ def test_unpacked_wheel_finds_its_scripts(wheel: zipfile.ZipFile, tmp_path: Path
         "assert all(s.script_source(n) for n in s.SCRIPT_NAMES)\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-        timeout=60, check=False,
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert Path(result.stdout.strip()) == tmp_path / "verk_actors" / "lua"

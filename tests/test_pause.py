@@ -72,9 +72,7 @@ def test_a_paused_queue_is_polled_at_an_even_pace(start_verk, redis_server, r) -
     node.stop()
 
 
-def test_a_job_enqueued_right_after_pause_returns_does_not_run(
-    start_verk, redis_server, r
-) -> None:
+def test_a_job_enqueued_right_after_pause_returns_does_not_run(start_verk, redis_server, r) -> None:
     """Pause takes effect at once on every node, standby included: a job enqueued the
     moment ``pause_queue`` returns stays queued (the poll interval is long, so only the
     immediate path can keep it), and runs after resume."""

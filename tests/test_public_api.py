@@ -33,8 +33,7 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
 
 def test_importing_the_package_to_enqueue_does_not_load_thespian() -> None:
     code = (
-        "import sys, verk_actors;"
-        "print(sorted(m for m in sys.modules if m.startswith('thespian')))"
+        "import sys, verk_actors;print(sorted(m for m in sys.modules if m.startswith('thespian')))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]", done.stdout

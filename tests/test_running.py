@@ -312,7 +312,10 @@ def test_broken_retry_in_falls_back_to_backoff() -> None:
 def test_died_failure() -> None:
     """A job whose worker died goes to retry with the given error; a malformed one to dead."""
     record = died_failure(
-        text("Boom", 1), reason="killed", error_class="WorkerDiedError", queue="q",
+        text("Boom", 1),
+        reason="killed",
+        error_class="WorkerDiedError",
+        queue="q",
         settings=SETTINGS,
     )
     assert record.fate == Fate.RETRY

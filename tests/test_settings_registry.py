@@ -127,8 +127,12 @@ def test_from_env_bad_values_name_the_variable(var: str, value: str) -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("poll_interval", 0), ("shutdown_timeout", -1.0), ("heartbeat_interval", float("nan")),
-     ("job_timeout", 0.0)],
+    [
+        ("poll_interval", 0),
+        ("shutdown_timeout", -1.0),
+        ("heartbeat_interval", float("nan")),
+        ("job_timeout", 0.0),
+    ],
 )
 def test_settings_refuse_non_positive_times(field: str, value: float) -> None:
     """Times that must be positive refuse zero, negatives and NaN, naming the field."""
@@ -141,8 +145,11 @@ def test_settings_refuse_non_positive_times(field: str, value: float) -> None:
 
 @pytest.mark.parametrize(
     ("text", "spec"),
-    [("default", QueueSpec("default", DEFAULT_CONCURRENCY)), ("mail=3", QueueSpec("mail", 3)),
-     (" mail = 7", QueueSpec("mail", 7))],
+    [
+        ("default", QueueSpec("default", DEFAULT_CONCURRENCY)),
+        ("mail=3", QueueSpec("mail", 3)),
+        (" mail = 7", QueueSpec("mail", 7)),
+    ],
 )
 def test_queue_spec_parse(text: str, spec: QueueSpec) -> None:
     """NAME and NAME=CONCURRENCY parse, with spaces around the parts ignored."""
@@ -183,8 +190,10 @@ def test_duplicate_queues_refused() -> None:
     [
         ("redis://:s3cret@host:6379/0", "redis://:***@host:6379/0"),
         ("redis://user:s3cret@host:6379/0", "redis://user:***@host:6379/0"),
-        ("rediss://user:s3cret@host:6380/1?ssl_cert_reqs=none",
-         "rediss://user:***@host:6380/1?ssl_cert_reqs=none"),
+        (
+            "rediss://user:s3cret@host:6380/1?ssl_cert_reqs=none",
+            "rediss://user:***@host:6380/1?ssl_cert_reqs=none",
+        ),
         ("rediss://:s3cret@host", "rediss://:***@host"),
         ("redis://:s3cret@[::1]:6379/0", "redis://:***@[::1]:6379/0"),
         ("redis://host:6379/0?db=1&password=s3cret", "redis://host:6379/0?db=1&password=***"),

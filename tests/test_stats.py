@@ -114,7 +114,11 @@ def test_nodes_alive_and_info(r: redis.Redis) -> None:
     assert alpha.beat == now
     assert alpha.extra == {"color": "blue"}
     assert (beta.node_id, beta.alive, beta.pid, beta.queues, beta.host) == (
-        "beta", False, None, (), None,
+        "beta",
+        False,
+        None,
+        (),
+        None,
     )
     assert alpha.to_dict()["queues"][0] == {"name": "default", "concurrency": 25}
 

@@ -88,6 +88,7 @@ def test_intensity_exceeded_escalates_to_the_parent(asys) -> None:
         _kill_and_wait(asys, sup, before, "a")
     before = _pids(asys, sup)
     os.kill(before["a"], signal.SIGKILL)
+
     def escalated():
         exits, address = asys.ask(parent, Exits(), 5)
         return address if exits == 1 else None

@@ -103,7 +103,8 @@ def test_a_parent_told_to_exit_while_its_children_start_takes_them_along() -> No
             parent = system.createActor(SpawningParent)
             assert ask_for(system, parent, SpawnChildren(8), Spawned).count == 8
             system.tell(parent, ActorExitRequest())
-            wait_for(lambda: not [p for p, v in descendants().items() if "PidChild" in v[2]],
-                     timeout=15)
+            wait_for(
+                lambda: not [p for p, v in descendants().items() if "PidChild" in v[2]], timeout=15
+            )
         finally:
             system.shutdown()

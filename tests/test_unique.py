@@ -66,13 +66,18 @@ def test_unique_enqueue_and_release_scripts(r: redis.Redis) -> None:
 # --- enqueueing -------------------------------------------------------------------------------
 
 
-def test_a_duplicate_writes_nothing_and_returns_none(redis_server, r: redis.Redis) -> None:
-    """While a job holds the lock, the same class, queue and key enqueue nothing: None."""
+def test_a_duplicate_writes_nothing_and_returns_the_holders_jid(
+    redis_server, r: redis.Redis
+) -> None:
+    """While a job holds the lock, the same class, queue and key enqueue nothing, and
+    return the jid of the job holding it (``enqueue_result`` says it was a duplicate)."""
     client = Client(r)
     url = redis_server.url
     jid = client.enqueue(SlowUnique, url, "a", 1)
     assert jid is not None
-    assert client.enqueue(SlowUnique, url, "a", 2) is None  # unique_key: the name only
+    assert client.enqueue(SlowUnique, url, "a", 2) == jid  # unique_key: the name only
+    assert client.enqueue_result(SlowUnique, url, "a", 3) == (jid, False)
+    assert client.enqueue_result(SlowUnique, url, "a", 3, at=time.time() + 60) == (jid, False)
     other = client.enqueue(SlowUnique, url, "b", 1)
     elsewhere = client.enqueue(SlowUnique, url, "a", 1, queue="low")
     assert other is not None and elsewhere is not None
@@ -87,8 +92,8 @@ def test_a_duplicate_writes_nothing_and_returns_none(redis_server, r: redis.Redi
 def test_options_by_name_and_their_checks(r: redis.Redis) -> None:
     """``unique_for``/``unique_until`` work by name; bad values are refused before writing."""
     client = Client(r)
-    assert client.enqueue("Mailer", 1, unique_for=5, unique_until="start") is not None
-    assert client.enqueue("Mailer", 1, unique_for=5) is None
+    first = client.enqueue("Mailer", 1, unique_for=5, unique_until="start")
+    assert client.enqueue("Mailer", 1, unique_for=5) == first
     assert client.enqueue("Mailer", 2, unique_for=5) is not None
     with pytest.raises(InvalidJobError, match="needs unique_for"):
         client.enqueue("Mailer", 1, unique_until="start")
@@ -96,18 +101,16 @@ def test_options_by_name_and_their_checks(r: redis.Redis) -> None:
         client.enqueue("Mailer", 1, unique_for=0)
     with pytest.raises(InvalidJobError, match="'success' or 'start'"):
         client.enqueue("Mailer", 1, unique_for=5, unique_until="end")
-    with pytest.raises(InvalidJobError, match="enqueue_many"):
-        client.enqueue_many(SlowUnique, [("u", "x", 1)])
     assert r.llen(QUEUE) == 2
 
 
 def test_the_lock_expires_on_its_own(r: redis.Redis) -> None:
     """After ``unique_for`` seconds the lock is gone, whatever became of the job."""
     client = Client(r)
-    assert client.enqueue("Mailer", 1, unique_for=0.3) is not None
-    assert client.enqueue("Mailer", 1, unique_for=0.3) is None
+    first = client.enqueue("Mailer", 1, unique_for=0.3)
+    assert client.enqueue("Mailer", 1, unique_for=0.3) == first
     time.sleep(0.45)
-    assert client.enqueue("Mailer", 1, unique_for=0.3) is not None
+    assert client.enqueue_result("Mailer", 1, unique_for=0.3)[1]
 
 
 def test_a_scheduled_unique_job_holds_its_lock_until_due_plus_unique_for(r: redis.Redis) -> None:
@@ -115,7 +118,7 @@ def test_a_scheduled_unique_job_holds_its_lock_until_due_plus_unique_for(r: redi
     client = Client(r)
     jid = client.enqueue_in(20, "Mailer", 1, unique_for=5)
     assert jid is not None
-    assert client.enqueue("Mailer", 1, unique_for=5) is None
+    assert client.enqueue("Mailer", 1, unique_for=5) == jid
     assert r.zcard(keys.SCHEDULE) == 1 and r.llen(QUEUE) == 0
     ttl = r.pttl(keys.unique_lock_key(unique_digest("Mailer", "default", [1]))) / 1000
     assert 24 < ttl <= 25
@@ -124,20 +127,21 @@ def test_a_scheduled_unique_job_holds_its_lock_until_due_plus_unique_for(r: redi
 def test_many_enqueuers_at_once_make_exactly_one_job(redis_server, r: redis.Redis) -> None:
     """Twenty threads, each with its own client, enqueue the same job at once: one jid."""
     start = threading.Barrier(20)
-    jids: list[str | None] = []
+    results: list[tuple[str, bool]] = []
 
     def enqueue() -> None:
         with Client(url=redis_server.url) as client:
             start.wait()
-            jids.append(client.enqueue("Report", "today", unique_for=60))
+            results.append(client.enqueue_result("Report", "today", unique_for=60))
 
     threads = [threading.Thread(target=enqueue) for _ in range(20)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    winners = [jid for jid in jids if jid is not None]
-    assert len(jids) == 20 and len(winners) == 1
+    winners = [jid for jid, written in results if written]
+    assert len(results) == 20 and len(winners) == 1
+    assert {jid for jid, _ in results} == set(winners)  # the others got the winner's jid
     assert r.llen(QUEUE) == 1
     assert decode_job(r.lrange(QUEUE, 0, 0)[0]).jid == winners[0]
 
@@ -149,8 +153,28 @@ def test_the_cli_says_when_nothing_was_enqueued(redis_server, r: redis.Redis) ->
     first = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=ROOT)
     second = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=ROOT)
     assert "enqueued Report" in first.stdout
-    assert "not enqueued" in second.stdout
+    jid = decode_job(r.lrange(QUEUE, 0, 0)[0]).jid
+    assert f"not enqueued: job {jid} of Report" in second.stdout
     assert r.llen(QUEUE) == 1
+
+
+def test_enqueue_many_takes_each_jobs_lock(r: redis.Redis) -> None:
+    """``enqueue_many`` of unique jobs writes each key once: a duplicate of a job in
+    Redis or of an earlier one in the list gets the holder's jid and writes nothing."""
+    client = Client(r)
+    held = client.enqueue("Mailer", "a", unique_for=30)
+    jids = client.enqueue_many("Mailer", [("a",), ("b",), ("c",), ("b",)], unique_for=30)
+    assert jids[0] == held and jids[3] == jids[1]
+    assert len({held, jids[1], jids[2]}) == 3
+    queued = [decode_job(text) for text in r.lrange(QUEUE, 0, -1)]
+    assert sorted(job.jid or "" for job in queued) == sorted([held, jids[1], jids[2]])
+    assert all(job.extra["unique_for"] == 30.0 for job in queued)
+    many = client.enqueue_many(SlowUnique, [("u", f"k{n}", 0) for n in range(2500)])
+    assert len(set(many)) == 2500 and r.llen(QUEUE) == 2503  # three round trips
+    assert client.enqueue_many(SlowUnique, [("u", "k7", 1)]) == [many[7]]
+    with pytest.raises(InvalidJobError, match="job 1: args must be a list"):
+        client.enqueue_many("Mailer", [("d",), "e"], unique_for=30)
+    assert r.llen(QUEUE) == 2503
 
 
 # --- freeing the lock ---------------------------------------------------------------------
@@ -230,8 +254,8 @@ def test_a_node_frees_the_lock_at_start_or_success(start_verk, asys, redis_serve
     assert again is not None
     refused = ask_for(  # by name the key is every argument: these are the same
         asys, node.root, Enqueue("SlowUnique", (url, "t", 1.5), unique_for=30), Enqueued
-    ).jid
-    assert refused is None
+    )
+    assert refused.duplicate and refused.jid == success_jid
     wait_for(lambda: success_jid.encode() in r.lrange(DONE, 0, -1), timeout=15)
     wait_for(lambda: not r.keys("verk:unique:*"), timeout=5)
     after = ask_for(
@@ -276,12 +300,12 @@ def test_a_killed_nodes_job_keeps_its_lock_and_runs_once(
     assert jid is not None
     wait_for(lambda: r.llen(RUNS) == 1, timeout=15)
     first.kill_all()
-    assert client.enqueue(SlowUnique, url, "k", 0) is None
+    assert client.enqueue_result(SlowUnique, url, "k", 0) == (jid, False)
     second = unique_nodes("u-2")
     wait_for(lambda: r.llen(DONE) == 1, timeout=30)
     assert r.lrange(DONE, 0, -1) == [jid.encode()]
     assert r.lrange(RUNS, 0, -1) == [jid.encode(), jid.encode()]  # killed, then recovered
-    wait_for(lambda: client.enqueue(SlowUnique, url, "k", 0) is not None, timeout=5)
+    wait_for(lambda: client.enqueue_result(SlowUnique, url, "k", 0)[1], timeout=5)
     wait_for(lambda: r.llen(DONE) == 2, timeout=15)
     second.terminate()
     assert len(set(r.lrange(DONE, 0, -1))) == 2

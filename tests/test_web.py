@@ -526,3 +526,60 @@ def test_busy_lists_sidekiq_processes_too(r: redis.Redis, web: TestClient) -> No
     assert work["runtime"] >= 7
     page = web.get("/busy").text
     assert "worker-1:4242" in page and "quiet" in page and XSS[0] not in page
+
+
+def test_metrics_shows_the_cluster_as_redis_counts_it(
+    r: redis.Redis, web: TestClient, redis_server: RedisServer
+) -> None:
+    """/metrics serves Prometheus text whose counters, queue sizes, pause and sets equal
+    what Redis holds, and a live node's workers; it is behind the same auth as pages."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from verk_actors.store.admin.pause import pause_queue
+
+    r.set("stat:processed", 41)
+    r.set("stat:failed", 3)
+    r.set("stat:processed:default", 40)
+    for n in range(3):
+        enqueue(r, args=[n])
+    enqueue(r, queue="held")
+    pause_queue(r, "held")
+    add_to_set(r, "retry", time.time() + 60, **failed_fields(1))
+    add_to_set(r, "dead", time.time(), **failed_fields(25))
+    add_to_set(r, "dead", time.time() + 1, **failed_fields(25))
+    for identity, tag, busy, quiet in (
+        ("h:1:a", "", 2, "false"),
+        ("h:2:b", "verk_actors", 1, "true"),
+    ):
+        r.sadd("processes", identity)
+        info = json.dumps({"hostname": "h", "tag": tag, "concurrency": 10, "queues": ["default"]})
+        r.hset(identity, mapping={"info": info, "busy": busy, "beat": time.time(), "quiet": quiet})
+    reply = web.get("/metrics")
+    assert reply.status_code == 200
+    assert reply.headers["content-type"].startswith("text/plain")
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(reply.text)
+        for s in family.samples
+    }
+    assert samples[("verk_cluster_jobs_total", (("outcome", "processed"),))] == 41
+    assert samples[("verk_cluster_jobs_total", (("outcome", "failed"),))] == 3
+    assert (
+        samples[("verk_cluster_queue_jobs_total", (("outcome", "processed"), ("queue", "default")))]
+        == 40
+    )
+    assert samples[("verk_cluster_queue_size", (("queue", "default"),))] == 3
+    assert samples[("verk_cluster_queue_latency_seconds", (("queue", "default"),))] >= 5
+    assert samples[("verk_cluster_queue_paused", (("queue", "held"),))] == 1
+    assert samples[("verk_cluster_queue_paused", (("queue", "default"),))] == 0
+    assert samples[("verk_cluster_set_size", (("set", "retry"),))] == 1
+    assert samples[("verk_cluster_set_size", (("set", "dead"),))] == 2
+    assert samples[("verk_cluster_workers", (("kind", "sidekiq"), ("state", "busy")))] == 2
+    assert samples[("verk_cluster_workers", (("kind", "verk_actors"), ("state", "total")))] == 10
+    assert samples[("verk_cluster_processes", (("kind", "verk_actors"), ("state", "quiet")))] == 1
+    assert samples[("verk_cluster_processes", (("kind", "sidekiq"), ("state", "running")))] == 1
+    guarded = create_app(redis_server.url, auth=Auth(token="s3cret-token"))
+    with TestClient(guarded) as client:
+        assert client.get("/metrics").status_code == 401
+        authed = client.get("/metrics", headers={"Authorization": "Bearer s3cret-token"})
+        assert authed.status_code == 200 and "verk_cluster_jobs_total" in authed.text

@@ -248,3 +248,39 @@ def test_pause_a_queue_from_the_queues_page_and_the_node_stops_taking_it(
         assert wait_for(lambda: r.lrange("ran", 0, -1), timeout=20) == [b"paused-one"]
     finally:
         node.stop()
+
+
+def test_a_batch_run_by_a_live_node_on_the_batches_pages(
+    browser: webdriver.Chrome,
+    dashboard: str,
+    start_verk: Callable[..., Node],
+    r: redis.Redis,
+    redis_server: RedisServer,
+) -> None:
+    """A node runs a batch with a job that dies: the Batches page shows it complete with
+    a failure, its page names the failing job, and its hostile description runs no
+    script."""
+    from tests.batch_jobs import Callback, Hopeless, Row
+    from verk_actors import Batch
+
+    url = redis_server.url
+    node = start_verk(imports=("tests.batch_jobs",))
+    try:
+        with Batch(url=url, description=XSS[1], on_complete=(Callback, {"url": url})) as batch:
+            batch.enqueue_many(Row, [(url, n) for n in range(20)])
+            dying = batch.enqueue(Hopeless, url)
+        wait_for(lambda: r.llen("batch-test:callbacks") == 1, timeout=30)
+        visit(browser, dashboard + "/batches", "#batches")
+        row = browser.find_element(By.CSS_SELECTOR, f"tr[data-bid='{batch.bid}']")
+        assert "complete, with failures" in row.text
+        assert XSS[1] in row.text
+        no_script_ran(browser)
+        shot(browser, "batches")
+        browser.find_element(By.LINK_TEXT, batch.bid).click()
+        WebDriverWait(browser, WAIT).until(ec.presence_of_element_located((By.ID, "failed")))
+        assert browser.find_element(By.ID, "failed").text.strip() == dying
+        assert browser.find_element(By.ID, "state").text == "complete"
+        no_script_ran(browser)
+        shot(browser, "batch")
+    finally:
+        node.stop()

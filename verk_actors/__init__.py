@@ -32,6 +32,7 @@ from verk_actors.errors import (
     JobTimeoutError,
     MalformedJobError,
     NotFoundError,
+    OverLimitError,
     RedisUnavailableError,
     UnknownWorkerError,
     VerkError,
@@ -39,6 +40,8 @@ from verk_actors.errors import (
 )
 from verk_actors.jobs.hooks import JobContext, add_death_handler, add_error_handler
 from verk_actors.jobs.job import Job
+from verk_actors.jobs.limits import Concurrent, Window, limited
+from verk_actors.jobs.middleware import add_client_middleware, add_server_middleware
 from verk_actors.jobs.registry import WorkerRegistry
 from verk_actors.jobs.stored_job import StoredJob
 from verk_actors.jobs.worker import Worker
@@ -47,6 +50,7 @@ from verk_actors.store.admin.nodes import NodeInfo, list_nodes
 from verk_actors.store.admin.pause import is_paused, pause_queue, paused_queues, resume_queue
 from verk_actors.store.admin.queues import Queue, queue_names
 from verk_actors.store.admin.stats import history, queue_stats, snapshot, totals
+from verk_actors.store.batches import Batch, BatchCallback, batch_status, list_batches
 from verk_actors.store.client import Client, enqueue, enqueue_at, enqueue_in, enqueue_many
 
 if TYPE_CHECKING:
@@ -78,7 +82,10 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "ActorSystemError",
     "AsyncWorkerError",
+    "Batch",
+    "BatchCallback",
     "Client",
+    "Concurrent",
     "ConfigurationError",
     "InvalidJobError",
     "Job",
@@ -89,6 +96,7 @@ __all__ = [
     "MalformedJobError",
     "NodeInfo",
     "NotFoundError",
+    "OverLimitError",
     "Queue",
     "QueueSpec",
     "RedisUnavailableError",
@@ -99,17 +107,23 @@ __all__ = [
     "UnknownWorkerError",
     "VerkError",
     "VerkRoot",
+    "Window",
     "Worker",
     "WorkerDiedError",
     "WorkerRegistry",
+    "add_client_middleware",
     "add_death_handler",
     "add_error_handler",
+    "add_server_middleware",
+    "batch_status",
     "enqueue",
     "enqueue_at",
     "enqueue_in",
     "enqueue_many",
     "history",
     "is_paused",
+    "limited",
+    "list_batches",
     "list_nodes",
     "load_config",
     "pause_queue",

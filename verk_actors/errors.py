@@ -14,7 +14,8 @@
         ├── MalformedJobError     a job text read from Redis that is not a usable job
         ├── UnknownWorkerError    the job names a class that is not a registered worker
         ├── JobTimeoutError       the job ran past its time limit
-        └── WorkerDiedError       the worker process died while running the job
+        ├── WorkerDiedError       the worker process died while running the job
+        └── OverLimitError        a rate or concurrency limiter is full: the job waits
 
 Each message says what was wrong and what to do about it.
 """
@@ -73,3 +74,22 @@ class JobTimeoutError(JobError):
 
 class WorkerDiedError(JobError):
     """The worker process died (killed, crashed, out of memory) while running a job."""
+
+
+class OverLimitError(JobError):
+    """A job could not take a rate or concurrency limiter (``Concurrent``, ``Window``):
+    it is put back into ``schedule`` to try again later, without using a retry.
+
+    ``name`` is the limiter's name, ``wait`` the seconds until it may have room (0:
+    unknown)."""
+
+    def __init__(self, name: str, wait: float = 0.0) -> None:
+        super().__init__(
+            f"limiter {name!r} is full; the job is scheduled to try again later "
+            "(this uses no retry)"
+        )
+        self.name = name
+        self.wait = wait
+
+    def __reduce__(self) -> tuple[type[OverLimitError], tuple[str, float]]:
+        return (OverLimitError, (self.name, self.wait))

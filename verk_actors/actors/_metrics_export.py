@@ -125,16 +125,26 @@ def _redis(figures: RedisFigures | None) -> Iterable[Metric]:
     return (size, latency, sets)
 
 
+REDIS_ACTORS = ("queue_manager", "node_manager", "schedule_manager", "metrics")
+"""The kinds of actor that report Redis errors (each always has a sample; ``metrics``:
+the scrapes' own reads)."""
+
+
 def render(tally: NodeTally, figures: RedisFigures | None, info: NodeInfo) -> bytes:
     """The scrape's body: every family, Redis's figures left out if it did not answer."""
     errors = CounterMetricFamily(
-        "verk_redis_errors", "Redis calls that failed in this node's managers and scrapes"
+        "verk_redis_errors",
+        "Redis calls that failed in this node's managers, by kind of actor",
+        labels=["actor"],
     )
-    errors.add_metric([], tally.redis_errors)
     reconnects = CounterMetricFamily(
-        "verk_redis_reconnects", "Redis outages this node's queue managers came back from"
+        "verk_redis_reconnects",
+        "Redis outages this node's managers came back from, by kind of actor",
+        labels=["actor"],
     )
-    reconnects.add_metric([], tally.redis_reconnects)
+    for actor in REDIS_ACTORS:
+        errors.add_metric([actor], tally.redis_errors.get(actor, 0))
+        reconnects.add_metric([actor], tally.redis_reconnects.get(actor, 0))
     up = GaugeMetricFamily("verk_redis_up", "1 if Redis answered this scrape, else 0")
     up.add_metric([], 0 if figures is None else 1)
     node = GaugeMetricFamily(

@@ -46,7 +46,7 @@ class JobTally:
 
     def __init__(self, queue: str, imports: Iterable[str] = ()) -> None:
         self.queue = queue
-        self.known = frozenset(WorkerRegistry.from_modules(imports).names())
+        self.known = frozenset(WorkerRegistry.from_modules(imports, allow_async=True).names())
         self.jobs: dict[tuple[str, str], int] = {}
         self.buckets: dict[str, list[int]] = {}
         self.sums: dict[str, float] = {}
@@ -76,7 +76,7 @@ class JobTally:
         """A worker's report: its jobs that succeeded and failed."""
         self.succeeded(done.timings)
         for outcome in done.failures:
-            if outcome.failure is not None:
+            if outcome.failure is not None and outcome.failure.fate is not Fate.DEFER:
                 self.failed(outcome.class_name, outcome.failure, outcome.duration)
 
     def succeeded(self, timings: Iterable[tuple[str | None, float]]) -> None:
@@ -169,8 +169,10 @@ class NodeTally:
         """Per queue: who sent the latest totals (a WorkersManager), and them."""
         self.carried: dict[str, _Sums] = {}
         self.restarts: dict[tuple[str, str], int] = {}
-        self.redis_errors = 0
-        self.redis_reconnects = 0
+        self.redis_errors: dict[str, int] = {}
+        """Failed Redis calls by kind of actor."""
+        self.redis_reconnects: dict[str, int] = {}
+        """Outages come back from, by kind of actor."""
         self.queues: tuple[str, ...] = ()
 
     def report(self, sender: Any, figures: QueueFigures) -> None:

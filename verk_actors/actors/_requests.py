@@ -45,7 +45,7 @@ class RedisRequests(VerkActor):
 
     def receiveMsg_Enqueue(self, message: Enqueue, sender: Any) -> None:
         try:
-            jid = self._configured_store().enqueue(
+            jid, written = self._configured_store().enqueue(
                 message.worker,
                 message.args,
                 at=message.at,
@@ -56,10 +56,15 @@ class RedisRequests(VerkActor):
                 unique_for=message.unique_for,
                 unique_until=message.unique_until,
             )
-        except VerkError as exc:
+        except Exception as exc:
+            # One reply whatever failed (a bad job, Redis, a client middleware), never
+            # Thespian's retry of the handler.
             self.send(sender, failed(message, exc))
             return
-        self.send(sender, Enqueued(jid))
+        if jid is None:
+            self.send(sender, Enqueued(None, refused=True))
+            return
+        self.send(sender, Enqueued(jid, duplicate=not written))
 
     def receiveMsg_PauseQueue(self, message: PauseQueue, sender: Any) -> None:
         self._pause(message, message.name, paused=True, sender=sender)

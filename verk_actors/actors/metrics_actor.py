@@ -151,8 +151,9 @@ class MetricsActor(VerkActor):
         self.tally.restarted(message)
 
     def receiveMsg_RedisErrorsSeen(self, message: RedisErrorsSeen, sender: Any) -> None:
-        self.tally.redis_errors += message.count
-        self.tally.redis_reconnects += message.reconnects
+        tally, actor = self.tally, message.actor
+        tally.redis_errors[actor] = tally.redis_errors.get(actor, 0) + message.count
+        tally.redis_reconnects[actor] = tally.redis_reconnects.get(actor, 0) + message.reconnects
 
     def receiveMsg_MetricsQueues(self, message: MetricsQueues, sender: Any) -> None:
         self.tally.queues = message.queues
@@ -215,7 +216,8 @@ class MetricsActor(VerkActor):
                 self.reader = MetricsReader(self.init.settings.redis_url, self.init.node_id)
             return self.reader.figures(self.tally.queues)
         except REDIS_ERRORS as exc:
-            self.tally.redis_errors += 1
+            errors = self.tally.redis_errors
+            errors["metrics"] = errors.get("metrics", 0) + 1
             log.warning("metrics: Redis did not answer the scrape: %s", describe(exc))
             return None
 

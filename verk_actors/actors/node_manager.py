@@ -48,8 +48,10 @@ from __future__ import annotations
 import logging
 import os
 import time
+from functools import partial
 from typing import Any
 
+from verk_actors.actors._redis_report import ReportsRedisErrors
 from verk_actors.actors.base import VerkActor
 from verk_actors.actors.messages import (
     ChildReady,
@@ -79,7 +81,7 @@ SWEEP_EVERY = 12
 one step of ``node_store.SWEEP_COUNT`` keys per scan)."""
 
 
-class NodeManager(VerkActor):
+class NodeManager(VerkActor, ReportsRedisErrors):
     """Heartbeat, node description, dead-node recovery."""
 
     def __init__(self, capabilities: dict[str, Any] | None = None) -> None:
@@ -112,8 +114,14 @@ class NodeManager(VerkActor):
         facts = node_facts(message.node_id, message.epoch, message.admin_port, message.root_pid)
         self.store = NodeStore(message.settings, facts)
         url = redact_url(message.settings.redis_url)
-        self.outage = Outage(log, f"node {message.node_id}", url, speaks_for_node=True)
-        self.scan_outage = Outage(log, f"node {message.node_id}: dead-node scan", url)
+        self.metrics = message.metrics
+        report = partial(self.report_redis, "node_manager")
+        self.outage = Outage(
+            log, f"node {message.node_id}", url, speaks_for_node=True, report=report
+        )
+        self.scan_outage = Outage(
+            log, f"node {message.node_id}: dead-node scan", url, report=report
+        )
         self.receiveMsg_Heartbeat(Heartbeat(), self.myAddress)
         self.after(message.settings.heartbeat_interval / SCANS_PER_HEARTBEAT, ScanNodes())
 

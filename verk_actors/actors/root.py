@@ -179,14 +179,14 @@ class VerkRoot(LauncherWatch, RedisRequests, EventRouting):
         self.settings = settings
         self.node_id = settings.node_id or generate_node_id()
         self.epoch = secrets.token_hex(8)
-        self.store = RootStore(settings.redis_url)
+        self.store = RootStore(settings.redis_url, settings.client_middleware)
         self._publish_key()
         for spec in settings.queues:
             self.queue_specs[spec.name] = spec
+        if settings.metrics_port is not None:  # first: the others report to it
+            self.start_child(METRICS, MetricsActor)
         self.start_child(NODE_MANAGER, NodeManager)
         self.start_child(EVENT_MANAGER, EventManager)
-        if settings.metrics_port is not None:
-            self.start_child(METRICS, MetricsActor)
         log.info(
             "node %s started: queues %s; Redis %s",
             self.node_id,
@@ -219,9 +219,10 @@ class VerkRoot(LauncherWatch, RedisRequests, EventRouting):
                 tuple(self.queue_specs.values()),
                 self.capabilities.get("Admin Port"),
                 os.getpid(),
+                self.metrics_address(),
             )
         if child.name == SCHEDULE_MANAGER:
-            return InitScheduleManager(self.settings, self.node_id)
+            return InitScheduleManager(self.settings, self.node_id, self.metrics_address())
         if child.name == EVENT_MANAGER:
             return InitEventManager()
         if child.name == METRICS:
@@ -243,10 +244,14 @@ class VerkRoot(LauncherWatch, RedisRequests, EventRouting):
 
     def child_restarted(self, child: Child) -> None:
         super().child_restarted(child)
-        if child.name == METRICS:  # the queues' managers report to the new one
+        if child.name == METRICS:  # the managers report to the new one
             moved = MetricsAt(child.address)
             for each in self.children:
-                if each.name.startswith(QUEUE_PREFIX) and each.address is not None:
+                reports = each.name.startswith(QUEUE_PREFIX) or each.name in (
+                    NODE_MANAGER,
+                    SCHEDULE_MANAGER,
+                )
+                if reports and each.address is not None:
                     self.send(each.address, moved)
 
     # --- queues at runtime ----------------------------------------------------------------
@@ -258,6 +263,8 @@ class VerkRoot(LauncherWatch, RedisRequests, EventRouting):
             spec = QueueSpec.checked(
                 message.name,
                 message.concurrency,
+                message.mode,
+                message.per_process or None,
                 max_jobs=message.max_jobs,
                 max_memory=message.max_memory,
                 min_workers=message.min_workers,

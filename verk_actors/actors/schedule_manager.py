@@ -14,8 +14,10 @@ from __future__ import annotations
 import logging
 import os
 import random
+from functools import partial
 from typing import Any
 
+from verk_actors.actors._redis_report import ReportsRedisErrors
 from verk_actors.actors.base import VerkActor
 from verk_actors.actors.messages import ChildReady, InitScheduleManager, PollCron, PollSchedule
 from verk_actors.config.redis_url import redact_url
@@ -29,7 +31,7 @@ from verk_actors.store.scheduling import ScheduleStore
 log = logging.getLogger(__name__)
 
 
-class ScheduleManager(VerkActor):
+class ScheduleManager(VerkActor, ReportsRedisErrors):
     """Enqueues scheduled jobs and retries when they are due."""
 
     def __init__(self, capabilities: dict[str, Any] | None = None) -> None:
@@ -43,7 +45,13 @@ class ScheduleManager(VerkActor):
     def receiveMsg_InitScheduleManager(self, message: InitScheduleManager, sender: Any) -> None:
         self.init = message
         self.store = ScheduleStore(message.settings.redis_url, message.node_id)
-        self.outage = Outage(log, "scheduler", redact_url(message.settings.redis_url))
+        self.metrics = message.metrics
+        self.outage = Outage(
+            log,
+            "scheduler",
+            redact_url(message.settings.redis_url),
+            report=partial(self.report_redis, "schedule_manager"),
+        )
         if self.cron is None:
             self._start_cron(message)
         self.send(sender, ChildReady(os.getpid()))
@@ -52,7 +60,7 @@ class ScheduleManager(VerkActor):
     def _start_cron(self, message: InitScheduleManager) -> None:
         settings = message.settings
         try:
-            classes = WorkerRegistry.from_modules(settings.imports).classes()
+            classes = WorkerRegistry.from_modules(settings.imports, allow_async=True).classes()
             entries = node_entries(settings.cron, classes)
         except VerkError as exc:
             log.error("cron: no periodic jobs run on this node: %s", exc)
@@ -60,7 +68,12 @@ class ScheduleManager(VerkActor):
         if not entries:
             return
         self.cron = CronStore(settings.redis_url, message.node_id, entries, settings.cron_catch_up)
-        self.cron_outage = Outage(log, "cron", redact_url(settings.redis_url))
+        self.cron_outage = Outage(
+            log,
+            "cron",
+            redact_url(settings.redis_url),
+            report=partial(self.report_redis, "schedule_manager"),
+        )
         log.info("cron: %s", ", ".join(f"{e.name} ({e.schedule} {e.tz})" for e in entries))
         self.after(0.001, PollCron())
 

@@ -165,6 +165,7 @@ flowchart LR
     inprogress -- "ack_jobs.lua: LTRIM a run (LREM) + stat:processed" --> done(["done"])
     inprogress -- "fail_jobs.lua: LREM + ZADD" --> retry[("retry")]
     inprogress -- "fail_jobs.lua, retries used up" --> dead[("dead")]
+    inprogress -- "fail_jobs.lua: a limiter is full, no retry used" --> schedule
     inprogress -- "requeue: stop, restart, dead node" --> queue
     retry -- "ScheduleManager: enqueue_due.lua" --> queue
     schedule -- "ScheduleManager: enqueue_due.lua" --> queue
@@ -188,6 +189,7 @@ digraph job_flow {
     inprogress -> done [label="ack_jobs.lua:\\nLTRIM a run (LREM) + stat:processed"];
     inprogress -> retry [label="fail_jobs.lua:\\nLREM + ZADD"];
     inprogress -> dead [label="fail_jobs.lua,\\nretries used up"];
+    inprogress -> schedule [label="fail_jobs.lua: a limiter\\nis full, no retry used"];
     inprogress -> queue [label="requeue: stop,\\nrestart, dead node"];
     retry -> queue [label="ScheduleManager:\\nenqueue_due.lua"];
     schedule -> queue [label="ScheduleManager:\\nenqueue_due.lua"];

@@ -64,7 +64,9 @@ from verk_actors.bench.workload import (
     QUEUE,
     BenchIncr,
     BenchNoop,
+    BenchSleep,
 )
+from verk_actors.config.queue_modes import ASYNC
 from verk_actors.config.settings import QueueSpec, Settings
 from verk_actors.errors import ConfigurationError
 from verk_actors.store import keys
@@ -107,6 +109,12 @@ class BenchOptions:
     waiting: int = 0
     """More jobs left waiting behind the ``jobs`` that are timed (a long queue); they
     are deleted when the node has stopped."""
+    mode: str = "process"
+    """How the queue runs its jobs: process, threads or async (``QueueSpec.mode``)."""
+    per_process: int | None = None
+    """Jobs at once per worker process in threads or async mode (None: the default)."""
+    sleep: float = 0.0
+    """Seconds each job waits before its INCR (``BenchSleep``; async mode awaits)."""
 
     def __attrs_post_init__(self) -> None:
         if self.waiting < 0:
@@ -207,12 +215,16 @@ def standard_pickups(
 
 
 def enqueue_all(
-    client: Client, commands: CommandCounter, worker: type | str, jobs: int
+    client: Client,
+    commands: CommandCounter,
+    worker: type | str,
+    jobs: int,
+    args: tuple[Any, ...] = (),
 ) -> tuple[float, dict[str, int]]:
-    """``enqueue_many`` ``jobs`` argument-less jobs; the seconds and commands it took."""
+    """``enqueue_many`` ``jobs`` jobs of ``args``; the seconds and commands it took."""
     commands.start()
     begin = time.monotonic()
-    client.enqueue_many(worker, [()] * jobs, queue=QUEUE)
+    client.enqueue_many(worker, [args] * jobs, queue=QUEUE)
     seconds = time.monotonic() - begin
     return seconds, commands.stop()
 
@@ -253,11 +265,10 @@ def _run(
     on_drained: Callable[[], None] | None,
 ) -> BenchResult:
     concurrency = options.concurrency or Settings().queues[0].concurrency
-    settings = Settings(
-        redis_url=servers.url,
-        queues=(QueueSpec(QUEUE, concurrency),),
-    ).with_changes(
-        imports=(workload.__name__,),
+    spec = QueueSpec.checked(QUEUE, concurrency, options.mode, options.per_process)
+    settings = Settings(redis_url=servers.url, queues=(spec,)).with_changes(
+        imports=(workload.__name__,)
+        + (("verk_actors.bench.async_workload",) * (spec.mode == ASYNC)),
         job_logs=options.job_logs,
         metrics_port=free_port() if options.metrics else None,
         min_workers=options.min_workers,
@@ -274,8 +285,12 @@ def _run(
     client.redis.ping()
 
     progress.show(f"enqueueing {options.jobs:,} jobs", force=True)
-    worker = BenchIncr if options.incr else BenchNoop
-    enqueue_seconds, enqueue_calls = enqueue_all(client, commands, worker, options.jobs)
+    worker: str | type = BenchIncr if options.incr else BenchNoop
+    args: tuple[Any, ...] = ()
+    if options.sleep:
+        worker = "BenchAsyncSleep" if spec.mode == ASYNC else BenchSleep
+        args = (options.sleep,)
+    enqueue_seconds, enqueue_calls = enqueue_all(client, commands, worker, options.jobs, args)
     if options.waiting:
         progress.show(f"enqueueing {options.waiting:,} jobs that stay waiting", force=True)
         for start in range(0, options.waiting, 100_000):
@@ -330,6 +345,8 @@ def _run(
         peak_pss=memory.peak_pss,
         processes=memory.processes,
         pickups=tuple(pickups),
-        setting=f"1 node x {concurrency} workers",
+        setting=f"1 node x {concurrency} workers"
+        + (f" ({spec.mode}, {spec.per_process} per process)" if spec.mode != "process" else "")
+        + (f", jobs sleep {options.sleep:g} s" if options.sleep else ""),
         waiting=options.waiting,
     )

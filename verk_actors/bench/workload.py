@@ -35,7 +35,8 @@ def counter_client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, single_connection_client=True)
 
 
-def _counter() -> redis.Redis:
+def counter() -> redis.Redis:
+    """The counter server's client of this process (``VERK_BENCH_COUNTER_URL``)."""
     url = os.environ.get(COUNTER_URL_ENV)
     if not url:
         raise ConfigurationError(
@@ -51,7 +52,7 @@ class BenchIncr(Worker):
     retry: ClassVar[bool | int] = False
 
     def perform(self) -> None:
-        _counter().incr(COUNTER_KEY)
+        counter().incr(COUNTER_KEY)
 
 
 class BenchNoop(Worker):
@@ -72,4 +73,15 @@ class BenchPickup(Worker):
 
     def perform(self, enqueued: float) -> None:
         picked = time.monotonic() - enqueued
-        _counter().rpush(PICKUP_KEY, repr(picked))
+        counter().rpush(PICKUP_KEY, repr(picked))
+
+
+class BenchSleep(Worker):
+    """Sleeps ``seconds`` (waiting, as on the network), then the standard INCR."""
+
+    queue: ClassVar[str] = QUEUE
+    retry: ClassVar[bool | int] = False
+
+    def perform(self, seconds: float) -> None:
+        time.sleep(seconds)
+        counter().incr(COUNTER_KEY)

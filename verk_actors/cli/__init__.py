@@ -17,6 +17,7 @@ Subcommands::
     pause QUEUE [--force] / resume QUEUE   cluster-wide, kept in Redis
     enqueue CLASS [ARG...]         each ARG a JSON value; --queue, --at or --in
     cron [list]                    periodic jobs: schedule, next and last run
+    limits                         rate and concurrency limiters: limit, use, holders
     bench [--jobs N] [--latency]   the standard benchmark: jobs/s, pickup, commands, memory
     tree [--format text|mermaid|dot]  the live supervision tree of a running node
     health [--node ID]             exit 0 if a node of this host (or ID) is alive, else 1
@@ -49,11 +50,13 @@ import sys
 from collections.abc import Sequence
 
 from verk_actors.cli import (
+    batches,
     bench,
     control,
     cron,
     enqueue,
     health,
+    limits,
     process_signals,
     queues,
     sets,
@@ -100,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     process_signals.add_parsers(commands)
     enqueue.add_parsers(commands)
     cron.add_parsers(commands)
+    batches.add_parsers(commands)
+    limits.add_parser(commands)
     bench.add_parser(commands)
     tree.add_parser(commands)
     health.add_parser(commands)

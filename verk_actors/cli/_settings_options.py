@@ -18,6 +18,8 @@ METAVARS = {
     "path": "DIR",
     "error_handlers": "MODULE:FUNCTION",
     "death_handlers": "MODULE:FUNCTION",
+    "client_middleware": "MODULE:NAME",
+    "server_middleware": "MODULE:NAME",
     "cron": "'NAME=CLASS[@TZ] EXPR'",
 }
 KIND_METAVARS: dict[type, str] = {int: "N", float: "SECONDS", str: "TEXT"}

@@ -10,7 +10,8 @@ from typing import Any
 from verk_actors.bench.drain import DEFAULT_JOBS, BenchOptions, BenchResult, run_bench
 from verk_actors.bench.measure import PICKUP_GAP, Progress
 from verk_actors.bench.workload import QUEUE
-from verk_actors.cli.common import EXIT_OK, log_level, non_negative, positive
+from verk_actors.cli.common import EXIT_OK, log_level, non_negative, positive, positive_float
+from verk_actors.config.queue_modes import split_mode
 from verk_actors.config.settings import DEFAULT_CONCURRENCY
 
 
@@ -40,6 +41,18 @@ def add_parser(commands: Any) -> None:
         "--min-workers",
         type=non_negative,
         help="start only this many workers, more as jobs come (the lazy pool; default: all)",
+    )
+    parser.add_argument(
+        "--mode",
+        default="process",
+        help="how the queue runs its jobs: process (default), threads[:N] or async[:N] "
+        "(N jobs at once per worker process)",
+    )
+    parser.add_argument(
+        "--sleep",
+        type=positive_float,
+        default=0.0,
+        help="seconds each job waits before its INCR (simulated I/O; awaited in async mode)",
     )
     parser.add_argument(
         "--waiting",
@@ -91,6 +104,7 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark and print its figures on stdout (progress goes to stderr)."""
+    mode, per_process = split_mode(f"--mode {args.mode}", args.mode)
     options = BenchOptions(
         jobs=args.jobs,
         concurrency=args.concurrency,
@@ -103,6 +117,9 @@ def run(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         job_logs=args.job_logs,
         metrics=args.metrics,
+        mode=mode,
+        per_process=per_process,
+        sleep=args.sleep,
     )
     result = run_bench(options, Progress(sys.stderr))
     if args.json:

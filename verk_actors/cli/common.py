@@ -21,6 +21,7 @@ EXIT_USAGE = 2
 EXIT_NOT_FOUND = 3
 EXIT_INTERRUPTED = 130
 
+
 def add_common(parser: argparse.ArgumentParser, *, leaf: bool = False) -> None:
     """``--redis-url``, ``--config`` and ``--json``.
 

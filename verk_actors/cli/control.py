@@ -59,12 +59,17 @@ def _report(
     already: str,
 ) -> None:
     if args.json:
-        print_json(with_server(url, {
-            "queue": args.queue,
-            "paused": args.queue in paused,
-            "changed": changed,
-            "paused_queues": paused,
-        }))
+        print_json(
+            with_server(
+                url,
+                {
+                    "queue": args.queue,
+                    "paused": args.queue in paused,
+                    "changed": changed,
+                    "paused_queues": paused,
+                },
+            )
+        )
     else:
         say(server_line(url))
         say(done if changed else already)

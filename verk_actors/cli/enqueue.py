@@ -9,10 +9,12 @@ import time
 from datetime import datetime
 from typing import Any
 
+from verk_actors.cli._launcher import use_import_path
 from verk_actors.cli._server import server_line, with_server
 from verk_actors.cli.common import EXIT_OK, add_common, connected, print_json, redis_url, say
 from verk_actors.cli.table import utc
-from verk_actors.errors import ConfigurationError
+from verk_actors.config.file import resolve_settings
+from verk_actors.errors import ConfigurationError, JobError, VerkError
 from verk_actors.store.client import Client
 
 UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
@@ -94,6 +96,24 @@ def parse_delay(text: str) -> float:
     return float(match.group(1)) * UNITS[match.group(2) or "s"]
 
 
+def _enqueue(
+    client: Client, worker: str, job_args: list[Any], at: float | None, options: dict[str, Any]
+) -> tuple[str | None, bool]:
+    """``Client.enqueue_result``; what a client middleware raises becomes a JobError
+    saying so."""
+    try:
+        return client.enqueue_result(worker, *job_args, at=at, **options)
+    except VerkError:
+        raise
+    except Exception as exc:
+        if not client.middleware.entries():
+            raise
+        raise JobError(
+            f"not enqueued: a client middleware raised {type(exc).__name__}: {exc} "
+            "(nothing written)"
+        ) from exc
+
+
 def run(args: argparse.Namespace) -> int:
     """Enqueue the job; print its jid."""
     job_args = parse_args_json(args.job_args)
@@ -106,24 +126,36 @@ def run(args: argparse.Namespace) -> int:
     if args.unique_for is not None or args.unique_until is not None:
         options.update(unique_for=args.unique_for, unique_until=args.unique_until)
     url = redis_url(args)
+    settings = resolve_settings(config=getattr(args, "config", None)).settings
+    if settings.client_middleware:
+        use_import_path(settings.path)  # the middleware's modules, as the node finds them
     with connected(args, url) as redis_client:
-        client = Client(redis_client, url=url)
-        if at is None:
-            jid = client.enqueue(args.worker, *job_args, **options)
-        else:
-            jid = client.enqueue_at(at, args.worker, *job_args, **options)
+        client = Client(redis_client, url=url, middleware=settings.client_middleware)
+        jid, written = _enqueue(client, args.worker, job_args, at, options)
     queue = args.queue or "default"
     scheduled = at is not None and at > time.time()
     if args.json:
-        print_json(with_server(url, {"jid": jid, "class": args.worker, "queue": queue,
-                                     "at": at if scheduled else None,
-                                     "duplicate": jid is None}))
+        print_json(
+            with_server(
+                url,
+                {
+                    "jid": jid,
+                    "class": args.worker,
+                    "queue": queue,
+                    "at": at if scheduled else None,
+                    "duplicate": not written and not client.refused,
+                    "refused": client.refused,
+                },
+            )
+        )
         return EXIT_OK
     say(server_line(url))
-    if jid is None:
+    if client.refused:
+        say(f"not enqueued: a client middleware refused this {args.worker} job (nothing written)")
+    elif not written:
         say(
-            f"not enqueued: a job of {args.worker} with these args on queue {queue} holds "
-            "the unique lock (it waits or runs); nothing was written"
+            f"not enqueued: job {jid} of {args.worker} with these args on queue {queue} "
+            "holds the unique lock (it waits or runs); nothing was written"
         )
     elif scheduled:
         say(f"scheduled {args.worker} on queue {queue} for {utc(at)} UTC: jid {jid}")

@@ -67,18 +67,25 @@ def run_list(args: argparse.Namespace) -> int:
     with connected(args, url) as client:
         stats = queue_stats(client)
     if args.json:
-        print_json(with_server(url, {"queues": [
-            {
-                "name": q.name,
-                "size": q.size,
-                "latency": q.latency,
-                "in_progress": q.in_progress,
-                "processed": q.processed,
-                "failed": q.failed,
-                "paused": q.paused,
-            }
-            for q in stats
-        ]}))
+        print_json(
+            with_server(
+                url,
+                {
+                    "queues": [
+                        {
+                            "name": q.name,
+                            "size": q.size,
+                            "latency": q.latency,
+                            "in_progress": q.in_progress,
+                            "processed": q.processed,
+                            "failed": q.failed,
+                            "paused": q.paused,
+                        }
+                        for q in stats
+                    ]
+                },
+            )
+        )
     else:
         say(server_line(url))
         say(queue_rows(stats))
@@ -109,12 +116,17 @@ def run_peek(args: argparse.Namespace) -> int:
             known = ", ".join(queue_names(client)) or "none yet"
             raise NotFoundError(f"there is no queue {args.name!r}; known queues: {known}")
     if args.json:
-        print_json(with_server(url, {
-            "queue": args.name,
-            "size": size,
-            "offset": args.offset,
-            "jobs": [s.to_dict() for s in jobs],
-        }))
+        print_json(
+            with_server(
+                url,
+                {
+                    "queue": args.name,
+                    "size": size,
+                    "offset": args.offset,
+                    "jobs": [s.to_dict() for s in jobs],
+                },
+            )
+        )
         return EXIT_OK
     say(server_line(url))
     if not jobs:

@@ -84,11 +84,25 @@ def entry_row(entry: SetEntry, now: float) -> list[Any]:
     job = entry.stored.job
     at = when(entry.score, now)
     if job is None:
-        return [at, entry.jid, "(malformed)", None, clip(entry.stored.text, 40), None,
-                clip(entry.stored.error or "", 60)]
+        return [
+            at,
+            entry.jid,
+            "(malformed)",
+            None,
+            clip(entry.stored.text, 40),
+            None,
+            clip(entry.stored.error or "", 60),
+        ]
     error = f"{job.error_class}: {job.error_message}" if job.error_class else job.error_message
-    return [at, job.jid, job.class_name, job.queue, args_text(job.args, 40), job.retry_count,
-            clip(error, 60) if error else None]
+    return [
+        at,
+        job.jid,
+        job.class_name,
+        job.queue,
+        args_text(job.args, 40),
+        job.retry_count,
+        clip(error, 60) if error else None,
+    ]
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -99,12 +113,17 @@ def run_list(args: argparse.Namespace) -> int:
         entries = jobs.page(args.offset, args.limit, newest_first=args.newest_first)
         count = jobs.count()
     if args.json:
-        print_json(with_server(url, {
-            "set": args.set_name,
-            "count": count,
-            "offset": args.offset,
-            "entries": [e.to_dict() for e in entries],
-        }))
+        print_json(
+            with_server(
+                url,
+                {
+                    "set": args.set_name,
+                    "count": count,
+                    "offset": args.offset,
+                    "entries": [e.to_dict() for e in entries],
+                },
+            )
+        )
         return EXIT_OK
     say(server_line(url))
     if not entries:
@@ -178,9 +197,11 @@ def run_retry(args: argparse.Namespace) -> int:
         say(server_line(url))
     if args.all:
         if args.json:
-            print_json(with_server(
-                url, {"set": args.set_name, "enqueued": result.moved, "skipped": result.skipped}
-            ))
+            print_json(
+                with_server(
+                    url, {"set": args.set_name, "enqueued": result.moved, "skipped": result.skipped}
+                )
+            )
         else:
             say(f"enqueued {result.moved} jobs from the {args.set_name} set")
             if result.skipped:

@@ -33,6 +33,7 @@ from verk_actors.cli._launcher import (
 from verk_actors.cli._settings_options import add_settings_options, settings_flags
 from verk_actors.cli.common import log_level
 from verk_actors.config.file import CONFIG_ENV, Resolved, resolve_settings
+from verk_actors.config.queue_modes import runs_async
 from verk_actors.config.redis_url import redact_url
 from verk_actors.config.settings import Settings
 from verk_actors.config.validate import check_metrics
@@ -135,7 +136,9 @@ def run(args: argparse.Namespace) -> int:
     settings = resolved.settings
     configure_launcher_logging(args.log_level, settings.log_format)
     use_import_path(settings.path)
-    registry = WorkerRegistry.from_modules(settings.imports)
+    registry = WorkerRegistry.from_modules(
+        settings.imports, allow_async=runs_async(settings.queues)
+    )
     check_metrics(settings)
     if args.admin_port:
         check_admin_port_free(args.admin_port)  # before anything is started

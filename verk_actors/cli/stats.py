@@ -89,8 +89,16 @@ def node_rows(nodes: Sequence[NodeInfo], now: float) -> str:
         return "no nodes yet (a node appears once it has started taking jobs)"
     return table(
         [
-            "NODE", "STATE", "HOST", "PID", "STARTED (UTC)", "BEAT", "BUSY", "QUEUES",
-            "ADMIN PORT", "VERSION",
+            "NODE",
+            "STATE",
+            "HOST",
+            "PID",
+            "STARTED (UTC)",
+            "BEAT",
+            "BUSY",
+            "QUEUES",
+            "ADMIN PORT",
+            "VERSION",
         ],
         [
             [
@@ -120,16 +128,18 @@ def render(snap: Snapshot, url: str) -> str:
     alive = sum(n.alive for n in snap.nodes)
     summary = table(
         ["PROCESSED", "FAILED", "ENQUEUED", "SCHEDULED", "RETRIES", "DEAD", "NODES ALIVE", "BUSY"],
-        [[
-            t.processed,
-            t.failed,
-            t.enqueued,
-            t.scheduled,
-            t.retries,
-            t.dead,
-            f"{alive} of {len(snap.nodes)}",
-            sum(n.busy or 0 for n in snap.nodes if n.alive),
-        ]],
+        [
+            [
+                t.processed,
+                t.failed,
+                t.enqueued,
+                t.scheduled,
+                t.retries,
+                t.dead,
+                f"{alive} of {len(snap.nodes)}",
+                sum(n.busy or 0 for n in snap.nodes if n.alive),
+            ]
+        ],
     )
     parts = [
         f"verk-actors stats at {utc(snap.at)} UTC, {server_line(url)}",
@@ -139,10 +149,13 @@ def render(snap: Snapshot, url: str) -> str:
         queue_rows(snap.queues),
     ]
     if snap.history:
-        parts += ["", table(
-            ["DAY (UTC)", "PROCESSED", "FAILED"],
-            [[d.day, d.processed, d.failed] for d in snap.history],
-        )]
+        parts += [
+            "",
+            table(
+                ["DAY (UTC)", "PROCESSED", "FAILED"],
+                [[d.day, d.processed, d.failed] for d in snap.history],
+            ),
+        ]
     return "\n".join(parts)
 
 

@@ -37,8 +37,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
     def line(values: Sequence[str]) -> str:
         parts = [
-            v.rjust(w) if r else v.ljust(w)
-            for v, w, r in zip(values, widths, right, strict=True)
+            v.rjust(w) if r else v.ljust(w) for v, w, r in zip(values, widths, right, strict=True)
         ]
         return "  ".join(parts).rstrip()
 

@@ -68,11 +68,16 @@ def _kinds(hint: Any) -> set[type]:
 
 
 def _queue_specs(path: Path, raw: Any) -> tuple[QueueSpec, ...]:
-    how = 'write a table ([queues] then default = 25) or a list (queues = ["default=25"])'
+    how = (
+        'write a table ([queues] then default = 25 or crawl = "500:async:100") '
+        'or a list (queues = ["default=25"])'
+    )
     try:
         if isinstance(raw, dict):
             return tuple(
-                QueueSpec.checked(str(name), **n)
+                QueueSpec.parse(f"{name}={n}")
+                if isinstance(n, str)
+                else QueueSpec.checked(str(name), **n)
                 if isinstance(n, dict)
                 else QueueSpec.checked(str(name), n)
                 for name, n in raw.items()

@@ -16,7 +16,16 @@ import attrs
 from verk_actors.config.file import CONFIG_ENV
 from verk_actors.config.settings import DAY, Settings, configurable_fields, env_var
 
-REPEATABLE = ("queues", "imports", "path", "error_handlers", "death_handlers", "cron")
+REPEATABLE = (
+    "queues",
+    "imports",
+    "path",
+    "error_handlers",
+    "death_handlers",
+    "client_middleware",
+    "server_middleware",
+    "cron",
+)
 """Settings whose flag may be given more than once."""
 
 

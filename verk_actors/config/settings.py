@@ -39,7 +39,7 @@ from verk_actors.config._checks import (
 )
 from verk_actors.config.log_format import FORMATS
 from verk_actors.config.queue_spec import DEFAULT_CONCURRENCY as DEFAULT_CONCURRENCY  # noqa: PLC0414
-from verk_actors.config.queue_spec import QueueSpec as QueueSpec  # noqa: PLC0414 (re-exported)
+from verk_actors.config.queue_spec import QueueSpec as QueueSpec  # noqa: PLC0414
 from verk_actors.config.redis_url import redact_url
 from verk_actors.errors import ConfigurationError
 from verk_actors.jobs.cron import CronEntry, check_catch_up, cron_entries
@@ -81,6 +81,12 @@ def _meta(help_text: str, *, flag: str | None = None, shown: str | None = None) 
     return meta
 
 
+def _functions(help_text: str, flag: str) -> Any:
+    """A field holding ``module:name`` specs of user functions (handlers, middleware)."""
+    meta = _meta(help_text, flag=flag, shown="none")
+    return attrs.field(default=(), converter=handlers, metadata=meta)
+
+
 @attrs.frozen
 class Settings:
     """Everything a node needs to know. Every field has a default that works locally.
@@ -111,7 +117,8 @@ class Settings:
         converter=_queues,
         metadata=_meta(
             "queues to work on, each NAME=CONCURRENCY (jobs of it run at once); NAME alone "
-            f"means {DEFAULT_CONCURRENCY}",
+            f"means {DEFAULT_CONCURRENCY}; NAME=CONCURRENCY:threads[:N] or :async[:N] runs N "
+            "jobs per worker process (threads, or coroutines for async def perform)",
             flag="--queue",
             shown=f"default={DEFAULT_CONCURRENCY}",
         ),
@@ -202,7 +209,7 @@ class Settings:
         validator=whole_or_none("max_jobs_per_worker"),
         metadata=_meta(
             "replace a worker process after it has run this many jobs (a queue's own "
-            "max_jobs, in --queue NAME=N:max_jobs=J, wins)",
+            "max_jobs, in --queue NAME=N:max_jobs=J, wins; process mode)",
             shown="no limit",
         ),
     )
@@ -211,7 +218,7 @@ class Settings:
         validator=whole_or_none("max_memory_per_worker"),
         metadata=_meta(
             "replace a worker process, after its job, once its resident memory passes "
-            "this many MB (a queue's own max_memory wins)",
+            "this many MB (a queue's own max_memory wins; process mode)",
             shown="no limit",
         ),
     )
@@ -221,7 +228,7 @@ class Settings:
         metadata=_meta(
             "worker processes each queue keeps when idle; the others start as jobs come "
             "and stop after worker_idle_timeout (a queue's own min_workers, in --queue "
-            "NAME=N:min_workers=M, wins)",
+            "NAME=N:min_workers=M, wins; process mode)",
             shown="all (concurrency)",
         ),
     )
@@ -254,25 +261,25 @@ class Settings:
         ),
     )
 
-    error_handlers: tuple[str, ...] = attrs.field(
-        default=(),
-        converter=handlers,
-        metadata=_meta(
-            "functions (module:function) called in the worker with (exception, context) "
-            "for every failed try of a job",
-            flag="--error-handler",
-            shown="none",
-        ),
+    error_handlers: tuple[str, ...] = _functions(
+        "functions (module:function) called in the worker with (exception, context) "
+        "for every failed try of a job",
+        "--error-handler",
     )
-    death_handlers: tuple[str, ...] = attrs.field(
-        default=(),
-        converter=handlers,
-        metadata=_meta(
-            "functions (module:function) called in the worker with (job, exception) once "
-            "when a job goes to dead",
-            flag="--death-handler",
-            shown="none",
-        ),
+    death_handlers: tuple[str, ...] = _functions(
+        "functions (module:function) called in the worker with (job, exception) once "
+        "when a job goes to dead",
+        "--death-handler",
+    )
+    client_middleware: tuple[str, ...] = _functions(
+        "middleware (module:name) called as call(worker, job, queue, next) on every "
+        "enqueue by the node and verk-actors enqueue; may add fields or refuse the job",
+        "--client-middleware",
+    )
+    server_middleware: tuple[str, ...] = _functions(
+        "middleware (module:name) called as call(worker, job, queue, next) around every "
+        "perform, in the worker",
+        "--server-middleware",
     )
 
     log_format: str = attrs.field(
@@ -365,7 +372,8 @@ def field_kind(field: str) -> type:
     return kind if isinstance(kind, type) else str
 
 
-LIST_FIELDS = ("imports", "error_handlers", "death_handlers")
+LIST_FIELDS: tuple[str, ...] = ("imports", "error_handlers", "death_handlers")
+LIST_FIELDS += ("client_middleware", "server_middleware")
 """Fields written as comma-separated lists in a variable."""
 
 TRUE_WORDS = ("1", "true", "yes", "on")

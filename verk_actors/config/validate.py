@@ -14,9 +14,11 @@ from typing import Any
 
 import attrs
 
+from verk_actors.config.queue_modes import runs_async
 from verk_actors.config.settings import Settings
 from verk_actors.errors import ConfigurationError
 from verk_actors.jobs.hooks import Hooks
+from verk_actors.jobs.middleware import import_middleware
 from verk_actors.jobs.registry import WorkerRegistry
 
 
@@ -32,8 +34,11 @@ def check_node_settings(settings: Any) -> WorkerRegistry:
             f"a node is configured with a verk_actors Settings, got {type(settings).__name__}"
         )
     attrs.evolve(settings)  # every check again: it may have been unpickled, or forced
-    registry = WorkerRegistry.from_modules(settings.imports)
+    registry = WorkerRegistry.from_modules(
+        settings.imports, allow_async=runs_async(settings.queues)
+    )
     Hooks(settings.error_handlers, settings.death_handlers)  # each handler imports
+    import_middleware((*settings.client_middleware, *settings.server_middleware))
     check_metrics(settings)
     return registry
 

@@ -11,24 +11,27 @@ import inspect
 from collections.abc import Iterable
 
 from verk_actors.errors import AsyncWorkerError, ConfigurationError, UnknownWorkerError
+from verk_actors.jobs.limits import declared_limits
 from verk_actors.jobs.worker import Worker, worker_names
 
 
 def async_perform_refusal(cls: type) -> str:
     """Why a worker whose ``perform`` is async cannot run, and what to do instead."""
     return (
-        f"{cls.__module__}.{cls.__qualname__}.perform is async, and verk_actors does not "
-        "run async jobs yet (it would never await the coroutine, so the job would never "
-        "run): make perform a plain def, and run the coroutine inside it with "
-        "asyncio.run(...)"
+        f"{cls.__module__}.{cls.__qualname__}.perform is async, and only a queue in async "
+        "mode runs async jobs (elsewhere nothing would await the coroutine, so the job "
+        "would never run): give its queue async mode (--queue NAME=CONCURRENCY:async), "
+        "or make perform a plain def and run the coroutine inside it with asyncio.run(...)"
     )
 
 
 class WorkerRegistry:
     """Worker classes by every name they answer to."""
 
-    def __init__(self, workers: Iterable[type] = ()) -> None:
+    def __init__(self, workers: Iterable[type] = (), *, allow_async: bool = False) -> None:
         self._by_name: dict[str, type] = {}
+        self.allow_async = allow_async
+        """Whether ``async def perform`` workers may register (a queue runs in async mode)."""
         for cls in workers:
             self.register(cls)
 
@@ -38,8 +41,11 @@ class WorkerRegistry:
         if not inspect.isclass(cls) or not callable(perform):
             raise ConfigurationError(f"{cls!r} is not a class with a perform() method")
         perform = inspect.unwrap(perform)
-        if inspect.iscoroutinefunction(perform) or inspect.isasyncgenfunction(perform):
+        if inspect.isasyncgenfunction(perform) or (
+            inspect.iscoroutinefunction(perform) and not self.allow_async
+        ):
             raise AsyncWorkerError(async_perform_refusal(cls))
+        declared_limits(cls)  # a bad limits attribute is refused at import, not per job
         for name in worker_names(cls):
             known = self._by_name.get(name)
             if known is not None and known is not cls:
@@ -80,9 +86,9 @@ class WorkerRegistry:
         return name in self._by_name
 
     @classmethod
-    def from_modules(cls, modules: Iterable[str]) -> WorkerRegistry:
+    def from_modules(cls, modules: Iterable[str], *, allow_async: bool = False) -> WorkerRegistry:
         """Import each module and register the Worker subclasses it defines."""
-        registry = cls()
+        registry = cls(allow_async=allow_async)
         for module_name in modules:
             try:
                 module = importlib.import_module(module_name)

@@ -26,6 +26,9 @@ class Fate(enum.Enum):
     """Tried again when its ``score`` comes."""
     DEAD = "dead"
     """Given up on: kept, with the reason, for people to look at or retry by hand."""
+    DEFER = "deferred"
+    """Not run: a rate or concurrency limiter was full. Back into ``schedule`` when its
+    ``score`` comes, with no retry used (``verk_actors.jobs.limits``)."""
 
 
 def retry_limit(job: Job, default: int = DEFAULT_MAX_RETRIES, worker_retry: object = None) -> int:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import inspect
 import signal
+import threading
 import time
 import traceback
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from types import FrameType
 from typing import Any, Protocol
 
@@ -21,12 +22,15 @@ from verk_actors.errors import (
     AsyncWorkerError,
     JobTimeoutError,
     MalformedJobError,
+    OverLimitError,
     UnknownWorkerError,
 )
+from verk_actors.jobs.chain import Middleware, invoke
 from verk_actors.jobs.job import Job, decode_job, peek_ids
 from verk_actors.jobs.job_log import CURRENT_JOB, job_ended, job_started
+from verk_actors.jobs.limits import Limiter, declared_limits, defer_delay, deferred_job, limited
 from verk_actors.jobs.registry import WorkerRegistry, async_perform_refusal
-from verk_actors.jobs.retry import FailureRecord, build_failure, bury_malformed
+from verk_actors.jobs.retry import FailureRecord, Fate, build_failure, bury_malformed
 
 HARD_KILL_GRACE = 2.0
 """Seconds past a job's time limit before its worker process is killed."""
@@ -77,8 +81,9 @@ def backtrace_lines(exc: BaseException, limit: int) -> list[str]:
 
 @contextmanager
 def time_limit(seconds: float | None) -> Iterator[None]:
-    """Raise JobTimeoutError in this (main) thread after ``seconds``."""
-    if not seconds:
+    """Raise JobTimeoutError in this (main) thread after ``seconds`` (in another thread:
+    nothing, the caller watches the time, see ``running_lanes``)."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
         yield
         return
 
@@ -115,6 +120,8 @@ class PreparedJob:
         self.worker: type | None = None
         self.refusal: tuple[str, str, FailureRecord] | None = None
         self.limit: float | None = None
+        self.limits: tuple[Limiter, ...] = ()
+        """The limiters the worker class declares (taken before ``perform``)."""
         self.peeked: tuple[str | None, str | None] = (None, None)
         """``jid`` and ``class`` as far as they can be read from a malformed text."""
         self.error: BaseException | None = None
@@ -149,6 +156,8 @@ class PreparedJob:
             )
             return
         self.limit = job_time_limit(self.job, self.worker, settings)
+        if getattr(self.worker, "limits", None):
+            self.limits = declared_limits(self.worker)
 
     @property
     def jid(self) -> str | None:
@@ -176,20 +185,26 @@ def run_prepared(prepared: PreparedJob, ref: int, settings: RunPolicy) -> JobOut
     return JobOutcome(ref, job.jid, job.class_name, time.monotonic() - started)
 
 
-def execute(prepared: PreparedJob, ref: int, settings: RunPolicy) -> JobOutcome | None:
+def execute(
+    prepared: PreparedJob,
+    ref: int,
+    settings: RunPolicy,
+    middleware: tuple[Middleware, ...] | None = None,
+) -> JobOutcome | None:
     """Run a prepared job: None when it succeeded, else the failure outcome.
 
     The hot path of a worker: a success creates nothing. While it runs, the job is
     ``CURRENT_JOB`` (records logged then carry its jid); with ``job_logs`` on, its start
-    and end are logged.
+    and end are logged. ``middleware`` (server middleware, None for none) wraps
+    ``perform``: what it raises fails the try as ``perform`` raising would.
     """
     token = CURRENT_JOB.set(prepared)
     try:
         if not settings.job_logs:
-            return _execute(prepared, ref, settings)
+            return _execute(prepared, ref, settings, middleware)
         job_started()
         began = time.monotonic()
-        failure = _execute(prepared, ref, settings)
+        failure = _execute(prepared, ref, settings, middleware)
         if failure is None:
             job_ended(time.monotonic() - began, "done")
         else:
@@ -204,57 +219,124 @@ def execute(prepared: PreparedJob, ref: int, settings: RunPolicy) -> JobOutcome 
         CURRENT_JOB.reset(token)
 
 
-def _execute(prepared: PreparedJob, ref: int, settings: RunPolicy) -> JobOutcome | None:
+def _execute(
+    prepared: PreparedJob,
+    ref: int,
+    settings: RunPolicy,
+    middleware: tuple[Middleware, ...] | None,
+) -> JobOutcome | None:
     job = prepared.job
     worker = prepared.worker
     if prepared.refusal is not None or job is None or worker is None:
-        assert prepared.refusal is not None
-        error_class, message, failure = prepared.refusal
-        return JobOutcome(
-            ref=ref,
-            jid=prepared.jid,
-            class_name=prepared.class_name,
-            duration=0.0,
-            failure=failure,
-            error_class=error_class,
-            error_message=message,
-        )
+        return refused(prepared, ref)
     started = time.monotonic()
     instance: Any = worker()
     instance.job = job
     try:
-        if prepared.limit:
-            with time_limit(prepared.limit):
-                result = instance.perform(*job.args)
+        if middleware is not None:
+            # The limiters first: the middleware sees only the tries that run.
+            limits = limited(*prepared.limits) if prepared.limits else nullcontext()
+            with limits, time_limit(prepared.limit):
+                _perform_within(middleware, instance, worker, job, prepared.queue)
         else:
-            result = instance.perform(*job.args)
-        if result is not None and inspect.isawaitable(result):
-            refuse_awaitable(worker, result)
+            if prepared.limits:
+                with limited(*prepared.limits), time_limit(prepared.limit):
+                    result = instance.perform(*job.args)
+            elif prepared.limit:
+                with time_limit(prepared.limit):
+                    result = instance.perform(*job.args)
+            else:
+                result = instance.perform(*job.args)
+            if result is not None and inspect.isawaitable(result):
+                refuse_awaitable(worker, result)
+    except OverLimitError as exc:
+        return deferral(ref, job, exc, time.monotonic() - started)
     except (Exception, SystemExit, KeyboardInterrupt) as exc:
-        duration = time.monotonic() - started
-        prepared.error = exc
-        delay = _delay_override(instance, job, exc)
-        message = str(exc) or type(exc).__name__
-        return JobOutcome(
-            ref=ref,
-            jid=job.jid,
-            class_name=job.class_name,
-            duration=duration,
-            failure=build_failure(
-                job,
-                error_class=type(exc).__name__,
-                error_message=message,
-                backtrace=backtrace_lines(exc, settings.backtrace_lines),
-                now=time.time(),
-                default_max_retries=settings.max_retries,
-                worker_retry=getattr(worker, "retry", None),
-                queue=prepared.queue,
-                delay_override=delay,
-            ),
+        return failed(prepared, ref, settings, instance, exc, started=started)
+    return None
+
+
+def refused(prepared: PreparedJob, ref: int) -> JobOutcome:
+    """The outcome of a job that cannot run (malformed, or no worker of its class)."""
+    assert prepared.refusal is not None
+    error_class, message, failure = prepared.refusal
+    return JobOutcome(
+        ref=ref,
+        jid=prepared.jid,
+        class_name=prepared.class_name,
+        duration=0.0,
+        failure=failure,
+        error_class=error_class,
+        error_message=message,
+    )
+
+
+def failed(
+    prepared: PreparedJob,
+    ref: int,
+    settings: RunPolicy,
+    instance: Any,
+    exc: BaseException,
+    *,
+    started: float,
+) -> JobOutcome:
+    """The outcome of a job whose ``perform`` raised ``exc``."""
+    job, worker = prepared.job, prepared.worker
+    assert job is not None
+    duration = time.monotonic() - started
+    prepared.error = exc
+    delay = _delay_override(instance, job, exc)
+    message = str(exc) or type(exc).__name__
+    return JobOutcome(
+        ref=ref,
+        jid=job.jid,
+        class_name=job.class_name,
+        duration=duration,
+        failure=build_failure(
+            job,
             error_class=type(exc).__name__,
             error_message=message,
-        )
-    return None
+            backtrace=backtrace_lines(exc, settings.backtrace_lines),
+            now=time.time(),
+            default_max_retries=settings.max_retries,
+            worker_retry=getattr(worker, "retry", None),
+            queue=prepared.queue,
+            delay_override=delay,
+        ),
+        error_class=type(exc).__name__,
+        error_message=message,
+    )
+
+
+def deferral(ref: int, job: Job, exc: OverLimitError, duration: float) -> JobOutcome:
+    """The outcome of a job a full limiter stopped: back into ``schedule`` after a
+    backoff, its retries and error fields untouched (no error handler hears of it)."""
+    deferred, count = deferred_job(job)
+    return JobOutcome(
+        ref=ref,
+        jid=job.jid,
+        class_name=job.class_name,
+        duration=duration,
+        failure=FailureRecord(
+            Fate.DEFER, time.time() + defer_delay(count, exc.wait), deferred.to_json()
+        ),
+        error_class="OverLimitError",
+        error_message=str(exc),
+    )
+
+
+def _perform_within(
+    middleware: tuple[Middleware, ...], instance: Any, worker: type, job: Job, queue: str
+) -> None:
+    """Call ``perform`` inside the server middleware chain."""
+
+    def perform() -> Any:
+        result = instance.perform(*job.args)
+        if result is not None and inspect.isawaitable(result):
+            refuse_awaitable(worker, result)
+        return result
+
+    invoke(middleware, instance, job.to_dict(), queue, perform)
 
 
 def refuse_awaitable(worker: type, result: Any) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from verk_actors.jobs.job import Job
+from verk_actors.jobs.limits import Concurrent, Window
 
 
 class Worker:
@@ -52,6 +53,11 @@ class Worker:
     unique_until: ClassVar[str] = "success"
     """``"success"``: the lock is freed when the job succeeds or goes to dead (not when
     it goes to retry); ``"start"``: when a node takes the job to run it."""
+
+    limits: ClassVar[tuple[Concurrent | Window, ...]] = ()
+    """Limiters each job of this worker takes before ``perform`` runs, e.g.
+    ``(Concurrent("api", 3), Window("api-rate", 10, per=1))``: a job that finds one
+    full is put back into ``schedule`` and tried again later, using no retry."""
 
     job: Job
     """The job being run, set before ``perform`` is called."""

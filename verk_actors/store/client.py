@@ -26,12 +26,15 @@ import redis
 from verk_actors.config.redis_url import redact_url
 from verk_actors.config.settings import DEFAULT_REDIS_URL
 from verk_actors.errors import InvalidJobError, RedisUnavailableError
+from verk_actors.jobs.enqueue_options import check_options, check_worker, to_seconds, to_timestamp
 from verk_actors.jobs.job import Job, dumps, new_jid, new_job
-from verk_actors.jobs.unique import unique_digest, unique_fields, unique_key_of, unique_options
+from verk_actors.jobs.middleware import ClientChain, admit
+from verk_actors.jobs.unique import unique_options
 from verk_actors.jobs.worker import worker_name
 from verk_actors.store import keys
 from verk_actors.store.connection import connect
 from verk_actors.store.scripts import Scripts
+from verk_actors.store.unique_push import UniquePush
 
 log = logging.getLogger(__name__)
 
@@ -39,51 +42,6 @@ QUEUES_REFRESH = 60.0
 """Seconds a client trusts that a queue it has added is still in the ``queues`` set."""
 
 ENQUEUE_MANY_CHUNK = 5000
-
-OPTIONS = ("queue", "retry", "jid", "extra", "unique_for", "unique_until")
-"""The keyword options of the enqueue verbs; a job's own arguments are positional."""
-
-
-def check_options(verb: str, options: Mapping[str, Any]) -> None:
-    """Refuse keywords that are not options: Sidekiq jobs have positional args only."""
-    unknown = [name for name in options if name not in OPTIONS]
-    if unknown:
-        given = ", ".join(f"{name}=" for name in unknown)
-        raise InvalidJobError(
-            f"{verb}() got {given}: Sidekiq jobs take positional JSON args only, so pass "
-            f"them in order ({verb}(HardWorker, 'a', 1)); its keyword options are "
-            f"{', '.join(OPTIONS)}"
-        )
-
-
-def check_worker(verb: str, worker: Any) -> None:
-    """Refuse a worker that is neither a class with ``perform`` nor a class name."""
-    if isinstance(worker, str):
-        return
-    if not isinstance(worker, type) or not callable(getattr(worker, "perform", None)):
-        shown = worker.__name__ if isinstance(worker, type) else repr(worker)
-        raise InvalidJobError(
-            f"{verb}(): {shown} is not a worker: pass a Worker subclass (a class with a "
-            "perform method) or a worker's class name such as 'HardWorker'"
-        )
-
-
-def to_timestamp(when: datetime | float | int) -> float:
-    """Unix seconds from a datetime (naive = local time) or a number."""
-    if isinstance(when, datetime):
-        return when.timestamp()
-    if isinstance(when, bool) or not isinstance(when, int | float):
-        raise InvalidJobError(f"a run time must be a datetime or unix seconds, got {when!r}")
-    return float(when)
-
-
-def to_seconds(delay: timedelta | float | int) -> float:
-    """Seconds from a timedelta or a number."""
-    if isinstance(delay, timedelta):
-        return delay.total_seconds()
-    if isinstance(delay, bool) or not isinstance(delay, int | float):
-        raise InvalidJobError(f"a delay must be a timedelta or seconds, got {delay!r}")
-    return float(delay)
 
 
 class _Announced:
@@ -119,9 +77,18 @@ class Client:
 
     Without ``redis_client`` or ``url`` it uses ``VERK_REDIS_URL``, else the local
     default, and says which at INFO the first time (once per process and server).
+    Every job goes through the client middleware first: ``middleware`` (``module:name``
+    specs), then those added by ``add_client_middleware``; one that refuses a job makes
+    the verb return None, with ``refused`` True.
     """
 
-    def __init__(self, redis_client: redis.Redis | None = None, *, url: str | None = None) -> None:
+    def __init__(
+        self,
+        redis_client: redis.Redis | None = None,
+        *,
+        url: str | None = None,
+        middleware: Iterable[str] = (),
+    ) -> None:
         env_url = os.environ.get("VERK_REDIS_URL")
         self.url = url or env_url or DEFAULT_REDIS_URL
         if url is None and redis_client is None:
@@ -137,6 +104,9 @@ class Client:
         )
         self._queues_seen: dict[str, float] = {}
         self._scripts: Scripts | None = None
+        self.middleware = ClientChain(middleware)
+        self.refused = False
+        """True when a client middleware refused the last job enqueued (nothing written)."""
 
     def close(self) -> None:
         """Close the connection if this client opened it."""
@@ -226,29 +196,12 @@ class Client:
         one step: ``(True, its jid)``, or ``(False, the holder's jid)`` when a job like
         it holds the lock (nothing is written). The lock lives ``unique_for`` seconds
         from when the job is due."""
-        unique_for, until = unique
-        assert job.queue is not None and job.jid is not None
-        digest = unique_digest(job.class_name, job.queue, unique_key_of(worker, job.args))
-        job = attrs.evolve(job, extra={**job.extra, **unique_fields(unique_for, until, digest)})
-        delay = max(0.0, at - time.time()) if at is not None else 0.0
+        return self._unique().one(worker, job, unique, at)
+
+    def _unique(self) -> UniquePush:
         if self._scripts is None:
             self._scripts = Scripts(self.redis)
-        scripts = self._scripts
-        result: list[tuple[bool, str]] = []
-        self._guarded(
-            lambda: result.append(
-                scripts.unique_enqueue(
-                    self.redis,
-                    digest,
-                    job.to_json(),
-                    job.queue or "default",
-                    jid=job.jid or "",
-                    ttl_ms=max(1, int((unique_for + delay) * 1000)),
-                    at=at,
-                )
-            )
-        )
-        return result[0]
+        return UniquePush(self.redis, self._scripts, self._guarded)
 
     def _execute(self, pipe: redis.client.Pipeline) -> None:
         self._guarded(pipe.execute)
@@ -266,65 +219,78 @@ class Client:
                 f"Redis at {redact_url(self.url)} refused the write: {exc}"
             ) from exc
 
+    def admit(self, worker: type | str, job: Job) -> Job | None:
+        """``job`` as the client middleware leave it; None (and ``refused``) if one
+        refused it. Every way of enqueueing calls it before writing a job."""
+        admitted = admit(self.middleware, worker, job)
+        self.refused = admitted is None
+        return admitted
+
     # --- the public verbs --------------------------------------------------------------
 
     def enqueue(self, worker: type | str, *args: Any, **options: Any) -> str | None:
-        """Enqueue one job to run now; returns its jid.
+        """Enqueue one job to run now; returns its jid (None: a client middleware
+        refused it, nothing was written).
 
         Options: ``queue``, ``retry`` (True, False or a number), ``jid``, ``extra``
         (more job fields, e.g. ``{"timeout": 30}``), ``unique_for`` and
         ``unique_until`` (as the Worker attributes). A unique job (by these options or
-        its class's) whose lock is held is not enqueued: None is returned.
+        its class's) whose lock is held is not enqueued: the jid returned is that of
+        the job holding the lock (``enqueue_result`` says which it was).
         """
-        check_options("enqueue", options)
-        check_worker("enqueue", worker)
-        rest, unique = unique_options(worker, options)
-        job = self.build(worker, args, **rest)
-        assert job.jid is not None
-        if unique is not None:
-            written, _ = self.push_unique(worker, job, unique)
-            return job.jid if written else None
-        self.push([job])
-        return job.jid
+        return self._enqueue_at("enqueue", None, worker, args, options)[0]
+
+    def enqueue_result(
+        self, worker: type | str, *args: Any, at: datetime | float | None = None, **options: Any
+    ) -> tuple[str | None, bool]:
+        """``enqueue`` (or ``enqueue_at`` with ``at``) telling a duplicate apart:
+        ``(jid, True)`` when the job was written, ``(the lock holder's jid, False)``
+        when it was a unique job whose lock another job holds, ``(None, False)`` when a
+        client middleware refused it (nothing written in either case)."""
+        return self._enqueue_at("enqueue_result", at, worker, args, options)
 
     def enqueue_at(
         self, when: datetime | float, worker: type | str, *args: Any, **options: Any
     ) -> str | None:
-        """Enqueue one job to run at ``when`` (a datetime or unix seconds)."""
-        return self._enqueue_at("enqueue_at", when, worker, args, options)
+        """Enqueue one job to run at ``when`` (a datetime or unix seconds); a duplicate
+        unique job returns the lock holder's jid, a refused one None, as ``enqueue``."""
+        return self._enqueue_at("enqueue_at", when, worker, args, options)[0]
 
     def _enqueue_at(
         self,
         verb: str,
-        when: datetime | float,
+        when: datetime | float | None,
         worker: type | str,
         args: Sequence[Any],
         options: Mapping[str, Any],
-    ) -> str | None:
+    ) -> tuple[str | None, bool]:
         check_options(verb, options)
         check_worker(verb, worker)
-        at = to_timestamp(when)
+        at = to_timestamp(when) if when is not None else None
         rest, unique = unique_options(worker, options)
-        job = self.build(worker, args, **rest)
+        job = self.admit(worker, self.build(worker, args, **rest))
+        if job is None:
+            return None, False
+        assert job.jid is not None
+        due = at is None or at <= time.time()
         if unique is not None:
-            due = at <= time.time()
             if not due:
                 job = attrs.evolve(job, enqueued_at=None)
-            written, _ = self.push_unique(worker, job, unique, None if due else at)
-            return job.jid if written else None
-        if at <= time.time():
+            written, jid = self.push_unique(worker, job, unique, None if due else at)
+            return jid, written
+        if due:
             self.push([job])
         else:
+            assert at is not None
             self.schedule(attrs.evolve(job, enqueued_at=None), at)
-        assert job.jid is not None
-        return job.jid
+        return job.jid or "", True
 
     def enqueue_in(
         self, delay: timedelta | float, worker: type | str, *args: Any, **options: Any
     ) -> str | None:
         """Enqueue one job to run after ``delay`` (a timedelta or seconds)."""
         at = time.time() + to_seconds(delay)
-        return self._enqueue_at("enqueue_in", at, worker, args, options)
+        return self._enqueue_at("enqueue_in", at, worker, args, options)[0]
 
     def enqueue_many(
         self, worker: type | str, args_list: Iterable[Sequence[Any]], **options: Any
@@ -332,41 +298,63 @@ class Client:
         """Enqueue many jobs of one worker (one round trip per 1,000); returns their jids.
 
         Every job is checked before any is written, so an invalid one writes nothing.
+        Unique jobs (``unique_for``, given or the class's) each take their lock as
+        ``enqueue`` does: a duplicate (of a job in Redis, or of an earlier one in
+        ``args_list``) is not written and its place in the list holds the holder's jid.
         """
         check_options("enqueue_many", options)
         check_worker("enqueue_many", worker)
         if "jid" in options:
             raise InvalidJobError("enqueue_many makes one jid per job; do not pass jid")
-        if unique_options(worker, options)[1] is not None:
-            raise InvalidJobError(
-                "enqueue_many does not enqueue unique jobs (unique_for): enqueue them one "
-                "by one with enqueue, which returns None for a duplicate"
-            )
+        rest, unique = unique_options(worker, options)
+        if unique is not None:
+            built = [
+                self.build(worker, _args_of(index, args), **rest)
+                for index, args in enumerate(args_list)
+            ]
+            passed = [self.admit(worker, job) for job in built]  # client middleware
+            jobs = [job for job in passed if job is not None]
+            return [jid for _, jid in self._unique().many(worker, jobs, unique)]
         # Check the options once on a template job, then write each job's JSON from it:
         # the per-job work is one dumps() and a jid, not a full Job.
         template = self.build(worker, (), **options).to_dict()
         queue = template["queue"]
-        texts: list[str] = []
+        chain = self.middleware if self.middleware.entries() else None
+        by_queue: dict[str, list[str]] = {queue: []}
+        texts = by_queue[queue]
         jids: list[str] = []
         for index, args in enumerate(args_list):
-            if isinstance(args, str | bytes | Mapping) or not isinstance(args, Sequence):
-                raise InvalidJobError(
-                    f"job {index}: args must be a list or tuple, got {type(args).__name__}"
-                )
             jid = new_jid()
-            template["args"] = list(args)
+            template["args"] = list(_args_of(index, args))
             template["jid"] = jid
+            item, into = template, texts
+            if chain is not None:  # each job through the middleware, which may move it
+                admitted = chain.run(worker, dict(template), queue)
+                if admitted is None:
+                    continue  # refused: not written, no jid
+                item, jid = admitted, str(admitted.get("jid") or jid)
+                into = by_queue.setdefault(str(admitted.get("queue") or queue), [])
             try:
-                texts.append(dumps(template))
+                into.append(dumps(item))
             except (TypeError, ValueError) as exc:
                 raise InvalidJobError(
                     f"job {index}: args must be JSON values (str, int, float, bool, None, "
                     f"list, dict): {exc}"
                 ) from exc
             jids.append(jid)
-        for start in range(0, len(texts), ENQUEUE_MANY_CHUNK):
-            self.push_texts({queue: texts[start : start + ENQUEUE_MANY_CHUNK]})
+        for name, written in by_queue.items():
+            for start in range(0, len(written), ENQUEUE_MANY_CHUNK):
+                self.push_texts({name: written[start : start + ENQUEUE_MANY_CHUNK]})
         return jids
+
+
+def _args_of(index: int, args: Any) -> Sequence[Any]:
+    """Job ``index``'s args of an ``enqueue_many`` list, checked to be a list or tuple."""
+    if isinstance(args, str | bytes | Mapping) or not isinstance(args, Sequence):
+        raise InvalidJobError(
+            f"job {index}: args must be a list or tuple, got {type(args).__name__}"
+        )
+    return args
 
 
 def _client(redis_client: redis.Redis | None, url: str | None) -> Client:

@@ -60,9 +60,7 @@ def session(url: str, *, name: str) -> Iterator[Connection]:
     try:
         yield client
     except redis.ResponseError as exc:
-        raise RedisUnavailableError(
-            f"Redis at {redact_url(url)} refused a command: {exc}"
-        ) from exc
+        raise RedisUnavailableError(f"Redis at {redact_url(url)} refused a command: {exc}") from exc
     except REDIS_ERRORS as exc:
         if not is_transient(exc):
             raise

@@ -35,6 +35,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable
 
 import attrs
 import redis
@@ -144,6 +145,9 @@ class Outage:
     said: set[str] = attrs.field(factory=set)
     """What this outage has logged: ``"transient"`` once whatever its cause (a restart
     refuses connections, then answers LOADING), and each permanent reply code once."""
+    report: Callable[[int, int], None] | None = None
+    """Told ``(1, 0)`` at each failure and ``(0, 1)`` when an outage ends (the node's
+    metrics count Redis errors and reconnects this way)."""
 
     @property
     def active(self) -> bool:
@@ -156,6 +160,8 @@ class Outage:
         if self.since is None:
             self.since = self.said_at = now
         self.failures += 1
+        if self.report is not None:
+            self.report(1, 0)
         kind = "transient" if is_transient(exc) else reply_code(exc) or type(exc).__name__
         where = f" while {doing}" if doing else ""
         quiet = not self.speaks_for_node and not self.said - {"transient"}
@@ -210,3 +216,5 @@ class Outage:
         self.since = None
         self.failures = 0
         self.said.clear()
+        if self.report is not None:
+            self.report(0, 1)

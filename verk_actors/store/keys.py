@@ -133,3 +133,41 @@ def cron_tick_key(name: str, tick: int) -> str:
 def unique_lock_key(digest: str) -> str:
     """A unique job's lock: holds the jid of the job that took it, until it is freed."""
     return f"verk:unique:{digest}"
+
+
+BATCHES = "verk:batches"
+"""Sorted set of batch ids by creation time (unix seconds): ``verk-actors batches``."""
+
+
+def batch_key(bid: str) -> str:
+    """Hash of a batch: description, total, counts, callbacks and when they fired."""
+    return f"verk:batch:{bid}"
+
+
+def batch_pending_key(bid: str) -> str:
+    """Set of the jids of a batch's jobs that have not succeeded yet."""
+    return f"verk:batch:{bid}:pending"
+
+
+def batch_failed_key(bid: str) -> str:
+    """Set of the pending jids of a batch whose last try failed."""
+    return f"verk:batch:{bid}:failed"
+
+
+LIMITS = "verk:limits"
+"""Set of the names of the rate and concurrency limiters jobs have taken."""
+
+
+def limit_key(name: str) -> str:
+    """Hash of a limiter: ``kind``, ``limit``, ``lease`` or ``per``, ``used_at``."""
+    return f"verk:limit:{name}"
+
+
+def limit_slots_key(name: str) -> str:
+    """A Concurrent limiter's held slots: holder -> end of its lease (unix seconds)."""
+    return f"verk:limit:{name}:concurrent"
+
+
+def limit_window_key(name: str) -> str:
+    """A Window limiter's takes in its last window: take -> when (unix seconds)."""
+    return f"verk:limit:{name}:window"

@@ -15,9 +15,11 @@ import attrs
 import redis
 
 from verk_actors.config.settings import Settings
+from verk_actors.jobs.batch import FAILED, SUCCEEDED, batch_updates
 from verk_actors.jobs.retry import Fate
 from verk_actors.jobs.unique import locks_to_free
 from verk_actors.store import keys
+from verk_actors.store.batches import FINISHED_TTL
 from verk_actors.store.connection import connect
 from verk_actors.store.failures import REDIS_ERRORS
 from verk_actors.store.job_wait import Answer, JobWait, client_name, wait_name
@@ -40,9 +42,22 @@ class Pending:
     acked: list[bytes] = attrs.field(factory=list)
     failed: list[tuple[bytes, Fate, float, str | bytes]] = attrs.field(factory=list)
     requeued: list[bytes] = attrs.field(factory=list)
+    batched: dict[tuple[str, str], str] = attrs.field(factory=dict)
+    """Outcomes of batch jobs (``(bid, jid)`` -> ``"s"`` or ``"f"``) to tell their batches."""
 
     def __bool__(self) -> bool:
-        return bool(self.acked or self.failed or self.requeued)
+        return bool(self.acked or self.failed or self.requeued or self.batched)
+
+
+def note_batches(pending: Pending) -> None:
+    """Add the outcomes of the batch jobs among ``pending``'s acked and failed jobs to
+    ``pending.batched`` (texts without a ``bid`` field cost a substring search). A job a
+    limiter deferred has not run: its batch is not told."""
+    if pending.acked:
+        pending.batched.update(batch_updates(pending.acked, SUCCEEDED))
+    if pending.failed:
+        failed = [text for text, fate, _, _ in pending.failed if fate is not Fate.DEFER]
+        pending.batched.update(batch_updates(failed, FAILED))
 
 
 def finished_locks(pending: Pending) -> list[tuple[str, str]]:
@@ -142,6 +157,10 @@ class QueueStore:
                 dead_max_jobs=self.settings.dead_max_jobs,
             )
             parts.append("failed")
+        note_batches(pending)
+        if pending.batched:
+            self.scripts.batch_update(pipe, pending.batched, now=now, keep=FINISHED_TTL)
+            parts.append("batched")
         freed = finished_locks(pending)
         if freed:
             self.scripts.unique_release(pipe, freed)

@@ -8,7 +8,7 @@ to turn into a reply.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from verk_actors.store.admin.pause import pause_queue, resume_queue
@@ -19,8 +19,8 @@ from verk_actors.store.client import Client
 class RootStore:
     """One node root's connection to Redis and the requests it answers from it."""
 
-    def __init__(self, url: str) -> None:
-        self.client = Client(url=url)
+    def __init__(self, url: str, client_middleware: Iterable[str] = ()) -> None:
+        self.client = Client(url=url, middleware=client_middleware)
 
     def enqueue(
         self,
@@ -34,9 +34,10 @@ class RootStore:
         extra: Mapping[str, Any],
         unique_for: float | None = None,
         unique_until: str | None = None,
-    ) -> str | None:
-        """Enqueue a job now (``at`` None) or at ``at`` (unix seconds); its jid (None:
-        a unique job whose lock is held, nothing written)."""
+    ) -> tuple[str | None, bool]:
+        """Enqueue a job now (``at`` None) or at ``at`` (unix seconds): ``(jid, True)``,
+        ``(the lock holder's jid, False)`` for a unique job whose lock is held, or
+        ``(None, False)`` when a client middleware refused it (nothing written)."""
         options: dict[str, Any] = {
             "queue": queue,
             "retry": retry,
@@ -45,9 +46,7 @@ class RootStore:
             "unique_for": unique_for,
             "unique_until": unique_until,
         }
-        if at is None:
-            return self.client.enqueue(worker, *args, **options)
-        return self.client.enqueue_at(at, worker, *args, **options)
+        return self.client.enqueue_result(worker, *args, at=at, **options)
 
     def set_paused(self, queue: str, paused: bool) -> bool:
         """Pause or resume ``queue`` on every node; False if it already was so."""

@@ -7,7 +7,7 @@ Every wrapper takes the client or pipeline to run on, so callers can batch them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -16,6 +16,7 @@ from typing import Any
 import redis
 from redis.commands.core import Script
 
+from verk_actors.jobs.limits import Concurrent, Limiter
 from verk_actors.jobs.retry import Fate
 from verk_actors.store import keys
 
@@ -31,15 +32,18 @@ SCRIPT_NAMES = (
     "cron_enqueue",
     "unique_enqueue",
     "unique_release",
+    "batch_update",
+    "limit_take_concurrent",
+    "limit_take_window",
 )
 
 DAY_COUNTER_TTL = 5 * 365 * 86_400  # Sidekiq keeps per-day counters five years
 
 Client = redis.Redis | redis.client.Pipeline
 
-FAIL_TO = {Fate.RETRY: "retry", Fate.DEAD: "dead"}
-"""``fail_jobs.lua``'s word for where a failed job goes: ``KEYS[2]`` (``retry``) or
-``KEYS[3]`` (``dead``)."""
+FAIL_TO = {Fate.RETRY: "retry", Fate.DEAD: "dead", Fate.DEFER: "schedule"}
+"""``fail_jobs.lua``'s word for where a job that did not succeed goes: ``KEYS[2]``
+(``retry``), ``KEYS[3]`` (``dead``) or ``KEYS[10]`` (``schedule``, deferred by a limiter)."""
 
 
 def lua_dir() -> Path:
@@ -121,7 +125,8 @@ class Scripts:
         dead_max_jobs: int,
     ) -> int:
         """Move failed jobs from in-progress to ``retry`` or ``dead`` by their fate
-        (original, fate, score, text)."""
+        (original, fate, score, text); deferred ones (``Fate.DEFER``) to ``schedule``,
+        uncounted."""
         flat: list[Any] = [now, dead_timeout, dead_max_jobs, DAY_COUNTER_TTL]
         for original, fate, score, text in failures:
             flat.extend((original, FAIL_TO[fate], repr(float(score)), text))
@@ -138,6 +143,7 @@ class Scripts:
                 keys.STAT_FAILED,
                 keys.failed_day_key(day),
                 keys.failed_queue_key(queue),
+                keys.SCHEDULE,
             ),
             flat,
         )
@@ -263,15 +269,33 @@ class Scripts:
         at: float | None,
     ) -> tuple[bool, str]:
         """Take a unique job's lock and enqueue it (``at`` None) or schedule it:
-        ``(True, jid)``, or ``(False, holder's jid)`` with nothing written."""
+        ``(True, jid)``, or ``(False, holder's jid)`` with nothing written. On a
+        pipeline, use ``queue_unique_enqueue``."""
+        written, holder = self.queue_unique_enqueue(
+            on, digest, text, queue, jid=jid, ttl_ms=ttl_ms, at=at
+        )
+        return bool(written), holder.decode() if isinstance(holder, bytes) else str(holder)
+
+    def queue_unique_enqueue(
+        self,
+        on: Client,
+        digest: str,
+        text: str,
+        queue: str,
+        *,
+        jid: str,
+        ttl_ms: int,
+        at: float | None,
+    ) -> Any:
+        """``unique_enqueue`` as sent: on a pipeline, its reply ``[written, jid]`` comes
+        with the pipeline's results."""
         target = keys.queue_key(queue) if at is None else keys.SCHEDULE
-        written, holder = self._run(
+        return self._run(
             "unique_enqueue",
             on,
             (keys.unique_lock_key(digest), target, keys.QUEUES),
             (jid, ttl_ms, text, queue, "" if at is None else repr(float(at))),
         )
-        return bool(written), holder.decode() if isinstance(holder, bytes) else str(holder)
 
     def unique_release(self, on: Client, locks: Sequence[tuple[str, str]]) -> int:
         """Free unique locks ``(digest, jid)``, each only if that jid still holds it."""
@@ -282,3 +306,30 @@ class Scripts:
             [jid for _, jid in locks],
         )
         return result
+
+    def batch_update(
+        self, on: Client, updates: Mapping[tuple[str, str], str], *, now: float, keep: int
+    ) -> int:
+        """Tell batches their jobs ``(bid, jid)`` succeeded (``"s"``) or failed
+        (``"f"``); returns how many callbacks were enqueued."""
+        keys_: list[str] = []
+        for bid, _ in updates:
+            keys_ += (keys.batch_key(bid), keys.batch_pending_key(bid), keys.batch_failed_key(bid))
+        args = [repr(now), keep, *(f"{outcome} {jid}" for (_, jid), outcome in updates.items())]
+        result: int = self._run("batch_update", on, keys_, args)
+        return result
+
+    def limit_take(self, on: Client, limiter: Limiter, holder: str, lease: float) -> int | None:
+        """Take ``limiter`` for ``holder`` (``lease``: seconds a ``Concurrent`` slot is
+        held at most): None when taken, else milliseconds until it may have room."""
+        if isinstance(limiter, Concurrent):
+            name, key, bound = "limit_take_concurrent", keys.limit_slots_key, lease
+        else:
+            name, key, bound = "limit_take_window", keys.limit_window_key, limiter.per
+        taken, wait_ms = self._run(
+            name,
+            on,
+            (keys.LIMITS, keys.limit_key(limiter.name), key(limiter.name)),
+            (limiter.name, holder, limiter.limit, repr(float(bound))),
+        )
+        return None if taken else int(wait_ms)

@@ -31,6 +31,9 @@ from verk_actors.errors import (
 from verk_actors.store.admin.job_sets import JobSet, SetEntry
 from verk_actors.store.connection import Connection, connect
 from verk_actors.store.failures import REDIS_ERRORS
+from verk_actors.web import _batch_views as batch_views
+from verk_actors.web import _limit_views as limit_views
+from verk_actors.web import _prometheus
 from verk_actors.web import _views as views
 from verk_actors.web._actions import Actions
 from verk_actors.web._render import (
@@ -100,6 +103,18 @@ class Dashboard:
         offset, limit = paging(request)
         return views.queue_page(self.client, request.path_params["name"], offset, limit)
 
+    def prometheus(self, request: Request) -> Response:
+        return Response(_prometheus.render(self.client), media_type=_prometheus.CONTENT_TYPE)
+
+    def limits(self, request: Request) -> dict[str, Any]:
+        return limit_views.limits(self.client)
+
+    def batches(self, request: Request) -> dict[str, Any]:
+        return batch_views.batches(self.client)
+
+    def batch(self, request: Request) -> dict[str, Any]:
+        return batch_views.batch(self.client, request.path_params["bid"])
+
     def job_set(self, request: Request, page: str) -> dict[str, Any]:
         offset, limit = paging(request)
         return views.set_page(
@@ -123,6 +138,9 @@ class Dashboard:
             ("/busy", "/busy", "busy.html", self.busy),
             ("/queues", "/queues", "queues.html", self.queues),
             ("/queues/{name:path}", "/queues/{name:path}", "queue.html", self.queue),
+            ("/batches", "/batches", "batches.html", self.batches),
+            ("/limits", "/limits", "limits.html", self.limits),
+            ("/batches/{bid}", "/batches/{bid}", "batch.html", self.batch),
         ]
         for name in views.SETS:
             pages.append((f"/{name}", f"/{name}", "set.html", partial(self.job_set, page=name)))
@@ -140,6 +158,7 @@ class Dashboard:
             out.append(Route(path, page))
             out.append(Route("/api" + api_path, api))
         out.insert(0, Route("/api/stats", self._api(self.stats), name="api_stats"))
+        out.insert(0, Route("/metrics", self.prometheus))
         actions = Actions(self.client, csrf, read_only=self.read_only)
         out = actions.routes() + out
         out.append(Mount("/static", StaticFiles(directory=HERE / "static"), name="static"))

@@ -78,3 +78,6 @@ class RedisErrorsSeen(Message):
 
     count: int
     reconnects: int = 0
+    actor: str = "queue_manager"
+    """Which kind of actor saw them (``queue_manager``, ``node_manager``,
+    ``schedule_manager``): the ``actor`` label of ``verk_redis_errors_total``."""

@@ -46,11 +46,14 @@ class Enqueue(Message):
 
 @attrs.frozen
 class AddQueue(Message):
-    """Start working on a queue. Reply: ``QueueAdded``. ``max_jobs``, ``max_memory``:
-    the queue's recycling limits; ``min_workers``: its lazy pool's floor (``QueueSpec``)."""
+    """Start working on a queue. Reply: ``QueueAdded``. ``mode`` and ``per_process`` as
+    on ``QueueSpec`` (``per_process`` 0: the mode's default); ``max_jobs``,
+    ``max_memory``: the queue's recycling limits; ``min_workers``: its lazy pool's floor."""
 
     name: str
     concurrency: int
+    mode: str = "process"
+    per_process: int = 0
     max_jobs: int | None = None
     max_memory: int | None = None
     min_workers: int | None = None
@@ -93,10 +96,13 @@ class VerkStarted(Message):
 
 @attrs.frozen
 class Enqueued(Message):
-    """The job is in Redis; ``jid`` None: it was a unique job whose lock another job
-    holds, and nothing was written."""
+    """The job is in Redis (its ``jid``); or, ``duplicate``, it was a unique job whose
+    lock another job holds: nothing was written and ``jid`` is the holder's; or,
+    ``refused``, a client middleware refused it: nothing was written, ``jid`` is None."""
 
     jid: str | None
+    duplicate: bool = False
+    refused: bool = False
 
 
 @attrs.frozen

@@ -103,6 +103,13 @@ class RunJobs(BatchMessage):
 
 
 @attrs.frozen(repr=False)
+class RunLanes(BatchMessage):
+    """``RunJobs`` for several lanes of one worker process, by lane index."""
+
+    batches: tuple[tuple[int, RunJobs], ...]
+
+
+@attrs.frozen(repr=False)
 class JobsDone(BatchMessage):
     """How jobs of a batch ended; ``finished``: the batch is over and the worker is free.
 
@@ -131,6 +138,13 @@ class JobsDone(BatchMessage):
     seq: int = 1
     timings: tuple[tuple[str | None, float], ...] = ()
     retire: str = ""
+
+
+@attrs.frozen(repr=False)
+class LanesDone(BatchMessage):
+    """``JobsDone`` of several lanes of one worker process, by lane index."""
+
+    reports: tuple[tuple[int, JobsDone], ...]
 
 
 @attrs.frozen
@@ -169,6 +183,12 @@ class FlushStandbyReport(Message):
     """Time for a worker on standby to report the jobs it ran since its last report."""
 
     batch: int
+
+
+@attrs.frozen
+class FlushLanes(Message):
+    """Time for a worker process's lanes to send what they reported since the last
+    ``LanesDone`` (a few milliseconds of reports go in one message)."""
 
 
 @attrs.frozen

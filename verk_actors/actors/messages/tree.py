@@ -68,11 +68,25 @@ class InitWorker(Message):
 
 
 @attrs.frozen
+class InitLanes(Message):
+    """Configure a worker process that runs many jobs at once (``mode`` threads or
+    async), one per lane: ``lanes`` pairs each lane's index with its board's path."""
+
+    settings: Settings
+    queue: str
+    mode: str
+    lanes: tuple[tuple[int, str], ...]
+    node_id: str = ""
+
+
+@attrs.frozen
 class InitScheduleManager(Message):
     """Configure the ScheduleManager."""
 
     settings: Settings
     node_id: str
+    metrics: Any = None
+    """The MetricsActor's address (None: the node serves no metrics)."""
 
 
 @attrs.frozen
@@ -105,6 +119,8 @@ class InitNodeManager(Message):
     queues: tuple[QueueSpec, ...]
     admin_port: int | None
     root_pid: int
+    metrics: Any = None
+    """The MetricsActor's address (None: the node serves no metrics)."""
 
 
 @attrs.frozen

@@ -14,7 +14,7 @@ from verk_actors.actors.queue._batches import BatchSizer
 from verk_actors.actors.queue._settle import Settlement
 from verk_actors.actors.queue._slots import Slot
 from verk_actors.actors.queue._standby import STANDBY_FLUSH_AFTER
-from verk_actors.jobs.retry import FailureRecord
+from verk_actors.jobs.retry import FailureRecord, Fate
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,9 @@ class Outcomes:
             sizer.observe(outcome.duration)
             assert outcome.failure is not None
             self.failed.append((outcome.ref, outcome.failure))
+            if outcome.failure.fate is Fate.DEFER:
+                log.debug("queue %s: job %s waits: %s", queue, outcome.jid, outcome.error_message)
+                continue
             log.info(
                 "queue %s: job %s (%s) failed: %s: %s",
                 queue,

@@ -3,8 +3,8 @@
 Children, in start order:
 
 1. ``queue_manager`` (QueueManager): the queue's Redis side;
-2. ``workers_manager`` (WorkersManager): dispatches jobs, and is itself the parent
-   of the queue's worker pool.
+2. ``workers_manager`` (WorkersManager; LaneWorkersManager for a queue in threads or
+   async mode): dispatches jobs, and is itself the parent of the queue's worker pool.
 
 Strategy: **rest_for_one**, at most 3 restarts in 5 s. If the QueueManager dies, the
 WorkersManager (which holds its address and jobs it handed out) restarts after it; if
@@ -38,6 +38,7 @@ from verk_actors.actors.messages import (
 from verk_actors.actors.queue.queue_manager import QueueManager
 from verk_actors.actors.queue.workers_manager import WorkersManager
 from verk_actors.actors.supervisor import Child, Strategy, Supervisor
+from verk_actors.config.queue_modes import PROCESS
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,13 @@ class QueueSupervisor(Supervisor):
         if self.metrics_at is None:
             self.metrics_at = MetricsAt(message.metrics)
         self.start_child(QUEUE_MANAGER, QueueManager)
-        self.start_child(WORKERS_MANAGER, WorkersManager)
+        manager: type = WorkersManager
+        if message.queue.mode != PROCESS:  # threads or async: many jobs per process
+            # Imported here: a node without such a queue never loads the lanes' modules.
+            from verk_actors.actors.queue import lane_workers_manager  # noqa: PLC0415
+
+            manager = lane_workers_manager.LaneWorkersManager
+        self.start_child(WORKERS_MANAGER, manager)
         self.send(sender, ChildReady(os.getpid()))
 
     def init_message(self, child: Child) -> object:

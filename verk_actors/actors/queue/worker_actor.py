@@ -45,11 +45,17 @@ from verk_actors.actors.queue._standby_worker import (
     StandbyRun,
     Taken,
 )
+from verk_actors.config.queue_modes import runs_async
+from verk_actors.jobs.chain import Middleware
 from verk_actors.jobs.hooks import Hooks
 from verk_actors.jobs.job_log import attach_job_to_records
+from verk_actors.jobs.limits import install_gate
+from verk_actors.jobs.middleware import server_chain
 from verk_actors.jobs.registry import WorkerRegistry
+from verk_actors.jobs.retry import Fate
 from verk_actors.jobs.running import PreparedJob, execute
 from verk_actors.store.failures import REDIS_ERRORS
+from verk_actors.store.limits import RedisLimitGate
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +76,11 @@ class WorkerActor(VerkActor):
         self.init: InitWorker | None = None
         self.registry = WorkerRegistry()
         self.hooks = Hooks()
+        self.middleware: tuple[Middleware, ...] | None = None
         self.board: Board | None = None
         self.standby = StandbyRun()
         self.lifetime = Lifetime()
+        self.limits: RedisLimitGate | None = None
         self.reports = 0
         """Reports sent for the current batch (each ``JobsDone`` carries its number)."""
 
@@ -88,11 +96,17 @@ class WorkerActor(VerkActor):
     def receiveMsg_InitWorker(self, message: InitWorker, sender: Any) -> None:
         self.init = message
         try:
-            self.registry = WorkerRegistry.from_modules(message.settings.imports)
+            self.registry = WorkerRegistry.from_modules(
+                message.settings.imports, allow_async=runs_async(message.settings.queues)
+            )
             self.hooks = Hooks(message.settings.error_handlers, message.settings.death_handlers)
+            self.middleware = server_chain(message.settings.server_middleware)
             self.board = Board(Path(message.board_path))
             self.board.allow_take_back()
             self.lifetime = Lifetime(message.max_jobs, message.max_memory)
+            # Limiters are taken through it; it connects when a job first takes one.
+            self.limits = RedisLimitGate(message.settings.redis_url, message.node_id)
+            install_gate(self.limits)
         except Exception as exc:
             log.error("worker %s/%d cannot start: %s", message.queue, message.index, exc)
             self.send(sender, ChildFailed(type(exc).__name__, str(exc)))
@@ -145,10 +159,15 @@ class WorkerActor(VerkActor):
         if not board.job_started(batch, index, prepared.deadline(started), started):
             board.job_given_back(batch, index)
             return None
-        failure = execute(prepared, ref, settings)
+        failure = execute(prepared, ref, settings, self.middleware)
         now = time.monotonic()
-        board.job_ended(batch, index, failure is None)
-        self.lifetime.job_ran()
+        if failure is None or failure.failure is None or failure.failure.fate is not Fate.DEFER:
+            board.job_ended(batch, index, failure is None)
+            self.lifetime.job_ran()
+        else:
+            # Put back by a full limiter: it did not run. Should this worker die before
+            # its report is out, the job goes back to the queue, not to retry.
+            board.job_given_back(batch, index)
         if settings.metrics_port is not None:
             if report.timings is None:
                 report.timings = []
@@ -324,6 +343,8 @@ class WorkerActor(VerkActor):
 
     def stopping(self) -> None:
         self.standby.close()
+        if self.limits is not None:
+            self.limits.close()
         if self.board is not None:
             self.board.close()
             self.board = None
