@@ -10,9 +10,11 @@ import pytest
 from verk_actors.actors.messages import DrainTimeout
 from verk_actors.actors.queue import _settle as settle
 from verk_actors.actors.queue._board import MAX_JOBS, Board
+from verk_actors.actors.queue._cpu_gauge import CpuGauge
 from verk_actors.actors.queue._drain import Drain
+from verk_actors.actors.queue._lazy import LazyPool
 from verk_actors.actors.queue._outcomes import FLUSH_AFTER, FLUSH_OUTCOMES, Outcomes
-from verk_actors.actors.queue._slots import BUSY, FREE, QUIET_AFTER, Pool, Slot
+from verk_actors.actors.queue._slots import BUSY, FREE, QUIET_AFTER, RETIRING, Pool, Slot
 from verk_actors.actors.queue._standby import (
     BACKLOG_AT_LEAST,
     BACKLOG_PROBE_EVERY,
@@ -49,12 +51,27 @@ def test_workers_that_keep_dying_idle_are_not_replaced(pool: Pool) -> None:
     busy = pool.slots[0]
     busy.begin(1, [(1, b"{}")], 0.0)
     pool.exited(busy)
-    assert pool.to_replace("q", 100.0) == [0]
+    assert pool.to_replace("q", 100.0) == ([0], 0)
     for n in range(6):
         pool.add(Slot(10 + n, f"idle{n}", pool.slots[0].board, pid=2000 + n))
         pool.exited(pool.slots[-1])
-    assert pool.to_replace("q", 100.0) == [10, 11, 12, 13, 14]
+    assert pool.to_replace("q", 100.0) == ([10, 11, 12, 13, 14], 0)
     assert pool.replace == []
+
+
+def test_a_recycled_worker_is_replaced_without_counting_as_a_restart(pool: Pool) -> None:
+    """Workers recycled (retiring when they exit) are always replaced, counted apart
+    from restarts, and never use up the idle-death restart intensity."""
+    for n in range(8):
+        pool.add(Slot(10 + n, f"old{n}", pool.slots[0].board, pid=3000 + n, state=FREE))
+        pool.recycle(pool.slots[-1], 0.0)
+        pool.exited(pool.slots[-1])  # after its replacement was due: no second one
+    assert pool.to_replace("q", 100.0) == ([10 + n for n in range(8)], 8)
+    assert pool.restarts == {}
+    assert pool.recycles == {10 + n: 1 for n in range(8)}
+    pool.add(Slot(20, "idle", pool.slots[0].board, pid=4000))
+    pool.exited(pool.slots[-1])
+    assert pool.to_replace("q", 100.0) == ([20], 0)  # the intensity is untouched
 
 
 def test_a_finished_batch_gives_back_the_jobs_not_reported(pool: Pool) -> None:
@@ -163,3 +180,34 @@ def test_a_drain_stops_the_queue_manager_once_and_ignores_old_timeouts() -> None
     stop = drain.stop()
     assert stop is not None and stop.reply_to == "caller" and stop.requeued == 4
     assert drain.stop() is None
+
+
+def test_the_lazy_pool_stops_idle_workers_above_its_floor(pool: Pool) -> None:
+    """Free workers idle for the timeout go (the last slots first) down to the floor, and
+    are not replaced when they exit; busy ones are never stopped."""
+    lazy = LazyPool(concurrency=5, floor=1, idle_after=10.0)
+    pool.slots[0].begin(1, [(1, b"{}")], 0.0)  # busy: never idle
+    assert lazy.to_stop(pool, 0.0, "q") == []  # free from now on
+    assert lazy.to_stop(pool, 9.0, "q") == []
+    stopped = lazy.to_stop(pool, 10.0, "q")
+    assert [s.index for s in stopped] == [2, 1]
+    assert all(s.state == RETIRING for s in stopped)
+    for slot in stopped:
+        pool.exited(slot)
+    assert pool.replace == []
+    assert lazy.to_stop(pool, 100.0, "q") == []  # the busy one is the floor
+
+
+def test_the_lazy_pool_grows_only_for_held_jobs_no_free_worker_takes(pool: Pool) -> None:
+    """Jobs held with no free worker start up to what the CPU gauge lets run (the whole
+    pool for jobs that wait), in the slots not in use; a free worker starts none."""
+    lazy = LazyPool(concurrency=6, floor=3, idle_after=10.0)
+    gauge = CpuGauge(2)
+    assert lazy.to_start(pool, 5, lazy.room(pool, gauge, 0.0)) == []  # free workers
+    for slot in pool.slots:
+        slot.begin(slot.index + 1, [(1, b"{}")], 0.0)  # busy, quiet by now: long jobs
+    room = lazy.room(pool, gauge, 10.0)
+    assert room == 3
+    assert lazy.to_start(pool, 2, room) == [3, 4]
+    assert lazy.to_start(pool, 9, room) == [3, 4, 5]
+    assert LazyPool(concurrency=3).room(pool, gauge, 10.0) == 0  # not lazy

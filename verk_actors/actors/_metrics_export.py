@@ -68,6 +68,11 @@ def _jobs(tally: NodeTally) -> Iterable[Metric]:
         "Actors started again by their supervisor after they died, by actor kind and queue",
         labels=["kind", "queue"],
     )
+    recycled = CounterMetricFamily(
+        "verk_workers_recycled",
+        "Worker processes replaced between jobs after their queue's max_jobs or max_memory",
+        labels=["queue"],
+    )
     workers = GaugeMetricFamily(
         "verk_workers",
         "Workers of each queue on this node: busy (running a batch of jobs; a worker "
@@ -88,13 +93,15 @@ def _jobs(tally: NodeTally) -> Iterable[Metric]:
             killed.add_metric([queue, reason], count)
         if sums.replaced:
             restarts.add_metric([WORKER_KIND, queue], sums.replaced)
+        if sums.recycled:
+            recycled.add_metric([queue], sums.recycled)
         shown = tally.workers(queue)
         if shown is not None:
             workers.add_metric([queue, "busy"], shown[0])
             workers.add_metric([queue, "total"], shown[1])
     for (kind, queue), count in sorted(tally.restarts.items()):
         restarts.add_metric([kind, queue], count)
-    return (jobs, durations, workers, restarts, killed)
+    return (jobs, durations, workers, restarts, killed, recycled)
 
 
 def _redis(figures: RedisFigures | None) -> Iterable[Metric]:

@@ -54,6 +54,7 @@ class JobTally:
         self.sums: dict[str, float] = {}
         self.killed: dict[str, int] = {}
         self.replaced = 0
+        self.recycled = 0
         self.changed = True
         self.shown = (-1, -1)
 
@@ -109,9 +110,11 @@ class JobTally:
         self.killed[reason] = self.killed.get(reason, 0) + 1
         self.changed = True
 
-    def worker_replaced(self, count: int) -> None:
+    def worker_replaced(self, count: int, recycled: int = 0) -> None:
+        """``count`` workers started again after they died, ``recycled`` after a recycle."""
         self.replaced += count
-        self.changed = bool(count) or self.changed
+        self.recycled += recycled
+        self.changed = bool(count or recycled) or self.changed
 
     def figures(self, busy: int, workers: int) -> QueueFigures | None:
         """The running totals, if anything changed since they were last taken."""
@@ -129,6 +132,7 @@ class JobTally:
             busy,
             workers,
             self.replaced,
+            self.recycled,
         )
 
 
@@ -140,6 +144,7 @@ class _Sums:
         self.durations: dict[str, tuple[list[int], float, int]] = {}
         self.killed: dict[str, int] = {}
         self.replaced = 0
+        self.recycled = 0
 
     def add(self, figures: QueueFigures) -> None:
         for class_name, outcome, count in figures.jobs:
@@ -155,6 +160,7 @@ class _Sums:
         for reason, count in figures.killed:
             self.killed[reason] = self.killed.get(reason, 0) + count
         self.replaced += figures.replaced
+        self.recycled += figures.recycled
 
 
 class NodeTally:
@@ -215,4 +221,5 @@ def _as_figures(queue: str, sums: _Sums) -> QueueFigures:
         0,
         0,
         sums.replaced,
+        sums.recycled,
     )

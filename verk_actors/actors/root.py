@@ -93,6 +93,8 @@ log = logging.getLogger(__name__)
 NODE_MANAGER = "node_manager"
 SCHEDULE_MANAGER = "schedule_manager"
 METRICS = "metrics"
+REPORTERS = (NODE_MANAGER, SCHEDULE_MANAGER)
+"""Children besides the queues that report to the MetricsActor (its address on restart)."""
 
 IN_PROCESS_REFUSAL = (
     "VerkRoot runs jobs in the background, which Thespian's in-process base (what a bare "
@@ -248,10 +250,7 @@ class VerkRoot(LauncherWatch, RedisRequests, EventRouting):
         if child.name == METRICS:  # the managers report to the new one
             moved = MetricsAt(child.address)
             for each in self.children:
-                reports = each.name.startswith(QUEUE_PREFIX) or each.name in (
-                    NODE_MANAGER,
-                    SCHEDULE_MANAGER,
-                )
+                reports = each.name.startswith(QUEUE_PREFIX) or each.name in REPORTERS
                 if reports and each.address is not None:
                     self.send(each.address, moved)
 
@@ -262,7 +261,13 @@ class VerkRoot(LauncherWatch, RedisRequests, EventRouting):
             if self.settings is None:
                 raise ConfigurationError(NOT_CONFIGURED)
             spec = QueueSpec.checked(
-                message.name, message.concurrency, message.mode, message.per_process or None
+                message.name,
+                message.concurrency,
+                message.mode,
+                message.per_process or None,
+                max_jobs=message.max_jobs,
+                max_memory=message.max_memory,
+                min_workers=message.min_workers,
             )
             if spec.name in self.queue_specs:
                 raise ConfigurationError(f"queue {spec.name!r} already runs on this node")

@@ -94,6 +94,8 @@ class BenchOptions:
 
     jobs: int = DEFAULT_JOBS
     concurrency: int | None = None
+    min_workers: int | None = None
+    """Workers the queue starts with, the rest as jobs come (None: all, the default)."""
     latency: bool = False
     incr: bool = True
     redis_url: str | None = None
@@ -279,6 +281,7 @@ def _run(
         job_logs=options.job_logs,
         metrics_port=free_port() if options.metrics else None,
         metrics_history=options.metrics_history,
+        min_workers=options.min_workers,
     )
     admin_port = free_port()
     if options.job_logs:

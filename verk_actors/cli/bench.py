@@ -40,6 +40,11 @@ def add_parser(commands: Any) -> None:
         help=f"worker slots of the node (default: the node's default, {DEFAULT_CONCURRENCY})",
     )
     parser.add_argument(
+        "--min-workers",
+        type=non_negative,
+        help="start only this many workers, more as jobs come (the lazy pool; default: all)",
+    )
+    parser.add_argument(
         "--mode",
         default="process",
         help="how the queue runs its jobs: process (default), threads[:N] or async[:N] "
@@ -120,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
     options = BenchOptions(
         jobs=args.jobs,
         concurrency=args.concurrency,
+        min_workers=args.min_workers,
         latency=args.latency,
         waiting=args.waiting,
         incr=args.incr,

@@ -46,6 +46,17 @@ def whole(name: str, least: int) -> Any:
     return check
 
 
+def whole_or_none(name: str) -> Any:
+    """None, or a whole number of at least 0."""
+    at_least = whole(name, 0)
+
+    def check(inst: object, attr: object, value: int | None) -> None:
+        if value is not None:
+            at_least(inst, attr, value)
+
+    return check
+
+
 def url(_inst: object, _attr: object, value: Any) -> None:
     if not isinstance(value, str):
         raise ConfigurationError(f"redis_url must be a string, got {value!r}")

@@ -8,9 +8,14 @@ or the README's configuration reference)::
     imports = ["myapp.workers"]
     poll_interval = 0.5
 
-    [queues]            # or: queues = ["default=25", "mail=5"]
+    [queues]            # or: queues = ["default=25", "mail=5", "images=4:max_jobs=100"]
     default = 25
     mail = 5
+
+    [queues.images]     # a queue with its own recycling limits
+    concurrency = 4
+    max_jobs = 100      # a new worker process after 100 jobs
+    max_memory = 300    # or once one passes 300 MB resident
 
 An unknown key, a value of the wrong type or a file that is not TOML is refused with
 a ConfigurationError naming the file, the key and what to write instead.
@@ -68,6 +73,8 @@ def _queue_specs(path: Path, raw: Any) -> tuple[QueueSpec, ...]:
             return tuple(
                 QueueSpec.parse(f"{name}={n}")
                 if isinstance(n, str)
+                else QueueSpec.checked(str(name), **n)
+                if isinstance(n, dict)
                 else QueueSpec.checked(str(name), n)
                 for name, n in raw.items()
             )

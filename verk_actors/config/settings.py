@@ -35,6 +35,7 @@ from verk_actors.config._checks import (
     positive,
     url,
     whole,
+    whole_or_none,
 )
 from verk_actors.config.log_format import FORMATS
 from verk_actors.config.queue_spec import DEFAULT_CONCURRENCY, QueueSpec, check_queues
@@ -182,6 +183,39 @@ class Settings:
             "ticks of a cron entry that no node was up to enqueue: latest enqueues the "
             "most recent once when a node starts, skip none"
         ),
+    )
+    max_jobs_per_worker: int | None = attrs.field(
+        default=None,
+        validator=whole_or_none("max_jobs_per_worker"),
+        metadata=_meta(
+            "replace a worker process after it has run this many jobs (a queue's own "
+            "max_jobs, in --queue NAME=N:max_jobs=J, wins; process mode)",
+            shown="no limit",
+        ),
+    )
+    max_memory_per_worker: int | None = attrs.field(
+        default=None,
+        validator=whole_or_none("max_memory_per_worker"),
+        metadata=_meta(
+            "replace a worker process, after its job, once its resident memory passes "
+            "this many MB (a queue's own max_memory wins; process mode)",
+            shown="no limit",
+        ),
+    )
+    min_workers: int | None = attrs.field(
+        default=None,
+        validator=whole_or_none("min_workers"),
+        metadata=_meta(
+            "worker processes each queue keeps when idle; the others start as jobs come "
+            "and stop after worker_idle_timeout (a queue's own min_workers, in --queue "
+            "NAME=N:min_workers=M, wins; process mode)",
+            shown="all (concurrency)",
+        ),
+    )
+    worker_idle_timeout: float = attrs.field(
+        default=60.0,
+        validator=positive("worker_idle_timeout"),
+        metadata=_meta("seconds a worker above min_workers stays idle before it stops"),
     )
     allow_in_process: bool = attrs.field(
         default=False,

@@ -49,7 +49,8 @@ class QueueFigures(Message):
     ``jobs``: ``(class, outcome, count)``; ``durations``: ``(class, bucket counts,
     sum of seconds, count)`` with the buckets of ``_metrics_tally.BUCKETS`` (not
     cumulative); ``killed``: ``(reason, count)``; ``busy``/``workers``: workers busy
-    and in the pool now; ``replaced``: workers started again after they died.
+    and in the pool now; ``replaced``: workers started again after they died;
+    ``recycled``: workers replaced after their queue's ``max_jobs``/``max_memory``.
     """
 
     queue: str
@@ -59,6 +60,7 @@ class QueueFigures(Message):
     busy: int
     workers: int
     replaced: int
+    recycled: int = 0
 
 
 @attrs.frozen

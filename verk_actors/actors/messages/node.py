@@ -47,12 +47,16 @@ class Enqueue(Message):
 @attrs.frozen
 class AddQueue(Message):
     """Start working on a queue. Reply: ``QueueAdded``. ``mode`` and ``per_process`` as
-    on ``QueueSpec`` (``per_process`` 0: the mode's default)."""
+    on ``QueueSpec`` (``per_process`` 0: the mode's default); ``max_jobs``,
+    ``max_memory``: the queue's recycling limits; ``min_workers``: its lazy pool's floor."""
 
     name: str
     concurrency: int
     mode: str = "process"
     per_process: int = 0
+    max_jobs: int | None = None
+    max_memory: int | None = None
+    min_workers: int | None = None
 
 
 @attrs.frozen

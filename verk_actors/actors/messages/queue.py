@@ -123,7 +123,9 @@ class JobsDone(BatchMessage):
     ``seq`` numbers the reports of a batch from 1: Thespian may deliver two messages
     out of order, so a ``finished`` report numbered n ends the batch only once all
     n reports are in. ``timings``, only when the node serves metrics or records their
-    history: ``(class, seconds)`` of each job that succeeded.
+    history: ``(class, seconds)`` of each job that succeeded. ``retire``, on the
+    ``finished`` report only: why the worker should be recycled (``_recycle``), "" if
+    it should not.
     """
 
     batch: int
@@ -136,6 +138,7 @@ class JobsDone(BatchMessage):
     taken: tuple[tuple[int, bytes], ...] = ()
     seq: int = 1
     timings: tuple[tuple[str | None, float], ...] = ()
+    retire: str = ""
 
 
 @attrs.frozen(repr=False)

@@ -56,13 +56,16 @@ class InitWorkersManager(Message):
 
 @attrs.frozen
 class InitWorker(Message):
-    """Configure a worker actor."""
+    """Configure a worker actor; ``max_jobs``, ``max_memory``: when it is recycled
+    (``_recycle``, 0: never)."""
 
     settings: Settings
     queue: str
     index: int
     board_path: str
     node_id: str = ""
+    max_jobs: int = 0
+    max_memory: int = 0
 
 
 @attrs.frozen

@@ -13,6 +13,7 @@ from __future__ import annotations
 from verk_actors.actors.messages import JobsDequeued
 from verk_actors.actors.queue._batches import BatchSizer, bounded_batch, jobs_wanted, share
 from verk_actors.actors.queue._cpu_gauge import CpuGauge, machine_cores
+from verk_actors.actors.queue._lazy import LazyPool
 from verk_actors.actors.queue._slots import Pool, Slot
 
 ASK_AGAIN_AFTER = 2.0
@@ -33,6 +34,9 @@ class Dispatch:
         self.next_batch = 1
         self.sizer = BatchSizer(100)
         self.gauge = CpuGauge(machine_cores())
+        self.lazy = LazyPool()
+        self.room = 0
+        """Workers the lazy pool may start now (asked for jobs as if they were free)."""
 
     def answered(self, message: JobsDequeued) -> None:
         """The QueueManager sent jobs (or found none) for a request."""
@@ -81,19 +85,31 @@ class Dispatch:
         while self.held and free:
             count = 1 if few else share(len(self.held), len(free), size)
             slot = free.pop(0)
+            if slot.quota is not None:  # it is recycled after its quota: no more
+                count = min(count, slot.quota)
             handed.append((slot, self.hand_out(slot, count, now)))
+        self.room = self.lazy.room(pool, self.gauge, now)
         if not may_ask or self.asked:
             return handed, 0
         # One request at a time: a bigger one sent while jobs of the last are on their
         # way would bring both. Fast jobs: keep batches ready. Slow jobs: no prefetch.
         want = jobs_wanted(
-            len(free),
+            len(free) + self.room,
             size,
             len(self.held),
             prefetch=min(active, len(pool)) * size if size > 1 else 0,
             in_workers=pool.in_hand(),
         )
         return handed, want
+
+    def lazy_pool(self, lazy: LazyPool) -> range:
+        """Start the pool lazily as ``lazy`` says; returns the slots to start now."""
+        self.lazy = lazy
+        return lazy.first()
+
+    def to_start(self, pool: Pool) -> list[int]:
+        """Slots the lazy pool starts a worker in now, for the jobs held."""
+        return self.lazy.to_start(pool, len(self.held), self.room)
 
     def next_request(self, want: int) -> int:
         """The number a request for ``want`` jobs carries (0 jobs: the last one's)."""

@@ -203,9 +203,9 @@ class JobCounts:
         if self.history is not None:
             self.history.settled(texts, settled)
 
-    def worker_replaced(self, count: int) -> None:
+    def worker_replaced(self, count: int, recycled: int = 0) -> None:
         if self.tally is not None:
-            self.tally.worker_replaced(count)
+            self.tally.worker_replaced(count, recycled)
 
     def figures(self, busy: int, workers: int) -> QueueFigures | None:
         """The MetricsActor's running totals, if it has news; writes the history when due."""

@@ -47,7 +47,13 @@ class Report:
         self.load[2] += waiting
 
     def message(
-        self, batch: int, seq: int, *, finished: bool, taken: tuple[tuple[int, bytes], ...] = ()
+        self,
+        batch: int,
+        seq: int,
+        *,
+        finished: bool,
+        taken: tuple[tuple[int, bytes], ...] = (),
+        retire: str = "",
     ) -> JobsDone:
         if self.load is not None:
             load = (self.load[0], self.load[1], self.load[2])
@@ -65,4 +71,5 @@ class Report:
             taken=taken,
             seq=seq,
             timings=tuple(self.timings) if self.timings else (),
+            retire=retire,
         )

@@ -23,12 +23,15 @@ import signal
 import attrs
 
 from verk_actors.actors.queue import _board as boards
-from verk_actors.actors.queue._slots import BUSY, Slot
+from verk_actors.actors.queue._slots import BUSY, RETIRING, Slot
 from verk_actors.config.settings import Settings
 from verk_actors.jobs.retry import FailureRecord
 from verk_actors.jobs.running import died_failure
 
 log = logging.getLogger(__name__)
+
+RETIRE_GRACE = 10.0
+"""Seconds a worker asked to exit for a recycle (``_recycle``) gets before it is killed."""
 
 TAKE_BACK_AFTER = 0.2
 """Seconds a job runs before the jobs waiting behind it in its worker's batch are taken
@@ -47,8 +50,13 @@ TIMED_OUT = "timed out: it ran past its time limit and its worker was killed"
 
 def kill_past_deadline(slots: list[Slot], now: float, queue: str) -> None:
     """Kill each worker that runs a job of its batch past the job's time limit (and has
-    not been killed for something already)."""
+    not been killed for something already), and each asked to exit for a recycle that
+    has not within ``RETIRE_GRACE``."""
     for slot in slots:
+        if slot.state == RETIRING and now - slot.retired_at > RETIRE_GRACE:
+            if slot.kill_reason is None:
+                kill(slot, "did not exit when recycled", queue)
+            continue
         if slot.state != BUSY or slot.pid is None or slot.kill_reason is not None:
             continue
         batch, index, deadline, _ = slot.board.running()
@@ -220,3 +228,14 @@ def settle_dead_batch(
         len(settled.requeued),
     )
     return settled
+
+
+def log_taken_back(queue: str, index: int, count: int) -> None:
+    """Jobs waiting behind a long job in worker ``index``'s batch go to other workers."""
+    log.info(
+        "queue %s: worker %d is inside a long job; %d jobs waiting behind it in its "
+        "batch go to other workers",
+        queue,
+        index,
+        count,
+    )

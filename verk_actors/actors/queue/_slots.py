@@ -2,7 +2,8 @@
 
 A slot is ``starting`` until its worker says it is ready, then ``free`` or ``busy``
 (a batch or a standby in hand); ``broken`` if its worker cannot start (its slot stays
-empty until the queue restarts). A worker is free only when the worker itself says so
+empty until the queue restarts); ``retiring`` once asked to exit for a recycle
+(``_recycle``). A worker is free only when the worker itself says so
 (its ``JobsDone`` with ``finished``) or when it has been replaced.
 """
 
@@ -26,6 +27,7 @@ STARTING = "starting"
 FREE = "free"
 BUSY = "busy"
 BROKEN = "broken"
+RETIRING = "retiring"
 
 QUIET_AFTER = 0.25
 """A busy worker silent this long is inside one long job (workers report at least every
@@ -61,6 +63,11 @@ class Slot:
     taken_back: set[int] = attrs.field(factory=set)
     """Jobs of the batch taken back from behind a long job (others run them)."""
     take_back_tried: bool = False
+    quota: int | None = None
+    """Jobs its worker may run before it is recycled (None: no limit)."""
+    retiring: str = ""
+    """Why its worker asked to be recycled (``_recycle``); ``retired_at``: when asked to exit."""
+    retired_at: float = 0.0
 
     def begin(self, batch: int, jobs: list[tuple[int, bytes]], now: float) -> None:
         """A new batch (or standby) goes to this worker."""
@@ -138,10 +145,13 @@ class Pool:
         self.slots: list[Slot] = []
         self._by_address: dict[str, Slot] = {}
         self.replace: list[tuple[int, int | None]] = []
-        """Slots whose worker exited: (index, pid if it exited while idle)."""
+        """Slots to start a worker in: (index, pid if its worker exited while idle; 0:
+        its worker is being recycled)."""
         self.idle_restarts = RestartIntensity(5, 10.0)
         self.restarts: dict[int, int] = {}
         """Workers started in each slot after its first, for the tree view."""
+        self.recycles: dict[int, int] = {}
+        """Workers recycled in each slot (not counted in ``restarts``)."""
 
     def add(self, slot: Slot) -> None:
         self.slots.append(slot)
@@ -150,14 +160,30 @@ class Pool:
         """``slot``'s worker exited: the slot leaves the pool, to be replaced."""
         self.slots.remove(slot)
         self._by_address = {k: v for k, v in self._by_address.items() if v is not slot}
+        if slot.state == RETIRING:
+            return  # recycled: replaced already; idle above the floor: not replaced
         self.replace.append((slot.index, None if slot.state == BUSY else slot.pid))
 
-    def to_replace(self, queue: str, now: float) -> list[int]:
+    def recycle(self, slot: Slot, now: float) -> None:
+        """``slot``'s worker is asked to exit for a recycle: a new one starts in its slot
+        at once (both are in the pool until the old one has exited)."""
+        slot.state = RETIRING
+        slot.retired_at = now
+        self.replace.append((slot.index, 0))
+
+    def to_replace(self, queue: str, now: float) -> tuple[list[int], int]:
         """The slots to start a new worker in: each whose worker exited, unless workers
-        keep dying while idle (a broken start, not a job)."""
+        keep dying while idle (a broken start, not a job); and how many of them were
+        recycled."""
         replace, self.replace = self.replace, []
         indexes = []
+        recycled = 0
         for index, idle_pid in replace:
+            if idle_pid == 0:
+                indexes.append(index)
+                self.recycles[index] = self.recycles.get(index, 0) + 1
+                recycled += 1
+                continue
             if idle_pid is not None:
                 log.warning("queue %s: idle worker %d (pid %d) exited", queue, index, idle_pid)
                 if not self.idle_restarts.allow(now):
@@ -169,7 +195,7 @@ class Pool:
                     continue
             indexes.append(index)
             self.restarts[index] = self.restarts.get(index, 0) + 1
-        return indexes
+        return indexes, recycled
 
     def find(self, address: Any) -> Slot | None:
         """The slot of the worker at ``address`` (None: not one of ours, or gone)."""
@@ -247,6 +273,11 @@ class Pool:
                     if slot is standby
                     else f"{slot.in_hand()} jobs in hand"
                     if slot.state == BUSY
+                    else ""
+                )
+                + (
+                    f" (recycled {self.recycles[slot.index]}x)"
+                    if slot.index in self.recycles
                     else ""
                 ),
             )

@@ -37,6 +37,7 @@ from verk_actors.actors.messages import (
 )
 from verk_actors.actors.queue._board import MAX_TEXT, Board
 from verk_actors.actors.queue._cpu_gauge import cpu_clock
+from verk_actors.actors.queue._recycle import Lifetime
 from verk_actors.actors.queue._report import Report
 from verk_actors.actors.queue._standby_worker import (
     STANDBY_REPORT_LATEST,
@@ -78,6 +79,7 @@ class WorkerActor(VerkActor):
         self.middleware: tuple[Middleware, ...] | None = None
         self.board: Board | None = None
         self.standby = StandbyRun()
+        self.lifetime = Lifetime()
         self.limits: RedisLimitGate | None = None
         self.reports = 0
         """Reports sent for the current batch (each ``JobsDone`` carries its number)."""
@@ -86,7 +88,10 @@ class WorkerActor(VerkActor):
         self, to: Any, report: Report, batch: int, *, finished: bool, taken: Taken = ()
     ) -> None:
         self.reports += 1
-        self.send(to, report.message(batch, self.reports, finished=finished, taken=taken))
+        retire = self.lifetime.retire if finished else ""
+        self.send(
+            to, report.message(batch, self.reports, finished=finished, taken=taken, retire=retire)
+        )
 
     def receiveMsg_InitWorker(self, message: InitWorker, sender: Any) -> None:
         self.init = message
@@ -98,6 +103,7 @@ class WorkerActor(VerkActor):
             self.middleware = server_chain(message.settings.server_middleware)
             self.board = Board(Path(message.board_path))
             self.board.allow_take_back()
+            self.lifetime = Lifetime(message.max_jobs, message.max_memory)
             # Limiters are taken through it; it connects when a job first takes one.
             self.limits = RedisLimitGate(message.settings.redis_url, message.node_id)
             install_gate(self.limits)
@@ -120,6 +126,8 @@ class WorkerActor(VerkActor):
         last_report = time.monotonic()
         last = len(jobs) - 1
         for index, job in enumerate(jobs):
+            if self.lifetime.retire:
+                break  # to be recycled: the jobs it did not start go back to the queue
             now = self._run_one(
                 board, batch, job, index=index, report=report, detail=message.detail
             )
@@ -155,6 +163,7 @@ class WorkerActor(VerkActor):
         now = time.monotonic()
         if failure is None or failure.failure is None or failure.failure.fate is not Fate.DEFER:
             board.job_ended(batch, index, failure is None)
+            self.lifetime.job_ran()
         else:
             # Put back by a full limiter: it did not run. Should this worker die before
             # its report is out, the job goes back to the queue, not to retry.
@@ -209,7 +218,7 @@ class WorkerActor(VerkActor):
         return None
 
     def receiveMsg_Standby(self, message: Standby, sender: Any) -> None:
-        if self.init is None or self.board is None or self.standby.current is not None:
+        if self.init is None or self.board is None or self.standby.current or self.lifetime.retire:
             self.send(sender, JobsDone(message.batch, (), 0.0, (), finished=True))
             return
         self.reports = 0
@@ -279,7 +288,7 @@ class WorkerActor(VerkActor):
         report = standby.running(ref, text)
         self._run_one(board, batch, (ref, text), index=index, report=report, detail=True)
         wall, clock = time.monotonic() - began, standby.wait_clock
-        if standby.ending or standby.full():
+        if standby.ending or standby.full() or self.lifetime.retire:
             on_cpu, waiting = cpu_clock()
             report.add_load(wall, on_cpu - clock[0], waiting - clock[1])
             self._end_standby()

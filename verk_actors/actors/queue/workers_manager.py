@@ -12,6 +12,7 @@ The actor composes its rooms and does the messaging and the timers:
 - ``_standby``: on an idle queue one free worker waits on the queue itself;
 - ``_settle``: what a worker's progress board says: a job past its time limit, jobs
   held up behind a long job (taken back), the batch of a worker that died;
+- ``_recycle``, ``_lazy``: workers recycled after many jobs, started and stopped lazily;
 - ``_event_demand``: which queue and job events someone wants;
 - ``_history``: the jobs' run times, for the metrics history and the MetricsActor;
 
@@ -26,7 +27,7 @@ import os
 import time
 from typing import Any, ClassVar
 
-from thespian.actors import ChildActorExited
+from thespian.actors import ActorExitRequest, ChildActorExited
 
 from verk_actors.actors.base import VerkActor
 from verk_actors.actors.messages import (
@@ -41,7 +42,6 @@ from verk_actors.actors.messages import (
     DrainTimeout,
     EventsWanted,
     FlushOutcomes,
-    InitWorker,
     InitWorkersManager,
     JobsDequeued,
     JobsDone,
@@ -54,6 +54,7 @@ from verk_actors.actors.messages import (
     TreeNode,
 )
 from verk_actors.actors.queue import _board as boards
+from verk_actors.actors.queue import _recycle as recycle
 from verk_actors.actors.queue import _settle as settle
 from verk_actors.actors.queue._batches import BatchSizer
 from verk_actors.actors.queue._board import Board
@@ -61,6 +62,7 @@ from verk_actors.actors.queue._dispatch import Dispatch
 from verk_actors.actors.queue._drain import Drain
 from verk_actors.actors.queue._event_demand import EventDemand
 from verk_actors.actors.queue._history import REPORT_FIGURES, JobCounts
+from verk_actors.actors.queue._lazy import LazyPool
 from verk_actors.actors.queue._outcomes import Outcomes
 from verk_actors.actors.queue._settle import BATCH_CHECK, DEADLINE_CHECK
 from verk_actors.actors.queue._slots import BUSY, REPLACE_AFTER, Pool, Slot
@@ -113,7 +115,7 @@ class WorkersManager(VerkActor):
         if swept:
             log.info("queue %s: removed %d board file(s) of managers that died", self.queue, swept)
         self.dispatch.sizer = BatchSizer(max(1, min(message.settings.max_batch, boards.MAX_JOBS)))
-        for index in range(message.queue.concurrency):
+        for index in self.dispatch.lazy_pool(LazyPool.of(message.queue, message.settings)):
             self._start_worker(index)
         if self.running_jobs is None:
             self.running_jobs = RunningJobs(message.settings, message.node_id, self.queue)
@@ -134,11 +136,7 @@ class WorkersManager(VerkActor):
         except BaseException:
             board.close()  # no worker will ever open it
             raise
-        self.pool.add(Slot(index, address, board))
-        self.send(
-            address,
-            InitWorker(self.init.settings, self.queue, index, str(board.path), self.init.node_id),
-        )
+        self.send(address, recycle.new_worker(self.pool, self.init, index, address, board))
 
     def tree_node(self, message: DescribeTree) -> TreeNode:
         busy = sum(1 for s in self.pool.slots if s.state == BUSY)
@@ -199,11 +197,11 @@ class WorkersManager(VerkActor):
         if self.exiting or self.drain.active:
             self.pool.replace.clear()
             return
-        started = self.pool.to_replace(self.queue, time.monotonic())
+        started, recycled = self.pool.to_replace(self.queue, time.monotonic())
         for index in started:
             self._start_worker(index)
         if self.tally is not None:
-            self.tally.worker_replaced(len(started))
+            self.tally.worker_replaced(len(started) - recycled, recycled)
 
     # --- metrics -----------------------------------------------------------------------------
 
@@ -270,6 +268,7 @@ class WorkersManager(VerkActor):
         if message.taken:
             self._adopt(slot, message.taken)
         self.outcomes.add_report(slot, message, self.dispatch.sizer, self.queue)
+        recycle.noted(slot, message)
         if self.tally is not None:
             self.tally.done(message)
         if message.details:
@@ -280,6 +279,9 @@ class WorkersManager(VerkActor):
             # A job the worker did not report did not run: it goes back to the queue.
             self.outcomes.requeued.extend(slot.finish())
             self.standby.gone(slot)
+            if recycle.retiring(slot, self.pool, self.queue):
+                self.send(slot.address, ActorExitRequest())
+                self.send(self.myAddress, ReplaceWorkers())  # not waiting for its exit
         self._run()
 
     def _run(self) -> None:
@@ -291,6 +293,8 @@ class WorkersManager(VerkActor):
             time.monotonic(),
             may_ask=not (self.drain.active or self.standby.waits_idle),
         )
+        for index in self.dispatch.to_start(self.pool):
+            self._start_worker(index)
         for slot, jobs in handed:
             self.send(slot.address, RunJobs(slot.batch, tuple(jobs), detail=self.events.jobs))
             if self.events.jobs:
@@ -376,6 +380,8 @@ class WorkersManager(VerkActor):
             return
         now = time.monotonic()
         settle.kill_past_deadline(self.pool.slots, now, self.queue)
+        for slot in self.dispatch.lazy.to_stop(self.pool, now, self.queue):
+            self.send(slot.address, ActorExitRequest())
         self.after(DEADLINE_CHECK, CheckDeadlines())
         shown = self.running_jobs
         if shown is not None and shown.due(now):
@@ -410,13 +416,7 @@ class WorkersManager(VerkActor):
             return
         self.dispatch.held[:0] = jobs
         self.events.taken_back(jobs)
-        log.info(
-            "queue %s: worker %d is inside a long job; %d jobs waiting behind it in its "
-            "batch go to other workers",
-            self.queue,
-            slot.index,
-            len(jobs),
-        )
+        settle.log_taken_back(self.queue, slot.index, len(jobs))
 
     # --- drain and stop ------------------------------------------------------------------------
 
