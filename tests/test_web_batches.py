@@ -94,3 +94,31 @@ def test_the_limits_page_shows_each_limiter_and_its_holders(
     page = web.get("/limits").text
     assert "jid-a" in page and "10 per" in page
     assert name not in page and "&lt;script&gt;" in page
+
+
+def test_the_cron_page_shows_each_entry_with_its_runs(
+    redis_server: RedisServer, r: redis.Redis, web: TestClient
+) -> None:
+    """An entry a node published shows with its schedule, next and last run and last jid,
+    on the page and in its API, its args escaped."""
+    from verk_actors.jobs.cron import CronEntry
+    from verk_actors.store.cron import CronStore
+
+    entry = CronEntry("nightly", "Report", "*/5 * * * * *", args=(XSS,))
+    store = CronStore(redis_server.url, "node-c", [entry], "latest")
+    try:
+        store.poll(time.time() - 10)
+        store.poll(time.time())
+    finally:
+        store.close()
+    [shown] = web.get("/api/cron").json()["cron"]
+    assert (shown["name"], shown["class"], shown["cron"], shown["args"]) == (
+        "nightly",
+        "Report",
+        "*/5 * * * * *",
+        [XSS],
+    )
+    assert shown["last_jid"] and shown["next_run"] > time.time() - 1
+    page = web.get("/cron").text
+    assert "nightly" in page and shown["last_jid"] in page
+    assert XSS not in page and "&lt;script&gt;" in page

@@ -288,3 +288,32 @@ def test_a_batch_run_by_a_live_node_on_the_batches_pages(
         shot(browser, "batch")
     finally:
         node.stop()
+
+
+def test_cron_and_limits_pages_in_the_browser(
+    browser: webdriver.Chrome, dashboard: str, r: redis.Redis, redis_server: RedisServer
+) -> None:
+    """The Cron and Limits pages render entries with hostile args and names, and run no
+    injected script."""
+    from verk_actors import Concurrent
+    from verk_actors.jobs.cron import CronEntry
+    from verk_actors.store.cron import CronStore
+    from verk_actors.store.scripts import Scripts
+
+    store = CronStore(
+        redis_server.url, "node-b", [CronEntry("nightly", "Report", "0 3 * * *", args=XSS)]
+    )
+    try:
+        store.poll(time.time())
+    finally:
+        store.close()
+    Scripts(r).limit_take(r, Concurrent("<img/src=x/onerror=alert(1)>", 2), "jid-1@n/1.1", 30)
+    visit(browser, dashboard + "/cron", "#cron")
+    assert "nightly" in browser.find_element(By.ID, "cron").text
+    assert XSS[0] in browser.find_element(By.ID, "cron").text
+    no_script_ran(browser)
+    shot(browser, "cron")
+    visit(browser, dashboard + "/limits", "#limits")
+    assert "jid-1" in browser.find_element(By.ID, "limits").text
+    no_script_ran(browser)
+    shot(browser, "limits")

@@ -9,10 +9,7 @@ from typing import Any
 from verk_actors.cli._server import server_line, with_server
 from verk_actors.cli.common import EXIT_OK, add_common, connected, print_json, redis_url, say
 from verk_actors.cli.table import args_text, relative, table, utc
-from verk_actors.store.cron import CronStatus, cron_statuses
-
-STALE = 120.0
-"""Seconds after which an entry no live node has noted is shown as not running."""
+from verk_actors.store.cron import cron_statuses
 
 
 def add_parsers(commands: Any) -> None:
@@ -33,32 +30,6 @@ def add_parsers(commands: Any) -> None:
     listing.set_defaults(run=run_list)
 
 
-def _state(status: CronStatus, now: float) -> str:
-    if status.entry is None:
-        return "unreadable"
-    if status.seen_at is None or now - status.seen_at > STALE:
-        return "no node"
-    return "running"
-
-
-def _as_dict(status: CronStatus, now: float) -> dict[str, Any]:
-    entry = status.entry
-    return {
-        "name": status.name,
-        "class": entry.worker if entry else None,
-        "cron": entry.schedule if entry else None,
-        "tz": entry.tz if entry else None,
-        "queue": entry.target_queue if entry else None,
-        "args": list(entry.args) if entry else None,
-        "next_run": status.next_tick(now),
-        "last_run": status.last_tick,
-        "last_jid": status.last_jid,
-        "last_enqueued_at": status.last_at,
-        "seen_at": status.seen_at,
-        "state": _state(status, now),
-    }
-
-
 def run_list(args: argparse.Namespace) -> int:
     """Print every cron entry with its next and last run."""
     url = redis_url(args)
@@ -66,7 +37,7 @@ def run_list(args: argparse.Namespace) -> int:
         statuses = cron_statuses(client)
     now = time.time()
     if args.json:
-        print_json(with_server(url, {"cron": [_as_dict(s, now) for s in statuses]}))
+        print_json(with_server(url, {"cron": [s.to_dict(now) for s in statuses]}))
         return EXIT_OK
     say(server_line(url))
     if not statuses:
@@ -88,7 +59,7 @@ def run_list(args: argparse.Namespace) -> int:
                 if status.last_tick is not None
                 else "never",
                 status.last_jid or "-",
-                _state(status, now),
+                status.state(now),
             ]
         )
     say(

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
 import attrs
 import redis
@@ -151,6 +151,10 @@ class CronStore:
         self.client.close()
 
 
+STALE = 120.0
+"""Seconds after which an entry no live node has noted shows as ``no node``."""
+
+
 @attrs.frozen
 class CronStatus:
     """A cron entry as ``verk-actors cron list`` shows it."""
@@ -166,6 +170,32 @@ class CronStatus:
     def next_tick(self, now: float) -> int | None:
         """The entry's next tick after ``now``."""
         return self.entry.next_after(now) if self.entry is not None else None
+
+    def state(self, now: float) -> str:
+        """``running`` (a live node noted it lately), ``no node`` or ``unreadable``."""
+        if self.entry is None:
+            return "unreadable"
+        if self.seen_at is None or now - self.seen_at > STALE:
+            return "no node"
+        return "running"
+
+    def to_dict(self, now: float) -> dict[str, Any]:
+        """A JSON-ready view (``verk-actors cron --json``, the dashboard's API)."""
+        entry = self.entry
+        return {
+            "name": self.name,
+            "class": entry.worker if entry else None,
+            "cron": entry.schedule if entry else None,
+            "tz": entry.tz if entry else None,
+            "queue": entry.target_queue if entry else None,
+            "args": list(entry.args) if entry else None,
+            "next_run": self.next_tick(now),
+            "last_run": self.last_tick,
+            "last_jid": self.last_jid,
+            "last_enqueued_at": self.last_at,
+            "seen_at": self.seen_at,
+            "state": self.state(now),
+        }
 
 
 def _number(value: bytes | None) -> float | None:

@@ -32,6 +32,7 @@ from verk_actors.store.admin.job_sets import JobSet, SetEntry
 from verk_actors.store.connection import Connection, connect
 from verk_actors.store.failures import REDIS_ERRORS
 from verk_actors.web import _batch_views as batch_views
+from verk_actors.web import _cron_views as cron_views
 from verk_actors.web import _limit_views as limit_views
 from verk_actors.web import _metrics_views as metrics_views
 from verk_actors.web import _nodes as nodes
@@ -127,6 +128,9 @@ class Dashboard:
     def prometheus(self, request: Request) -> Response:
         return Response(_prometheus.render(self.client), media_type=_prometheus.CONTENT_TYPE)
 
+    def cron(self, request: Request) -> dict[str, Any]:
+        return cron_views.cron(self.client)
+
     def limits(self, request: Request) -> dict[str, Any]:
         return limit_views.limits(self.client)
 
@@ -177,6 +181,7 @@ class Dashboard:
             ("/queues/{name:path}", "/queues/{name:path}", "queue.html", self.queue),
             ("/batches", "/batches", "batches.html", self.batches),
             ("/limits", "/limits", "limits.html", self.limits),
+            ("/cron", "/cron", "cron.html", self.cron),
             ("/batches/{bid}", "/batches/{bid}", "batch.html", self.batch),
             # Pages at /job-metrics: /metrics is the cluster's Prometheus figures.
             ("/job-metrics", "/metrics", "metrics.html", self.metrics),
