@@ -323,3 +323,34 @@ def test_server_middleware_wraps_jobs_on_thread_lanes(start_verk, redis_server, 
     order = [item.decode() for item in r.lrange("mw_order", 0, -1)]
     order.pop(1)  # what the inner middleware saw of the job
     assert order == ["outer-before", "inner-before", "perform", "inner-after", "outer-after"]
+
+
+@pytest.mark.parametrize("mode", ["async", "threads"])
+def test_lane_queues_record_the_metrics_history_with_run_times(
+    start_verk, redis_server, r, mode
+) -> None:
+    """Jobs on a lane queue land in the per-class metrics history with their run time
+    (a lane reports each job's time, as a process slot does)."""
+    from verk_actors.store.admin.job_metrics import class_totals
+
+    worker, imports = (
+        ("AsyncNap", ASYNC_IMPORTS) if mode == "async" else ("ThreadNap", LANE_IMPORTS)
+    )
+    node = start_verk(queues=(QueueSpec("lanes", 4, mode, 4),), imports=imports)
+    with Client(url=redis_server.url) as client:
+        client.enqueue_many(
+            worker, ([redis_server.url, "spans", 0.05, i] for i in range(8)), queue="lanes"
+        )
+    wait_for(lambda: r.llen("spans") == 8, timeout=30)
+    node.stop()  # writes what the WorkersManager has summed
+
+    def recorded() -> object:
+        """the history holds the class's 8 executions"""
+        found = {c.name: c for c in class_totals(r, "1h")}
+        figures = found.get(
+            f"tests.{'async_lane_jobs' if mode == 'async' else 'lane_jobs'}.{worker}"
+        ) or found.get(worker)
+        return figures if figures is not None and figures.executions == 8 else None
+
+    figures = wait_for(recorded, timeout=15)
+    assert figures.us >= 8 * 40_000  # each slept 50 ms

@@ -205,18 +205,23 @@ def execute(
         job_started()
         began = time.monotonic()
         failure = _execute(prepared, ref, settings, middleware)
-        if failure is None:
-            job_ended(time.monotonic() - began, "done")
-        else:
-            assert failure.failure is not None
-            job_ended(
-                failure.duration,
-                failure.failure.fate.value,
-                f"{failure.error_class}: {failure.error_message}",
-            )
+        log_job_end(began, failure)
         return failure
     finally:
         CURRENT_JOB.reset(token)
+
+
+def log_job_end(began: float, failure: JobOutcome | None) -> None:
+    """The job log's end line of a job that began at ``began`` (``time.monotonic()``)."""
+    if failure is None:
+        job_ended(time.monotonic() - began, "done")
+        return
+    assert failure.failure is not None
+    job_ended(
+        failure.duration,
+        failure.failure.fate.value,
+        f"{failure.error_class}: {failure.error_message}",
+    )
 
 
 def _execute(

@@ -25,7 +25,7 @@ from typing import Any
 
 from verk_actors import errors
 from verk_actors.jobs.chain import Middleware
-from verk_actors.jobs.job_log import CURRENT_JOB, job_ended, job_started
+from verk_actors.jobs.job_log import CURRENT_JOB, job_started
 from verk_actors.jobs.limits import limited
 from verk_actors.jobs.running import (
     JobOutcome,
@@ -34,6 +34,7 @@ from verk_actors.jobs.running import (
     deferral,
     execute,
     failed,
+    log_job_end,
     refused,
 )
 
@@ -142,15 +143,7 @@ async def execute_async(
         job_started()
         began = time.monotonic()
         failure = await _perform(prepared, ref, settings)
-        if failure is None:
-            job_ended(time.monotonic() - began, "done")
-        else:
-            assert failure.failure is not None
-            job_ended(
-                failure.duration,
-                failure.failure.fate.value,
-                f"{failure.error_class}: {failure.error_message}",
-            )
+        log_job_end(began, failure)
         return failure
     finally:
         CURRENT_JOB.reset(token)

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from verk_actors.actors.messages import JobsDone, RunJobs
 from verk_actors.actors.queue._board import Board
-from verk_actors.actors.queue._report import Report
+from verk_actors.actors.queue._report import Report, note_job_end
 from verk_actors.config.queue_modes import ASYNC
 from verk_actors.config.settings import Settings
 from verk_actors.jobs.chain import Middleware
@@ -247,34 +247,20 @@ class LaneRunner:
         reported (``REPORT_EVERY`` after ``last``): then start a new report."""
         ref = message.jobs[index][0]
         now = time.monotonic()
-        lane.board.job_ended(message.batch, index, failure is None)
-        if self.settings.metrics_port is not None:
-            if report.timings is None:
-                report.timings = []
-            report.add(ref, failure, now - started, prepared.class_name)
-        else:
-            report.add(ref, failure, now - started)
-        if failure is not None and failure.failure is not None and prepared.error is not None:
-            self.hooks.after_failure(
-                job=prepared.job,
-                jid=prepared.jid,
-                class_name=prepared.class_name,
-                queue=self.queue,
-                worker=prepared.worker,
-                error=prepared.error,
-                failure=failure.failure,
-            )
-            prepared.error = None
-        if message.detail:
-            report.details.append(
-                (
-                    ref,
-                    prepared.jid,
-                    prepared.class_name,
-                    time.time() - (now - started),
-                    now - started,
-                )
-            )
+        note_job_end(
+            lane.board,
+            message.batch,
+            index,
+            report,
+            ref,
+            prepared,
+            failure,
+            now - started,
+            settings=self.settings,
+            hooks=self.hooks,
+            queue=self.queue,
+            detail=message.detail,
+        )
         if index != len(message.jobs) - 1 and now - last >= REPORT_EVERY:
             self._send(lane, message, report, finished=False)
             return True

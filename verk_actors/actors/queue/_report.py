@@ -7,8 +7,12 @@ import time
 import attrs
 
 from verk_actors.actors.messages import JobsDone
+from verk_actors.actors.queue._board import Board
 from verk_actors.actors.queue._cpu_gauge import cpu_clock
-from verk_actors.jobs.running import JobOutcome
+from verk_actors.config.settings import Settings
+from verk_actors.jobs.hooks import Hooks
+from verk_actors.jobs.retry import Fate
+from verk_actors.jobs.running import JobOutcome, PreparedJob
 
 
 @attrs.define
@@ -73,3 +77,53 @@ class Report:
             timings=tuple(self.timings) if self.timings else (),
             retire=retire,
         )
+
+
+def note_job_end(  # noqa: PLR0917 (the state of one job at its end)
+    board: Board,
+    batch: int,
+    index: int,
+    report: Report,
+    ref: int,
+    prepared: PreparedJob,
+    failure: JobOutcome | None,
+    seconds: float,
+    *,
+    settings: Settings,
+    hooks: Hooks,
+    queue: str,
+    detail: bool,
+) -> bool:
+    """A job of a worker's (or a lane's) batch ended: note it on its board and in
+    ``report``, tell the error handlers of a failure; False if it did not run (a full
+    limiter put it back: should the worker die before its report is out, the job goes
+    back to the queue, not to retry)."""
+    ran = failure is None or failure.failure is None or failure.failure.fate is not Fate.DEFER
+    if ran:
+        board.job_ended(batch, index, failure is None)
+    else:
+        board.job_given_back(batch, index)
+    if settings.metrics_history or settings.metrics_port is not None:
+        if report.timings is None:
+            report.timings = []
+        report.add(ref, failure, seconds, prepared.class_name)
+    else:
+        report.add(ref, failure, seconds)
+    if failure is not None and failure.failure is not None and prepared.error is not None:
+        # After job_ended: the manager no longer holds the job's time limit against
+        # this worker, and a handler's time cannot change the job's outcome.
+        hooks.after_failure(
+            job=prepared.job,
+            jid=prepared.jid,
+            class_name=prepared.class_name,
+            queue=queue,
+            worker=prepared.worker,
+            error=prepared.error,
+            failure=failure.failure,
+        )
+        prepared.error = None  # its traceback holds the job's frames
+    if detail:
+        report.details.append(
+            (ref, prepared.jid, prepared.class_name, time.time() - seconds, seconds)
+        )
+    return ran

@@ -38,7 +38,7 @@ from verk_actors.actors.messages import (
 from verk_actors.actors.queue._board import MAX_TEXT, Board
 from verk_actors.actors.queue._cpu_gauge import cpu_clock
 from verk_actors.actors.queue._recycle import Lifetime
-from verk_actors.actors.queue._report import Report
+from verk_actors.actors.queue._report import Report, note_job_end
 from verk_actors.actors.queue._standby_worker import (
     STANDBY_REPORT_LATEST,
     STANDBY_RETRY,
@@ -52,7 +52,6 @@ from verk_actors.jobs.job_log import attach_job_to_records
 from verk_actors.jobs.limits import install_gate
 from verk_actors.jobs.middleware import server_chain
 from verk_actors.jobs.registry import WorkerRegistry
-from verk_actors.jobs.retry import Fate
 from verk_actors.jobs.running import PreparedJob, execute
 from verk_actors.store.failures import REDIS_ERRORS
 from verk_actors.store.limits import RedisLimitGate
@@ -161,42 +160,22 @@ class WorkerActor(VerkActor):
             return None
         failure = execute(prepared, ref, settings, self.middleware)
         now = time.monotonic()
-        if failure is None or failure.failure is None or failure.failure.fate is not Fate.DEFER:
-            board.job_ended(batch, index, failure is None)
+        ran = note_job_end(
+            board,
+            batch,
+            index,
+            report,
+            ref,
+            prepared,
+            failure,
+            now - started,
+            settings=settings,
+            hooks=self.hooks,
+            queue=self.init.queue,
+            detail=detail,
+        )
+        if ran:
             self.lifetime.job_ran()
-        else:
-            # Put back by a full limiter: it did not run. Should this worker die before
-            # its report is out, the job goes back to the queue, not to retry.
-            board.job_given_back(batch, index)
-        if settings.metrics_history or settings.metrics_port is not None:
-            if report.timings is None:
-                report.timings = []
-            report.add(ref, failure, now - started, prepared.class_name)
-        else:
-            report.add(ref, failure, now - started)
-        if failure is not None and failure.failure is not None and prepared.error is not None:
-            # After job_ended: the manager no longer holds the job's time limit against
-            # this worker, and a handler's time cannot change the job's outcome.
-            self.hooks.after_failure(
-                job=prepared.job,
-                jid=prepared.jid,
-                class_name=prepared.class_name,
-                queue=self.init.queue,
-                worker=prepared.worker,
-                error=prepared.error,
-                failure=failure.failure,
-            )
-            prepared.error = None  # its traceback holds the job's frames
-        if detail:
-            report.details.append(
-                (
-                    ref,
-                    prepared.jid,
-                    prepared.class_name,
-                    time.time() - (now - started),
-                    now - started,
-                )
-            )
         return now
 
     # --- standby ---------------------------------------------------------------------------
