@@ -162,3 +162,17 @@ def test_a_batch_cut_short_by_a_recycle_gives_back_its_other_jobs(
     assert r.zcard("retry") == 0 and r.zcard("dead") == 0
     wait_for(lambda: not r.exists(f"inprogress:default:{node.node_id}"))
     node.stop()
+
+
+def test_recycling_and_lazy_options_are_refused_on_lane_queues() -> None:
+    """max_jobs, max_memory and min_workers on a threads or async queue are refused,
+    saying they apply to process mode only (they would be ignored there)."""
+    from verk_actors.config.queue_spec import QueueSpec
+    from verk_actors.errors import ConfigurationError
+
+    for text in ("crawl=50:async:10:max_jobs=100", "mail=8:threads:max_memory=300"):
+        with pytest.raises(ConfigurationError, match="process mode only"):
+            QueueSpec.parse(text)
+    with pytest.raises(ConfigurationError, match="min_workers applies to process mode only"):
+        QueueSpec("crawl", 50, "async", 10, min_workers=2)
+    assert QueueSpec.parse("images=4:max_jobs=100").max_jobs == 100

@@ -63,6 +63,17 @@ class QueueSpec:
     max_memory: int | None = attrs.field(default=None, validator=_spec_limit, kw_only=True)
     min_workers: int | None = attrs.field(default=None, validator=_spec_limit, kw_only=True)
 
+    def __attrs_post_init__(self) -> None:
+        if self.mode == PROCESS:
+            return
+        given = [name for name in QUEUE_OPTIONS if getattr(self, name) not in (None, 0)]
+        if given:
+            raise ConfigurationError(
+                f"queue {self.name!r}: {given[0]} applies to process mode only; a "
+                f"{self.mode} queue's processes hold many jobs each and are neither "
+                "recycled nor started lazily (drop the option, or use process mode)"
+            )
+
     @classmethod
     def parse(cls, text: str) -> QueueSpec:
         """Read ``NAME``, ``NAME=CONCURRENCY`` or ``NAME=CONCURRENCY:MODE[:PER_PROCESS]``
