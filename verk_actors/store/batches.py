@@ -31,7 +31,7 @@ from verk_actors.jobs.batch import (
     callback_of,
     new_bid,
 )
-from verk_actors.jobs.enqueue_options import check_options, check_worker
+from verk_actors.jobs.enqueue_options import check_worker
 from verk_actors.jobs.job import Job
 from verk_actors.store import keys
 from verk_actors.store.client import Client
@@ -120,7 +120,6 @@ class Batch:
                 f"a batch's jobs take the options {', '.join(BATCH_OPTIONS)}; not "
                 f"{', '.join(unknown)} (unique and scheduled jobs cannot join a batch)"
             )
-        check_options("batch.enqueue", options)
         extra = {**(options.pop("extra", None) or {}), BID_FIELD: self.bid}
         built = [self.client.build(worker, args, extra=extra, **options) for args in args_list]
         admitted = [self.client.admit(worker, job) for job in built]  # client middleware
