@@ -9,8 +9,15 @@ import pytest
 
 from verk_actors.actors.messages import DrainTimeout
 from verk_actors.actors.queue import _settle as settle
+from verk_actors.actors.queue._batches import (
+    MAX_IN_PROGRESS,
+    MAX_REQUEST,
+    bounded_batch,
+    jobs_wanted,
+)
 from verk_actors.actors.queue._board import MAX_JOBS, Board
 from verk_actors.actors.queue._cpu_gauge import CpuGauge
+from verk_actors.actors.queue._dispatch import Dispatch
 from verk_actors.actors.queue._drain import Drain
 from verk_actors.actors.queue._lazy import LazyPool
 from verk_actors.actors.queue._outcomes import FLUSH_AFTER, FLUSH_OUTCOMES, Outcomes
@@ -20,6 +27,11 @@ from verk_actors.actors.queue._standby import (
     BACKLOG_PROBE_EVERY,
     STANDBY_FLUSH_AFTER,
     StandbyKeeper,
+)
+from verk_actors.actors.queue.lane_workers_manager import (
+    LANE_JOBS_IN_HAND,
+    AllLanes,
+    LaneDispatch,
 )
 
 
@@ -211,3 +223,33 @@ def test_the_lazy_pool_grows_only_for_held_jobs_no_free_worker_takes(pool: Pool)
     assert lazy.to_start(pool, 2, room) == [3, 4]
     assert lazy.to_start(pool, 9, room) == [3, 4, 5]
     assert LazyPool(concurrency=3).room(pool, gauge, 10.0) == 0  # not lazy
+
+
+def test_lanes_take_longer_batches_of_a_backlog_and_one_job_each_of_a_few(pool: Pool) -> None:
+    """A lane's batch aims at half a second of work (a process slot's at a tenth), so
+    50 ms jobs go ten to a lane from a backlog; with no more jobs than free lanes, each
+    lane takes one."""
+    jobs = [(n, b"{}") for n in range(100)]
+    for dispatch, per_slot in ((LaneDispatch(), 10), (Dispatch(), 2)):
+        dispatch.gauge = AllLanes(1)
+        dispatch.sizer = dispatch.new_sizer(MAX_JOBS)
+        dispatch.sizer.observe_many(20, 20 * 0.05)
+        for slot in pool.slots:
+            slot.state = FREE
+        dispatch.held = list(jobs)
+        handed, _ = dispatch.run(pool, 0.0, may_ask=False)
+        assert [len(batch) for _, batch in handed] == [per_slot] * 3
+        for slot in pool.slots:
+            slot.state = FREE
+        dispatch.held = jobs[:3]
+        handed, _ = dispatch.run(pool, 0.0, may_ask=False)
+        assert [len(batch) for _, batch in handed] == [1, 1, 1]
+
+
+def test_a_lane_queue_holds_more_jobs_in_hand_than_a_process_queue() -> None:
+    """At most ``MAX_IN_PROGRESS`` jobs in hand for a queue, unless told more (lanes:
+    12 per lane); the request shrinks to fit."""
+    assert jobs_wanted(500, 10, 0, in_workers=1500) == MAX_IN_PROGRESS - 1500
+    assert jobs_wanted(500, 10, 0, in_workers=1500, most=6000) == MAX_REQUEST
+    assert bounded_batch(10, 500) == MAX_IN_PROGRESS // 501
+    assert bounded_batch(10, 500, LANE_JOBS_IN_HAND * 500) == 10

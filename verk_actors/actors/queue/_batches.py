@@ -32,6 +32,8 @@ class BatchSizer:
     """Jobs per worker message, from moving averages of job durations and text sizes."""
 
     max_batch: int
+    target: float = TARGET_BATCH_SECONDS
+    """Seconds of work a batch aims at."""
     average: float | None = None
     text_bytes: float | None = None
     """Moving average of the length of a job's text."""
@@ -60,7 +62,7 @@ class BatchSizer:
             most = max(1, min(most, int(MAX_BATCH_BYTES / self.text_bytes)))
         if self.average <= 0:
             return most
-        return max(1, min(most, int(TARGET_BATCH_SECONDS / self.average)))
+        return max(1, min(most, int(self.target / self.average)))
 
 
 def _moved(average: float | None, mean: float, count: int) -> float:
@@ -73,21 +75,27 @@ def _moved(average: float | None, mean: float, count: int) -> float:
 
 
 def jobs_wanted(
-    free_workers: int, batch_size: int, held: int, *, prefetch: int = 0, in_workers: int = 0
+    free_workers: int,
+    batch_size: int,
+    held: int,
+    *,
+    prefetch: int = 0,
+    in_workers: int = 0,
+    most: int = MAX_IN_PROGRESS,
 ) -> int:
     """Jobs to ask the QueueManager for: a batch per free worker and ``prefetch`` more,
     less the ``held`` ones; at most ``MAX_REQUEST``, and no more than keeps the jobs
     in hand (``in_workers``, not yet done in the workers' batches, and ``held``)
-    within ``MAX_IN_PROGRESS``."""
+    within ``most`` (``MAX_IN_PROGRESS`` unless the queue's workers say otherwise)."""
     wanted = free_workers * batch_size + prefetch - held
-    room = MAX_IN_PROGRESS - in_workers - max(held, 0)
+    room = most - in_workers - max(held, 0)
     return max(0, min(MAX_REQUEST, wanted, room))
 
 
-def bounded_batch(size: int, active: int) -> int:
+def bounded_batch(size: int, active: int, most: int = MAX_IN_PROGRESS) -> int:
     """The batch size that lets ``active`` busy workers each hold a batch, with one
-    more batch ready, within ``MAX_IN_PROGRESS`` (many busy workers: smaller batches)."""
-    return max(1, min(size, MAX_IN_PROGRESS // (max(active, 1) + 1)))
+    more batch ready, within ``most`` jobs in hand (many busy workers: smaller batches)."""
+    return max(1, min(size, most // (max(active, 1) + 1)))
 
 
 def share(held: int, free_workers: int, batch_size: int) -> int:

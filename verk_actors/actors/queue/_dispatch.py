@@ -11,7 +11,13 @@ batch without waiting for Redis.
 from __future__ import annotations
 
 from verk_actors.actors.messages import JobsDequeued
-from verk_actors.actors.queue._batches import BatchSizer, bounded_batch, jobs_wanted, share
+from verk_actors.actors.queue._batches import (
+    MAX_IN_PROGRESS,
+    BatchSizer,
+    bounded_batch,
+    jobs_wanted,
+    share,
+)
 from verk_actors.actors.queue._cpu_gauge import CpuGauge, machine_cores
 from verk_actors.actors.queue._lazy import LazyPool
 from verk_actors.actors.queue._slots import Pool, Slot
@@ -37,6 +43,12 @@ class Dispatch:
         self.lazy = LazyPool()
         self.room = 0
         """Workers the lazy pool may start now (asked for jobs as if they were free)."""
+        self.most_in_hand = MAX_IN_PROGRESS
+        """Most jobs in hand at once: held, in the workers' batches and asked for."""
+
+    def new_sizer(self, max_batch: int) -> BatchSizer:
+        """The batch sizer of a pool whose batches hold at most ``max_batch`` jobs."""
+        return BatchSizer(max_batch)
 
     def answered(self, message: JobsDequeued) -> None:
         """The QueueManager sent jobs (or found none) for a request."""
@@ -75,7 +87,7 @@ class Dispatch:
         free = pool.free()
         busy, quiet = pool.busy_and_quiet(now)
         active = self.gauge.active_limit(len(pool), long_jobs=quiet > 0)
-        size = bounded_batch(self.sizer.size, active)
+        size = bounded_batch(self.sizer.size, active, self.most_in_hand)
         del free[max(0, active - busy) :]
         # No more jobs than free slots that may take some: one each, never two queued
         # behind each other (a job may be slower than the average says); the rest wait
@@ -99,6 +111,7 @@ class Dispatch:
             len(self.held),
             prefetch=min(active, len(pool)) * size if size > 1 else 0,
             in_workers=pool.in_hand(),
+            most=self.most_in_hand,
         )
         return handed, want
 

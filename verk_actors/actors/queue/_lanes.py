@@ -42,7 +42,9 @@ REPORT_EVERY = 0.1
 
 class Outbox:
     """Reports of the lanes, waiting for the actor's thread; ``fd`` turns readable
-    when there are some."""
+    once for each ``take``: the first report after a take writes a byte to the pipe,
+    the others of the same window do not (so one wake of the actor, and one flush,
+    serve every report that comes until the flush)."""
 
     def __init__(self) -> None:
         self.fd, self._write = os.pipe()
@@ -61,17 +63,17 @@ class Outbox:
                     os.write(self._write, b"!")
 
     def quiet(self) -> None:
-        """Empty the pipe: the next report makes ``fd`` readable again."""
+        """Empty the pipe; no report makes ``fd`` readable again before the next
+        ``take``."""
         with contextlib.suppress(BlockingIOError):
             while os.read(self.fd, 4096):
                 pass
-        with self._lock:
-            self._signalled = False
 
     def take(self) -> list[tuple[int, JobsDone]]:
-        """Every report so far, oldest first."""
-        self.quiet()
+        """Every report so far, oldest first; the next report signals anew."""
         with self._lock:
+            self.quiet()
+            self._signalled = False
             items = list(self._items)
             self._items.clear()
         return items

@@ -43,8 +43,12 @@ from verk_actors.store.limits import RedisLimitGate
 
 log = logging.getLogger(__name__)
 
-FLUSH_AFTER = 0.003
-"""Seconds a lane's report waits for others to go in the same ``LanesDone``."""
+FLUSH_AFTER = 0.02
+"""Seconds a lane's report waits for others to go in the same ``LanesDone``. Each
+message costs both processes far more CPU than a job that waits: at 0.003 s a
+process of 100 lanes spent about 1.5 times the CPU per job it spends at 0.02 s.
+Sending the first report after a quiet spell at once cost more still (lanes that
+began together end together: one message for the first, one for the rest)."""
 
 
 class LaneWorkerActor(VerkActor):

@@ -49,7 +49,7 @@ from verk_actors.actors.messages import (
     TreeNode,
 )
 from verk_actors.actors.queue import _settle as settle
-from verk_actors.actors.queue._batches import jobs_wanted
+from verk_actors.actors.queue._batches import MAX_IN_PROGRESS, BatchSizer, jobs_wanted
 from verk_actors.actors.queue._board import Board
 from verk_actors.actors.queue._cpu_gauge import CpuGauge
 from verk_actors.actors.queue._dispatch import Dispatch
@@ -64,6 +64,19 @@ RETIRE_GRACE = 25.0
 
 PREFETCH = 0.5
 """Jobs held ready for lanes, beyond the free ones, as a share of the lanes."""
+
+LANE_BATCH_SECONDS = 0.5
+"""Seconds of work a lane's batch aims at (a process slot's: 0.1). Jobs that wait
+cost the worker process little while they run but a report and a new batch each
+time a lane runs dry, a Thespian message each way shared by the process's lanes:
+longer batches cut those messages per job. Only a backlog fills them: with no more
+jobs held than free lanes, each lane takes one."""
+
+LANE_JOBS_IN_HAND = 12
+"""Most jobs of a backlog a lane queue holds at once, per lane (at least
+``MAX_IN_PROGRESS`` in all): room for a batch running and the next ready in every
+lane. A killed process loses none of them (they are in progress in Redis), but other
+nodes do not get them until this one runs them."""
 
 RETIRING = "retiring"
 """The state of a free lane of a retiring process: it takes no job."""
@@ -115,16 +128,27 @@ class LaneDispatch(Dispatch):
     so each request also asks for ``PREFETCH`` of the pool ahead (process slots ask
     for no more than their free workers' when jobs are slow)."""
 
+    def new_sizer(self, max_batch: int) -> BatchSizer:
+        return BatchSizer(max_batch, target=LANE_BATCH_SECONDS)
+
     def run(
         self, pool: Pool, now: float, *, may_ask: bool
     ) -> tuple[list[tuple[Slot, list[tuple[int, bytes]]]], int]:
+        self.most_in_hand = max(MAX_IN_PROGRESS, LANE_JOBS_IN_HAND * len(pool))
         handed, want = super().run(pool, now, may_ask=may_ask)
         if may_ask and not self.asked:
             ahead = max(1, int(len(pool) * PREFETCH))
             free = len(pool.free())
             want = max(
                 want,
-                jobs_wanted(free, 1, len(self.held), prefetch=ahead, in_workers=pool.in_hand()),
+                jobs_wanted(
+                    free,
+                    1,
+                    len(self.held),
+                    prefetch=ahead,
+                    in_workers=pool.in_hand(),
+                    most=self.most_in_hand,
+                ),
             )
         return handed, want
 

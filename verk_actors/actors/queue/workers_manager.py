@@ -56,7 +56,6 @@ from verk_actors.actors.messages import (
 from verk_actors.actors.queue import _board as boards
 from verk_actors.actors.queue import _recycle as recycle
 from verk_actors.actors.queue import _settle as settle
-from verk_actors.actors.queue._batches import BatchSizer
 from verk_actors.actors.queue._board import Board
 from verk_actors.actors.queue._dispatch import Dispatch
 from verk_actors.actors.queue._drain import Drain
@@ -114,7 +113,9 @@ class WorkersManager(VerkActor):
         swept = boards.sweep_orphans()
         if swept:
             log.info("queue %s: removed %d board file(s) of managers that died", self.queue, swept)
-        self.dispatch.sizer = BatchSizer(max(1, min(message.settings.max_batch, boards.MAX_JOBS)))
+        self.dispatch.sizer = self.dispatch.new_sizer(
+            max(1, min(message.settings.max_batch, boards.MAX_JOBS))
+        )
         for index in self.dispatch.lazy_pool(LazyPool.of(message.queue, message.settings)):
             self._start_worker(index)
         if self.running_jobs is None:
