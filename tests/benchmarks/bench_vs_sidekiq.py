@@ -46,9 +46,7 @@ import functools
 import json
 import os
 import platform
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -65,8 +63,14 @@ if str(ROOT) not in sys.path:  # run as a file: make ``tests`` importable
 import verk_actors  # noqa: E402
 from tests.benchmarks import drain_floor  # noqa: E402
 from tests.benchmarks.pickup_floor import run_floor  # noqa: E402
-from tests.interop.sidekiq import ensure_sidekiq, ruby_env  # noqa: E402
-from tests.servers import RedisServer, server_binary  # noqa: E402
+from tests.benchmarks.side_by_side import (  # noqa: E402
+    git_commit,
+    server_version,
+    start_sidekiq,
+    stop_process,
+)
+from tests.interop.sidekiq import ensure_sidekiq  # noqa: E402
+from tests.servers import RedisServer  # noqa: E402
 from verk_actors.bench.drain import (  # noqa: E402
     DEFAULT_JOBS,
     SETTLE,
@@ -85,60 +89,9 @@ from verk_actors.bench.measure import (  # noqa: E402
     percentile,
     wait_drained,
 )
-from verk_actors.bench.workload import COUNTER_KEY, COUNTER_URL_ENV, QUEUE  # noqa: E402
+from verk_actors.bench.workload import COUNTER_KEY, QUEUE  # noqa: E402
 from verk_actors.store import keys  # noqa: E402
 from verk_actors.store.client import Client  # noqa: E402
-
-WORKERS_RB = Path(__file__).resolve().with_name("bench_workers.rb")
-SIDEKIQ_STOP_TIMEOUT = 5
-
-
-def git_commit(where: Path) -> str:
-    """``git rev-parse --short HEAD`` of the checkout at ``where``, ``+dirty`` if it has changes."""
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(where), "rev-parse", "--short", "HEAD"],
-            capture_output=True, text=True, check=True, timeout=10,
-        ).stdout.strip()  # fmt: skip
-        dirty = subprocess.run(
-            ["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, check=True, timeout=10,
-        ).stdout.strip()  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
-
-
-def server_version() -> str:
-    """``redis-server 7.0.15`` or the like: the server both systems run against."""
-    done = subprocess.run(
-        [server_binary(), "--version"], capture_output=True, text=True, check=False
-    )
-    words = done.stdout.split()
-    version = next((w[2:] for w in words if w.startswith("v=")), "?")
-    return f"{Path(server_binary()).name} {version}"
-
-
-def start_sidekiq(url: str, counter_url: str, threads: int, log: Path) -> subprocess.Popen[bytes]:
-    """One ``sidekiq`` process running ``bench_workers.rb`` on the bench queue."""
-    argv = ["sidekiq", "-r", str(WORKERS_RB), "-c", str(threads), "-q", QUEUE]
-    argv += ["-t", str(SIDEKIQ_STOP_TIMEOUT)]
-    env = {**ruby_env(url), COUNTER_URL_ENV: counter_url}
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
-        )
-
-
-def stop_process(process: subprocess.Popen[bytes]) -> None:
-    """TERM (Sidekiq's graceful stop), KILL if it lingers, reap."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(SIDEKIQ_STOP_TIMEOUT + 15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def run_sidekiq(
