@@ -5,6 +5,7 @@
     python -m tests.benchmarks.bench_vs_sidekiq               # one run of each
     python -m tests.benchmarks.bench_vs_sidekiq --runs 3      # medians of three
     python -m tests.benchmarks.bench_vs_sidekiq --json        # every figure as JSON
+    python -m tests.benchmarks.bench_vs_sidekiq --sleep 0.05 --in-flight 100,500,1000
 
 Each run measures, in this order, Sidekiq with 2 processes x 10 threads, Sidekiq with
 1 x 10, and a verk_actors node with its default configuration. Each system gets fresh
@@ -36,6 +37,10 @@ with ``python -m`` (or with an absolute ``PYTHONPATH``): the node's processes im
 modules after the actor system has daemonized, and a relative ``sys.path`` entry
 would then find another installed copy. Sidekiq is installed from Debian's
 ``ruby-sidekiq`` when missing (``tests/interop/sidekiq.py``). Not part of the test run.
+
+With ``--sleep S`` it compares jobs that wait instead (S seconds, then the INCR) at
+each N of ``--in-flight``: Sidekiq ``-c N`` against a node with one queue of
+concurrency N in ``--verk-mode`` (``async:100`` by default); see ``sleep_vs_sidekiq``.
 """
 
 from __future__ import annotations
@@ -46,9 +51,7 @@ import functools
 import json
 import os
 import platform
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -63,10 +66,16 @@ if str(ROOT) not in sys.path:  # run as a file: make ``tests`` importable
     sys.path.insert(0, str(ROOT))
 
 import verk_actors  # noqa: E402
-from tests.benchmarks import drain_floor  # noqa: E402
+from tests.benchmarks import drain_floor, sleep_vs_sidekiq  # noqa: E402
 from tests.benchmarks.pickup_floor import run_floor  # noqa: E402
-from tests.interop.sidekiq import ensure_sidekiq, ruby_env  # noqa: E402
-from tests.servers import RedisServer, server_binary  # noqa: E402
+from tests.benchmarks.side_by_side import (  # noqa: E402
+    git_commit,
+    server_version,
+    start_sidekiq,
+    stop_process,
+)
+from tests.interop.sidekiq import ensure_sidekiq  # noqa: E402
+from tests.servers import RedisServer  # noqa: E402
 from verk_actors.bench.drain import (  # noqa: E402
     DEFAULT_JOBS,
     SETTLE,
@@ -85,60 +94,10 @@ from verk_actors.bench.measure import (  # noqa: E402
     percentile,
     wait_drained,
 )
-from verk_actors.bench.workload import COUNTER_KEY, COUNTER_URL_ENV, QUEUE  # noqa: E402
+from verk_actors.bench.workload import COUNTER_KEY, QUEUE  # noqa: E402
+from verk_actors.cli.common import positive_float  # noqa: E402
 from verk_actors.store import keys  # noqa: E402
 from verk_actors.store.client import Client  # noqa: E402
-
-WORKERS_RB = Path(__file__).resolve().with_name("bench_workers.rb")
-SIDEKIQ_STOP_TIMEOUT = 5
-
-
-def git_commit(where: Path) -> str:
-    """``git rev-parse --short HEAD`` of the checkout at ``where``, ``+dirty`` if it has changes."""
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(where), "rev-parse", "--short", "HEAD"],
-            capture_output=True, text=True, check=True, timeout=10,
-        ).stdout.strip()  # fmt: skip
-        dirty = subprocess.run(
-            ["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, check=True, timeout=10,
-        ).stdout.strip()  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
-
-
-def server_version() -> str:
-    """``redis-server 7.0.15`` or the like: the server both systems run against."""
-    done = subprocess.run(
-        [server_binary(), "--version"], capture_output=True, text=True, check=False
-    )
-    words = done.stdout.split()
-    version = next((w[2:] for w in words if w.startswith("v=")), "?")
-    return f"{Path(server_binary()).name} {version}"
-
-
-def start_sidekiq(url: str, counter_url: str, threads: int, log: Path) -> subprocess.Popen[bytes]:
-    """One ``sidekiq`` process running ``bench_workers.rb`` on the bench queue."""
-    argv = ["sidekiq", "-r", str(WORKERS_RB), "-c", str(threads), "-q", QUEUE]
-    argv += ["-t", str(SIDEKIQ_STOP_TIMEOUT)]
-    env = {**ruby_env(url), COUNTER_URL_ENV: counter_url}
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
-        )
-
-
-def stop_process(process: subprocess.Popen[bytes]) -> None:
-    """TERM (Sidekiq's graceful stop), KILL if it lingers, reap."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(SIDEKIQ_STOP_TIMEOUT + 15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def run_sidekiq(
@@ -287,6 +246,9 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
                       *(line(r) for r in body[len(rows):])])  # fmt: skip
 
 
+DEFAULT_SETUPS = "2x10,1x10"
+
+
 def parse_setups(text: str) -> list[tuple[int, int]]:
     """``2x10,1x10`` -> [(2, 10), (1, 10)]."""
     setups = []
@@ -296,27 +258,84 @@ def parse_setups(text: str) -> list[tuple[int, int]]:
     return setups
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The options: the standard workload, or with ``--sleep`` jobs that wait."""
     parser = argparse.ArgumentParser(
         prog="python -m tests.benchmarks.bench_vs_sidekiq",
-        description="The standard workload on Sidekiq 6.4 and on verk_actors, back to back.",
+        description="The standard workload on Sidekiq 6.4 and on verk_actors, back to back; "
+        "with --sleep, jobs that wait, at --in-flight jobs in flight.",
     )
     parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help="jobs per drain")
     parser.add_argument("--runs", type=int, default=1, help="runs of each; medians are shown")
     parser.add_argument(
         "--sidekiq",
         type=parse_setups,
-        default=parse_setups("2x10,1x10"),
         metavar="PxT,...",
-        help="Sidekiq setups: processes x threads (default 2x10,1x10)",
+        help=f"Sidekiq setups: processes x threads (default {DEFAULT_SETUPS})",
     )
     parser.add_argument(
         "--concurrency", type=int, help="verk_actors worker slots (default: the node's default)"
     )
+    parser.add_argument(
+        "--sleep",
+        type=positive_float,
+        metavar="S",
+        help="jobs sleep S seconds, then INCR (simulated I/O): Sidekiq 1 process -c N "
+        "against a node with one queue of concurrency N, for each N of --in-flight",
+    )
+    parser.add_argument(
+        "--in-flight",
+        type=sleep_vs_sidekiq.parse_in_flight,
+        metavar="N,...",
+        help="with --sleep: jobs in flight (default "
+        + ",".join(map(str, sleep_vs_sidekiq.DEFAULT_IN_FLIGHT))
+        + ")",
+    )
+    parser.add_argument(
+        "--verk-mode",
+        type=sleep_vs_sidekiq.parse_verk_mode,
+        metavar="MODE[:PER_PROCESS]",
+        help="with --sleep: how the node's queue runs them, async:100 (default) or "
+        "threads:N (jobs at once per worker process)",
+    )
     parser.add_argument("--json", action="store_true", help="print every figure as JSON")
-    args = parser.parse_args(argv)
+    return parser
 
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The options, with the defaults of the comparison they choose filled in."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.sleep is None:
+        if args.in_flight is not None or args.verk_mode is not None:
+            parser.error("--in-flight and --verk-mode go with --sleep")
+        args.sidekiq = args.sidekiq or parse_setups(DEFAULT_SETUPS)
+        return args
+    if args.sidekiq is not None or args.concurrency is not None:
+        parser.error(
+            "--sidekiq and --concurrency are for the standard workload; with --sleep, "
+            "--in-flight N sets both sides (Sidekiq -c N, a queue of concurrency N)"
+        )
+    args.in_flight = args.in_flight or sleep_vs_sidekiq.DEFAULT_IN_FLIGHT
+    args.verk_mode = args.verk_mode or sleep_vs_sidekiq.parse_verk_mode(
+        sleep_vs_sidekiq.DEFAULT_VERK_MODE
+    )
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
     version = ensure_sidekiq()
+    if args.sleep is not None:
+        return sleep_vs_sidekiq.compare(
+            args.jobs,
+            args.runs,
+            args.sleep,
+            args.in_flight,
+            args.verk_mode,
+            version=version,
+            as_json=args.json,
+        )
     progress = Progress(sys.stderr)
     setups: list[tuple[str, Callable[[], BenchResult]]] = [
         (f"sidekiq {p}x{t}", functools.partial(run_sidekiq, args.jobs, p, t, version, progress))

@@ -1,8 +1,8 @@
 # The standard benchmark's jobs for Sidekiq, loaded by `sidekiq -r bench_workers.rb`.
 #
-# Twins of the Python workers in verk_actors/bench.py: same class names, same queue
-# (verk-bench), same work, so the jobs verk_actors' Client.enqueue_many pushes run on
-# either side. The counter server is the Redis in VERK_BENCH_COUNTER_URL.
+# Twins of the Python workers in verk_actors/bench/workload.py and async_workload.py:
+# same class names, same queue (verk-bench), same work, so the jobs verk_actors'
+# Client.enqueue_many pushes run on either side. The counter server is the Redis in VERK_BENCH_COUNTER_URL.
 
 require "sidekiq"
 require "redis"
@@ -40,4 +40,21 @@ class BenchPickup
     picked = Process.clock_gettime(Process::CLOCK_MONOTONIC) - enqueued
     BenchCounter.redis.rpush("bench:pickup", picked.to_s)
   end
+end
+
+# Waits `seconds` (as on the network), then the standard INCR: the twin of BenchSleep
+# (time.sleep in a thread) and of BenchAsyncSleep (await asyncio.sleep); a Sidekiq
+# thread runs either the same way, sleeping without the GVL.
+class BenchSleep
+  include Sidekiq::Worker
+  sidekiq_options queue: "verk-bench", retry: false
+
+  def perform(seconds)
+    sleep(seconds)
+    BenchCounter.redis.incr("bench:done")
+  end
+end
+
+# The same job under the async twin's name (its options are inherited).
+class BenchAsyncSleep < BenchSleep
 end
