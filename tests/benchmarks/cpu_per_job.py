@@ -6,7 +6,9 @@ context switches and cold caches still raise it).
 runs ``verk-actors bench`` with those options and prints, besides its jobs/s, the
 node's CPU seconds (user + system, every process of the node) from just after start to
 the end of the drain, per job, and the jobs/s that CPU cost allows on this machine's
-cores (its ceiling when nothing else runs). Another tree's code runs the same way with
+cores (its ceiling when nothing else runs), and how busy the whole machine's CPUs were
+meanwhile (``/proc/stat``: near 100 % the drain is at the machine's limit, the node's
+CPU and the Redis servers' and the bench's together). Another tree's code runs the same way with
 ``PYTHONPATH=<tree>`` (process mode without ``--sleep`` only, before these options).
 """
 
@@ -40,6 +42,13 @@ def cpu_by_process(pids: dict[int, str]) -> dict[int, tuple[str, float]]:
     return seconds
 
 
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine so far (``/proc/stat``)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return sum(fields) - idle, sum(fields)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=10_000)
@@ -54,9 +63,12 @@ def main() -> None:
     def started(lister: Callable[[], dict[int, str]]) -> None:
         seen["lister"] = lister
         seen["start"] = cpu_by_process(lister())
+        seen["machine"] = machine_ticks()
 
     def drained() -> None:
         seen["end"] = cpu_by_process(seen["lister"]())
+        busy, total = machine_ticks()
+        seen["busy"] = (busy - seen["machine"][0]) / max(1, total - seen["machine"][1])
 
     extra: dict[str, Any] = {}
     if mode != "process" or args.sleep:  # so it also runs an older tree's bench
@@ -74,7 +86,8 @@ def main() -> None:
         f"{args.concurrency} in flight, {args.mode}, sleep {args.sleep:g} s: "
         f"{result.drain.rate:,.0f} jobs/s, node CPU {per_job * 1e6:,.0f} µs per job "
         f"(ceiling {cores / per_job:,.0f} jobs/s on {cores} cores), "
-        f"PSS {result.peak_pss / 1e6:,.1f} MB, load {os.getloadavg()[0]:.1f}"
+        f"PSS {result.peak_pss / 1e6:,.1f} MB, machine busy {seen['busy']:.0%}, "
+        f"load {os.getloadavg()[0]:.1f}"
     )
     for kind, seconds in sorted(by_kind.items(), key=lambda item: -item[1]):
         print(f"  {kind:<20} {seconds / args.jobs * 1e6:8,.0f} µs per job")
