@@ -297,9 +297,12 @@ def _run(
     progress.show(f"enqueueing {options.jobs:,} jobs", force=True)
     worker: str | type = BenchIncr if options.incr else BenchNoop
     args: tuple[Any, ...] = ()
-    if options.sleep:
-        worker = "BenchAsyncSleep" if spec.mode == ASYNC else BenchSleep
-        args = (options.sleep,)
+    if spec.mode == ASYNC and options.incr:
+        # An async queue's own kind of job, even a quick one (a plain def perform
+        # there runs in a thread of the process: a hand-off each way per job).
+        worker, args = "BenchAsyncSleep", (options.sleep,)
+    elif options.sleep:
+        worker, args = BenchSleep, (options.sleep,)
     enqueue_seconds, enqueue_calls = enqueue_all(client, commands, worker, options.jobs, args)
     if options.waiting:
         progress.show(f"enqueueing {options.waiting:,} jobs that stay waiting", force=True)
