@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import threading
 import time
@@ -17,10 +18,12 @@ from verk_actors import Client, QueueSpec
 from verk_actors.actors.messages import (
     AddQueue,
     DescribeTree,
+    JobsDone,
     QueueAdded,
     RequestFailed,
     TreeNode,
 )
+from verk_actors.actors.queue._lanes import Outbox
 from verk_actors.config.file import load_config
 from verk_actors.errors import ConfigurationError
 from verk_actors.store import keys
@@ -46,6 +49,33 @@ def _max_in_flight(spans: list[bytes]) -> int:
 def _retried(r) -> dict[str, dict]:
     jobs = [json.loads(text) for text in r.zrange("retry", 0, -1)]
     return {job["jid"]: job for job in jobs}
+
+
+def _readable(fd: int) -> bool:
+    return bool(select.select([fd], [], [], 0)[0])
+
+
+def test_the_outbox_wakes_the_actor_once_per_flush() -> None:
+    """The first report after a take makes the pipe readable; once the actor has
+    emptied it, later reports do not (one wake per flush, not one per report); the
+    take returns them all, oldest first, and the next report signals again."""
+    outbox = Outbox()
+    try:
+        done = [JobsDone(n, (), 0.0, (), finished=True) for n in range(4)]
+        assert not _readable(outbox.fd)
+        outbox.put(0, done[0])
+        outbox.put(1, done[1])
+        assert _readable(outbox.fd)
+        outbox.quiet()
+        outbox.put(2, done[2])
+        assert not _readable(outbox.fd)
+        assert outbox.take() == [(0, done[0]), (1, done[1]), (2, done[2])]
+        assert not _readable(outbox.fd)
+        outbox.put(3, done[3])
+        assert _readable(outbox.fd)
+        assert outbox.take() == [(3, done[3])]
+    finally:
+        outbox.close()
 
 
 def test_queue_spec_reads_modes_and_refuses_what_does_not_fit() -> None:
