@@ -49,8 +49,10 @@ class ExitWatch:
         """Forget the processes that have ended; kill those past ``EXIT_GRACE``."""
         if not self.watched:
             return
-        fds = [fd for fd, _, _ in self.watched.values()]
-        ended = set(select.select(fds, [], [], 0)[0])  # a pidfd reads once its process ends
+        poll = select.poll()  # not select(): a busy manager's descriptors pass 1024
+        for fd, _, _ in self.watched.values():
+            poll.register(fd, select.POLLIN)
+        ended = {fd for fd, _ in poll.poll(0)}  # a pidfd reads once its process ends
         for pid, (fd, deadline, what) in list(self.watched.items()):
             if fd in ended:
                 self._forget(pid)
