@@ -58,3 +58,12 @@ class AsyncLimited(Worker):
         await asyncio.sleep(seconds)
         r.decr(RUNNING)
         r.rpush(DONE, self.job.jid or "")
+
+
+class AsyncFail(Worker):
+    """Records ``token`` in ``key``, then raises ValueError (as ``tests.jobs.Fail``)."""
+
+    async def perform(self, url: str, key: str, token: Any) -> None:  # type: ignore[override]
+        client(url).rpush(key, token)
+        await asyncio.sleep(0)
+        raise ValueError(f"async boom {token}")

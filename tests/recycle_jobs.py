@@ -7,6 +7,7 @@ and that every job ran exactly once.
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 from tests.jobs import client
@@ -38,4 +39,19 @@ class SlowWhoRan(Worker):
 
     def perform(self, url: str, key: str, seconds: float) -> None:
         time.sleep(seconds)
+        client(url).rpush(key, f"{self.job.jid}:{os.getpid()}")
+
+
+STUCK_THREADS: list[threading.Thread] = []
+
+
+class LeavesThread(Worker):
+    """Records its jid and pid, and leaves a non-daemon thread waiting forever (as a
+    library's background thread may): its process cannot exit when asked, since
+    Python waits for such threads before it ends."""
+
+    def perform(self, url: str, key: str) -> None:
+        thread = threading.Thread(target=threading.Event().wait, name="never-ends")
+        thread.start()
+        STUCK_THREADS.append(thread)
         client(url).rpush(key, f"{self.job.jid}:{os.getpid()}")

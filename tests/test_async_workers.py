@@ -1,18 +1,17 @@
-"""``async def perform`` off an async-mode queue: refused at registration, failed at run."""
+"""``async def perform`` off an async-mode queue: refused by ``start``, failed at run."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
 
-import pytest
-
-from tests.conftest import wait_for
+from tests.conftest import node_settings, wait_for
 from tests.nodeproc import ROOT
-from verk_actors import Client
-from verk_actors.errors import VerkError
+from verk_actors import Client, QueueSpec
+from verk_actors.config.validate import check_node_settings
 
 
 def test_start_refuses_a_module_with_an_async_worker(redis_server, tmp_path) -> None:
@@ -40,17 +39,34 @@ def test_start_refuses_a_module_with_an_async_worker(redis_server, tmp_path) -> 
     assert "asyncio.run" in result.stderr
 
 
-def test_embedded_node_with_an_async_worker_is_refused(start_verk, redis_server, r) -> None:
-    """An embedded node told to import an async worker refuses to start, saying why,
-    instead of starting with workers that never come up and a job never run."""
+def test_embedded_node_without_async_queue_starts_and_fails_async_jobs(
+    start_verk, redis_server, r
+) -> None:
+    """An embedded node with an async worker but no async queue starts (AddQueue may add
+    one); the async job on its process queue goes to retry as AsyncWorkerError, never
+    acked unrun."""
     with Client(url=redis_server.url) as client:
-        client.enqueue("AsyncRecord", redis_server.url, "ran", "a")
-    with pytest.raises(VerkError) as info:
-        start_verk(imports=("tests.async_jobs",))
-    assert "AsyncWorkerError" in str(info.value)
-    assert "tests.async_jobs.AsyncRecord.perform is async" in str(info.value)
-    assert r.llen("queue:default") == 1
-    assert not r.exists("ran") and not r.exists("stat:processed")
+        jid = client.enqueue("AsyncRecord", redis_server.url, "ran", "a")
+    node = start_verk(imports=("tests.jobs", "tests.async_jobs"))
+    wait_for(lambda: r.zcard("retry") == 1)
+    job = json.loads(r.zrange("retry", 0, -1)[0])
+    assert (job["jid"], job["error_class"]) == (jid, "AsyncWorkerError")
+    assert "tests.async_jobs.AsyncRecord.perform is async" in job["error_message"]
+    assert not r.exists("ran")
+    node.stop()
+
+
+def test_node_check_warns_of_async_workers_without_async_queue(caplog) -> None:
+    """The node's settings check admits async workers without an async queue, warning
+    which ones wait for one; with an async queue it says nothing."""
+    settings = node_settings("redis://127.0.0.1:1/0", imports=("tests.jobs", "tests.async_jobs"))
+    with caplog.at_level(logging.WARNING, logger="verk_actors.config.validate"):
+        registry = check_node_settings(settings)
+        assert "AsyncRecord" in registry
+        assert len(caplog.records) == 1
+        assert "tests.async_jobs.AsyncRecord run only once one is added" in caplog.text
+        check_node_settings(settings.with_changes(queues=(QueueSpec("crawl", 5, "async"),)))
+        assert len(caplog.records) == 1
 
 
 def test_perform_that_returns_a_coroutine_fails_the_job(start_verk, redis_server, r) -> None:

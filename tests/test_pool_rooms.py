@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +24,7 @@ from verk_actors.actors.queue._board import MAX_JOBS, Board
 from verk_actors.actors.queue._cpu_gauge import CpuGauge
 from verk_actors.actors.queue._dispatch import Dispatch
 from verk_actors.actors.queue._drain import Drain
+from verk_actors.actors.queue._exits import EXIT_GRACE
 from verk_actors.actors.queue._lazy import LazyPool
 from verk_actors.actors.queue._outcomes import FLUSH_AFTER, FLUSH_OUTCOMES, Outcomes
 from verk_actors.actors.queue._slots import BUSY, FREE, QUIET_AFTER, RETIRING, Pool, Slot
@@ -173,9 +179,9 @@ def test_a_job_past_its_deadline_gets_its_worker_killed_once(pool: Pool) -> None
     worker = Board(slot.board.path)
     worker.begin_batch(3, 1)
     worker.job_started(3, 0, 5.0, 1.0)
-    settle.kill_past_deadline(pool.slots, 4.0, "q")
+    settle.kill_past_deadline(pool, 4.0, "q")
     assert slot.kill_reason is None
-    settle.kill_past_deadline(pool.slots, 6.0, "q")
+    settle.kill_past_deadline(pool, 6.0, "q")
     assert slot.kill_reason == settle.TIMED_OUT
     worker.close()
 
@@ -253,3 +259,52 @@ def test_a_lane_queue_holds_more_jobs_in_hand_than_a_process_queue() -> None:
     assert jobs_wanted(500, 10, 0, in_workers=1500, most=6000) == MAX_REQUEST
     assert bounded_batch(10, 500) == MAX_IN_PROGRESS // 501
     assert bounded_batch(10, 500, LANE_JOBS_IN_HAND * 500) == 10
+
+
+def _sleeper() -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+
+
+def test_a_recycled_worker_that_does_not_stop_its_actor_is_killed(pool: Pool) -> None:
+    """A worker asked to exit for a recycle whose actor does not stop (a real process,
+    stopped with SIGSTOP) is killed once past RETIRE_GRACE, and not before."""
+    process = _sleeper()
+    try:
+        os.kill(process.pid, signal.SIGSTOP)
+        slot = pool.slots[0]
+        slot.pid = process.pid
+        pool.recycle(slot, 100.0)
+        settle.kill_past_deadline(pool, 100.0 + settle.RETIRE_GRACE - 1, "q")
+        assert process.poll() is None and slot.kill_reason is None
+        settle.kill_past_deadline(pool, 100.0 + settle.RETIRE_GRACE + 1, "q")
+        assert process.wait(5) == -signal.SIGKILL
+        assert slot.kill_reason == "did not exit when recycled"
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_a_process_left_running_after_its_actor_stopped_is_killed(pool: Pool) -> None:
+    """Once a recycled worker's actor has stopped, its process is watched: one that ends
+    is forgotten, one still there past EXIT_GRACE (real processes) is killed."""
+    lingering, ending = _sleeper(), _sleeper()
+    try:
+        for slot, process in zip(pool.slots[:2], (lingering, ending), strict=True):
+            slot.pid = process.pid
+            pool.recycle(slot, 0.0)
+        now = time.monotonic()
+        for slot in list(pool.slots[:2]):
+            pool.exited(slot)  # Thespian's goodbye: the actor stopped, the process runs on
+        assert set(pool.leaving.watched) == {lingering.pid, ending.pid}
+        ending.terminate()
+        ending.wait(5)
+        settle.kill_past_deadline(pool, now + EXIT_GRACE - 1, "q")
+        assert set(pool.leaving.watched) == {lingering.pid}
+        assert lingering.poll() is None
+        settle.kill_past_deadline(pool, now + EXIT_GRACE + 1, "q")
+        assert lingering.wait(5) == -signal.SIGKILL
+        assert not pool.leaving.watched
+    finally:
+        for process in (lingering, ending):
+            process.kill()
+            process.wait()

@@ -17,6 +17,7 @@ from tests.servers import RedisServer, free_port
 from tests.test_metrics import ready, scrape, total
 from verk_actors import Client, QueueSpec
 from verk_actors.actors.messages import AddQueue, QueueAdded
+from verk_actors.actors.queue._exits import EXIT_GRACE
 from verk_actors.config.file import load_config
 from verk_actors.config.settings import Settings
 from verk_actors.errors import ConfigurationError
@@ -176,3 +177,47 @@ def test_recycling_and_lazy_options_are_refused_on_lane_queues() -> None:
     with pytest.raises(ConfigurationError, match="min_workers applies to process mode only"):
         QueueSpec("crawl", 50, "async", 10, min_workers=2)
     assert QueueSpec.parse("images=4:max_jobs=100").max_jobs == 100
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_recycled_worker_whose_process_does_not_end_is_killed(
+    redis_server: RedisServer, r: redis.Redis, node_processes: list[NodeProcess]
+) -> None:
+    """Jobs that leave a thread that never ends (their process cannot end): each worker
+    is replaced after max_jobs 2 and its process, still there after its actor stopped, is
+    killed EXIT_GRACE later, saying so; every job runs exactly once, and the queue's
+    next jobs run on a new process."""
+    node = NodeProcess(
+        "--redis-url",
+        redis_server.url,
+        "--import",
+        "tests.recycle_jobs",
+        "--queue",
+        "default=1:max_jobs=2",
+    )
+    node_processes.append(node)
+    node.start()
+    with Client(url=redis_server.url) as client:
+        jids = {client.enqueue("LeavesThread", redis_server.url, "ran") for _ in range(4)}
+        wait_for(lambda: r.llen("ran") == 4, timeout=30)
+        stuck = {pid for _, pid in _runs(r, "ran")}
+        assert len(stuck) == 2
+        assert all(_alive(pid) for pid in stuck)  # their actors stopped, their processes not
+        line = node.wait_for_line(f"did not end within {EXIT_GRACE:.0f} s", timeout=EXIT_GRACE + 10)
+        assert "WARNING" in line and "(a thread that never ends?); killing it" in line
+        wait_for(lambda: not any(_alive(pid) for pid in stuck), timeout=EXIT_GRACE + 5)
+        later = {client.enqueue("WhoRan", redis_server.url, "ran") for _ in range(2)}
+    wait_for(lambda: r.llen("ran") == 6, timeout=30)
+    runs = _runs(r, "ran")
+    assert sorted(jid for jid, _ in runs) == sorted(jids | later)
+    assert not {pid for jid, pid in runs if jid in later} & stuck
+    assert r.zcard("retry") == 0 and r.zcard("dead") == 0
+    assert node.terminate() == 0

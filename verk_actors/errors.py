@@ -4,7 +4,7 @@
 
     VerkError
     ├── ConfigurationError        bad settings, queue specs, Redis URLs, imports
-    │   └── AsyncWorkerError      a worker whose perform is async (not supported yet)
+    │   └── AsyncWorkerError      an async perform where no queue in async mode awaits it
     ├── RedisUnavailableError     Redis could not be reached or answered an error
     ├── ActorSystemError          the actor system cannot run verk_actors as asked
     │   └── UnauthenticatedFrameError  a frame without the node's MAC, dropped unread
@@ -33,7 +33,7 @@ class ConfigurationError(VerkError):
 
 class AsyncWorkerError(ConfigurationError):
     """A worker's ``perform`` is a coroutine function (``async def``), or returned an
-    awaitable: verk_actors runs ``perform`` in a plain call and cannot await it yet."""
+    awaitable, where nothing awaits it: only a queue in async mode does."""
 
 
 class RedisUnavailableError(VerkError):

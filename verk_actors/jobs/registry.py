@@ -25,6 +25,12 @@ def async_perform_refusal(cls: type) -> str:
     )
 
 
+def is_async_worker(cls: type) -> bool:
+    """Whether ``cls.perform`` is ``async def``."""
+    perform = getattr(cls, "perform", None)
+    return perform is not None and inspect.iscoroutinefunction(inspect.unwrap(perform))
+
+
 class WorkerRegistry:
     """Worker classes by every name they answer to."""
 
@@ -77,6 +83,11 @@ class WorkerRegistry:
     def classes(self) -> list[type]:
         """Each registered class once, in the order they were registered."""
         return list(dict.fromkeys(self._by_name.values()))
+
+    def async_classes(self) -> list[type]:
+        """Each registered class whose ``perform`` is ``async def`` (only an async queue
+        runs them), in the order they were registered."""
+        return [cls for cls in self.classes() if is_async_worker(cls)]
 
     def names(self) -> list[str]:
         """All registered names, sorted."""

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import functools
-import inspect
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -27,6 +26,7 @@ from verk_actors import errors
 from verk_actors.jobs.chain import Middleware
 from verk_actors.jobs.job_log import CURRENT_JOB, job_started
 from verk_actors.jobs.limits import limited
+from verk_actors.jobs.registry import is_async_worker
 from verk_actors.jobs.running import (
     JobOutcome,
     PreparedJob,
@@ -120,8 +120,7 @@ def run_in_thread(
 @functools.cache
 def is_async(worker: type | None) -> bool:
     """Whether ``worker``'s ``perform`` is ``async def`` (once per class)."""
-    perform = getattr(worker, "perform", None)
-    return perform is not None and inspect.iscoroutinefunction(inspect.unwrap(perform))
+    return worker is not None and is_async_worker(worker)
 
 
 async def execute_async(

@@ -15,7 +15,9 @@ says why (``JobsDone.retire``).
 
 The WorkersManager keeps the jobs a worker may still run (``Slot.quota``) so that
 it hands out no bigger batch; when the batch is over it asks the worker to exit
-(``ActorExitRequest``) and, once it has, starts a new worker in its slot. A recycle
+(``ActorExitRequest``) and starts a new worker in its slot at once. A worker that
+has not stopped ``RETIRE_GRACE`` later is killed (``_settle``), and so is a process
+that lives on after its worker stopped (``_exits``). A recycle
 is no crash: it counts neither as a restart of the slot nor against the limit on
 idle workers dying, and shows as ``verk_workers_recycled_total`` and in the tree.
 """

@@ -23,7 +23,7 @@ import signal
 import attrs
 
 from verk_actors.actors.queue import _board as boards
-from verk_actors.actors.queue._slots import BUSY, RETIRING, Slot
+from verk_actors.actors.queue._slots import BUSY, RETIRING, Pool, Slot
 from verk_actors.config.settings import Settings
 from verk_actors.jobs.retry import FailureRecord
 from verk_actors.jobs.running import died_failure
@@ -48,11 +48,13 @@ while some worker holds jobs it has not started)."""
 TIMED_OUT = "timed out: it ran past its time limit and its worker was killed"
 
 
-def kill_past_deadline(slots: list[Slot], now: float, queue: str) -> None:
+def kill_past_deadline(pool: Pool, now: float, queue: str) -> None:
     """Kill each worker that runs a job of its batch past the job's time limit (and has
-    not been killed for something already), and each asked to exit for a recycle that
-    has not within ``RETIRE_GRACE``."""
-    for slot in slots:
+    not been killed for something already), each asked to exit for a recycle that has
+    not within ``RETIRE_GRACE``, and each process whose actor stopped but that has not
+    ended (``_exits``)."""
+    pool.leaving.check(now, queue)
+    for slot in pool.slots:
         if slot.state == RETIRING and now - slot.retired_at > RETIRE_GRACE:
             if slot.kill_reason is None:
                 kill(slot, "did not exit when recycled", queue)

@@ -17,6 +17,7 @@ import attrs
 
 from verk_actors.actors.messages import TreeNode
 from verk_actors.actors.queue._board import Board
+from verk_actors.actors.queue._exits import ExitWatch
 from verk_actors.actors.supervisor import RestartIntensity
 from verk_actors.store import running_jobs
 from verk_actors.store.running_jobs import Running
@@ -152,6 +153,8 @@ class Pool:
         """Workers started in each slot after its first, for the tree view."""
         self.recycles: dict[int, int] = {}
         """Workers recycled in each slot (not counted in ``restarts``)."""
+        self.leaving = ExitWatch()
+        """Processes of workers asked to exit, until they have ended (``_exits``)."""
 
     def add(self, slot: Slot) -> None:
         self.slots.append(slot)
@@ -161,7 +164,10 @@ class Pool:
         self.slots.remove(slot)
         self._by_address = {k: v for k, v in self._by_address.items() if v is not slot}
         if slot.state == RETIRING:
-            return  # recycled: replaced already; idle above the floor: not replaced
+            # Recycled: replaced already; idle above the floor: not replaced. Its actor
+            # has stopped; its process is watched until it has ended too.
+            self.leaving.watch(slot.pid, f"worker {slot.index}", time.monotonic())
+            return
         self.replace.append((slot.index, None if slot.state == BUSY else slot.pid))
 
     def recycle(self, slot: Slot, now: float) -> None:
@@ -285,6 +291,7 @@ class Pool:
         )
 
     def close(self) -> None:
-        """Unmap every board (the manager stops)."""
+        """Unmap every board, stop watching processes (the manager stops)."""
         for slot in self.slots:
             slot.board.close()
+        self.leaving.close()

@@ -33,7 +33,6 @@ from verk_actors.actors.messages import (
 )
 from verk_actors.actors.queue._board import Board
 from verk_actors.actors.queue._lanes import LaneRunner
-from verk_actors.config.queue_modes import runs_async
 from verk_actors.jobs.hooks import Hooks
 from verk_actors.jobs.job_log import attach_job_to_records
 from verk_actors.jobs.limits import install_gate
@@ -69,9 +68,7 @@ class LaneWorkerActor(VerkActor):
             return
         settings = message.settings
         try:
-            registry = WorkerRegistry.from_modules(
-                settings.imports, allow_async=runs_async(settings.queues)
-            )
+            registry = WorkerRegistry.from_modules(settings.imports, allow_async=True)
             hooks = Hooks(settings.error_handlers, settings.death_handlers)
             boards = {index: Board(Path(path)) for index, path in message.lanes}
             for board in boards.values():

@@ -45,7 +45,6 @@ from verk_actors.actors.queue._standby_worker import (
     StandbyRun,
     Taken,
 )
-from verk_actors.config.queue_modes import runs_async
 from verk_actors.jobs.chain import Middleware
 from verk_actors.jobs.hooks import Hooks
 from verk_actors.jobs.job_log import attach_job_to_records
@@ -95,9 +94,9 @@ class WorkerActor(VerkActor):
     def receiveMsg_InitWorker(self, message: InitWorker, sender: Any) -> None:
         self.init = message
         try:
-            self.registry = WorkerRegistry.from_modules(
-                message.settings.imports, allow_async=runs_async(message.settings.queues)
-            )
+            # Async workers register on every queue (the node's queues change at run
+            # time); on this one their jobs fail with AsyncWorkerError, not awaited.
+            self.registry = WorkerRegistry.from_modules(message.settings.imports, allow_async=True)
             self.hooks = Hooks(message.settings.error_handlers, message.settings.death_handlers)
             self.middleware = server_chain(message.settings.server_middleware)
             self.board = Board(Path(message.board_path))

@@ -380,7 +380,7 @@ class WorkersManager(VerkActor):
         if self.exiting:
             return
         now = time.monotonic()
-        settle.kill_past_deadline(self.pool.slots, now, self.queue)
+        settle.kill_past_deadline(self.pool, now, self.queue)
         for slot in self.dispatch.lazy.to_stop(self.pool, now, self.queue):
             self.send(slot.address, ActorExitRequest())
         self.after(DEADLINE_CHECK, CheckDeadlines())
