@@ -66,7 +66,7 @@ if str(ROOT) not in sys.path:  # run as a file: make ``tests`` importable
     sys.path.insert(0, str(ROOT))
 
 import verk_actors  # noqa: E402
-from tests.benchmarks import drain_floor, sleep_vs_sidekiq  # noqa: E402
+from tests.benchmarks import drain_floor, side_by_side, sleep_vs_sidekiq  # noqa: E402
 from tests.benchmarks.pickup_floor import run_floor  # noqa: E402
 from tests.benchmarks.side_by_side import (  # noqa: E402
     git_commit,
@@ -211,12 +211,7 @@ def figures(result: BenchResult) -> dict[str, Any]:
 
 def medians(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Each figure's median over ``runs`` (of one system and setting)."""
-    out = dict(runs[0])
-    for _, key, _ in COLUMNS:
-        values = [r[key] for r in runs if r.get(key) is not None]
-        out[key] = statistics.median(values) if values else None
-    out["runs"] = len(runs)
-    return out
+    return side_by_side.medians(runs, (key for _, key, _ in COLUMNS))
 
 
 def table(rows: Sequence[dict[str, Any]]) -> str:

@@ -5,8 +5,11 @@ workers, and naming what was measured (the Redis server, the checkout's commit).
 from __future__ import annotations
 
 import signal
+import statistics
 import subprocess
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from tests.interop.sidekiq import ruby_env
 from tests.servers import server_binary
@@ -14,6 +17,17 @@ from verk_actors.bench.workload import COUNTER_URL_ENV, QUEUE
 
 WORKERS_RB = Path(__file__).resolve().with_name("bench_workers.rb")
 SIDEKIQ_STOP_TIMEOUT = 5
+
+
+def medians(runs: Sequence[dict[str, Any]], keys: Iterable[str]) -> dict[str, Any]:
+    """The first of ``runs`` (one system and setting), each of ``keys`` replaced by its
+    median over the runs that have it, and ``runs``: how many there were."""
+    out = dict(runs[0])
+    for key in keys:
+        values = [r[key] for r in runs if r.get(key) is not None]
+        out[key] = statistics.median(values) if values else None
+    out["runs"] = len(runs)
+    return out
 
 
 def git_commit(where: Path) -> str:

@@ -36,7 +36,6 @@ import math
 import os
 import platform
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -47,6 +46,7 @@ from typing import Any
 import attrs
 
 import verk_actors
+from tests.benchmarks import side_by_side
 from tests.benchmarks.side_by_side import git_commit, server_version, start_sidekiq, stop_process
 from tests.servers import RedisServer
 from verk_actors.bench.drain import BenchOptions, BenchResult, enqueue_all, run_bench
@@ -296,12 +296,7 @@ def figures(run: SleepRun, result: BenchResult) -> dict[str, Any]:
 
 def medians(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Each column's median over ``runs`` of one system at one N (failures left out)."""
-    out = dict(runs[0])
-    for _, key, _ in COLUMNS:
-        values = [r[key] for r in runs if r.get(key) is not None]
-        out[key] = statistics.median(values) if values else None
-    out["runs"] = len(runs)
-    return out
+    return side_by_side.medians(runs, (key for _, key, _ in COLUMNS))
 
 
 def table(rows: Sequence[dict[str, Any]]) -> str:
