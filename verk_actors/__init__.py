@@ -41,6 +41,7 @@ from verk_actors.errors import (
 )
 from verk_actors.jobs.hooks import JobContext, add_death_handler, add_error_handler
 from verk_actors.jobs.job import Job
+from verk_actors.jobs.lifecycle import WorkerProcess, on_worker_start, on_worker_stop
 from verk_actors.jobs.limits import Concurrent, Window, limited
 from verk_actors.jobs.middleware import add_client_middleware, add_server_middleware
 from verk_actors.jobs.registry import WorkerRegistry
@@ -111,6 +112,7 @@ __all__ = [
     "Window",
     "Worker",
     "WorkerDiedError",
+    "WorkerProcess",
     "WorkerRegistry",
     "add_client_middleware",
     "add_death_handler",
@@ -127,6 +129,8 @@ __all__ = [
     "list_batches",
     "list_nodes",
     "load_config",
+    "on_worker_start",
+    "on_worker_stop",
     "pause_queue",
     "paused_queues",
     "prepare_thespian",

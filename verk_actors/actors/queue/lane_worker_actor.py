@@ -35,6 +35,7 @@ from verk_actors.actors.queue._board import Board
 from verk_actors.actors.queue._lanes import LaneRunner
 from verk_actors.jobs.hooks import Hooks
 from verk_actors.jobs.job_log import attach_job_to_records
+from verk_actors.jobs.lifecycle import WorkerProcess, run_start_hooks, run_stop_hooks
 from verk_actors.jobs.limits import install_gate
 from verk_actors.jobs.middleware import server_chain
 from verk_actors.jobs.registry import WorkerRegistry
@@ -62,6 +63,8 @@ class LaneWorkerActor(VerkActor):
         self.limits: RedisLimitGate | None = None
         self.manager: Any = None
         self.flush_armed = False
+        self.process: WorkerProcess | None = None
+        """Set once its start hooks ran: its stop hooks run when it stops."""
 
     def receiveMsg_InitLanes(self, message: InitLanes, sender: Any) -> None:
         if self.runner is not None:
@@ -85,6 +88,9 @@ class LaneWorkerActor(VerkActor):
                 queue_name=message.queue,
                 middleware=server_chain(settings.server_middleware),
             )
+            process = WorkerProcess(message.queue, message.mode, os.getpid())
+            run_start_hooks(process, self.runner.loop)
+            self.process = process
         except Exception as exc:
             log.error("worker of queue %s cannot start: %s", message.queue, exc)
             self.send(sender, ChildFailed(type(exc).__name__, str(exc)))
@@ -129,6 +135,9 @@ class LaneWorkerActor(VerkActor):
         return None
 
     def stopping(self) -> None:
+        if self.process is not None and self.runner is not None:
+            run_stop_hooks(self.process, self.runner.loop)
+            self.process = None
         if self.runner is not None:
             self.runner.close()
         if self.limits is not None:

@@ -45,9 +45,11 @@ from verk_actors.actors.queue._standby_worker import (
     StandbyRun,
     Taken,
 )
+from verk_actors.config.queue_modes import PROCESS
 from verk_actors.jobs.chain import Middleware
 from verk_actors.jobs.hooks import Hooks
 from verk_actors.jobs.job_log import attach_job_to_records
+from verk_actors.jobs.lifecycle import WorkerProcess, run_start_hooks, run_stop_hooks
 from verk_actors.jobs.limits import install_gate
 from verk_actors.jobs.middleware import server_chain
 from verk_actors.jobs.registry import WorkerRegistry
@@ -79,6 +81,8 @@ class WorkerActor(VerkActor):
         self.standby = StandbyRun()
         self.lifetime = Lifetime()
         self.limits: RedisLimitGate | None = None
+        self.process: WorkerProcess | None = None
+        """Set once its start hooks ran: its stop hooks run when it stops."""
         self.reports = 0
         """Reports sent for the current batch (each ``JobsDone`` carries its number)."""
 
@@ -105,6 +109,9 @@ class WorkerActor(VerkActor):
             # Limiters are taken through it; it connects when a job first takes one.
             self.limits = RedisLimitGate(message.settings.redis_url, message.node_id)
             install_gate(self.limits)
+            process = WorkerProcess(message.queue, PROCESS, os.getpid())
+            run_start_hooks(process, None)
+            self.process = process  # its stop hooks run when it stops
         except Exception as exc:
             log.error("worker %s/%d cannot start: %s", message.queue, message.index, exc)
             self.send(sender, ChildFailed(type(exc).__name__, str(exc)))
@@ -320,6 +327,9 @@ class WorkerActor(VerkActor):
             self._report(self.standby.manager, report, standby.batch, finished=True, taken=taken)
 
     def stopping(self) -> None:
+        if self.process is not None:
+            run_stop_hooks(self.process, None)
+            self.process = None
         self.standby.close()
         if self.limits is not None:
             self.limits.close()
