@@ -11,34 +11,38 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import attrs
+
 from verk_actors.actors._event_routing import QUEUE_PREFIX
 from verk_actors.actors.messages import TreeNode
+from verk_actors.actors.queue.lane_workers_manager import LaneWorkersManager
 from verk_actors.actors.queue.queue_supervisor import QueueSupervisor
 from verk_actors.actors.queue.workers_manager import WorkersManager
 from verk_actors.actors.root import VerkRoot
+from verk_actors.config.queue_modes import ASYNC, PROCESS
+from verk_actors.config.queue_spec import QueueSpec
 
 FORMATS = ("text", "mermaid", "dot")
 
+DIAGRAM_QUEUES = (QueueSpec("default", 25), QueueSpec("crawl", 500, ASYNC, 100))
+"""The queues ``diagrams/supervision-tree.*`` draws: one of each kind."""
 
-def design_tree(queues: tuple[tuple[str, int], ...] = (("default", 25),)) -> TreeNode:
+
+def design_tree(queues: tuple[QueueSpec, ...] = (QueueSpec("default", 25),)) -> TreeNode:
     """The tree a node with these queues builds (no pids: a design, not a snapshot).
 
     The supervisors' strategies and restart limits are read off their classes.
     """
     queue_nodes = []
-    for name, concurrency in queues:
-        workers = TreeNode(
-            0,
-            f"workers 1..{concurrency}",
-            "WorkerActor",
-            None,
-            detail="one process each; runs jobs; writes its progress board; "
-            "one waits on an idle queue itself (standby)",
-        )
+    for queue in queues:
+        if queue.mode == PROCESS:
+            manager, workers = _process_slots(queue)
+        else:
+            manager, workers = _lanes(queue)
         queue_nodes.append(
             TreeNode(
                 0,
-                QUEUE_PREFIX + name,
+                QUEUE_PREFIX + queue.name,
                 "QueueSupervisor",
                 None,
                 strategy=QueueSupervisor.strategy.value,
@@ -52,19 +56,11 @@ def design_tree(queues: tuple[tuple[str, int], ...] = (("default", 25),)) -> Tre
                         detail="take (batch, BLMOVE when idle and no standby), ack, "
                         "retry/dead, requeue",
                     ),
-                    TreeNode(
-                        0,
-                        "workers_manager",
-                        "WorkersManager",
-                        None,
-                        strategy=WorkersManager.strategy.value,
-                        detail="hands out batches to as many workers as keep the cores "
-                        "busy; settles dead workers from their boards",
-                        children=(workers,),
-                    ),
+                    attrs.evolve(manager, children=(workers,)),
                 ),
             )
         )
+
     return TreeNode(
         0,
         "root",
@@ -79,6 +75,52 @@ def design_tree(queues: tuple[tuple[str, int], ...] = (("default", 25),)) -> Tre
             *queue_nodes,
         ),
     )
+
+
+def _process_slots(queue: QueueSpec) -> tuple[TreeNode, TreeNode]:
+    """A process-mode queue's manager and its workers, one process per slot."""
+    manager = TreeNode(
+        0,
+        "workers_manager",
+        "WorkersManager",
+        None,
+        strategy=WorkersManager.strategy.value,
+        detail="hands out batches to as many workers as keep the cores busy; settles "
+        "dead workers from their boards",
+    )
+    workers = TreeNode(
+        0,
+        f"workers 1..{queue.concurrency}",
+        "WorkerActor",
+        None,
+        detail="one process each; runs jobs; writes its progress board; one waits on "
+        "an idle queue itself (standby)",
+    )
+    return manager, workers
+
+
+def _lanes(queue: QueueSpec) -> tuple[TreeNode, TreeNode]:
+    """A threads or async queue's manager and its worker processes of many lanes."""
+    processes = -(-queue.concurrency // queue.per_process)
+    kind = "coroutines" if queue.mode == ASYNC else "threads"
+    manager = TreeNode(
+        0,
+        "workers_manager",
+        "LaneWorkersManager",
+        None,
+        strategy=LaneWorkersManager.strategy.value,
+        detail="hands out batches to lanes (every lane runs at once); settles each lane "
+        "of a dead process from its board; replaces the process",
+    )
+    workers = TreeNode(
+        0,
+        f"worker processes 1..{processes}",
+        "LaneWorkerActor",
+        None,
+        detail=f"{queue.per_process} lanes each ({kind}), a progress board per lane; "
+        "one report message for every lane",
+    )
+    return manager, workers
 
 
 def _label(node: TreeNode) -> str:
@@ -198,8 +240,8 @@ digraph job_flow {
 """
 
 DIAGRAMS: dict[str, Callable[[], str]] = {
-    "supervision-tree.mmd": lambda: render_mermaid(design_tree()),
-    "supervision-tree.dot": lambda: render_dot(design_tree()),
+    "supervision-tree.mmd": lambda: render_mermaid(design_tree(DIAGRAM_QUEUES)),
+    "supervision-tree.dot": lambda: render_dot(design_tree(DIAGRAM_QUEUES)),
     "job-flow.mmd": lambda: JOB_FLOW_MERMAID,
     "job-flow.dot": lambda: JOB_FLOW_DOT,
 }
