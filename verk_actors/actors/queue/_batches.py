@@ -5,7 +5,9 @@ carries its results back, so actor messages cost little per job. Batches grow on
 for fast jobs: the size aims at ``TARGET_BATCH_SECONDS`` of work, so slow jobs are
 handed out one at a time and never wait behind each other. A message costs the
 WorkersManager far more than a quick job, so a batch aims at a tenth of a second of
-work. How many workers run at once is the CPU gauge's word (``_cpu_gauge``).
+work (a lane of a threads or async queue: half a second, and its queue may hold more
+jobs in hand than ``MAX_IN_PROGRESS``; see ``lane_workers_manager``). How many workers
+run at once is the CPU gauge's word (``_cpu_gauge``).
 """
 
 from __future__ import annotations
