@@ -46,9 +46,8 @@ class WorkerRegistry:
         perform = getattr(cls, "perform", None)
         if not inspect.isclass(cls) or not callable(perform):
             raise ConfigurationError(f"{cls!r} is not a class with a perform() method")
-        perform = inspect.unwrap(perform)
-        if inspect.isasyncgenfunction(perform) or (
-            inspect.iscoroutinefunction(perform) and not self.allow_async
+        if inspect.isasyncgenfunction(inspect.unwrap(perform)) or (
+            is_async_worker(cls) and not self.allow_async
         ):
             raise AsyncWorkerError(async_perform_refusal(cls))
         declared_limits(cls)  # a bad limits attribute is refused at import, not per job
